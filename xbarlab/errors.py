@@ -1,0 +1,52 @@
+"""Exception hierarchy shared by every layer of xbarlab."""
+
+from __future__ import annotations
+
+
+class XbarlabError(Exception):
+    """Base class of every error raised on purpose by xbarlab."""
+
+
+class ConfigError(XbarlabError):
+    """A station, campaign or experiment configuration is invalid.
+
+    The message names the file, the key and what was expected.
+    """
+
+
+class SafetyLimitError(XbarlabError):
+    """A request would drive an instrument outside its configured safe limits.
+
+    Raised before any byte reaches the instrument; nothing was sent.
+    """
+
+    def __init__(self, instrument: str, limit: str, value: float, allowed: str) -> None:
+        self.instrument = instrument
+        self.limit = limit
+        self.value = value
+        self.allowed = allowed
+        super().__init__(
+            f"{instrument}: {limit} = {value:g} is outside the safe limit {allowed}; nothing was sent"
+        )
+
+
+class TransportError(XbarlabError):
+    """The link to an instrument failed (closed port, unreachable address)."""
+
+
+class TransportTimeout(TransportError):
+    """An instrument did not answer within the transport timeout."""
+
+
+class InstrumentError(XbarlabError):
+    """The instrument reported an error (from its error queue or an error reply)."""
+
+    def __init__(self, instrument: str, code: int, message: str) -> None:
+        self.instrument = instrument
+        self.code = code
+        self.message = message
+        super().__init__(f"{instrument}: error {code}: {message}")
+
+
+class ProtocolError(XbarlabError):
+    """A reply could not be understood: bad framing, CRC mismatch, wrong sequence number."""

@@ -1,0 +1,1 @@
+"""Bench model: instrument interfaces, safety limits and station files."""
