@@ -1,0 +1,280 @@
+"""Station files: parse and validate the TOML that describes a bench.
+
+A station file names each instrument, its driver, its address, options and safety
+limits. Validation collects every problem with its key so a user fixes the file in
+one pass; nothing is opened until the whole file is valid.
+
+Example::
+
+    [station]
+    name = "Lab 3 probe station"
+
+    [station.defaults]
+    read_voltage = 0.2      # V
+    tia_range = 1e-3        # A
+
+    [instruments.smu1]
+    driver = "keithley2400"
+    address = "GPIB0::24::INSTR"
+    board_port = 1          # the board's SMU port this SMU is cabled to
+    [instruments.smu1.limits]
+    max_voltage = 5.0       # V
+    max_current = 1e-3      # A
+
+    [instruments.board]
+    driver = "crossbar_board"
+    address = "/dev/ttyACM0"
+    [instruments.board.limits]
+    max_pulse_amplitude = 3.0  # V
+
+A ``[sim]`` table makes every instrument an emulator on an embedded simulated bench.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xbarlab.errors import ConfigError
+from xbarlab.instruments.registry import DRIVERS, DriverSpec
+from xbarlab.instruments.safety import BoardLimits, SmuLimits, limits_from_mapping
+
+_INSTRUMENT_KEYS = {"driver", "address", "limits", "options", "board_port", "channel", "timeout", "baudrate"}
+_DEFAULT_KEYS = {"read_voltage", "tia_range"}
+
+
+@dataclass(frozen=True)
+class InstrumentConfig:
+    """One instrument entry of a station file."""
+
+    name: str
+    driver: str
+    address: str
+    spec: DriverSpec
+    limits: SmuLimits | BoardLimits
+    channel: str | None = None
+    board_port: int | None = None
+    timeout: float = 2.0  # s
+    baudrate: int = 921600
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """A validated station file."""
+
+    name: str
+    source: str  # file path or "<string>"
+    text: str  # the file's text, stored in every log
+    instruments: dict[str, InstrumentConfig]
+    read_voltage: float = 0.2  # V
+    tia_range: float = 1e-3  # A
+    visa_library: str = ""  # pyvisa library spec for real benches ("" = pyvisa default, "@py" = pyvisa-py)
+    sim: dict[str, Any] | None = None
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.sim is not None
+
+    def smu_names(self) -> list[str]:
+        return [n for n, i in self.instruments.items() if i.spec.kind == "smu"]
+
+    def board_name(self) -> str | None:
+        names = [n for n, i in self.instruments.items() if i.spec.kind == "board"]
+        return names[0] if names else None
+
+
+def load_station(path: str | Path) -> StationConfig:
+    """Read and validate a station file. Raises ConfigError naming the file and keys."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: station file not found")
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, expected a station TOML file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read station file: {exc}") from None
+    return parse_station(text, source=str(p))
+
+
+def parse_station(text: str, source: str = "<string>") -> StationConfig:
+    """Validate station TOML text; every problem is listed in one ConfigError."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+
+    problems: list[str] = []
+    station = data.get("station", {})
+    if not isinstance(station, dict):
+        problems.append("[station] must be a table")
+        station = {}
+    unknown_top = sorted(set(data) - {"station", "instruments", "sim"})
+    if unknown_top:
+        problems.append(f"unknown top-level table(s) {', '.join(unknown_top)}; expected station, instruments, sim")
+    name = station.get("name", Path(source).stem if source != "<string>" else "station")
+    if not isinstance(name, str):
+        problems.append("station.name must be a string")
+        name = "station"
+    visa_library = station.get("visa_library", "")
+    if not isinstance(visa_library, str):
+        problems.append('station.visa_library must be a string such as "@py"')
+        visa_library = ""
+
+    defaults = station.get("defaults", {})
+    read_voltage, tia_range = 0.2, 1e-3
+    if not isinstance(defaults, dict):
+        problems.append("[station.defaults] must be a table")
+        defaults = {}
+    for key in sorted(set(defaults) - _DEFAULT_KEYS):
+        problems.append(f"station.defaults.{key}: unknown key; expected one of {', '.join(sorted(_DEFAULT_KEYS))}")
+    if "read_voltage" in defaults:
+        read_voltage = _number(defaults["read_voltage"], "station.defaults.read_voltage", problems, nonzero=True)
+    if "tia_range" in defaults:
+        tia_range = _number(defaults["tia_range"], "station.defaults.tia_range", problems, positive=True)
+
+    sim = data.get("sim")
+    if sim is not None and not isinstance(sim, dict):
+        problems.append("[sim] must be a table")
+        sim = None
+
+    instruments_raw = data.get("instruments")
+    instruments: dict[str, InstrumentConfig] = {}
+    if not isinstance(instruments_raw, dict) or not instruments_raw:
+        problems.append("[instruments] is missing or empty: a station needs at least one instrument table")
+        instruments_raw = {}
+    for inst_name, entry in instruments_raw.items():
+        where = f"instruments.{inst_name}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} must be a table")
+            continue
+        cfg = _instrument(inst_name, entry, where, problems, simulated=sim is not None)
+        if cfg is not None:
+            instruments[inst_name] = cfg
+
+    boards = [n for n, c in instruments.items() if c.spec.kind == "board"]
+    if len(boards) > 1:
+        problems.append(f"more than one crossbar board ({', '.join(boards)}); a station drives one board")
+    ports = [(c.board_port, n) for n, c in instruments.items() if c.board_port is not None]
+    seen: dict[int, str] = {}
+    for port, n in ports:
+        if port in seen:
+            problems.append(f"instruments.{n}.board_port: port {port} already used by {seen[port]}")
+        seen[port] = n
+    chans: dict[tuple[str, str | None], str] = {}
+    for n, c in instruments.items():
+        key = (c.address, c.channel)
+        if key in chans:
+            problems.append(f"instruments.{n}: same address and channel as instruments.{chans[key]}")
+        chans[key] = n
+    if boards:
+        board_limits = instruments[boards[0]].limits
+        assert isinstance(board_limits, BoardLimits)
+        if abs(read_voltage) > board_limits.max_read_voltage:
+            problems.append(
+                f"station.defaults.read_voltage = {read_voltage:g} V exceeds the board limit "
+                f"max_read_voltage = {board_limits.max_read_voltage:g} V"
+            )
+        if tia_range > board_limits.max_tia_range:
+            problems.append(
+                f"station.defaults.tia_range = {tia_range:g} A exceeds the board limit "
+                f"max_tia_range = {board_limits.max_tia_range:g} A"
+            )
+
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{source}: invalid station file:\n{listing}")
+    return StationConfig(
+        name=name,
+        source=source,
+        text=text,
+        instruments=instruments,
+        read_voltage=read_voltage,
+        tia_range=tia_range,
+        visa_library=visa_library,
+        sim=sim,
+    )
+
+
+def _number(value: Any, where: str, problems: list[str], positive: bool = False, nonzero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        problems.append(f"{where}: expected a finite number, got {value!r}")
+        return 1.0
+    if positive and value <= 0:
+        problems.append(f"{where}: expected a positive number, got {value!r}")
+    if nonzero and value == 0:
+        problems.append(f"{where}: must not be zero")
+    return float(value)
+
+
+def _instrument(
+    name: str, entry: dict[str, Any], where: str, problems: list[str], simulated: bool
+) -> InstrumentConfig | None:
+    n_before = len(problems)
+    for key in sorted(set(entry) - _INSTRUMENT_KEYS):
+        problems.append(f"{where}.{key}: unknown key; expected some of {', '.join(sorted(_INSTRUMENT_KEYS))}")
+    driver = entry.get("driver")
+    if not isinstance(driver, str):
+        problems.append(f"{where}.driver: missing; expected one of {', '.join(sorted(DRIVERS))}")
+        return None
+    spec = DRIVERS.get(driver)
+    if spec is None:
+        problems.append(f"{where}.driver: unknown driver {driver!r}; expected one of {', '.join(sorted(DRIVERS))}")
+        return None
+    address = entry.get("address")
+    if not isinstance(address, str) or not address.strip():
+        hint = "a VISA resource name such as GPIB0::24::INSTR" if spec.transport == "visa" else (
+            "a serial port such as /dev/ttyACM0 or a pyserial URL such as socket://127.0.0.1:5100"
+        )
+        problems.append(f"{where}.address: missing; expected {hint}")
+        address = ""
+    channel = entry.get("channel")
+    if spec.channels:
+        if channel is None:
+            channel = spec.channels[0]
+        if channel not in spec.channels:
+            problems.append(f"{where}.channel: {channel!r} is not a channel of {driver}; expected one of {spec.channels}")
+    elif channel is not None:
+        problems.append(f"{where}.channel: {driver} has no channels")
+    board_port = entry.get("board_port")
+    if board_port is not None:
+        if spec.kind != "smu":
+            problems.append(f"{where}.board_port: only SMUs are cabled to board ports")
+        elif isinstance(board_port, bool) or not isinstance(board_port, int) or board_port < 0:
+            problems.append(f"{where}.board_port: expected a non-negative integer, got {board_port!r}")
+    timeout = _number(entry.get("timeout", 2.0), f"{where}.timeout", problems, positive=True)
+    baudrate = entry.get("baudrate", 921600)
+    if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
+        problems.append(f"{where}.baudrate: expected a positive integer, got {baudrate!r}")
+    options = entry.get("options", {})
+    if not isinstance(options, dict):
+        problems.append(f"{where}.options must be a table")
+        options = {}
+    limits_raw = entry.get("limits", {})
+    limits: SmuLimits | BoardLimits | None = None
+    if not isinstance(limits_raw, dict):
+        problems.append(f"{where}.limits must be a table")
+    else:
+        cls = SmuLimits if spec.kind == "smu" else BoardLimits
+        try:
+            limits = limits_from_mapping(cls, limits_raw, f"{where}.limits")
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if len(problems) > n_before or limits is None:
+        return None
+    return InstrumentConfig(
+        name=name,
+        driver=driver,
+        address=address,
+        spec=spec,
+        limits=limits,
+        channel=channel,
+        board_port=board_port,
+        timeout=timeout,
+        baudrate=baudrate,
+        options=options,
+    )

@@ -1,0 +1,242 @@
+"""Station: open a whole bench from one station file and close it safely.
+
+``Station.open("stations/lab.toml")`` opens every instrument through pyvisa or
+pyserial, wraps each driver in the safety layer and configures the board's read
+path. ``close()`` (also on ``with`` exit and on error) turns every SMU output off,
+puts the board in its safe state and releases every link.
+
+For a station with a ``[sim]`` table the instruments are emulators on an embedded
+simulated bench, reached through the in-process VISA backend (``@xbarsim``) and the
+``xbarsim://`` pyserial URL handler, so the drivers run exactly the code they run on
+hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from xbarlab.drivers.transport import (
+    ByteTransport,
+    MessageTransport,
+    SerialTransport,
+    VisaTransport,
+)
+from xbarlab.errors import ConfigError, TransportError, XbarlabError
+from xbarlab.instruments.config import InstrumentConfig, StationConfig, load_station, parse_station
+from xbarlab.instruments.interfaces import CrossbarArray, SourceMeter
+from xbarlab.instruments.safety import BoardLimits, SafeCrossbar, SafeSourceMeter, SmuLimits
+
+log = logging.getLogger(__name__)
+
+Transport = MessageTransport | ByteTransport
+#: ``wrap(instrument_names, transport) -> transport``: e.g. the logbook's recorder
+TransportWrapper = Callable[[tuple[str, ...], Transport], Transport]
+#: ``open(instrument_names, config) -> transport``: replaces opening a real link (offline replay)
+TransportOpener = Callable[[tuple[str, ...], InstrumentConfig], Transport]
+
+
+def embedded_station_path(name: str = "sim") -> Path:
+    """Path of a station file shipped with xbarlab (``sim`` is the embedded simulated bench)."""
+    path = Path(str(resources.files("xbarlab") / "stations" / f"{name}.toml"))
+    if not path.exists():
+        raise ConfigError(f"no embedded station named {name!r}")
+    return path
+
+
+class Station:
+    """An open bench: safety-wrapped SMUs and crossbar board."""
+
+    def __init__(self, config: StationConfig) -> None:
+        self.config = config
+        self.smus: dict[str, SourceMeter] = {}
+        self.board: CrossbarArray | None = None
+        self.sim: Any = None  # SimBench for simulated stations
+        self.transports: dict[tuple[str, ...], Transport] = {}
+        self.identities: dict[str, str] = {}
+        self._closed = False
+
+    # -- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        source: str | Path | StationConfig | None = None,
+        *,
+        wrap_transport: TransportWrapper | None = None,
+        open_transport: TransportOpener | None = None,
+        identify: bool = True,
+    ) -> Station:
+        """Open the bench described by a station file path, TOML config or None (embedded sim).
+
+        ``wrap_transport`` wraps every link (recording for the logbook); ``open_transport``
+        replaces opening real links altogether (offline replay). Raises ConfigError for a bad
+        file and TransportError for an instrument that cannot be reached; anything opened so
+        far is closed again before the error propagates.
+        """
+        if source is None:
+            config = load_station(embedded_station_path("sim"))
+        elif isinstance(source, StationConfig):
+            config = source
+        else:
+            config = load_station(source)
+        station = cls(config)
+        try:
+            station._open_all(wrap_transport, open_transport)
+            if identify:
+                station._identify_all()
+            if station.board is not None:
+                station.board.configure(config.read_voltage, config.tia_range)
+        except BaseException:
+            station.close()
+            raise
+        return station
+
+    @classmethod
+    def from_text(cls, text: str, **kwargs: Any) -> Station:
+        """Open a station from TOML text (tests, GUI editors)."""
+        return cls.open(parse_station(text), **kwargs)
+
+    def _link_groups(self) -> dict[str, list[InstrumentConfig]]:
+        """Instruments sharing one address (channels of one SMU) share one link."""
+        groups: dict[str, list[InstrumentConfig]] = {}
+        for inst in self.config.instruments.values():
+            groups.setdefault(inst.address, []).append(inst)
+        return groups
+
+    def _open_all(self, wrap: TransportWrapper | None, opener: TransportOpener | None) -> None:
+        cfg = self.config
+        if cfg.is_simulated and opener is None:
+            from xbarlab.sim.bench import SimBench
+
+            self.sim = SimBench.from_station(cfg)
+        for _address, members in self._link_groups().items():
+            names = tuple(m.name for m in members)
+            first = members[0]
+            transport = opener(names, first) if opener is not None else self._open_link(first)
+            if wrap is not None:
+                transport = wrap(names, transport)
+            self.transports[names] = transport
+            for inst in members:
+                self._make_driver(inst, transport)
+
+    def _open_link(self, inst: InstrumentConfig) -> Transport:
+        where = f"{self.config.source}: instruments.{inst.name}"
+        if inst.spec.transport == "visa":
+            import pyvisa
+
+            library = f"{self.sim.bench_id}@xbarsim" if self.sim is not None else self.config.visa_library
+            try:
+                rm = pyvisa.ResourceManager(library)
+                res = rm.open_resource(
+                    inst.address,
+                    read_termination="\n",
+                    write_termination="\n",
+                    timeout=int(inst.timeout * 1000),
+                )
+            except (pyvisa.errors.Error, ValueError, OSError) as exc:
+                raise TransportError(f"{where}: cannot open VISA address {inst.address!r}: {exc}") from None
+            return VisaTransport(res)
+        import serial
+
+        url = self.sim.serial_url(inst.name) if self.sim is not None else inst.address
+        try:
+            port = serial.serial_for_url(url, baudrate=inst.baudrate, timeout=inst.timeout)
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise TransportError(f"{where}: cannot open serial port {inst.address!r}: {exc}") from None
+        return SerialTransport(port)
+
+    def _make_driver(self, inst: InstrumentConfig, transport: Transport) -> None:
+        driver_cls = inst.spec.load()
+        kwargs: dict[str, Any] = {"name": inst.name}
+        if inst.spec.channels:
+            kwargs["channel"] = inst.channel
+        kwargs.update(inst.options)
+        try:
+            driver = driver_cls(transport, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(
+                f"{self.config.source}: instruments.{inst.name}.options: not accepted by {inst.driver}: {exc}"
+            ) from None
+        if inst.spec.kind == "smu":
+            assert isinstance(inst.limits, SmuLimits)
+            self.smus[inst.name] = SafeSourceMeter(driver, inst.limits)
+        else:
+            assert isinstance(inst.limits, BoardLimits)
+            self.board = SafeCrossbar(driver, inst.limits)
+
+    def _identify_all(self) -> None:
+        for name, smu in self.smus.items():
+            self.identities[name] = smu.identify()
+        if self.board is not None:
+            self.identities[self.board.name] = self.board.identify().identity
+
+    # -- use -----------------------------------------------------------------------------
+    def smu(self, name: str | None = None) -> SourceMeter:
+        """The SMU called ``name``, or the first one when None."""
+        if not self.smus:
+            raise ConfigError(f"{self.config.source}: the station has no SMU")
+        if name is None:
+            return next(iter(self.smus.values()))
+        try:
+            return self.smus[name]
+        except KeyError:
+            raise ConfigError(f"no SMU named {name!r}; the station has {', '.join(self.smus)}") from None
+
+    def require_board(self) -> CrossbarArray:
+        """The crossbar board, or a clear error if the station has none."""
+        if self.board is None:
+            raise ConfigError(f"{self.config.source}: the station has no crossbar board")
+        return self.board
+
+    def board_port(self, smu_name: str) -> int:
+        """The board SMU port that ``smu_name`` is cabled to."""
+        port = self.config.instruments[smu_name].board_port
+        if port is None:
+            raise ConfigError(
+                f"{self.config.source}: instruments.{smu_name}.board_port is not set; "
+                "cannot route this SMU to a cell"
+            )
+        return port
+
+    def sim_time(self) -> float | None:
+        """Simulated clock in s (None on a real bench)."""
+        return self.sim.clock.now if self.sim is not None else None
+
+    def safe_state(self) -> list[str]:
+        """Outputs off, board lines grounded, SMUs unrouted. Returns problems met (if any)."""
+        problems: list[str] = []
+        for name, smu in self.smus.items():
+            try:
+                smu.set_output(False)
+            except XbarlabError as exc:
+                problems.append(f"{name}: output off failed: {exc}")
+        if self.board is not None:
+            try:
+                self.board.all_off()
+            except XbarlabError as exc:
+                problems.append(f"{self.board.name}: all-off failed: {exc}")
+        return problems
+
+    def close(self) -> None:
+        """Safe state, then release every link. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for problem in self.safe_state():
+            log.warning("while closing station: %s", problem)
+        for names, transport in self.transports.items():
+            try:
+                transport.close()
+            except Exception as exc:  # noqa: BLE001 - closing must go on
+                log.warning("closing link of %s failed: %s", ", ".join(names), exc)
+        if self.sim is not None:
+            self.sim.close()
+
+    def __enter__(self) -> Station:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
