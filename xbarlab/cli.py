@@ -1,0 +1,156 @@
+"""The `xbarlab` command line.
+
+Every command prints one clear line on bad input (file, key, what was expected) and
+exits with status 2; instrument problems exit with status 1. No tracebacks unless
+``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from xbarlab import __version__
+from xbarlab.errors import ConfigError, XbarlabError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _station_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--station",
+        metavar="FILE",
+        default=None,
+        help="station TOML file (default: the embedded simulated bench)",
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from xbarlab.demo import format_report, run_demo
+    from xbarlab.instruments.station import Station
+
+    with Station.open(args.station) as station:
+        result = run_demo(station, seed=args.seed)
+        print(format_report(result, station))
+    return 0
+
+
+def cmd_station_check(args: argparse.Namespace) -> int:
+    from xbarlab.instruments.config import load_station
+    from xbarlab.instruments.station import Station
+
+    config = load_station(args.file)
+    print(f"{args.file}: valid station file '{config.name}'")
+    for inst in config.instruments.values():
+        extra = f" channel {inst.channel}" if inst.channel else ""
+        port = f" -> board port {inst.board_port}" if inst.board_port is not None else ""
+        print(f"  {inst.name:<8} {inst.driver:<16} {inst.address}{extra}{port}")
+        print(f"           limits: {_limits_text(inst.limits)}")
+    if config.is_simulated:
+        print("  (simulated bench: every instrument is an emulator)")
+    if args.connect:
+        with Station.open(config) as station:
+            for name, ident in station.identities.items():
+                print(f"  {name:<8} answers: {ident}")
+        print("all instruments answered")
+    return 0
+
+
+def _limits_text(limits: object) -> str:
+    from dataclasses import asdict
+
+    return ", ".join(f"{k}={v:g}" for k, v in asdict(limits).items())  # type: ignore[call-overload]
+
+
+def cmd_sim_serve(args: argparse.Namespace) -> int:
+    from xbarlab.instruments.config import load_station
+    from xbarlab.instruments.station import embedded_station_path
+    from xbarlab.sim.bench import SimBench
+    from xbarlab.sim.server import serve_bench
+
+    config = load_station(args.station or embedded_station_path("sim"))
+    if not config.is_simulated:
+        raise ConfigError(f"{config.source}: has no [sim] table; `sim serve` needs a simulated station")
+    bench = SimBench.from_station(config)
+    try:
+        serve_bench(bench, host=args.host, base_port=args.base_port, announce=print)
+    finally:
+        bench.close()
+    return 0
+
+
+def cmd_log_show(args: argparse.Namespace) -> int:
+    from xbarlab.logbook import summary
+
+    print(summary(args.file))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xbarlab",
+        description="Analog in-memory computing experiments on resistive crossbar arrays.",
+    )
+    parser.add_argument("--version", action="version", version=f"xbarlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="end-to-end tour of a bench (default: the embedded simulated bench)")
+    _station_arg(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the demo's random MVM input")
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("station", help="station files")
+    ssub = p.add_subparsers(dest="station_command", metavar="ACTION")
+    c = ssub.add_parser("check", help="validate a station file; --connect identifies every instrument")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--connect", action="store_true", help="open the bench and identify every instrument")
+    c.set_defaults(handler=cmd_station_check)
+
+    p = sub.add_parser("sim", help="the simulated bench")
+    ssub = p.add_subparsers(dest="sim_command", metavar="ACTION")
+    c = ssub.add_parser("serve", help="serve the simulated instruments on loopback sockets")
+    _station_arg(c)
+    c.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    c.add_argument("--base-port", type=int, default=5025, help="first TCP port (default 5025)")
+    c.set_defaults(handler=cmd_sim_serve)
+
+    p = sub.add_parser("log", help="HDF5 logbooks")
+    ssub = p.add_subparsers(dest="log_command", metavar="ACTION")
+    c = ssub.add_parser("show", help="print a readable summary of a log file")
+    c.add_argument("file", metavar="FILE", type=Path)
+    c.set_defaults(handler=cmd_log_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        # a command group without its action, or no command at all
+        parser.parse_args([*(argv or sys.argv[1:]), "--help"])
+        return 2
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        if args.debug:
+            raise
+        print(f"xbarlab: error: {exc}", file=sys.stderr)
+        return 2
+    except XbarlabError as exc:
+        if args.debug:
+            raise
+        print(f"xbarlab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("xbarlab: interrupted; outputs were switched off", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
