@@ -237,7 +237,9 @@ def _instrument(
         if channel is None:
             channel = spec.channels[0]
         if channel not in spec.channels:
-            problems.append(f"{where}.channel: {channel!r} is not a channel of {driver}; expected one of {spec.channels}")
+            problems.append(
+                f"{where}.channel: {channel!r} is not a channel of {driver}; expected one of {spec.channels}"
+            )
     elif channel is not None:
         problems.append(f"{where}.channel: {driver} has no channels")
     board_port = entry.get("board_port")
