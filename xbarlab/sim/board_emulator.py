@@ -1,0 +1,508 @@
+"""Emulated crossbar test board: answers the board protocol (v1) from the array physics.
+
+Every read goes through the periphery as on the real board: requested voltages pass the
+input DAC (``Periphery.dac``), the array physics (``CrossbarModel``) gives the currents,
+and the TIA/ADC model (``Periphery.adc``: per-line gain and offset errors, quantisation,
+saturation) gives what the board reports. Clipped samples are flagged in the reply's
+saturation mask. The simulated clock advances by the time the board would take: serial
+transfer of both frames at the configured baud rate, firmware overhead, settling, ADC
+conversions, pulse widths and inter-pulse gaps, switch-matrix settling.
+
+The frame codec and payload layouts live in :mod:`xbarlab.protocol.board`; the protocol
+is specified in ``docs/board-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from xbarlab.protocol import board as bp
+from xbarlab.protocol.board import Err, Frame, FrameError, Op, PayloadError
+from xbarlab.sim.clock import SimClock
+from xbarlab.sim.emulator import StreamEmulator
+from xbarlab.sim.faults import FaultPlan
+from xbarlab.sim.terminals import SmuTerminal
+
+DEFAULT_IDENTITY = "xbarlab,XB-1 crossbar test board (emulated),SN00001,fw 1.0"
+
+
+@dataclass(frozen=True)
+class BoardTiming:
+    """How long the board takes (s). Defaults are those of a microcontroller/FPGA test board.
+
+    ``baud_rate`` 921 600 is the serial rate of the ArC ONE board (REFERENCE.md, "Crossbar
+    boards that exist"); 8N1 framing sends 10 bits per byte.
+    """
+
+    baud_rate: float = 921_600.0  # bit/s
+    bits_per_byte: int = 10  # start + 8 data + stop
+    command_overhead: float = 20e-6  # s, firmware parse and dispatch per frame
+    settling_time: float = 5e-6  # s, DAC + TIA settling before each conversion group
+    adc_conversion_time: float = 10e-6  # s per sample and converter
+    adc_channels: int = 1  # converters running in parallel (1: one multiplexed ADC)
+    pulse_gap: float = 1e-6  # s between consecutive pulses (driver switching)
+    switch_time: float = 100e-6  # s, SMU routing switch matrix settling
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"board timing {f.name} must be a non-negative number, got {value!r}")
+        if self.baud_rate <= 0 or self.bits_per_byte <= 0 or self.adc_channels < 1:
+            raise ValueError("board timing: baud_rate, bits_per_byte and adc_channels must be positive")
+
+    def transfer(self, nbytes: int) -> float:
+        """Serial transfer time of ``nbytes`` bytes in s."""
+        return nbytes * self.bits_per_byte / self.baud_rate
+
+    def conversions(self, samples: int) -> float:
+        """Settling plus ADC conversion time of ``samples`` samples in s."""
+        return self.settling_time + math.ceil(samples / self.adc_channels) * self.adc_conversion_time
+
+
+def _as(cls: type, value: Any, what: str) -> Any:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        try:
+            return cls(**value)
+        except TypeError as exc:
+            known = ", ".join(f.name for f in fields(cls))
+            raise ValueError(f"board {what}: {exc}; expected some of {known}") from None
+    raise TypeError(f"board {what} must be a {cls.__name__} or a dict, got {type(value).__name__}")
+
+
+class _Reject(PayloadError):
+    """A request refused with an error reply; nothing was applied."""
+
+
+#: opcodes that drive the array lines: refused before CONFIGURE and while an SMU port is routed
+_ARRAY_OPS = frozenset(
+    {Op.READ_CELL, Op.READ_ALL, Op.READ_CELLS, Op.MVM_FORWARD, Op.MVM_TRANSPOSE, Op.PULSE, Op.PULSE_BATCH,
+     Op.OUTER_PRODUCT}
+)
+
+
+class BoardEmulator(StreamEmulator):
+    """The crossbar test board over simulated physics.
+
+    ``model`` is a ``CrossbarModel`` and ``periphery`` a ``Periphery`` (docs/architecture.md).
+    ``smu_terminals`` maps the board's SMU ports to the terminals of the SMUs cabled to them;
+    ROUTE_SMU connects ``model.cell_load(row, col)`` to that terminal. ``limits`` and
+    ``timing`` accept the dataclass or a dict of its fields (a TOML ``[sim.board]`` table).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        periphery: Any,
+        clock: SimClock,
+        smu_terminals: dict[int, SmuTerminal] | None = None,
+        *,
+        identity: str = DEFAULT_IDENTITY,
+        smu_ports: int = 4,
+        limits: bp.HardwareLimits | dict[str, Any] | None = None,
+        timing: BoardTiming | dict[str, Any] | None = None,
+        temperature: float = 25.0,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        super().__init__(faults)
+        self.model = model
+        self.periphery = periphery
+        self.clock = clock
+        self.smu_terminals: dict[int, SmuTerminal] = dict(smu_terminals or {})
+        if not 1 <= smu_ports <= 8:
+            raise ValueError(f"smu_ports must be 1..8 (a bit each in GET_STATUS), got {smu_ports}")
+        bad = sorted(p for p in self.smu_terminals if not 0 <= p < smu_ports)
+        if bad:
+            raise ValueError(f"SMU terminal(s) cabled to port(s) {bad}, but the board has ports 0..{smu_ports - 1}")
+        self.limits: bp.HardwareLimits = _as(bp.HardwareLimits, limits, "limits")
+        self.timing: BoardTiming = _as(BoardTiming, timing, "timing")
+        self.temperature = float(temperature)
+        self.rows = int(model.rows)
+        self.cols = int(model.cols)
+        if not (1 <= self.rows <= 0xFFFF and 1 <= self.cols <= 0xFFFF):
+            raise ValueError(f"array of {self.rows}x{self.cols} cells cannot be addressed with u16 indices")
+        self.identity = bp.BoardIdentity(
+            identity=identity,
+            protocol_version=bp.PROTOCOL_VERSION,
+            rows=self.rows,
+            cols=self.cols,
+            array_kind=bp.ArrayKind.from_label(str(getattr(model, "kind", "1T1R"))),
+            smu_ports=smu_ports,
+            dac_bits=int(getattr(periphery, "dac_bits", 0) or 0),
+            adc_bits=int(getattr(periphery, "adc_bits", 0) or 0),
+            limits=self.limits,
+        )
+        # hardware limits as float32, the precision of the values on the wire
+        lim = self.limits
+        self._max_amp = np.float32(lim.max_pulse_amplitude)
+        self._max_in = np.float32(lim.max_input_voltage)
+        self._tia_min = np.float32(lim.min_tia_range)
+        self._tia_max = np.float32(lim.max_tia_range)
+        self._handlers: dict[int, Callable[[bytes], tuple[bytes, int]]] = {
+            Op.IDENTIFY: self._identify,
+            Op.GET_STATUS: self._get_status,
+            Op.CONFIGURE: self._configure,
+            Op.ALL_OFF: self._all_off,
+            Op.READ_CELL: self._read_cell,
+            Op.READ_ALL: self._read_all,
+            Op.READ_CELLS: self._read_cells,
+            Op.MVM_FORWARD: self._mvm_forward,
+            Op.MVM_TRANSPOSE: self._mvm_transpose,
+            Op.PULSE: self._pulse,
+            Op.PULSE_BATCH: self._pulse_batch,
+            Op.OUTER_PRODUCT: self._outer_product,
+            Op.ROUTE_SMU: self._route_smu,
+            Op.UNROUTE_SMU: self._unroute_smu,
+        }
+        self.boot_count = 0
+        self.error_count = 0
+        self.link_errors = 0
+        self.frames = 0
+        self._hunting = False
+        self.power_on_reset()
+
+    # -- state ---------------------------------------------------------------------------------
+    def power_on_reset(self) -> None:
+        """Power-on state: lines grounded, SMU ports unrouted, configuration lost (CONFIGURE needed)."""
+        self._disconnect_all()
+        self.configured = False
+        self.config = bp.Configuration(self.rows, self.cols, 0.0, float(self.limits.max_tia_range))
+        self.error_count = 0
+        self.link_errors = 0
+        self.frames = 0
+        self._hunting = False
+        self.boot_count += 1
+
+    def _disconnect_all(self) -> None:
+        for terminal in self.smu_terminals.values():
+            terminal.disconnect()
+        self.routes: dict[int, tuple[int, int]] = {}
+
+    def inject_dead_cell(self, row: int, col: int, mode: str = "off") -> None:
+        """Fault injection: cell (row, col) dies stuck ``"off"`` or stuck ``"on"`` (``model.kill_cell``)."""
+        if not (0 <= row < self.rows and 0 <= col < self.cols):
+            raise ValueError(f"cell ({row}, {col}) is outside the {self.rows}x{self.cols} array")
+        self.model.kill_cell(row, col, mode=mode)
+
+    def status(self) -> bp.BoardStatus:
+        """What GET_STATUS reports."""
+        cfg = self.config
+        return bp.BoardStatus(
+            board_time=self.clock.now,
+            temperature=self.temperature,
+            error_count=self.error_count,
+            link_errors=self.link_errors,
+            frames=self.frames,
+            boot_count=self.boot_count,
+            configured=self.configured,
+            routed_ports=sum(1 << p for p in self.routes),
+            active_rows=cfg.active_rows,
+            active_cols=cfg.active_cols,
+            read_voltage=cfg.read_voltage,
+            tia_range=cfg.tia_range,
+        )
+
+    # -- framing ---------------------------------------------------------------------------------
+    def _process(self, inbuf: bytearray) -> list[bytes]:
+        replies: list[bytes] = []
+        timing = self.timing
+        for item in bp.split_frames(inbuf, self.limits.max_payload):
+            if isinstance(item, FrameError):
+                self.link_errors += 1
+                if item.code == Err.BAD_HEADER:
+                    # answer the first unreadable header only; stay quiet while hunting for sync
+                    if self._hunting:
+                        continue
+                    self._hunting = True
+                reply = self._error(item.opcode or 0, item.seq or 0, item.code, str(item))
+                self.clock.advance(timing.transfer(bp.OVERHEAD + len(reply)) + timing.command_overhead)
+                replies.append(reply)
+                continue
+            self._hunting = False
+            self.clock.advance(timing.transfer(bp.OVERHEAD + len(item.payload)) + timing.command_overhead)
+            if self.faults.take_reset():
+                self.power_on_reset()
+            self.frames += 1
+            reply = self._execute(item)
+            self.clock.advance(timing.transfer(len(reply)))
+            replies.append(reply)
+        return replies
+
+    def _error(self, opcode: int, seq: int, code: int, message: str) -> bytes:
+        self.error_count += 1
+        return bp.encode_error_reply(opcode, seq, code, message)
+
+    def _execute(self, frame: Frame) -> bytes:
+        op, seq = frame.opcode, frame.seq
+        if frame.version != bp.PROTOCOL_VERSION:
+            return self._error(op, seq, Err.BAD_VERSION,
+                               f"protocol version {frame.version} not supported; this board speaks 1")
+        handler = self._handlers.get(op)
+        if handler is None:
+            return self._error(op, seq, Err.UNKNOWN_OPCODE, f"unknown opcode 0x{op:02x}")
+        if op in _ARRAY_OPS or op in (Op.CONFIGURE, Op.ROUTE_SMU):
+            if op != Op.CONFIGURE and not self.configured:
+                return self._error(op, seq, Err.NOT_CONFIGURED,
+                                   "board not configured since power-on; send CONFIGURE first")
+            if self.routes and op != Op.ROUTE_SMU:
+                ports = ", ".join(str(p) for p in sorted(self.routes))
+                return self._error(op, seq, Err.SMU_ROUTED,
+                                   f"SMU port(s) {ports} routed to the array; unroute them first")
+        try:
+            payload, flags = handler(frame.payload)
+        except PayloadError as exc:
+            return self._error(op, seq, exc.code, str(exc))
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            return self._error(op, seq, Err.INTERNAL, f"{type(exc).__name__}: {exc}")
+        return bp.encode_reply(op, seq, payload, flags)
+
+    # -- checks ---------------------------------------------------------------------------------
+    @staticmethod
+    def _empty(payload: bytes, what: str) -> None:
+        if payload:
+            raise _Reject(Err.BAD_LENGTH, f"{what} takes no payload, got {len(payload)} bytes")
+
+    def _check_cells(self, rows: np.ndarray, cols: np.ndarray, what: str) -> None:
+        ar, ac = self.config.active_rows, self.config.active_cols
+        bad = (rows >= ar) | (cols >= ac)
+        if bad.any():
+            i = int(np.argmax(bad))
+            where = f" {i}" if len(rows) > 1 else ""
+            raise _Reject(Err.INDEX_RANGE,
+                          f"{what}{where}: cell ({int(rows[i])}, {int(cols[i])}) outside the active {ar}x{ac} region")
+
+    def _check_amplitudes(self, amplitudes: np.ndarray, what: str) -> None:
+        bad = ~np.isfinite(amplitudes)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise _Reject(Err.BAD_VALUE, f"{what}: amplitude {float(amplitudes[i])} is not finite")
+        over = np.abs(amplitudes) > self._max_amp
+        if over.any():
+            i = int(np.argmax(over))
+            raise _Reject(Err.VOLTAGE_LIMIT,
+                          f"{what}: amplitude {float(amplitudes[i]):g} V exceeds +-{float(self._max_amp):g} V")
+
+    def _check_widths(self, widths_ns: np.ndarray, what: str) -> None:
+        lim = self.limits
+        bad = (widths_ns < lim.min_pulse_width_ns) | (widths_ns > lim.max_pulse_width_ns)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise _Reject(Err.WIDTH_LIMIT, f"{what}: width {int(widths_ns[i])} ns outside "
+                          f"[{lim.min_pulse_width_ns}, {lim.max_pulse_width_ns}] ns")
+
+    def _check_inputs(self, v: np.ndarray, what: str) -> None:
+        if not np.isfinite(v).all():
+            raise _Reject(Err.BAD_VALUE, f"{what}: non-finite voltage")
+        if v.size and np.abs(v).max() > self._max_in:
+            raise _Reject(Err.VOLTAGE_LIMIT,
+                          f"{what}: |V| = {float(np.abs(v).max()):g} V exceeds +-{float(self._max_in):g} V")
+
+    def _check_reply_size(self, samples: int, what: str) -> None:
+        if bp.measurement_size(samples) > self.limits.max_payload:
+            raise _Reject(Err.FRAME_TOO_LARGE, f"{what}: a reply of {samples} samples exceeds "
+                          f"{self.limits.max_payload} bytes; read fewer at a time")
+
+    # -- periphery ---------------------------------------------------------------------------------
+    def _dac(self, volts: np.ndarray) -> np.ndarray:
+        return np.asarray(self.periphery.dac(np.asarray(volts, dtype=float), float(self._max_in)), dtype=float)
+
+    def _adc(self, currents: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """(reported currents A, saturated mask) of a full line vector (length cols or rows)."""
+        fs = self.config.tia_range
+        reported = np.asarray(self.periphery.adc(currents, fs, side=side), dtype=float)
+        bits = self.identity.adc_bits
+        lsb = 2.0 * fs / (1 << bits) if bits else 0.0
+        saturated = (np.abs(reported) >= fs - 1.5 * lsb) | (np.abs(currents) >= fs)
+        return reported, saturated
+
+    def _read_cells_physics(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Read cells one at a time at the read voltage (selected row driven, others grounded)."""
+        v = float(self._dac(np.array([self.config.read_voltage]))[0])
+        out = np.empty(len(rows))
+        sat = np.empty(len(rows), dtype=bool)
+        line = np.zeros(self.cols)
+        for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+            line[c] = self.model.cell_current(r, c, v)
+            reported, saturated = self._adc(line, "col")
+            out[i], sat[i] = reported[c], saturated[c]
+            line[c] = 0.0
+        self.clock.advance(len(rows) * self.timing.conversions(1))
+        return out, sat
+
+    # -- commands ---------------------------------------------------------------------------------
+    def _identify(self, payload: bytes) -> tuple[bytes, int]:
+        self._empty(payload, "IDENTIFY")
+        return self.identity.pack(), 0
+
+    def _get_status(self, payload: bytes) -> tuple[bytes, int]:
+        self._empty(payload, "GET_STATUS")
+        return self.status().pack(), 0
+
+    def _configure(self, payload: bytes) -> tuple[bytes, int]:
+        cfg = bp.Configuration.unpack(payload)
+        if not (1 <= cfg.active_rows <= self.rows and 1 <= cfg.active_cols <= self.cols):
+            raise _Reject(Err.BAD_REGION, f"active region {cfg.active_rows}x{cfg.active_cols} must be within "
+                          f"1x1 .. {self.rows}x{self.cols}")
+        rv, tia = np.float32(cfg.read_voltage), np.float32(cfg.tia_range)
+        if not (np.isfinite(rv) and np.isfinite(tia)):
+            raise _Reject(Err.BAD_VALUE, "read voltage and TIA range must be finite")
+        if rv == 0 or abs(rv) > self._max_in:
+            raise _Reject(Err.VOLTAGE_LIMIT, f"read voltage {float(rv):g} V must be non-zero and within "
+                          f"+-{float(self._max_in):g} V")
+        if not self._tia_min <= tia <= self._tia_max:
+            raise _Reject(Err.TIA_RANGE, f"TIA range {float(tia):g} A outside [{float(self._tia_min):g}, "
+                          f"{float(self._tia_max):g}] A")
+        self.config = cfg
+        self.configured = True
+        self.clock.advance(self.timing.settling_time)
+        return cfg.pack(), 0
+
+    def _all_off(self, payload: bytes) -> tuple[bytes, int]:
+        self._empty(payload, "ALL_OFF")
+        if self.routes:
+            self.clock.advance(self.timing.switch_time)
+        self._disconnect_all()
+        return b"", 0
+
+    def _measurement(self, values: np.ndarray, saturated: np.ndarray) -> tuple[bytes, int]:
+        flags = bp.FLAG_SATURATED if saturated.any() else 0
+        return bp.pack_measurement(values, saturated), flags
+
+    def _read_cell(self, payload: bytes) -> tuple[bytes, int]:
+        row, col = bp.unpack_cell(payload)
+        rows, cols = np.array([row]), np.array([col])
+        self._check_cells(rows, cols, "READ_CELL")
+        return self._measurement(*self._read_cells_physics(rows, cols))
+
+    def _read_cells(self, payload: bytes) -> tuple[bytes, int]:
+        rec = bp.unpack_cells(payload)
+        rows, cols = rec["row"].astype(np.intp), rec["col"].astype(np.intp)
+        self._check_cells(rows, cols, "READ_CELLS cell")
+        self._check_reply_size(len(rows), "READ_CELLS")
+        return self._measurement(*self._read_cells_physics(rows, cols))
+
+    def _read_all(self, payload: bytes) -> tuple[bytes, int]:
+        first, count = bp.unpack_read_all(payload)
+        ar, ac = self.config.active_rows, self.config.active_cols
+        if count < 1 or first + count > ar:
+            raise _Reject(Err.INDEX_RANGE, f"READ_ALL rows {first}..{first + count - 1} outside the active "
+                          f"rows 0..{ar - 1}")
+        self._check_reply_size(count * ac, "READ_ALL")
+        v = float(self._dac(np.array([self.config.read_voltage]))[0])
+        values = np.empty((count, ac))
+        sat = np.empty((count, ac), dtype=bool)
+        drive = np.zeros(self.rows)
+        for i, r in enumerate(range(first, first + count)):  # row by row: one row driven, columns read
+            drive[r] = v
+            reported, saturated = self._adc(np.asarray(self.model.column_currents(drive), dtype=float), "col")
+            values[i], sat[i] = reported[:ac], saturated[:ac]
+            drive[r] = 0.0
+        self.clock.advance(count * self.timing.conversions(ac))
+        return self._measurement(values.ravel(), sat.ravel())
+
+    def _mvm(self, payload: bytes, transpose: bool) -> tuple[bytes, int]:
+        ar, ac = self.config.active_rows, self.config.active_cols
+        n_in, n_out = (ac, ar) if transpose else (ar, ac)
+        what = "MVM_TRANSPOSE column voltages" if transpose else "MVM_FORWARD row voltages"
+        v = bp.unpack_vector(payload, n_in, what)
+        self._check_inputs(v, what)
+        drive = np.zeros(self.rows if not transpose else self.cols)
+        drive[:n_in] = self._dac(v)
+        if transpose:
+            currents = self.model.row_currents(drive)
+        else:
+            currents = self.model.column_currents(drive)
+        reported, saturated = self._adc(np.asarray(currents, dtype=float), "row" if transpose else "col")
+        self.clock.advance(self.timing.conversions(n_out))
+        return self._measurement(reported[:n_out], saturated[:n_out])
+
+    def _mvm_forward(self, payload: bytes) -> tuple[bytes, int]:
+        return self._mvm(payload, transpose=False)
+
+    def _mvm_transpose(self, payload: bytes) -> tuple[bytes, int]:
+        return self._mvm(payload, transpose=True)
+
+    def _apply(self, rows: np.ndarray, cols: np.ndarray, amplitudes: np.ndarray, widths_ns: np.ndarray) -> None:
+        widths = widths_ns.astype(float) * 1e-9
+        self.model.apply_pulses(rows.astype(np.intp), cols.astype(np.intp), amplitudes.astype(float), widths)
+        self.clock.advance(float(widths.sum()) + len(widths) * self.timing.pulse_gap)
+
+    def _pulse(self, payload: bytes) -> tuple[bytes, int]:
+        row, col, amplitude, width_ns = bp.unpack_pulse(payload)
+        rows, cols = np.array([row]), np.array([col])
+        amps, widths = np.array([amplitude], dtype=np.float32), np.array([width_ns])
+        self._check_cells(rows, cols, "PULSE")
+        self._check_amplitudes(amps, "PULSE")
+        self._check_widths(widths, "PULSE")
+        self._apply(rows, cols, amps, widths)
+        return b"", 0
+
+    def _pulse_batch(self, payload: bytes) -> tuple[bytes, int]:
+        rec, readback = bp.unpack_pulse_batch(payload)
+        rows, cols, amps, widths = rec["row"], rec["col"], rec["amplitude"], rec["width_ns"]
+        what = "PULSE_BATCH pulse"  # every pulse is checked before the first one is applied
+        self._check_cells(rows, cols, what)
+        self._check_amplitudes(amps, what)
+        self._check_widths(widths, what)
+        self._apply(rows, cols, amps, widths)
+        if not readback:
+            return b"", 0
+        return self._measurement(*self._read_cells_physics(rows.astype(np.intp), cols.astype(np.intp)))
+
+    def _outer_product(self, payload: bytes) -> tuple[bytes, int]:
+        ar, ac = self.config.active_rows, self.config.active_cols
+        amplitude, width_ns, row_trains, col_trains = bp.unpack_outer_product(payload, ar, ac)
+        slots = row_trains.shape[1]
+        if slots < 1:
+            raise _Reject(Err.BAD_VALUE, "OUTER_PRODUCT needs at least one slot")
+        if np.abs(row_trains).max() > 1 or np.abs(col_trains).max() > 1:
+            raise _Reject(Err.BAD_VALUE, "OUTER_PRODUCT trains must hold only -1, 0, +1")
+        self._check_amplitudes(np.array([amplitude], dtype=np.float32), "OUTER_PRODUCT")
+        self._check_widths(np.array([width_ns]), "OUTER_PRODUCT")
+        full_rows = np.zeros((self.rows, slots), dtype=np.int8)
+        full_cols = np.zeros((self.cols, slots), dtype=np.int8)
+        full_rows[:ar] = row_trains
+        full_cols[:ac] = col_trains
+        width = width_ns * 1e-9
+        self.model.outer_product_update(full_rows, full_cols, float(amplitude), width)
+        self.clock.advance(slots * (width + self.timing.pulse_gap))
+        return b"", 0
+
+    def _check_port(self, port: int) -> None:
+        if port >= self.identity.smu_ports:
+            raise _Reject(Err.BAD_PORT, f"SMU port {port} does not exist (ports 0..{self.identity.smu_ports - 1})")
+
+    def _route_smu(self, payload: bytes) -> tuple[bytes, int]:
+        port, row, col = bp.unpack_route(payload)
+        self._check_port(port)
+        self._check_cells(np.array([row]), np.array([col]), "ROUTE_SMU")
+        for other, (r, c) in self.routes.items():
+            if other != port and (r == row or c == col):
+                raise _Reject(Err.ROUTE_CONFLICT, f"SMU port {other} is routed to cell ({r}, {c}), which shares "
+                              f"a line with ({row}, {col})")
+        terminal = self.smu_terminals.get(port)
+        if terminal is not None:
+            terminal.disconnect()
+            terminal.connect(self.model.cell_load(row, col))
+        self.routes[port] = (row, col)
+        self.clock.advance(self.timing.switch_time)
+        return b"", 0
+
+    def _unroute_smu(self, payload: bytes) -> tuple[bytes, int]:
+        port = bp.unpack_port(payload)
+        self._check_port(port)
+        if self.routes.pop(port, None) is not None:
+            terminal = self.smu_terminals.get(port)
+            if terminal is not None:
+                terminal.disconnect()
+            self.clock.advance(self.timing.switch_time)
+        return b"", 0
