@@ -79,6 +79,11 @@ def _as(cls: type, value: Any, what: str) -> Any:
     raise TypeError(f"board {what} must be a {cls.__name__} or a dict, got {type(value).__name__}")
 
 
+def _nth(what: str, i: int, values: np.ndarray) -> str:
+    """``what`` with the offending index when the request holds several items."""
+    return f"{what} {i}" if len(values) > 1 else what
+
+
 class _Reject(PayloadError):
     """A request refused with an error reply; nothing was applied."""
 
@@ -276,35 +281,34 @@ class BoardEmulator(StreamEmulator):
         bad = (rows >= ar) | (cols >= ac)
         if bad.any():
             i = int(np.argmax(bad))
-            where = f" {i}" if len(rows) > 1 else ""
-            raise _Reject(Err.INDEX_RANGE,
-                          f"{what}{where}: cell ({int(rows[i])}, {int(cols[i])}) outside the active {ar}x{ac} region")
+            cell = f"({int(rows[i])}, {int(cols[i])})"
+            raise _Reject(Err.INDEX_RANGE, f"{_nth(what, i, rows)}: cell {cell} outside the active {ar}x{ac} region")
 
     def _check_amplitudes(self, amplitudes: np.ndarray, what: str) -> None:
         bad = ~np.isfinite(amplitudes)
         if bad.any():
             i = int(np.argmax(bad))
-            raise _Reject(Err.BAD_VALUE, f"{what}: amplitude {float(amplitudes[i])} is not finite")
+            raise _Reject(Err.BAD_VALUE, f"{_nth(what, i, amplitudes)}: amplitude {float(amplitudes[i])} is not finite")
         over = np.abs(amplitudes) > self._max_amp
         if over.any():
             i = int(np.argmax(over))
-            raise _Reject(Err.VOLTAGE_LIMIT,
-                          f"{what}: amplitude {float(amplitudes[i]):g} V exceeds +-{float(self._max_amp):g} V")
+            raise _Reject(Err.VOLTAGE_LIMIT, f"{_nth(what, i, amplitudes)}: amplitude {float(amplitudes[i]):g} V "
+                          f"exceeds +-{float(self._max_amp):g} V")
 
     def _check_widths(self, widths_ns: np.ndarray, what: str) -> None:
         lim = self.limits
         bad = (widths_ns < lim.min_pulse_width_ns) | (widths_ns > lim.max_pulse_width_ns)
         if bad.any():
             i = int(np.argmax(bad))
-            raise _Reject(Err.WIDTH_LIMIT, f"{what}: width {int(widths_ns[i])} ns outside "
+            raise _Reject(Err.WIDTH_LIMIT, f"{_nth(what, i, widths_ns)}: width {int(widths_ns[i])} ns outside "
                           f"[{lim.min_pulse_width_ns}, {lim.max_pulse_width_ns}] ns")
 
     def _check_inputs(self, v: np.ndarray, what: str) -> None:
-        if not np.isfinite(v).all():
-            raise _Reject(Err.BAD_VALUE, f"{what}: non-finite voltage")
-        if v.size and np.abs(v).max() > self._max_in:
-            raise _Reject(Err.VOLTAGE_LIMIT,
-                          f"{what}: |V| = {float(np.abs(v).max()):g} V exceeds +-{float(self._max_in):g} V")
+        peak = np.abs(v).max() if v.size else 0.0
+        if not peak <= self._max_in:  # one reduction: NaN fails this comparison too
+            if not np.isfinite(v).all():
+                raise _Reject(Err.BAD_VALUE, f"{what}: non-finite voltage")
+            raise _Reject(Err.VOLTAGE_LIMIT, f"{what}: |V| = {float(peak):g} V exceeds +-{float(self._max_in):g} V")
 
     def _check_reply_size(self, samples: int, what: str) -> None:
         if bp.measurement_size(samples) > self.limits.max_payload:

@@ -1,0 +1,391 @@
+"""Board emulator: answers protocol v1 frames from the physics, refuses bad requests, keeps time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbarlab.protocol import board as bp
+from xbarlab.protocol.board import Err, Op
+from xbarlab.sim.board_emulator import BoardEmulator, BoardTiming
+from xbarlab.sim.clock import SimClock
+from xbarlab.sim.faults import FaultPlan
+from xbarlab.sim.terminals import OpenCircuit, SmuTerminal
+
+
+# -- test double of the physics (an ideal linear array; the real model is tested elsewhere) -------
+class IdealArrayDouble:
+    """TEST DOUBLE of CrossbarModel: ideal linear cells, no wires, no noise; ±1 µS per pulse."""
+
+    def __init__(self, rows: int, cols: int, kind: str = "1T1R", seed: int = 0) -> None:
+        self.rows, self.cols, self.kind = rows, cols, kind
+        self.g = np.random.default_rng(seed).uniform(10e-6, 100e-6, (rows, cols))
+        self.pulse_log: list[tuple[int, int, float, float]] = []
+
+    def conductance_map(self) -> np.ndarray:
+        return self.g.copy()
+
+    def column_currents(self, row_voltages: np.ndarray) -> np.ndarray:
+        return self.g.T @ row_voltages
+
+    def row_currents(self, col_voltages: np.ndarray) -> np.ndarray:
+        return self.g @ col_voltages
+
+    def cell_current(self, row: int, col: int, voltage: float) -> float:
+        return float(self.g[row, col] * voltage)
+
+    def apply_pulses(self, rows, cols, amplitudes, widths) -> None:
+        for r, c, a, w in zip(rows, cols, amplitudes, widths, strict=True):
+            self.pulse_log.append((int(r), int(c), float(a), float(w)))
+            self.g[r, c] = np.clip(self.g[r, c] + 1e-6 * np.sign(a), 1e-6, 200e-6)
+
+    def outer_product_update(self, row_trains, col_trains, amplitude, width) -> None:
+        self.g = np.clip(self.g + 1e-6 * np.sign(amplitude) * (row_trains.astype(float) @ col_trains.T), 1e-6, 200e-6)
+
+    def cell_load(self, row: int, col: int):
+        return _CellLoadDouble(self, row, col)
+
+    def kill_cell(self, row: int, col: int, mode: str = "off") -> None:
+        self.g[row, col] = 0.0 if mode == "off" else 200e-6
+
+
+class _CellLoadDouble:
+    def __init__(self, model: IdealArrayDouble, row: int, col: int) -> None:
+        self.model, self.row, self.col = model, row, col
+
+    def current(self, voltage: float) -> float:
+        return float(self.model.g[self.row, self.col] * voltage)
+
+    def stress(self, voltage: float, duration: float, current_limit: float) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"cell ({self.row}, {self.col})"
+
+
+class IdealPeripheryDouble:
+    """TEST DOUBLE of Periphery: exact DAC within range, ADC that only clips at full scale."""
+
+    dac_bits = 0
+    adc_bits = 0
+
+    def dac(self, voltages: np.ndarray, v_range: float) -> np.ndarray:
+        return np.clip(voltages, -v_range, v_range)
+
+    def adc(self, currents: np.ndarray, full_scale: float, side: str = "col") -> np.ndarray:
+        return np.clip(currents, -full_scale, full_scale)
+
+
+def make_board(rows: int = 8, cols: int = 6, **kwargs):
+    clock = SimClock()
+    model = IdealArrayDouble(rows, cols)
+    emu = BoardEmulator(model, IdealPeripheryDouble(), clock, **kwargs)
+    return emu, model, clock
+
+
+class Host:
+    """Sends raw frames to an emulator and decodes its replies."""
+
+    def __init__(self, emu: BoardEmulator) -> None:
+        self.emu = emu
+        self.seq = 0
+
+    def send_raw(self, data: bytes) -> list[bp.Frame]:
+        self.emu.feed(data)
+        out = bytearray(self.emu.read_output())
+        frames = bp.split_frames(out)
+        assert all(isinstance(f, bp.Frame) for f in frames), frames
+        return frames  # type: ignore[return-value]
+
+    def call(self, op: Op, payload: bytes = b"") -> bp.Frame:
+        self.seq += 1
+        (reply,) = self.send_raw(bp.encode_request(op, self.seq, payload))
+        assert reply.seq == self.seq and reply.opcode == op | bp.REPLY_BIT
+        return reply
+
+    def ok(self, op: Op, payload: bytes = b"") -> bytes:
+        reply = self.call(op, payload)
+        assert reply.status == bp.Status.OK, bp.unpack_error(reply.payload)
+        return reply.payload
+
+    def error(self, op: Op, payload: bytes = b"") -> tuple[int, str]:
+        reply = self.call(op, payload)
+        assert reply.status == bp.Status.ERROR, f"{op.name} unexpectedly accepted"
+        return bp.unpack_error(reply.payload)
+
+    def configure(self, rows: int, cols: int, read_voltage: float = 0.2, tia: float = 1e-3) -> None:
+        self.ok(Op.CONFIGURE, bp.Configuration(rows, cols, read_voltage, tia).pack())
+
+
+@pytest.fixture
+def board():
+    emu, model, clock = make_board()
+    host = Host(emu)
+    host.configure(8, 6)
+    return host, emu, model, clock
+
+
+# -- identity, configuration -------------------------------------------------------------------
+def test_identify_reports_array_and_limits():
+    emu, _, _ = make_board(identity="test board", smu_ports=2, limits={"max_pulse_amplitude": 4.0})
+    ident = bp.BoardIdentity.unpack(Host(emu).ok(Op.IDENTIFY))
+    assert (ident.identity, ident.rows, ident.cols, ident.smu_ports) == ("test board", 8, 6, 2)
+    assert ident.array_kind == bp.ArrayKind.ONE_T_ONE_R and ident.protocol_version == 1
+    assert ident.limits.max_pulse_amplitude == 4.0 and ident.limits.min_pulse_width_ns == 10
+
+
+def test_array_commands_refused_before_configure_and_configure_checks_limits():
+    emu, _, _ = make_board()
+    host = Host(emu)
+    assert host.error(Op.READ_CELL, bp.pack_cell(0, 0))[0] == Err.NOT_CONFIGURED
+    assert host.error(Op.CONFIGURE, bp.Configuration(9, 6, 0.2, 1e-3).pack())[0] == Err.BAD_REGION
+    assert host.error(Op.CONFIGURE, bp.Configuration(8, 6, 1.5, 1e-3).pack())[0] == Err.VOLTAGE_LIMIT
+    assert host.error(Op.CONFIGURE, bp.Configuration(8, 6, 0.0, 1e-3).pack())[0] == Err.VOLTAGE_LIMIT
+    assert host.error(Op.CONFIGURE, bp.Configuration(8, 6, 0.2, 1.0).pack())[0] == Err.TIA_RANGE
+    assert host.error(Op.CONFIGURE, bp.Configuration(8, 6, float("nan"), 1e-3).pack())[0] == Err.BAD_VALUE
+    assert not emu.configured
+    request = bp.Configuration(4, 3, 0.2, 1e-3).pack()
+    assert host.ok(Op.CONFIGURE, request) == request
+    status = bp.BoardStatus.unpack(host.ok(Op.GET_STATUS))
+    assert status.configured and (status.active_rows, status.active_cols) == (4, 3)
+    assert status.error_count == 6 and status.frames == 8
+
+
+def test_bad_requests_get_error_codes(board):
+    host, *_ = board
+    assert host.error(Op.IDENTIFY, b"x")[0] == Err.BAD_LENGTH
+    assert host.error(0x7E)[0] == Err.UNKNOWN_OPCODE  # type: ignore[arg-type]
+    assert host.error(Op.READ_CELL, bp.pack_cell(8, 0))[0] == Err.INDEX_RANGE
+    assert host.error(Op.READ_ALL, bp.pack_read_all(4, 5))[0] == Err.INDEX_RANGE
+    assert host.error(Op.MVM_FORWARD, bp.pack_vector(np.zeros(7)))[0] == Err.VECTOR_LENGTH
+    assert host.error(Op.MVM_FORWARD, bp.pack_vector(np.full(8, 1.5)))[0] == Err.VOLTAGE_LIMIT
+    nan = np.zeros(6)
+    nan[2] = np.nan
+    assert host.error(Op.MVM_TRANSPOSE, bp.pack_vector(nan))[0] == Err.BAD_VALUE
+
+
+def test_version_mismatch_is_refused(board):
+    host, *_ = board
+    (reply,) = host.send_raw(bp.encode_frame(Op.IDENTIFY, 5, version=2))
+    assert reply.status == bp.Status.ERROR and bp.unpack_error(reply.payload)[0] == Err.BAD_VERSION
+
+
+# -- reads and MVM ------------------------------------------------------------------------------------
+def test_reads_and_mvm_follow_the_physics(board):
+    host, _, model, _ = board
+    g = model.conductance_map()
+    values, mask = bp.unpack_measurement(host.ok(Op.READ_ALL, bp.pack_read_all(0, 8)), 48)
+    np.testing.assert_allclose(values.reshape(8, 6), 0.2 * g, rtol=1e-6)
+    assert not mask.any()
+    values, _ = bp.unpack_measurement(host.ok(Op.READ_ALL, bp.pack_read_all(2, 3)), 18)
+    np.testing.assert_allclose(values.reshape(3, 6), 0.2 * g[2:5], rtol=1e-6)
+    value, _ = bp.unpack_measurement(host.ok(Op.READ_CELL, bp.pack_cell(5, 4)), 1)
+    assert value[0] == pytest.approx(0.2 * g[5, 4], rel=1e-6)
+    cells, _ = bp.unpack_measurement(host.ok(Op.READ_CELLS, bp.pack_cells(np.array([1, 7, 1]), np.array([0, 5, 0]))), 3)
+    np.testing.assert_allclose(cells, 0.2 * g[[1, 7, 1], [0, 5, 0]], rtol=1e-6)
+    v = np.linspace(-0.3, 0.3, 8)
+    out, _ = bp.unpack_measurement(host.ok(Op.MVM_FORWARD, bp.pack_vector(v)), 6)
+    np.testing.assert_allclose(out, g.T @ v.astype(np.float32), rtol=1e-5)
+    u = np.linspace(0.1, -0.2, 6)
+    out, _ = bp.unpack_measurement(host.ok(Op.MVM_TRANSPOSE, bp.pack_vector(u)), 8)
+    np.testing.assert_allclose(out, g @ u.astype(np.float32), rtol=1e-5)
+
+
+def test_active_region_restricts_inputs_and_outputs(board):
+    host, _, model, _ = board
+    host.configure(3, 2)
+    v = np.array([0.1, 0.2, -0.1])
+    out, _ = bp.unpack_measurement(host.ok(Op.MVM_FORWARD, bp.pack_vector(v)), 2)
+    np.testing.assert_allclose(out, model.g[:3, :2].T @ v.astype(np.float32), rtol=1e-5)
+    assert host.error(Op.READ_CELL, bp.pack_cell(0, 2))[0] == Err.INDEX_RANGE
+
+
+def test_saturated_samples_are_flagged(board):
+    host, _, model, _ = board
+    model.g[:, 3] = 150e-6
+    host.configure(8, 6, read_voltage=0.5, tia=1e-4)  # 8 rows x 75 uA on column 3 >> 100 uA
+    reply = host.call(Op.MVM_FORWARD, bp.pack_vector(np.full(8, 0.5)))
+    values, mask = bp.unpack_measurement(reply.payload, 6)
+    assert reply.flags & bp.FLAG_SATURATED
+    assert mask[3] and values[3] == pytest.approx(1e-4)
+    cell = host.call(Op.READ_CELL, bp.pack_cell(0, 0))
+    assert cell.flags == 0 and not bp.unpack_measurement(cell.payload, 1)[1][0]
+
+
+def test_oversized_read_reply_is_refused():
+    emu, _, _ = make_board(rows=64, cols=64, limits={"max_payload": 4096})
+    host = Host(emu)
+    host.configure(64, 64)
+    assert host.error(Op.READ_ALL, bp.pack_read_all(0, 64))[0] == Err.FRAME_TOO_LARGE
+    bp.unpack_measurement(host.ok(Op.READ_ALL, bp.pack_read_all(0, 15)), 15 * 64)
+
+
+# -- programming ------------------------------------------------------------------------------------
+def _pulses(rows, cols, amps, widths_ns) -> np.ndarray:
+    rec = np.zeros(len(rows), dtype=bp.PULSE_RECORD)
+    rec["row"], rec["col"], rec["amplitude"], rec["width_ns"] = rows, cols, amps, widths_ns
+    return rec
+
+
+@pytest.mark.parametrize(
+    ("pulse", "code"),
+    [
+        ((2, 3, 12.0, 100), Err.VOLTAGE_LIMIT),
+        ((2, 3, -10.5, 100), Err.VOLTAGE_LIMIT),
+        ((2, 3, float("inf"), 100), Err.BAD_VALUE),
+        ((2, 3, 1.0, 5), Err.WIDTH_LIMIT),
+        ((2, 3, 1.0, 2_000_000_000), Err.WIDTH_LIMIT),
+        ((8, 3, 1.0, 100), Err.INDEX_RANGE),
+    ],
+)
+def test_out_of_limit_pulse_is_refused_and_nothing_changes(board, pulse, code):
+    host, _, model, clock = board
+    before = model.conductance_map()
+    assert host.error(Op.PULSE, bp.pack_pulse(*pulse))[0] == code
+    np.testing.assert_array_equal(model.conductance_map(), before)
+    assert model.pulse_log == []
+
+
+def test_pulse_batch_with_one_bad_pulse_applies_nothing(board):
+    host, _, model, _ = board
+    before = model.conductance_map()
+    rec = _pulses([0, 1, 2], [0, 1, 2], [1.0, 11.0, 1.0], [100, 100, 100])
+    code, message = host.error(Op.PULSE_BATCH, bp.pack_pulse_batch(rec))
+    assert code == Err.VOLTAGE_LIMIT and "pulse 1" in message
+    np.testing.assert_array_equal(model.conductance_map(), before)
+
+
+def test_pulse_batch_applies_in_order_and_reads_back(board):
+    host, _, model, clock = board
+    before = model.conductance_map()
+    rec = _pulses([1, 4, 1], [2, 5, 2], [1.0, -1.0, 1.0], [100, 200, 1000])
+    t0 = clock.now
+    values, mask = bp.unpack_measurement(host.ok(Op.PULSE_BATCH, bp.pack_pulse_batch(rec, readback=True)), 3)
+    assert [p[:2] for p in model.pulse_log] == [(1, 2), (4, 5), (1, 2)]
+    assert model.pulse_log[2][3] == pytest.approx(1e-6)
+    after = model.conductance_map()
+    expected = before.copy()
+    expected[1, 2] += 2e-6
+    expected[4, 5] -= 1e-6
+    np.testing.assert_allclose(after, expected)
+    np.testing.assert_allclose(values, 0.2 * after[[1, 4, 1], [2, 5, 2]], rtol=1e-6)
+    assert not mask.any()
+    assert clock.now - t0 > 1.3e-6 + 3 * 1e-6  # pulse widths + gaps are on the clock
+
+
+def test_outer_product_update(board):
+    host, _, model, _ = board
+    before = model.conductance_map()
+    rt = np.zeros((8, 2), dtype=np.int8)
+    ct = np.zeros((6, 2), dtype=np.int8)
+    rt[1, 0], ct[2, 0] = 1, 1
+    rt[3, 1], ct[4, 1] = 1, -1
+    host.ok(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt, ct))
+    diff = model.conductance_map() - before
+    assert diff[1, 2] == pytest.approx(1e-6) and diff[3, 4] == pytest.approx(-1e-6)
+    assert np.count_nonzero(diff) == 2
+    rt[0, 0] = 2
+    assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt, ct))[0] == Err.BAD_VALUE
+    assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt[:7], ct))[0] == Err.VECTOR_LENGTH
+
+
+def test_dead_cell_injection(board):
+    host, emu, _, _ = board
+    emu.inject_dead_cell(2, 2, mode="off")
+    value, _ = bp.unpack_measurement(host.ok(Op.READ_CELL, bp.pack_cell(2, 2)), 1)
+    assert value[0] == 0.0
+    with pytest.raises(ValueError, match="outside"):
+        emu.inject_dead_cell(8, 0)
+
+
+# -- SMU routing ------------------------------------------------------------------------------------
+def test_route_smu_connects_the_cell_load_and_interlocks_the_array():
+    terminals = {0: SmuTerminal(), 1: SmuTerminal()}
+    emu, model, _ = make_board(smu_terminals=terminals)
+    host = Host(emu)
+    host.configure(8, 6)
+    host.ok(Op.ROUTE_SMU, bp.pack_route(0, 3, 4))
+    assert terminals[0].load.current(0.1) == pytest.approx(model.g[3, 4] * 0.1)
+    assert terminals[0].load.describe() == "cell (3, 4)"
+    assert host.error(Op.READ_ALL, bp.pack_read_all(0, 8))[0] == Err.SMU_ROUTED
+    assert host.error(Op.PULSE, bp.pack_pulse(0, 0, 1.0, 100))[0] == Err.SMU_ROUTED
+    assert host.error(Op.ROUTE_SMU, bp.pack_route(1, 3, 0))[0] == Err.ROUTE_CONFLICT
+    assert host.error(Op.ROUTE_SMU, bp.pack_route(4, 0, 0))[0] == Err.BAD_PORT
+    host.ok(Op.ROUTE_SMU, bp.pack_route(1, 5, 1))
+    assert bp.BoardStatus.unpack(host.ok(Op.GET_STATUS)).routed_ports == 0b11
+    host.ok(Op.UNROUTE_SMU, bp.pack_port(0))
+    assert isinstance(terminals[0].load, OpenCircuit)
+    host.ok(Op.ALL_OFF)
+    assert isinstance(terminals[1].load, OpenCircuit)
+    bp.unpack_measurement(host.ok(Op.READ_ALL, bp.pack_read_all(0, 8)), 48)  # interlock released
+
+
+def test_terminals_on_missing_ports_are_refused():
+    with pytest.raises(ValueError, match="port"):
+        make_board(smu_terminals={5: SmuTerminal()})
+
+
+# -- link errors and resets -------------------------------------------------------------------------
+def test_bad_crc_from_host_gets_a_crc_error_reply_and_nothing_runs(board):
+    host, _, model, _ = board
+    frame = bytearray(bp.encode_request(Op.PULSE, 42, bp.pack_pulse(0, 0, 1.0, 100)))
+    frame[20] ^= 0x08
+    (reply,) = host.send_raw(bytes(frame))
+    assert reply.status == bp.Status.ERROR and reply.seq == 42 and reply.opcode == Op.PULSE | 0x80
+    assert bp.unpack_error(reply.payload)[0] == Err.BAD_CRC
+    assert model.pulse_log == []
+
+
+def test_bad_header_is_answered_once_then_the_board_resynchronises(board):
+    host, emu, _, _ = board
+    frame = bytearray(bp.encode_request(Op.MVM_FORWARD, 5, bp.pack_vector(np.full(8, 0.1))))
+    frame[4] ^= 0x01
+    junk = b"\xa5\x5a" * 3
+    replies = host.send_raw(bytes(frame) + junk + bp.encode_request(Op.IDENTIFY, 6))
+    assert [bp.unpack_error(r.payload)[0] for r in replies[:-1]] == [Err.BAD_HEADER]
+    assert replies[-1].seq == 6 and replies[-1].status == bp.Status.OK
+    assert bp.BoardStatus.unpack(host.ok(Op.GET_STATUS)).link_errors >= 2
+
+
+def test_frames_fed_byte_by_byte_are_answered(board):
+    host, emu, _, _ = board
+    frame = bp.encode_request(Op.READ_CELL, 77, bp.pack_cell(1, 1))
+    for i in range(len(frame) - 1):
+        emu.feed(frame[i : i + 1])
+        assert emu.pending_output() == 0
+    emu.feed(frame[-1:])
+    assert bp.decode_frame(emu.read_output()).seq == 77
+
+
+def test_power_on_reset_forgets_configuration():
+    terminals = {0: SmuTerminal()}
+    emu, _, _ = make_board(smu_terminals=terminals, faults=FaultPlan(reset_next=0))
+    host = Host(emu)
+    host.configure(8, 6)
+    host.ok(Op.ROUTE_SMU, bp.pack_route(0, 1, 1))
+    emu.faults.reset_next = 1
+    assert host.error(Op.READ_CELL, bp.pack_cell(0, 0))[0] == Err.NOT_CONFIGURED
+    assert isinstance(terminals[0].load, OpenCircuit)
+    status = bp.BoardStatus.unpack(host.ok(Op.GET_STATUS))
+    assert status.boot_count == 2 and not status.configured and status.routed_ports == 0
+
+
+# -- timing -----------------------------------------------------------------------------------------
+def test_clock_advances_by_transfer_conversion_and_overhead(board):
+    host, emu, _, clock = board
+    timing = emu.timing
+    t0 = clock.now
+    host.ok(Op.MVM_FORWARD, bp.pack_vector(np.full(8, 0.1)))
+    request, reply = bp.OVERHEAD + 32, bp.OVERHEAD + bp.measurement_size(6)
+    expected = timing.transfer(request + reply) + timing.command_overhead + timing.conversions(6)
+    assert clock.now - t0 == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx((50 + 43) * 10 / 921600 + 20e-6 + 5e-6 + 60e-6)
+
+
+def test_limits_and_timing_from_dicts_are_validated():
+    emu, _, _ = make_board(timing={"baud_rate": 115200, "adc_channels": 4})
+    assert emu.timing == BoardTiming(baud_rate=115200, adc_channels=4)
+    with pytest.raises(ValueError, match="expected some of"):
+        make_board(timing={"baud": 1})
+    with pytest.raises(ValueError, match="max_pulse_amplitude"):
+        make_board(limits={"max_pulse_amplitude": -1.0})
