@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,6 +92,7 @@ class CrossbarBoard(CrossbarArray):
         self.configuration: bp.Configuration | None = None
         self._seq = 0
         self._stale = False
+        self._lock = threading.Lock()  # one exchange at a time (GUI threads may poll status)
 
     # -- link ----------------------------------------------------------------------------------
     @property
@@ -111,6 +113,10 @@ class CrossbarBoard(CrossbarArray):
 
     def _exchange(self, op: Op, payload: bytes = b"", expect: int | None = None) -> tuple[bytes, int]:
         """Send one request, return (reply payload, reply flags). One round trip."""
+        with self._lock:
+            return self._exchange_locked(op, payload, expect)
+
+    def _exchange_locked(self, op: Op, payload: bytes, expect: int | None) -> tuple[bytes, int]:
         if self._stale:
             self._resync()
         self._seq = seq = (self._seq + 1) & 0xFFFF
@@ -206,12 +212,12 @@ class CrossbarBoard(CrossbarArray):
         v = np.asarray(values, dtype=float)
         if v.shape != (n,):
             raise ValueError(f"{self.name}: {what} must have shape ({n},), got {v.shape}")
-        if not np.isfinite(v).all():
-            raise ValueError(f"{self.name}: {what} must be finite")
         limit = self._limits().max_input_voltage
-        if n and np.abs(v).max() > limit:
-            raise ValueError(f"{self.name}: {what}: |V| = {np.abs(v).max():g} V exceeds the board's input range "
-                             f"+-{limit:g} V")
+        peak = np.abs(v).max() if n else 0.0
+        if not peak <= limit:  # one reduction: NaN fails this comparison too
+            if not np.isfinite(v).all():
+                raise ValueError(f"{self.name}: {what} must be finite")
+            raise ValueError(f"{self.name}: {what}: |V| = {peak:g} V exceeds the board's input range +-{limit:g} V")
         return v
 
     def _amplitudes(self, amplitudes: np.ndarray, what: str) -> np.ndarray:
