@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xbarlab.protocol import board as bp
 from xbarlab.protocol.board import Err, Op
@@ -345,6 +347,27 @@ def test_bad_header_is_answered_once_then_the_board_resynchronises(board):
     assert [bp.unpack_error(r.payload)[0] for r in replies[:-1]] == [Err.BAD_HEADER]
     assert replies[-1].seq == 6 and replies[-1].status == bp.Status.OK
     assert bp.BoardStatus.unpack(host.ok(Op.GET_STATUS)).link_errors >= 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=200), st.integers(1, 50))
+def test_garbage_never_breaks_the_receiver(garbage, chunk):
+    emu, _, _ = make_board()
+    stream = garbage + bp.SYNC[:1] + bp.encode_request(Op.IDENTIFY, 1234)
+    for i in range(0, len(stream), chunk):
+        emu.feed(stream[i : i + chunk])
+    replies = bp.split_frames(bytearray(emu.read_output()))
+    assert len(replies) <= 2  # at most one BAD_HEADER for the garbage, then the answer
+    last = replies[-1]
+    assert isinstance(last, bp.Frame) and last.seq == 1234 and last.status == bp.Status.OK
+
+
+def test_oversized_frame_gets_one_error_reply_only(board):
+    host, emu, _, _ = board
+    big = bp.encode_frame(Op.PULSE_BATCH, 11, bytes([0xA5, 0x5A]) * 40000, max_payload=1 << 20)
+    replies = host.send_raw(big + bp.encode_request(Op.IDENTIFY, 12))
+    assert [r.seq for r in replies] == [11, 12]
+    assert bp.unpack_error(replies[0].payload)[0] == Err.FRAME_TOO_LARGE
 
 
 def test_frames_fed_byte_by_byte_are_answered(board):

@@ -228,6 +228,8 @@ class BoardEmulator(StreamEmulator):
                     if self._hunting:
                         continue
                     self._hunting = True
+                elif item.code == Err.FRAME_TOO_LARGE:
+                    self._hunting = True  # its payload is skipped as noise, without further replies
                 reply = self._error(item.opcode or 0, item.seq or 0, item.code, str(item))
                 self.clock.advance(timing.transfer(bp.OVERHEAD + len(reply)) + timing.command_overhead)
                 replies.append(reply)
