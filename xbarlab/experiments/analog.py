@@ -1,0 +1,347 @@
+"""Signed matrices on a crossbar region: layout, input encoding and output scaling of analog MVMs.
+
+A signed matrix W (n_out × n_in, y = W·x) lives on a rectangular block of the array with its
+inputs on rows and its outputs on columns, so a forward MVM (rows driven, columns read)
+computes W·x and a transpose MVM (columns driven, rows read) computes Wᵀ·u:
+
+* ``differential`` layout: two columns per output, W ∝ G⁺ − G⁻ (columns 2j, 2j+1). The
+  transpose drives column 2j at +u and 2j+1 at −u, so both directions need no digital help.
+* ``offset`` layout: one column per output, W ∝ G − g_ref with a fixed reference conductance
+  g_ref; the forward output subtracts g_ref·Σv digitally (one multiply-add per output). Half
+  the signal range of the differential layout, but half the columns.
+
+Inputs are normalised per call (the largest |x| uses the full input range ``v_in``; "noise
+management" as in aihwkit) and encoded as voltage amplitudes, as bit planes (bit-serial:
+one MVM per bit at ±v_in, weighted 2⁻ᵏ digitally) or as pulse widths (thermometer-coded time
+slots of one unit duration each, integrated digitally: the v1 board has no integrate mode).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from xbarlab.errors import ConfigError, InstrumentError
+
+Layout = Literal["differential", "offset"]
+Encoding = Literal["amplitude", "bit_serial", "pulse_width"]
+LAYOUTS: tuple[str, ...] = ("differential", "offset")
+ENCODINGS: tuple[str, ...] = ("amplitude", "bit_serial", "pulse_width")
+#: host-side error code of a clipped ADC sample (board protocol, ``Err.ADC_SATURATED``)
+ADC_SATURATED = 0x0101
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangular block of the physical array: first row/column and size."""
+
+    row0: int
+    col0: int
+    rows: int
+    cols: int
+
+    def __post_init__(self) -> None:
+        if min(self.row0, self.col0) < 0 or min(self.rows, self.cols) < 1:
+            raise ConfigError(f"region {self}: origin must be >= 0 and size >= 1")
+
+    @property
+    def row_slice(self) -> slice:
+        return slice(self.row0, self.row0 + self.rows)
+
+    @property
+    def col_slice(self) -> slice:
+        return slice(self.col0, self.col0 + self.cols)
+
+    def check_within(self, shape: tuple[int, int], what: str = "region") -> None:
+        """Raise ConfigError if the block does not fit an array of ``shape`` (rows, cols)."""
+        if self.row0 + self.rows > shape[0] or self.col0 + self.cols > shape[1]:
+            raise ConfigError(
+                f"{what}: rows {self.row0}..{self.row0 + self.rows - 1}, columns {self.col0}.."
+                f"{self.col0 + self.cols - 1} do not fit the {shape[0]}x{shape[1]} array"
+            )
+
+    def overlaps(self, other: Region) -> bool:
+        return not (
+            self.row0 + self.rows <= other.row0
+            or other.row0 + other.rows <= self.row0
+            or self.col0 + self.cols <= other.col0
+            or other.col0 + other.cols <= self.col0
+        )
+
+
+@dataclass(frozen=True)
+class WeightMapping:
+    """Signed weights ↔ conductances (S) for one layout.
+
+    ``w_max`` is the weight magnitude that maps onto the full conductance window
+    [g_min, g_max] (differential: one device at g_max, its partner at g_min).
+    """
+
+    g_min: float  # S
+    g_max: float  # S
+    w_max: float = 1.0
+    layout: Layout = "differential"
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.g_min < self.g_max and math.isfinite(self.g_max)):
+            raise ConfigError(f"conductance window must satisfy 0 <= g_min < g_max, got [{self.g_min}, {self.g_max}] S")
+        if not self.w_max > 0:
+            raise ConfigError(f"w_max must be > 0, got {self.w_max}")
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"layout {self.layout!r}: expected one of {', '.join(LAYOUTS)}")
+
+    @property
+    def g_ref(self) -> float:
+        """Reference conductance of the offset layout (mid-window), S."""
+        return 0.5 * (self.g_min + self.g_max)
+
+    @property
+    def unit(self) -> float:
+        """Conductance difference per unit weight (S)."""
+        span = self.g_max - self.g_min
+        return span / self.w_max if self.layout == "differential" else 0.5 * span / self.w_max
+
+    def columns(self, n_out: int) -> int:
+        """Array columns needed for ``n_out`` outputs."""
+        return 2 * n_out if self.layout == "differential" else n_out
+
+    def to_conductance(self, weights: np.ndarray, *, centered: bool = False) -> np.ndarray:
+        """Target conductances (n_in × columns, S) for W (n_out × n_in); clips |w| at w_max.
+
+        Differential pairs are one-sided by default (the device of the other sign at g_min:
+        least current, least IR drop); ``centered`` places both around the mid-window instead
+        (push-pull training needs headroom in both devices).
+        """
+        w = np.clip(np.asarray(weights, dtype=float), -self.w_max, self.w_max).T  # n_in × n_out
+        if self.layout == "offset":
+            return self.g_ref + w * self.unit
+        g = np.empty((w.shape[0], 2 * w.shape[1]))
+        if centered:
+            g[:, 0::2] = self.g_ref + 0.5 * w * self.unit
+            g[:, 1::2] = self.g_ref - 0.5 * w * self.unit
+        else:
+            g[:, 0::2] = self.g_min + np.maximum(w, 0.0) * self.unit
+            g[:, 1::2] = self.g_min + np.maximum(-w, 0.0) * self.unit
+        return g
+
+    def to_weights(self, conductances: np.ndarray) -> np.ndarray:
+        """W (n_out × n_in) represented by conductances (n_in × columns, S)."""
+        g = np.asarray(conductances, dtype=float)
+        if self.layout == "offset":
+            return ((g - self.g_ref) / self.unit).T
+        return ((g[:, 0::2] - g[:, 1::2]) / self.unit).T
+
+
+def choose_mapping(
+    n_out: int, n_in: int, region_cols: int, g_min: float, g_max: float, w_max: float, layout: str = "auto"
+) -> WeightMapping:
+    """The requested layout, or for ``auto`` differential if the columns fit, else offset."""
+    if layout == "auto":
+        layout = "differential" if 2 * n_out <= region_cols else "offset"
+    mapping = WeightMapping(g_min, g_max, w_max, layout)  # type: ignore[arg-type]
+    if mapping.columns(n_out) > region_cols:
+        raise ConfigError(
+            f"{n_out} outputs need {mapping.columns(n_out)} columns in the {layout} layout; "
+            f"only {region_cols} are available"
+        )
+    return mapping
+
+
+@dataclass(frozen=True)
+class InputEncoding:
+    """How a normalised input vector in [−1, 1] becomes voltages.
+
+    ``bits``: resolution of bit-serial and pulse-width codes (sign + ``bits`` magnitude
+    bits); ``v_in``: full-scale input amplitude (V).
+    """
+
+    kind: Encoding = "amplitude"
+    v_in: float = 0.2  # V
+    bits: int = 6
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENCODINGS:
+            raise ConfigError(f"input encoding {self.kind!r}: expected one of {', '.join(ENCODINGS)}")
+        if not self.v_in > 0:
+            raise ConfigError(f"input amplitude v_in must be > 0 V, got {self.v_in}")
+        if not 1 <= self.bits <= 16:
+            raise ConfigError(f"input bits must be within 1..16, got {self.bits}")
+        if self.kind == "pulse_width" and self.bits > 8:
+            raise ConfigError(f"pulse-width encoding with {self.bits} bits needs {2**self.bits - 1} slots; use <= 8")
+
+    def planes(self, u: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """(digital weight, voltage vector V) pairs whose weighted sum encodes u·v_in; u in [−1, 1]."""
+        u = np.clip(np.asarray(u, dtype=float), -1.0, 1.0)
+        if self.kind == "amplitude":
+            return [(1.0, u * self.v_in)]
+        levels = (1 << self.bits) - 1
+        q = np.rint(np.abs(u) * levels).astype(np.int64)
+        sign = np.sign(u)
+        out: list[tuple[float, np.ndarray]] = []
+        if self.kind == "bit_serial":
+            for k in range(self.bits - 1, -1, -1):  # most significant plane first
+                bit = (q >> k) & 1
+                if bit.any():
+                    out.append(((1 << k) / levels, sign * bit * self.v_in))
+            return out
+        for t in range(int(q.max(initial=0))):  # pulse width: slot t is on where the code exceeds t
+            on = q > t
+            out.append((1.0 / levels, sign * on * self.v_in))
+        return out
+
+
+MvmFunction = Callable[[np.ndarray], np.ndarray]
+
+
+class ArrayMatrix:
+    """A signed matrix programmed on a region of a crossbar, used as a linear operator.
+
+    ``board`` is a :class:`~xbarlab.instruments.interfaces.CrossbarArray`; MVM vectors span the
+    board's active region (zeros outside the block). ``matvec(x)`` ≈ W·x, ``rmatvec(u)`` ≈ Wᵀ·u
+    in the units of W. Output offsets (per line, A) measured with zero input are subtracted;
+    optional per-line gains (from a read calibration) divide the currents.
+    """
+
+    def __init__(
+        self,
+        board: Any,
+        region: Region,
+        mapping: WeightMapping,
+        n_out: int,
+        n_in: int,
+        *,
+        encoding: InputEncoding | None = None,
+        repeats: int = 1,
+        col_gain: np.ndarray | None = None,
+        row_gain: np.ndarray | None = None,
+    ) -> None:
+        self.board = board
+        self.region = region
+        self.mapping = mapping
+        self.n_out, self.n_in = int(n_out), int(n_in)
+        self.encoding = encoding or InputEncoding()
+        if repeats < 1:
+            raise ConfigError(f"repeats must be >= 1, got {repeats}")
+        self.repeats = int(repeats)
+        self.active = tuple(board.shape)
+        region.check_within(self.active, "matrix region")
+        if region.rows < self.n_in or region.cols < mapping.columns(self.n_out):
+            raise ConfigError(
+                f"a {self.n_out}x{self.n_in} matrix in the {mapping.layout} layout needs a region of "
+                f"{self.n_in} rows x {mapping.columns(self.n_out)} columns; got {region.rows}x{region.cols}"
+            )
+        self.rows = np.arange(region.row0, region.row0 + self.n_in)
+        self.cols = np.arange(region.col0, region.col0 + mapping.columns(self.n_out))
+        self.col_offset = np.zeros(self.active[1])  # A
+        self.row_offset = np.zeros(self.active[0])  # A
+        self.col_gain = np.ones(self.active[1]) if col_gain is None else np.asarray(col_gain, dtype=float)
+        self.row_gain = np.ones(self.active[0]) if row_gain is None else np.asarray(row_gain, dtype=float)
+        self.mvms = 0  # physical MVM commands issued
+        self.saturations = 0  # MVMs repeated at a lower input scale after ADC clipping
+        self.scale = 1.0  # fraction of v_in currently used (lowered after ADC saturation)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_out, self.n_in)
+
+    # -- calibration ------------------------------------------------------------------------------
+    def measure_offsets(self, samples: int = 4) -> tuple[np.ndarray, np.ndarray]:
+        """Output offsets (A) of every column and row with all inputs at 0 V, averaged."""
+        zr, zc = np.zeros(self.active[0]), np.zeros(self.active[1])
+        self.col_offset = np.mean([self._raw(self.board.mvm_forward, zr) for _ in range(samples)], axis=0)
+        self.row_offset = np.mean([self._raw(self.board.mvm_transpose, zc) for _ in range(samples)], axis=0)
+        return self.col_offset.copy(), self.row_offset.copy()
+
+    # -- products -----------------------------------------------------------------------------------
+    def _raw(self, fn: MvmFunction, v: np.ndarray) -> np.ndarray:
+        self.mvms += 1
+        return np.asarray(fn(v), dtype=float)
+
+    def _measure(self, fn: MvmFunction, v: np.ndarray) -> np.ndarray:
+        """One MVM; on ADC clipping retry at half the input scale (up to 6 times)."""
+        for _ in range(7):
+            try:
+                return self._raw(fn, v * self.scale) / self.scale
+            except InstrumentError as exc:
+                if getattr(exc, "code", None) != ADC_SATURATED:
+                    raise
+                self.saturations += 1
+                self.scale *= 0.5
+        raise InstrumentError(getattr(self.board, "name", "board"), ADC_SATURATED,
+                              "MVM output clipped even at 1/64 of the input range; raise the TIA range")
+
+    def _encoded(self, fn: MvmFunction, u: np.ndarray, place: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        total = None
+        for weight, volts in self.encoding.planes(u):
+            acc = sum(self._measure(fn, place(volts)) for _ in range(self.repeats)) / self.repeats
+            total = weight * acc if total is None else total + weight * acc
+        return total if total is not None else np.zeros(0)
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        """y ≈ W·x (forward MVM: inputs on rows, outputs on columns)."""
+        x = np.asarray(x, dtype=float)
+        if x.shape != (self.n_in,):
+            raise ConfigError(f"matvec input has shape {x.shape}, expected ({self.n_in},)")
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        if peak == 0.0 or not math.isfinite(peak):
+            if not math.isfinite(peak):
+                raise ConfigError("matvec input contains non-finite values")
+            return np.zeros(self.n_out)
+        u = x / peak
+
+        def place(volts: np.ndarray) -> np.ndarray:
+            v = np.zeros(self.active[0])
+            v[self.rows] = volts
+            return v
+
+        planes = self.encoding.planes(u)
+        currents = self._encoded(self.board.mvm_forward, u, place)
+        if currents.size == 0:
+            return np.zeros(self.n_out)
+        total_weight = sum(w for w, _ in planes)
+        currents = (currents - self.col_offset * total_weight) / self.col_gain
+        i = currents[self.cols]
+        v_eff = self.encoding.v_in
+        if self.mapping.layout == "differential":
+            signal = i[0::2] - i[1::2]
+        else:
+            applied = sum(w * volts for w, volts in planes)  # V, what the DAC was asked for
+            signal = i - self.mapping.g_ref * float(np.sum(applied))
+        return signal / (self.mapping.unit * v_eff) * peak
+
+    def rmatvec(self, u: np.ndarray) -> np.ndarray:
+        """x' ≈ Wᵀ·u (transpose MVM: inputs on columns, outputs on rows)."""
+        u = np.asarray(u, dtype=float)
+        if u.shape != (self.n_out,):
+            raise ConfigError(f"rmatvec input has shape {u.shape}, expected ({self.n_out},)")
+        peak = float(np.max(np.abs(u))) if u.size else 0.0
+        if not math.isfinite(peak):
+            raise ConfigError("rmatvec input contains non-finite values")
+        if peak == 0.0:
+            return np.zeros(self.n_in)
+        un = u / peak
+
+        def place(volts: np.ndarray) -> np.ndarray:
+            v = np.zeros(self.active[1])
+            if self.mapping.layout == "differential":
+                v[self.cols[0::2]] = volts
+                v[self.cols[1::2]] = -volts
+            else:
+                v[self.cols] = volts
+            return v
+
+        planes = self.encoding.planes(un)
+        currents = self._encoded(self.board.mvm_transpose, un, place)
+        if currents.size == 0:
+            return np.zeros(self.n_in)
+        total_weight = sum(w for w, _ in planes)
+        currents = (currents - self.row_offset * total_weight) / self.row_gain
+        i = currents[self.rows]
+        if self.mapping.layout == "offset":
+            applied = sum(w * volts for w, volts in planes)
+            i = i - self.mapping.g_ref * float(np.sum(applied))
+        return i / (self.mapping.unit * self.encoding.v_in) * peak
