@@ -95,11 +95,20 @@ class FakeCrossbar(CrossbarArray):
             self._pulse(p.row, p.col, p.amplitude)
 
     def outer_product_update(self, row_trains, col_trains, amplitude, width) -> None:
-        rt, ct = np.asarray(row_trains), np.asarray(col_trains)
+        rt, ct = np.asarray(row_trains, dtype=float), np.asarray(col_trains, dtype=float)
+        if abs(amplitude) < self.threshold:
+            return
+        span = self.g_max - self.g_min
         for t in range(rt.shape[1]):
-            for r in np.nonzero(rt[:, t])[0]:
-                for c in np.nonzero(ct[:, t])[0]:
-                    self._pulse(int(r), int(c), amplitude * rt[r, t] * ct[c, t])
+            r, c = np.nonzero(rt[:, t])[0], np.nonzero(ct[:, t])[0]
+            if not (r.size and c.size):
+                continue
+            sign = np.sign(amplitude) * np.outer(rt[r, t], ct[c, t])
+            g = self.g[np.ix_(r, c)]
+            s = (g - self.g_min) / span
+            g = g + np.where(sign > 0, self.step * self.up * (1 - s), -self.step * self.down * s) * span
+            self.g[np.ix_(r, c)] = np.clip(g, self.g_min, self.g_max)
+            self.pulses += sign.size
 
     def route_smu(self, port: int, row: int, col: int) -> None:
         pass

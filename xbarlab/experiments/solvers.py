@@ -194,6 +194,8 @@ class RefinementResult:
     history: list[RefinementStep] = field(default_factory=list)
     initial_residual: float = 0.0
     stop_reason: str = ""
+    #: ‖b − A·x‖/‖b‖ of the returned x (the best iterate)
+    relative_residual: float = 1.0
 
     @property
     def outer_iterations(self) -> int:
@@ -202,10 +204,6 @@ class RefinementResult:
     @property
     def inner_mvms(self) -> int:
         return sum(s.inner_mvms for s in self.history)
-
-    @property
-    def relative_residual(self) -> float:
-        return self.history[-1].relative_residual if self.history else 1.0
 
     @property
     def residuals(self) -> np.ndarray:
@@ -241,6 +239,7 @@ def iterative_refinement(
     x = np.zeros_like(b)
     result = RefinementResult(x=x, converged=bnorm == 0.0, initial_residual=1.0)
     if bnorm == 0.0:
+        result.relative_residual = 0.0
         result.stop_reason = "zero right-hand side"
         return result
     r = b.copy()
@@ -270,4 +269,5 @@ def iterative_refinement(
     else:
         result.stop_reason = f"max_outer = {max_outer} reached"
     result.x = best_x
+    result.relative_residual = best_res
     return result
