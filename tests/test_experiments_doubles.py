@@ -26,7 +26,7 @@ class FakeCrossbar(CrossbarArray):
         up: float = 1.0,
         down: float = 1.0,
         threshold: float = 0.8,  # V: |amplitude| below this does nothing (half-select safe)
-        read_noise: float = 0.0,  # relative, per output
+        read_noise: float = 0.0,  # A per output, as a fraction of one cell's current at g_max and 0.2 V
         seed: int = 0,
     ) -> None:
         self.rows, self.cols = rows, cols
@@ -47,8 +47,7 @@ class FakeCrossbar(CrossbarArray):
     def _noisy(self, i: np.ndarray) -> np.ndarray:
         if not self.read_noise:
             return i
-        scale = float(np.max(np.abs(i))) or 1.0
-        return i + self.rng.normal(0.0, self.read_noise * scale, size=i.shape)
+        return i + self.rng.normal(0.0, self.read_noise * self.g_max * 0.2, size=i.shape)
 
     def _pulse(self, r: int, c: int, amplitude: float) -> None:
         if abs(amplitude) < self.threshold:
@@ -129,3 +128,29 @@ def test_double_soft_bounds_and_threshold():
     assert fb.g[0, 0] - 50.5e-6 > 2 * (50.5e-6 - fb.g[0, 1]) * 0.99
     assert fb.g[1, 1] == 50.5e-6
     assert fb.pulses == 2
+
+
+class FakeStation:
+    """TEST DOUBLE of Station around a FakeCrossbar (no SMUs, wall-clock instrument time)."""
+
+    def __init__(self, board: FakeCrossbar) -> None:
+        self.board = board
+        self.sim = None
+        self.safe_calls = 0
+
+        class _Cfg:
+            read_voltage = 0.2
+            tia_range = 1e-3
+
+        self.config = _Cfg()
+
+    def require_board(self) -> FakeCrossbar:
+        return self.board
+
+    def sim_time(self) -> None:
+        return None
+
+    def safe_state(self) -> list[str]:
+        self.safe_calls += 1
+        self.board.all_off()
+        return []

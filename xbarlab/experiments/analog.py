@@ -203,7 +203,9 @@ class ArrayMatrix:
     ``board`` is a :class:`~xbarlab.instruments.interfaces.CrossbarArray`; MVM vectors span the
     board's active region (zeros outside the block). ``matvec(x)`` ≈ W·x, ``rmatvec(u)`` ≈ Wᵀ·u
     in the units of W. Output offsets (per line, A) measured with zero input are subtracted;
-    optional per-line gains (from a read calibration) divide the currents.
+    optional per-line gains (from a read calibration) divide the currents. Inputs are
+    normalised per call (largest |x| → ``v_in``) unless ``full_scale`` is given: then x = ±full_scale
+    maps to ±v_in and small inputs use small voltages (to study error vs. input magnitude).
     """
 
     def __init__(
@@ -218,8 +220,12 @@ class ArrayMatrix:
         repeats: int = 1,
         col_gain: np.ndarray | None = None,
         row_gain: np.ndarray | None = None,
+        full_scale: float | None = None,
     ) -> None:
         self.board = board
+        if full_scale is not None and not full_scale > 0:
+            raise ConfigError(f"input full scale must be > 0, got {full_scale}")
+        self.full_scale = full_scale
         self.region = region
         self.mapping = mapping
         self.n_out, self.n_in = int(n_out), int(n_in)
@@ -257,6 +263,17 @@ class ArrayMatrix:
         return self.col_offset.copy(), self.row_offset.copy()
 
     # -- products -----------------------------------------------------------------------------------
+    def _peak(self, x: np.ndarray, what: str) -> float:
+        """The input value that maps onto v_in: max|x| (normalised) or the fixed full scale."""
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        if not math.isfinite(peak):
+            raise ConfigError(f"{what} input contains non-finite values")
+        if self.full_scale is None or peak == 0.0:
+            return peak
+        if peak > self.full_scale * (1 + 1e-12):
+            raise ConfigError(f"{what} input {peak:g} exceeds the full scale {self.full_scale:g}")
+        return self.full_scale
+
     def _raw(self, fn: MvmFunction, v: np.ndarray) -> np.ndarray:
         self.mvms += 1
         return np.asarray(fn(v), dtype=float)
@@ -286,10 +303,8 @@ class ArrayMatrix:
         x = np.asarray(x, dtype=float)
         if x.shape != (self.n_in,):
             raise ConfigError(f"matvec input has shape {x.shape}, expected ({self.n_in},)")
-        peak = float(np.max(np.abs(x))) if x.size else 0.0
-        if peak == 0.0 or not math.isfinite(peak):
-            if not math.isfinite(peak):
-                raise ConfigError("matvec input contains non-finite values")
+        peak = self._peak(x, "matvec")
+        if peak == 0.0:
             return np.zeros(self.n_out)
         u = x / peak
 
@@ -318,9 +333,7 @@ class ArrayMatrix:
         u = np.asarray(u, dtype=float)
         if u.shape != (self.n_out,):
             raise ConfigError(f"rmatvec input has shape {u.shape}, expected ({self.n_out},)")
-        peak = float(np.max(np.abs(u))) if u.size else 0.0
-        if not math.isfinite(peak):
-            raise ConfigError("rmatvec input contains non-finite values")
+        peak = self._peak(u, "rmatvec")
         if peak == 0.0:
             return np.zeros(self.n_in)
         un = u / peak

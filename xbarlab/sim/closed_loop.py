@@ -78,6 +78,8 @@ class ClosedLoopReading:
     saturated: np.ndarray  # bool, output at a rail
     settle_time: float  # s, time the circuit needed (the clock advanced by this)
     stable: bool  # solve mode: D⁻¹A had eigenvalues with positive real parts; eigen mode: a mode grew
+    input_conductance: float = 0.0  # S, g_in of the solve mode
+    rail: float = 0.0  # V, output swing
 
 
 class ClosedLoopCircuit:
@@ -166,7 +168,7 @@ class ClosedLoopCircuit:
             v = np.where(drift >= 0, sp.rail, -sp.rail)
             self._advance(sp.max_time)
             out, _ = self._digitise(v)
-            return ClosedLoopReading(out, np.ones(n, dtype=bool), sp.max_time, False)
+            return ClosedLoopReading(out, np.ones(n, dtype=bool), sp.max_time, False, sp.input_conductance, sp.rail)
         try:
             v = np.linalg.solve(jac, -residual(np.zeros(n)))
             for _ in range(8):  # Newton on the true array physics, linear Jacobian
@@ -181,7 +183,20 @@ class ClosedLoopCircuit:
         settle = min(settle, sp.max_time)
         self._advance(settle)
         out, sat = self._digitise(v)
-        return ClosedLoopReading(out, sat, settle, True)
+        return ClosedLoopReading(out, sat, settle, True, sp.input_conductance, sp.rail)
+
+    # the board-command names, so a circuit can stand in for a feedback-mode board
+    def closed_loop_solve(
+        self, inputs: np.ndarray, *, row0: int = 0, col0: int = 0, layout: str = "differential"
+    ) -> ClosedLoopReading:
+        """Same as :meth:`solve` (the name of the board command)."""
+        return self.solve(inputs, row0=row0, col0=col0, layout=layout)
+
+    def closed_loop_eigen(
+        self, g_lambda: float, n: int, *, row0: int = 0, col0: int = 0, layout: str = "differential"
+    ) -> ClosedLoopReading:
+        """Same as :meth:`eigenvector` (the name of the board command)."""
+        return self.eigenvector(g_lambda, n, row0=row0, col0=col0, layout=layout)
 
     # -- eigenvector mode ------------------------------------------------------------------------
     def eigenvector(
@@ -208,7 +223,7 @@ class ClosedLoopCircuit:
         v, t, grew = _clipped_loop(loop, drive, v0, omega, sp.rail, sp.max_time, sp.adc_bits)
         self._advance(t)
         out, sat = self._digitise(v + self.rng.normal(0.0, sp.noise_rms, n))
-        return ClosedLoopReading(out, sat, t, grew)
+        return ClosedLoopReading(out, sat, t, grew, sp.input_conductance, sp.rail)
 
 
 def _clipped_loop(

@@ -1,0 +1,307 @@
+"""Linear systems on the array: mixed-precision iterative refinement with analog inner solves.
+
+Le Gallo et al., "Mixed-precision in-memory computing", Nature Electronics 1, 246 (2018): the
+matrix is programmed once into the array; an inner solver (CG for symmetric positive-definite
+systems, GMRES otherwise, or the one-step closed-loop circuit of Sun et al. 2019) computes a
+low-precision correction with its matrix–vector products on the array, and a float64 outer loop
+on the host updates the solution and recomputes the residual exactly. The final accuracy is
+set by the float64 arithmetic; the array does the O(n²) work.
+
+Optionally the diagonal stays digital (``digital_diagonal``): the array holds only the
+off-diagonal part, whose smaller range maps onto the same conductance window with a smaller
+weight step, and the host adds d⊙x (n multiply-adds) to every product.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xbarlab.errors import ConfigError
+from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, WeightMapping, choose_mapping
+from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.programming import write_verify
+from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
+from xbarlab.experiments.support import board_limit, instrument_time, tia_range
+from xbarlab.experiments.update_rules import PulseSpec
+
+INNER_SOLVERS = ("cg", "gmres", "closed_loop")
+
+
+def spd_matrix(n: int, condition: float, seed: int = 0) -> np.ndarray:
+    """Random symmetric positive-definite n×n matrix with 2-norm condition number ``condition``.
+
+    A = Q·diag(λ)·Qᵀ with Q Haar-random orthogonal and λ geometrically spaced from 1 to
+    ``condition`` (Higham's randsvd, mode 3).
+    """
+    if n < 1 or condition < 1:
+        raise ConfigError(f"spd_matrix needs n >= 1 and condition >= 1, got {n}, {condition}")
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.normal(size=(n, n)))
+    q *= np.sign(np.diag(r))
+    a = (q * np.geomspace(1.0, condition, n)) @ q.T
+    return 0.5 * (a + a.T)
+
+
+class OffsetDiagonalOperator:
+    """An array operator for A − diag(d) plus the digital diagonal: y = op(x) + d⊙x."""
+
+    def __init__(self, op: ArrayMatrix, diagonal: np.ndarray) -> None:
+        self.op = op
+        self.d = np.asarray(diagonal, dtype=float)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.op.shape
+
+    @property
+    def mvms(self) -> int:
+        return self.op.mvms
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        return self.op.matvec(x) + self.d * x
+
+
+@dataclass
+class LinearSolveResult:
+    """Outcome of a refinement run."""
+
+    x: np.ndarray
+    converged: bool
+    relative_residual: float
+    outer_iterations: int
+    analog_mvms: int  # physical MVM commands (or closed-loop solves) on the array
+    residuals: np.ndarray  # relative residual after each outer iteration
+    stop_reason: str
+    inner: str
+    first_inner_rel_error: float  # ‖z₁ − A⁻¹b‖/‖A⁻¹b‖ of the first (purely analog) inner solve
+    programming: dict[str, Any] = field(default_factory=dict)
+    instrument_time: float = 0.0  # s
+    history: list[RefinementStep] = field(default_factory=list)
+
+
+def load_system(spec: str, n: int, condition: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b): a random SPD matrix or one from a .npy/.npz file (npz: arrays A and optionally b)."""
+    rng = np.random.default_rng(seed + 1)
+    if spec == "spd":
+        a = spd_matrix(n, condition, seed)
+        return a, rng.normal(size=n)
+    path = Path(spec)
+    if not path.is_file() or path.suffix not in (".npy", ".npz"):
+        raise ConfigError(f"matrix {spec!r}: expected 'spd' or an existing .npy/.npz file")
+    if path.suffix == ".npy":
+        a, b = np.load(path, allow_pickle=False), None
+    else:
+        with np.load(path, allow_pickle=False) as f:
+            if "A" not in f:
+                raise ConfigError(f"matrix {spec!r}: the .npz needs an array named A (and optionally b)")
+            a, b = f["A"], f["b"] if "b" in f else None
+    a = np.asarray(a, dtype=float)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or not np.all(np.isfinite(a)):
+        raise ConfigError(f"matrix {spec!r}: expected a finite square matrix, got shape {a.shape}")
+    b = rng.normal(size=a.shape[0]) if b is None else np.asarray(b, dtype=float)
+    if b.shape != (a.shape[0],):
+        raise ConfigError(f"matrix {spec!r}: b has shape {b.shape}, expected ({a.shape[0]},)")
+    return a, b
+
+
+@register
+class LinearSolveExperiment(Experiment):
+    """Mixed-precision iterative refinement with the inner solver's products on the array."""
+
+    kind = "linear_solve"
+    title = "Linear system: mixed-precision iterative refinement on the array"
+    params_spec = (
+        Param("matrix", str, "spd", help="'spd' (random SPD) or a .npy / .npz (A, b) file"),
+        Param("n", int, 64, min=1, help="size of the random SPD system"),
+        Param("condition", float, 100.0, min=1.0, help="condition number of the random SPD system"),
+        Param("inner", str, "cg", choices=INNER_SOLVERS, help="inner solver"),
+        Param("inner_tol", float, 0.1, min=1e-6, max=0.99, help="inner relative residual target"),
+        Param("inner_maxiter", int, 8, min=1, max=10000, help="inner iterations per outer step"),
+        Param("tol", float, 1e-10, min=1e-16, max=0.5, help="outer relative residual target"),
+        Param("max_outer", int, 60, min=1, max=10000),
+        Param("digital_diagonal", bool, False, help="keep the diagonal digital; the array holds the rest"),
+        Param("layout", str, "auto", choices=("auto", "differential", "offset")),
+        Param("encoding", str, "amplitude", choices=ENCODINGS),
+        Param("bits", int, 8, min=1, max=16),
+        Param("v_in", float, 0.2, "V", "input full scale", min=1e-3),
+        Param("repeats", int, 1, min=1, max=1000, help="MVMs averaged per product"),
+        Param("g_min", float, 5e-6, "S", min=0.0),
+        Param("g_max", float, 60e-6, "S", min=1e-9),
+        Param("tolerance", float, 0.005, help="write-verify tolerance, fraction of the window", min=1e-4, max=0.5),
+        Param("pulse_amplitude", float, 1.2, "V", min=0.0),
+        Param("pulse_width", float, 100e-9, "s", min=1e-9),
+        Param("row0", int, 0, min=0),
+        Param("col0", int, 0, min=0),
+        Param("seed", int, 0),
+    )
+
+    def __init__(self, *args: Any, closed_loop: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: a closed-loop solver (``closed_loop.ClosedLoopSolver``) for ``inner = "closed_loop"``;
+        #: built from the board's feedback mode when None
+        self.closed_loop = closed_loop
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
+        problems = []
+        if params["g_min"] >= params["g_max"]:
+            problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
+        board = station_config.board_name() if hasattr(station_config, "board_name") else None
+        if board is not None:
+            lim = station_config.instruments[board].limits
+            if params["v_in"] > lim.max_mvm_voltage:
+                problems.append(f"{where}.v_in = {params['v_in']:g} V exceeds the board limit max_mvm_voltage = "
+                                f"{lim.max_mvm_voltage:g} V")
+            if params["pulse_amplitude"] > lim.max_pulse_amplitude:
+                problems.append(f"{where}.pulse_amplitude = {params['pulse_amplitude']:g} V exceeds the board "
+                                f"limit max_pulse_amplitude = {lim.max_pulse_amplitude:g} V")
+        return problems
+
+    @classmethod
+    def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
+        mvms = 15 * params["inner_maxiter"] * params["repeats"]
+        return Estimate(operations=mvms, instrument_time=mvms * 7e-3 + 30 * 0.25,
+                        detail=f"~{mvms} MVMs (15 outer iterations) + write-verify")
+
+    # -- steps -------------------------------------------------------------------------------------------
+    def _program(self, board: Any, a_array: np.ndarray) -> tuple[ArrayMatrix, WeightMapping, dict[str, Any]]:
+        p = self.params
+        n = a_array.shape[0]
+        rows, cols = board.shape
+        w_max = float(np.max(np.abs(a_array))) or 1.0
+        layout = p["layout"]
+        if p["inner"] == "closed_loop" and layout == "auto":
+            layout = "differential"
+        mapping = choose_mapping(n, n, cols - p["col0"], p["g_min"], p["g_max"], w_max, layout)
+        region = Region(p["row0"], p["col0"], n, mapping.columns(n))
+        region.check_within((rows, cols), f"{self.kind}: matrix region")
+        arr_rows = np.arange(region.row0, region.row0 + n)
+        arr_cols = np.arange(region.col0, region.col0 + mapping.columns(n))
+        self.report(0, 1, f"programming the {n}x{n} matrix ({mapping.layout} layout, write-verify)")
+        outcome = write_verify(
+            board, arr_rows, arr_cols, mapping.to_conductance(a_array),
+            pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
+            tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
+            checkpoint=self.checkpoint,
+        )
+        summary = {**outcome.summary(), "layout": mapping.layout, "w_max": w_max,
+                   "matrix_error_rel": float(np.linalg.norm(mapping.to_weights(outcome.achieved) - a_array, 2)
+                                             / np.linalg.norm(a_array, 2))}
+        self.recorder.add_calibration(
+            f"{self.kind}-programming", "write_verify",
+            {"targets": outcome.targets, "achieved": outcome.achieved, "within": outcome.within.astype(np.int8)},
+            summary,
+        )
+        self.commit("programmed", **{k: v for k, v in summary.items() if not isinstance(v, str)})
+        enc = InputEncoding(p["encoding"], p["v_in"], p["bits"])
+        op = ArrayMatrix(board, region, mapping, n, n, encoding=enc, repeats=p["repeats"])
+        return op, mapping, summary
+
+    def execute(self) -> LinearSolveResult:
+        p = self.params
+        board = self.station.require_board()
+        t0 = instrument_time(self.station)
+        a, b = load_system(p["matrix"], p["n"], p["condition"], p["seed"])
+        n = a.shape[0]
+        if p["v_in"] > board_limit(board, "max_mvm_voltage", p["v_in"]):
+            raise ConfigError(f"{self.kind}: v_in = {p['v_in']:g} V exceeds the board's max_mvm_voltage")
+        diag = np.diag(a).copy() if p["digital_diagonal"] else np.zeros(n)
+        a_array = a - np.diag(diag)
+        self.checkpoint()
+        op, mapping, prog = self._program(board, a_array)
+        g_sum = float(np.max(np.sum(mapping.to_conductance(a_array), axis=0)))
+        stream = self.recorder.stream(
+            "refinement",
+            columns=["iteration", "residual_norm", "relative_residual", "inner_iterations", "inner_mvms",
+                     "correction_norm"],
+            units=["1", "1", "1", "1", "1", "1"],
+        )
+        x_true = np.linalg.solve(a, b)
+        first_err: list[float] = []
+
+        with tia_range(self.station, board, 1.2 * g_sum * p["v_in"]):
+            op.measure_offsets()
+            operator: Any = OffsetDiagonalOperator(op, diag) if p["digital_diagonal"] else op
+            inner_fn = self._inner_solver(operator, board, op, mapping, diag)
+
+            def inner(r: np.ndarray) -> InnerResult:
+                self.checkpoint()
+                res = inner_fn(r)
+                if not first_err:  # the first correction solves A·z = b/scale: compare with numpy
+                    z = res.x * float(np.max(np.abs(b)))
+                    first_err.append(float(np.linalg.norm(z - x_true) / np.linalg.norm(x_true)))
+                return res
+
+            def on_step(step: RefinementStep, x: np.ndarray) -> None:
+                stream.append(np.array([[step.iteration, step.residual_norm, step.relative_residual,
+                                         step.inner_iterations, step.inner_mvms, step.correction_norm]]))
+                self.commit(f"outer-{step.iteration}", relative_residual=step.relative_residual,
+                            inner_mvms=step.inner_mvms)
+                self.report(step.iteration, p["max_outer"], f"outer {step.iteration}: relative residual "
+                            f"{step.relative_residual:.3e}", relative_residual=step.relative_residual)
+                self.checkpoint()
+
+            res = iterative_refinement(a, b, inner, tol=p["tol"], max_outer=p["max_outer"], on_step=on_step)
+        mvms = op.mvms if p["inner"] != "closed_loop" else res.inner_mvms
+        self.report(res.outer_iterations, res.outer_iterations, res.stop_reason)
+        return LinearSolveResult(
+            x=res.x, converged=res.converged, relative_residual=res.relative_residual,
+            outer_iterations=res.outer_iterations, analog_mvms=mvms, residuals=res.residuals,
+            stop_reason=res.stop_reason, inner=p["inner"], first_inner_rel_error=first_err[0] if first_err else 1.0,
+            programming=prog, instrument_time=instrument_time(self.station) - t0, history=res.history,
+        )
+
+    def _inner_solver(
+        self, operator: Any, board: Any, op: ArrayMatrix, mapping: WeightMapping, diag: np.ndarray
+    ) -> Any:
+        p = self.params
+        if p["inner"] == "cg":
+            return lambda r: cg(operator, r, tol=p["inner_tol"], maxiter=p["inner_maxiter"])
+        if p["inner"] == "gmres":
+            return lambda r: gmres(operator, r, tol=p["inner_tol"], maxiter=p["inner_maxiter"])
+        if np.any(diag):
+            raise ConfigError(f"{self.kind}: the closed-loop inner solver needs the whole matrix on the array "
+                              "(digital_diagonal = false)")
+        from xbarlab.experiments.closed_loop import ClosedLoopSolver
+
+        solver = self.closed_loop or ClosedLoopSolver.from_board(board)
+        solver.bind(op.region, mapping)
+        return solver.inner_solver
+
+
+# -- command line -------------------------------------------------------------------------------------------
+def add_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``xbarlab solve``; the handler is ``cli_main``."""
+    p = subparsers.add_parser("solve", help="solve A·x = b on the array (mixed-precision iterative refinement)")
+    p.add_argument("--station", metavar="FILE", default=None, help="station TOML (default: embedded sim)")
+    p.add_argument("--matrix", default="spd", help="'spd' (random) or a .npy / .npz (A, b) file")
+    p.add_argument("-n", type=int, default=64, help="size of the random SPD system")
+    p.add_argument("--condition", type=float, default=100.0)
+    p.add_argument("--inner", choices=INNER_SOLVERS, default="cg")
+    p.add_argument("--tol", type=float, default=1e-10)
+    p.add_argument("--digital-diagonal", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log", metavar="FILE.h5", default=None)
+    p.set_defaults(handler=cli_main)
+    return p
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    from xbarlab.experiments.mvm import run_from_cli
+
+    params = {"matrix": args.matrix, "n": args.n, "condition": args.condition, "inner": args.inner,
+              "tol": args.tol, "digital_diagonal": args.digital_diagonal, "seed": args.seed}
+    r = run_from_cli(LinearSolveExperiment, args, params)
+    for k, res in enumerate(r.residuals, 1):
+        print(f"  outer {k:3d}: relative residual {res:.3e}")
+    print(f"{'converged' if r.converged else 'not converged'}: relative residual {r.relative_residual:.3e} after "
+          f"{r.outer_iterations} outer iterations, {r.analog_mvms} analog operations ({r.stop_reason})")
+    print(f"first analog inner solve: relative error {r.first_inner_rel_error:.3%}; "
+          f"instrument time {r.instrument_time:.2f} s")
+    return 0 if r.converged else 1
