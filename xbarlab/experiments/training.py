@@ -1,0 +1,312 @@
+"""On-array training of a small MLP (digits or any .npz), with a float baseline.
+
+Forward passes are forward MVMs, backward passes transpose MVMs, updates are pulses
+(:mod:`xbarlab.experiments.update_rules`): stochastic outer-product SGD (Gokmen & Vlasov
+2016), mixed precision (Nandakumar et al. 2020) or Tiki-Taka (Gokmen & Haensch 2020). The
+``float`` rule trains the same architecture on the same split in numpy, without a station.
+
+Array layout: inputs on rows, outputs as differential column pairs; layer k occupies rows
+0..n_in−1 and its own band of columns, left to right from ``col0``. Tiki-Taka needs two
+arrays per layer: we use two disjoint column bands of the same physical array (A and C), so a
+64-row array with 128 columns holds a 64–16–10 network (2 × (32 + 20) = 104 columns).
+
+Before training: the device step (Δg per SET and RESET pulse) is measured on a sample of the
+cells (the weight change per pulse pair, dw_min, sets the pulse probabilities and the
+mixed-precision threshold), initial weights are programmed by write-verify (differential pairs
+centred in the window), and Tiki-Taka's A blocks are brought to their devices' symmetry point
+by alternating pulses (zero shifting, Kim et al. 2019). Per epoch the run logs loss, train
+accuracy (running, over the epoch's samples), test loss and accuracy, pulses and instrument time.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xbarlab.errors import ConfigError
+from xbarlab.experiments.analog import InputEncoding, Region, WeightMapping
+from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.datasets import Dataset, load_dataset
+from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
+from xbarlab.experiments.programming import measure_device_step, write_verify
+from xbarlab.experiments.support import instrument_time, tia_range
+from xbarlab.experiments.update_rules import (
+    ArrayBlock,
+    DeviceStep,
+    MixedPrecisionLayer,
+    PulseSpec,
+    StochasticPulseLayer,
+    TikiTakaLayer,
+)
+
+TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka")
+
+
+def plan_layout(
+    sizes: list[int], rule: str, shape: tuple[int, int], *, row0: int = 0, col0: int = 0
+) -> list[list[Region]]:
+    """Regions per layer: [main] or, for Tiki-Taka, [A, C]; raises ConfigError if they do not fit."""
+    rows, cols = shape
+    blocks = 2 if rule == "tiki_taka" else 1
+    need_cols = sum(blocks * 2 * n_out for n_out in sizes[1:])
+    need_rows = max(sizes[:-1])
+    if row0 + need_rows > rows or col0 + need_cols > cols:
+        detail = " (Tiki-Taka uses two blocks A and C per layer)" if blocks == 2 else ""
+        raise ConfigError(
+            f"a {'-'.join(map(str, sizes))} network with rule {rule!r} needs {need_rows} rows x {need_cols} columns "
+            f"from row {row0}, column {col0}{detail}; the array is {rows}x{cols}. Use a smaller hidden layer "
+            "or a larger array"
+        )
+    out, c = [], col0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        regs = []
+        for _ in range(blocks):
+            regs.append(Region(row0, c, n_in, 2 * n_out))
+            c += 2 * n_out
+        out.append(regs)
+    return out
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    train_acc: float  # running accuracy over the epoch's training samples
+    test_loss: float
+    test_acc: float
+    pulses: int  # device pulses applied in this epoch
+    instrument_time: float  # s since the start of training
+
+
+@dataclass
+class TrainResult:
+    rule: str
+    sizes: list[int]
+    history: list[EpochStats] = field(default_factory=list)
+    device_step: dict[str, float] = field(default_factory=dict)
+    programming: dict[str, Any] = field(default_factory=dict)
+    total_pulses: int = 0
+    instrument_time: float = 0.0
+
+    @property
+    def test_acc(self) -> float:
+        return self.history[-1].test_acc if self.history else float("nan")
+
+
+@register
+class TrainExperiment(Experiment):
+    """Train an MLP on the array (or in float) and log every epoch."""
+
+    kind = "train"
+    title = "On-array training (SGD pulses, mixed precision, Tiki-Taka) with a float baseline"
+    params_spec = (
+        Param("rule", str, "mixed_precision", choices=TRAIN_RULES, help="update rule ('float' = numpy baseline)"),
+        Param("dataset", str, "digits", help="'digits' or a .npz file with arrays X and y"),
+        Param("hidden", int, 16, min=1, max=4096, help="hidden neurons"),
+        Param("epochs", int, 5, min=1, max=10000),
+        Param("lr", float, 0.05, min=1e-6, max=10.0, help="learning rate"),
+        Param("limit", int, 0, min=0, help="use only this many samples (0 = all)"),
+        Param("test_fraction", float, 0.2, min=0.01, max=0.9),
+        Param("w_max_hidden", float, 2.0, min=1e-3, help="weight at full differential swing, hidden layer"),
+        Param("w_max_out", float, 3.0, min=1e-3, help="weight at full differential swing, output layer"),
+        Param("g_min", float, 5e-6, "S", "low end of the conductance window", min=0.0),
+        Param("g_max", float, 60e-6, "S", "high end of the conductance window", min=1e-9),
+        Param("pulse_amplitude", float, 1.2, "V", "update pulse amplitude", min=0.0),
+        Param("pulse_width", float, 100e-9, "s", "update pulse width", min=1e-9),
+        Param("v_in", float, 0.2, "V", "input full scale of forward/backward MVMs", min=1e-3),
+        Param("bl", int, 10, min=1, max=1000, help="stochastic pulse train length (slots)"),
+        Param("max_pulses", int, 4, min=1, max=1000, help="mixed precision: pulse pairs per weight and update"),
+        Param("gamma", float, 0.5, min=0.0, max=10.0, help="Tiki-Taka: W = gamma*A + C"),
+        Param("transfer_every", int, 2, min=1, help="Tiki-Taka: samples between row transfers A -> C"),
+        Param("transfer_lr", float, 0.1, min=1e-6, max=10.0, help="Tiki-Taka: transfer rate"),
+        Param("zero_shift_pulses", int, 200, min=0, max=100000, help="Tiki-Taka: alternating pulses on A"),
+        Param("tolerance", float, 0.02, min=1e-4, max=0.5, help="write-verify tolerance of the initial weights"),
+        Param("row0", int, 0, min=0),
+        Param("col0", int, 0, min=0),
+        Param("seed", int, 0),
+    )
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
+        problems = []
+        if params["g_min"] >= params["g_max"]:
+            problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
+        board = station_config.board_name() if hasattr(station_config, "board_name") else None
+        if board is not None and params["rule"] != "float":
+            lim = station_config.instruments[board].limits
+            if params["pulse_amplitude"] > lim.max_pulse_amplitude:
+                problems.append(f"{where}.pulse_amplitude = {params['pulse_amplitude']:g} V exceeds the board "
+                                f"limit max_pulse_amplitude = {lim.max_pulse_amplitude:g} V")
+            if params["v_in"] > lim.max_mvm_voltage:
+                problems.append(f"{where}.v_in = {params['v_in']:g} V exceeds the board limit max_mvm_voltage = "
+                                f"{lim.max_mvm_voltage:g} V")
+        return problems
+
+    @classmethod
+    def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
+        samples = params["limit"] or 1797
+        per_sample = 0 if params["rule"] == "float" else (6 if params["rule"] == "tiki_taka" else 3)
+        ops = params["epochs"] * samples * per_sample
+        return Estimate(operations=ops, instrument_time=ops * 8e-3, detail=f"{ops} MVMs + update pulses")
+
+    # -- set-up ----------------------------------------------------------------------------------------------
+    def _float_net(self, sizes: list[int]) -> MLP:
+        return MLP([FloatLayer(w) for w in init_weights(sizes, seed=self.params["seed"])])
+
+    def _analog_net(self, sizes: list[int], result: TrainResult) -> MLP:
+        p = self.params
+        board = self.station.require_board()
+        regions = plan_layout(sizes, p["rule"], tuple(board.shape), row0=p["row0"], col0=p["col0"])
+        pulses = PulseSpec(p["pulse_amplitude"], p["pulse_width"])
+        enc = InputEncoding("amplitude", p["v_in"])
+        w_maxes = [p["w_max_hidden"]] * (len(sizes) - 2) + [p["w_max_out"]]
+        weights = init_weights(sizes, seed=p["seed"])
+        rng = np.random.default_rng(p["seed"] + 11)
+
+        # device step on a sample of the cells used
+        self.checkpoint()
+        self.report(0, 3, "measuring the device step")
+        cells = np.array([(r.row0 + i, r.col0 + j) for regs in regions for r in regs
+                          for i in range(r.rows) for j in range(r.cols)])
+        pick = cells[rng.choice(len(cells), size=min(64, len(cells)), replace=False)]
+        step: DeviceStep = measure_device_step(board, pick[:, 0], pick[:, 1], pulses, pulses=10)
+        result.device_step = {"up_S": step.up, "down_S": step.down, "asymmetry": step.asymmetry}
+        self.recorder.add_calibration("train-device-step", "device_step",
+                                      {"up": np.array(step.up), "down": np.array(step.down)},
+                                      {"cells": int(len(pick)), "pulse_amplitude": pulses.amplitude,
+                                       "pulse_width": pulses.width})
+
+        # program the initial weights (and zero-shift Tiki-Taka's A blocks)
+        layers: list[Any] = []
+        prog: dict[str, Any] = {}
+        for k, (w, regs, w_max) in enumerate(zip(weights, regions, w_maxes, strict=True)):
+            self.checkpoint()
+            self.report(1, 3, f"programming layer {k + 1} ({w.shape[0]}x{w.shape[1]})")
+            mapping = WeightMapping(p["g_min"], p["g_max"], w_max, "differential")
+            dw = (step.up + step.down) / mapping.unit  # weight change per push-pull pulse pair
+            main = ArrayBlock(board, regs[-1], mapping, w.shape[0], w.shape[1], pulses, enc)
+            outcome = write_verify(board, main.rows, main.matrix.cols, mapping.to_conductance(w, centered=True),
+                                   pulse=pulses, tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
+                                   checkpoint=self.checkpoint)
+            prog[f"layer{k}"] = outcome.summary()
+            if p["rule"] == "sgd":
+                layers.append(StochasticPulseLayer(main, dw, bl=p["bl"], seed=p["seed"] + k))
+            elif p["rule"] == "mixed_precision":
+                layers.append(MixedPrecisionLayer(main, dw, max_pulses=p["max_pulses"], seed=p["seed"] + k))
+            else:
+                a_block = ArrayBlock(board, regs[0], mapping, w.shape[0], w.shape[1], pulses, enc)
+                self._zero_shift(board, a_block, pulses)
+                layers.append(TikiTakaLayer(a_block, main, dw, dw, gamma=p["gamma"],
+                                            transfer_every=p["transfer_every"], transfer_lr=p["transfer_lr"],
+                                            bl=p["bl"], seed=p["seed"] + k))
+        result.programming = prog
+        self.commit("initialised", **{f"{k}_yield": v["yield"] for k, v in prog.items()}, dw_up=step.up,
+                    dw_down=step.down)
+        return MLP(layers)
+
+    def _zero_shift(self, board: Any, block: ArrayBlock, pulses: PulseSpec) -> None:
+        """Alternating SET/RESET on every cell of the block: each device settles at its symmetry point."""
+        n = self.params["zero_shift_pulses"]
+        if n == 0:
+            return
+        rows, cols = board.shape
+        rt = np.zeros((rows, 2 * n), dtype=np.int8)
+        ct = np.zeros((cols, 2 * n), dtype=np.int8)
+        rt[block.rows] = 1
+        ct[block.matrix.cols] = np.tile([1, -1], n)
+        board.outer_product_update(rt, ct, pulses.amplitude, pulses.width)
+
+    # -- run ----------------------------------------------------------------------------------------------
+    def execute(self) -> TrainResult:
+        p = self.params
+        ds: Dataset = load_dataset(p["dataset"], test_fraction=p["test_fraction"], seed=p["seed"],
+                                   limit=p["limit"] or None)
+        sizes = [ds.features, p["hidden"], ds.classes]
+        result = TrainResult(p["rule"], sizes)
+        analog = p["rule"] != "float"
+        t0 = instrument_time(self.station) if analog else 0.0
+        stream = self.recorder.stream(
+            "epochs",
+            columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "pulses", "instrument_time"],
+            units=["1", "nat", "1", "nat", "1", "1", "s"],
+        )
+        if analog:
+            board = self.station.require_board()
+            # worst-case column current: every input at full scale on a column of g_max devices
+            full_scale = 1.2 * max(sizes[:-1]) * p["g_max"] * p["v_in"]
+            with tia_range(self.station, board, full_scale):
+                net = self._analog_net(sizes, result)
+                for layer in net.layers:
+                    for blk in ([layer.a, layer.c] if isinstance(layer, TikiTakaLayer) else [layer.block]):
+                        blk.matrix.measure_offsets()
+                self._train(net, ds, result, stream, t0)
+        else:
+            self._train(self._float_net(sizes), ds, result, stream, t0)
+        result.instrument_time = (instrument_time(self.station) - t0) if analog else 0.0
+        return result
+
+    def _train(self, net: MLP, ds: Dataset, result: TrainResult, stream: Any, t0: float) -> None:
+        p = self.params
+        rng = np.random.default_rng(p["seed"] + 1)
+        n = len(ds.y_train)
+        analog = p["rule"] != "float"
+        total_steps = p["epochs"] * n
+        for epoch in range(1, p["epochs"] + 1):
+            loss_sum, hits, pulses = 0.0, 0, 0
+            for k, i in enumerate(rng.permutation(n)):
+                self.checkpoint()
+                r = net.train_sample(ds.x_train[i], int(ds.y_train[i]), p["lr"])
+                loss_sum += r.loss
+                hits += r.correct
+                pulses += r.pulses
+                if k % 100 == 99:
+                    self.report((epoch - 1) * n + k + 1, total_steps, f"epoch {epoch}: {k + 1}/{n} samples",
+                                train_loss=loss_sum / (k + 1), train_acc=hits / (k + 1))
+            self.checkpoint()
+            test_loss, test_acc = net.evaluate(ds.x_test, ds.y_test)
+            t = (instrument_time(self.station) - t0) if analog else 0.0
+            stats = EpochStats(epoch, loss_sum / n, hits / n, test_loss, test_acc, pulses, t)
+            result.history.append(stats)
+            result.total_pulses += pulses
+            stream.append(np.array([[epoch, stats.train_loss, stats.train_acc, test_loss, test_acc, pulses, t]]))
+            self.commit(f"epoch-{epoch}", train_loss=stats.train_loss, train_acc=stats.train_acc,
+                        test_loss=test_loss, test_acc=test_acc, pulses=pulses, instrument_time=t)
+            self.report(epoch * n, total_steps, f"epoch {epoch}: test accuracy {test_acc:.2%}", test_acc=test_acc,
+                        train_acc=stats.train_acc, loss=stats.train_loss)
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+def add_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``xbarlab train``; the handler is ``cli_main``."""
+    p = subparsers.add_parser("train", help="train a small network on the array (or the float baseline)")
+    p.add_argument("--station", metavar="FILE", default=None, help="station TOML (default: embedded sim)")
+    p.add_argument("--rule", choices=TRAIN_RULES, default="mixed_precision")
+    p.add_argument("--dataset", default="digits", help="'digits' or a .npz file with X and y")
+    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--limit", type=int, default=0, help="use only this many samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log", metavar="FILE.h5", default=None)
+    p.set_defaults(handler=cli_main)
+    return p
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    from xbarlab.experiments.mvm import run_from_cli
+
+    params = {"rule": args.rule, "dataset": args.dataset, "hidden": args.hidden, "epochs": args.epochs,
+              "lr": args.lr, "limit": args.limit, "seed": args.seed}
+    if args.rule == "float":
+        result = TrainExperiment(None, params).run()
+    else:
+        result = run_from_cli(TrainExperiment, args, params)
+    print(f"{'epoch':>5} {'loss':>7} {'train':>7} {'test':>7} {'pulses':>10} {'time/s':>8}")
+    for e in result.history:
+        print(f"{e.epoch:>5} {e.train_loss:>7.3f} {e.train_acc:>7.2%} {e.test_acc:>7.2%} {e.pulses:>10} "
+              f"{e.instrument_time:>8.2f}")
+    return 0
