@@ -525,6 +525,54 @@ class CrossbarBoard(CrossbarArray):
             payload = bp.pack_outer_product(amp, ns, rt8[:, start:stop], ct8[:, start:stop])
             self._exchange(Op.OUTER_PRODUCT, payload, 0)
 
+    # -- closed-loop (feedback) mode -------------------------------------------------------------------
+    def _closed_loop_block(self, n: int, row0: int, col0: int, layout: str, what: str) -> bp.ClosedLoopBlock:
+        if layout not in bp.CLOSED_LOOP_LAYOUTS:
+            raise ValueError(f"{self.name}: {what} layout {layout!r}: expected one of {bp.CLOSED_LOOP_LAYOUTS}")
+        block = bp.ClosedLoopBlock(operator.index(n), operator.index(row0), operator.index(col0), layout)
+        ar, ac = self.shape
+        if block.n < 1 or block.row0 < 0 or block.col0 < 0 or block.row0 + block.n > ar \
+                or block.col0 + block.width > ac:
+            raise ValueError(f"{self.name}: {what} block of {block.n}x{block.n} ({layout}) at row {row0}, column "
+                             f"{col0} does not fit the active {ar}x{ac} region")
+        return block
+
+    def closed_loop_solve(
+        self, inputs: np.ndarray, *, row0: int = 0, col0: int = 0, layout: str = "differential"
+    ) -> bp.ClosedLoopReply:
+        """CLOSED_LOOP_SOLVE: op-amps with the block in feedback settle to A_G·V = −g_in·U.
+
+        ``inputs`` U in V (one per matrix row, within the input DAC range). Returns the output
+        voltages with their rail mask, the settling time, g_in and the rail; saturation does not
+        raise (the caller re-ranges). Sun et al., PNAS 116, 4123 (2019).
+        """
+        u = np.asarray(inputs, dtype=float)
+        if u.ndim != 1:
+            raise ValueError(f"{self.name}: closed-loop inputs must be a 1-D vector, got shape {u.shape}")
+        block = self._closed_loop_block(u.size, row0, col0, layout, "CLOSED_LOOP_SOLVE")
+        u = self._vector(u, block.n, "closed-loop input voltages")
+        reply, _ = self._exchange(Op.CLOSED_LOOP_SOLVE, bp.pack_closed_loop_solve(block, u),
+                                  bp.closed_loop_reply_size(block.n))
+        return self._closed_loop_reply(reply, block.n)
+
+    def closed_loop_eigen(
+        self, g_lambda: float, n: int, *, row0: int = 0, col0: int = 0, layout: str = "differential"
+    ) -> bp.ClosedLoopReply:
+        """CLOSED_LOOP_EIGEN: free-running loop V' = A_G·V/g_λ; outputs ≈ the eigenvector with λ > g_λ (S)."""
+        g = self._finite(g_lambda, "feedback conductance g_lambda (S)")
+        if g <= 0:
+            raise ValueError(f"{self.name}: feedback conductance g_lambda must be > 0 S, got {g}")
+        block = self._closed_loop_block(n, row0, col0, layout, "CLOSED_LOOP_EIGEN")
+        reply, _ = self._exchange(Op.CLOSED_LOOP_EIGEN, bp.pack_closed_loop_eigen(block, g),
+                                  bp.closed_loop_reply_size(block.n))
+        return self._closed_loop_reply(reply, block.n)
+
+    def _closed_loop_reply(self, payload: bytes, n: int) -> bp.ClosedLoopReply:
+        try:
+            return bp.ClosedLoopReply.unpack(payload, n)
+        except bp.PayloadError as exc:
+            raise self._fail(f"malformed closed-loop reply: {exc}") from None
+
     # -- SMU routing ---------------------------------------------------------------------------------
     def _port(self, port: int) -> int:
         self._limits()

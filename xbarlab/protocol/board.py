@@ -66,6 +66,8 @@ class Op(IntEnum):
     OUTER_PRODUCT = 0x22
     ROUTE_SMU = 0x30
     UNROUTE_SMU = 0x31
+    CLOSED_LOOP_SOLVE = 0x40
+    CLOSED_LOOP_EIGEN = 0x41
 
 
 class Status(IntEnum):
@@ -642,3 +644,99 @@ def unpack_outer_product(payload: bytes, rows: int, cols: int) -> tuple[float, i
 
 
 OUTER_PRODUCT_HEADER = _OUTER.size
+
+
+# -- closed-loop (feedback) mode -------------------------------------------------------------------
+#: matrix layouts of the feedback mode: column pairs (A ∝ G⁺ − G⁻) or one column per output (A ∝ G)
+CLOSED_LOOP_LAYOUTS = ("differential", "positive")
+#: closed-loop reply flags bit 0: the loop settled (solve: stable; eigenvector: a mode grew and settled)
+CLOSED_LOOP_STABLE = 0x01
+_CLOSED_LOOP = struct.Struct("<HHHBx")  # n, first row, first column, layout, reserved
+_CLOSED_LOOP_REPLY = struct.Struct("<fffB3x")  # settle time, input conductance, rail, flags, reserved
+CLOSED_LOOP_HEADER = _CLOSED_LOOP.size
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedLoopBlock:
+    """Where the feedback-mode matrix sits: n×n, from (row0, col0), in a layout."""
+
+    n: int
+    row0: int
+    col0: int
+    layout: str = "differential"
+
+    @property
+    def width(self) -> int:
+        """Columns used: 2n (differential) or n (positive)."""
+        return 2 * self.n if self.layout == "differential" else self.n
+
+    def pack(self) -> bytes:
+        return _CLOSED_LOOP.pack(self.n, self.row0, self.col0, CLOSED_LOOP_LAYOUTS.index(self.layout))
+
+    @classmethod
+    def unpack_from(cls, payload: bytes, what: str) -> ClosedLoopBlock:
+        if len(payload) < _CLOSED_LOOP.size:
+            raise PayloadError(Err.BAD_LENGTH, f"{what} payload too short ({len(payload)} bytes)")
+        n, row0, col0, layout = _CLOSED_LOOP.unpack_from(payload)
+        if payload[7] != 0:
+            raise PayloadError(Err.BAD_VALUE, f"{what}: reserved byte must be 0")
+        if layout >= len(CLOSED_LOOP_LAYOUTS):
+            raise PayloadError(Err.BAD_VALUE, f"{what}: layout {layout} unknown (0 differential, 1 positive)")
+        if n < 1:
+            raise PayloadError(Err.BAD_VALUE, f"{what}: matrix size n must be >= 1")
+        return cls(n, row0, col0, CLOSED_LOOP_LAYOUTS[layout])
+
+
+def pack_closed_loop_solve(block: ClosedLoopBlock, inputs: np.ndarray) -> bytes:
+    """CLOSED_LOOP_SOLVE payload: block (8 bytes) then n f32 input voltages (V)."""
+    return block.pack() + pack_vector(inputs)
+
+
+def unpack_closed_loop_solve(payload: bytes) -> tuple[ClosedLoopBlock, np.ndarray]:
+    block = ClosedLoopBlock.unpack_from(payload, "CLOSED_LOOP_SOLVE")
+    return block, unpack_vector(payload[_CLOSED_LOOP.size :], block.n, "CLOSED_LOOP_SOLVE input voltages")
+
+
+def pack_closed_loop_eigen(block: ClosedLoopBlock, g_lambda: float) -> bytes:
+    """CLOSED_LOOP_EIGEN payload: block (8 bytes) then the feedback conductance g_λ f32 (S)."""
+    return block.pack() + struct.pack("<f", g_lambda)
+
+
+def unpack_closed_loop_eigen(payload: bytes) -> tuple[ClosedLoopBlock, float]:
+    block = ClosedLoopBlock.unpack_from(payload, "CLOSED_LOOP_EIGEN")
+    if len(payload) != _CLOSED_LOOP.size + 4:
+        raise PayloadError(Err.BAD_LENGTH, f"CLOSED_LOOP_EIGEN payload must be {_CLOSED_LOOP.size + 4} bytes, "
+                           f"got {len(payload)}")
+    return block, struct.unpack_from("<f", payload, _CLOSED_LOOP.size)[0]
+
+
+def closed_loop_reply_size(n: int) -> int:
+    """Payload size of a closed-loop reply with ``n`` outputs."""
+    return _CLOSED_LOOP_REPLY.size + measurement_size(n)
+
+
+@dataclass(frozen=True)
+class ClosedLoopReply:
+    """Reply of CLOSED_LOOP_SOLVE / CLOSED_LOOP_EIGEN."""
+
+    voltages: np.ndarray  # V, op-amp outputs as digitised
+    saturated: np.ndarray  # bool, output at a rail
+    settle_time: float  # s
+    input_conductance: float  # S, g_in from each input DAC to its row (solve mode)
+    rail: float  # V, output swing
+    stable: bool
+
+    def pack(self) -> bytes:
+        flags = CLOSED_LOOP_STABLE if self.stable else 0
+        head = _CLOSED_LOOP_REPLY.pack(self.settle_time, self.input_conductance, self.rail, flags)
+        return head + pack_measurement(self.voltages, self.saturated)
+
+    @classmethod
+    def unpack(cls, payload: bytes, n: int) -> ClosedLoopReply:
+        if len(payload) != closed_loop_reply_size(n):
+            raise PayloadError(Err.BAD_LENGTH, f"closed-loop reply with {n} outputs must be "
+                               f"{closed_loop_reply_size(n)} bytes, got {len(payload)}")
+        settle, g_in, rail, flags = _CLOSED_LOOP_REPLY.unpack_from(payload)
+        v, sat = unpack_measurement(payload[_CLOSED_LOOP_REPLY.size :], n)
+        stable = bool(flags & CLOSED_LOOP_STABLE)
+        return cls(v.astype(float), sat.copy(), float(settle), float(g_in), float(rail), stable)

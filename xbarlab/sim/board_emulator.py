@@ -24,6 +24,7 @@ import numpy as np
 from xbarlab.protocol import board as bp
 from xbarlab.protocol.board import Err, Frame, FrameError, Op, PayloadError
 from xbarlab.sim.clock import SimClock
+from xbarlab.sim.closed_loop import ClosedLoopCircuit, OpAmpSpec
 from xbarlab.sim.emulator import StreamEmulator
 from xbarlab.sim.faults import FaultPlan
 from xbarlab.sim.terminals import SmuTerminal
@@ -91,7 +92,7 @@ class _Reject(PayloadError):
 #: opcodes that drive the array lines: refused before CONFIGURE and while an SMU port is routed
 _ARRAY_OPS = frozenset(
     {Op.READ_CELL, Op.READ_ALL, Op.READ_CELLS, Op.MVM_FORWARD, Op.MVM_TRANSPOSE, Op.PULSE, Op.PULSE_BATCH,
-     Op.OUTER_PRODUCT}
+     Op.OUTER_PRODUCT, Op.CLOSED_LOOP_SOLVE, Op.CLOSED_LOOP_EIGEN}
 )
 
 
@@ -102,6 +103,8 @@ class BoardEmulator(StreamEmulator):
     ``smu_terminals`` maps the board's SMU ports to the terminals of the SMUs cabled to them;
     ROUTE_SMU connects ``model.cell_load(row, col)`` to that terminal. ``limits`` and
     ``timing`` accept the dataclass or a dict of its fields (a TOML ``[sim.board]`` table).
+    ``closed_loop`` configures the feedback mode (:class:`~xbarlab.sim.closed_loop.OpAmpSpec` or a
+    dict of its fields, plus an optional ``seed`` for the per-channel offsets).
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class BoardEmulator(StreamEmulator):
         timing: BoardTiming | dict[str, Any] | None = None,
         temperature: float = 25.0,
         faults: FaultPlan | None = None,
+        closed_loop: OpAmpSpec | dict[str, Any] | None = None,
     ) -> None:
         super().__init__(faults)
         self.model = model
@@ -167,7 +171,12 @@ class BoardEmulator(StreamEmulator):
             Op.OUTER_PRODUCT: self._outer_product,
             Op.ROUTE_SMU: self._route_smu,
             Op.UNROUTE_SMU: self._unroute_smu,
+            Op.CLOSED_LOOP_SOLVE: self._closed_loop_solve,
+            Op.CLOSED_LOOP_EIGEN: self._closed_loop_eigen,
         }
+        cl = dict(closed_loop) if isinstance(closed_loop, dict) else closed_loop
+        cl_seed = int(cl.pop("seed", 0)) if isinstance(cl, dict) else 0
+        self.closed_loop = ClosedLoopCircuit(model, _as(OpAmpSpec, cl, "closed_loop"), seed=cl_seed, clock=clock)
         self.boot_count = 0
         self.error_count = 0
         self.link_errors = 0
@@ -482,6 +491,35 @@ class BoardEmulator(StreamEmulator):
         self.model.outer_product_update(full_rows, full_cols, float(amplitude), width)
         self.clock.advance(slots * (width + self.timing.pulse_gap))
         return b"", 0
+
+    def _closed_loop_block(self, block: bp.ClosedLoopBlock, what: str) -> None:
+        ar, ac = self.config.active_rows, self.config.active_cols
+        if block.row0 + block.n > ar or block.col0 + block.width > ac:
+            raise _Reject(Err.INDEX_RANGE, f"{what}: {block.n}x{block.n} {block.layout} block at row {block.row0}, "
+                          f"column {block.col0} exceeds the active {ar}x{ac} region")
+
+    def _closed_loop_reply(self, reading: Any, n: int) -> tuple[bytes, int]:
+        self.clock.advance(self.timing.conversions(n))
+        reply = bp.ClosedLoopReply(np.asarray(reading.voltages), np.asarray(reading.saturated, dtype=bool),
+                                   float(reading.settle_time), float(reading.input_conductance), float(reading.rail),
+                                   bool(reading.stable))
+        return reply.pack(), bp.FLAG_SATURATED if reply.saturated.any() else 0
+
+    def _closed_loop_solve(self, payload: bytes) -> tuple[bytes, int]:
+        block, u = bp.unpack_closed_loop_solve(payload)
+        self._closed_loop_block(block, "CLOSED_LOOP_SOLVE")
+        self._check_inputs(u, "CLOSED_LOOP_SOLVE input voltages")
+        reading = self.closed_loop.solve(self._dac(u), row0=block.row0, col0=block.col0, layout=block.layout)
+        return self._closed_loop_reply(reading, block.n)
+
+    def _closed_loop_eigen(self, payload: bytes) -> tuple[bytes, int]:
+        block, g_lambda = bp.unpack_closed_loop_eigen(payload)
+        self._closed_loop_block(block, "CLOSED_LOOP_EIGEN")
+        if not (math.isfinite(g_lambda) and g_lambda > 0):
+            raise _Reject(Err.BAD_VALUE, f"CLOSED_LOOP_EIGEN: feedback conductance {g_lambda} S must be finite and > 0")
+        reading = self.closed_loop.eigenvector(float(g_lambda), block.n, row0=block.row0, col0=block.col0,
+                                               layout=block.layout)
+        return self._closed_loop_reply(reading, block.n)
 
     def _check_port(self, port: int) -> None:
         if port >= self.identity.smu_ports:
