@@ -138,3 +138,21 @@ def test_drift_inference_without_drift_keeps_float_accuracy():
     assert pt.scales[0] == pytest.approx(1.0, abs=0.02)
     with pytest.raises(ConfigError, match="must be increasing"):
         DriftInferenceExperiment(FakeStation(fb), {"times": [10.0, 1.0]}).run()
+
+
+def test_cli_hooks_register_commands(capsys):
+    import argparse
+
+    from xbarlab.experiments import drift_inference, linear_solve, mvm, training
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    for module in (mvm, linear_solve, training, drift_inference):
+        module.add_cli(sub)
+    args = parser.parse_args(["solve", "-n", "8", "--inner", "gmres", "--one-step"])
+    assert args.handler is linear_solve.cli_main and args.one_step and args.inner == "gmres"
+    args = parser.parse_args(["mvm", "--v-in", "0.1", "0.2", "--sizes", "4", "8"])
+    assert args.v_in == [0.1, 0.2] and args.sizes == [4, 8]
+    args = parser.parse_args(["train", "--rule", "float", "--epochs", "1", "--limit", "200", "--hidden", "8"])
+    assert args.handler(args) == 0
+    assert "epoch" in capsys.readouterr().out

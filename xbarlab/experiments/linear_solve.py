@@ -286,6 +286,8 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--inner", choices=INNER_SOLVERS, default="cg")
     p.add_argument("--tol", type=float, default=1e-10)
     p.add_argument("--digital-diagonal", action="store_true")
+    p.add_argument("--one-step", action="store_true", help="only the one-step closed-loop solve (feedback mode)")
+    p.add_argument("--eigenvector", action="store_true", help="principal eigenvector in the feedback mode")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log", metavar="FILE.h5", default=None)
     p.set_defaults(handler=cli_main)
@@ -294,6 +296,20 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 def cli_main(args: argparse.Namespace) -> int:
     from xbarlab.experiments.mvm import run_from_cli
+
+    if args.one_step or args.eigenvector:
+        from xbarlab.experiments.closed_loop import ClosedLoopExperiment
+
+        mode = "eigenvector" if args.eigenvector else "solve"
+        c = run_from_cli(ClosedLoopExperiment, args, {"mode": mode, "matrix": args.matrix, "n": args.n,
+                                                      "condition": args.condition, "seed": args.seed})
+        if mode == "solve":
+            print(f"one-step closed-loop solve: median relative error {c.median_rel_error:.3%} "
+                  f"({c.operations} operations, circuit time {c.settle_time * 1e6:.1f} us)")
+        else:
+            print(f"eigenvector: overlap with numpy {c.eigen_overlap:.5f}, eigenvalue error "
+                  f"{c.eigenvalue_rel_error:.3%}")
+        return 0
 
     params = {"matrix": args.matrix, "n": args.n, "condition": args.condition, "inner": args.inner,
               "tol": args.tol, "digital_diagonal": args.digital_diagonal, "seed": args.seed}
