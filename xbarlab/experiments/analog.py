@@ -278,23 +278,51 @@ class ArrayMatrix:
         self.mvms += 1
         return np.asarray(fn(v), dtype=float)
 
-    def _measure(self, fn: MvmFunction, v: np.ndarray) -> np.ndarray:
-        """One MVM; on ADC clipping retry at half the input scale (up to 6 times)."""
+    def _measure(self, fn: MvmFunction, v: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """One MVM. A clipped ADC sample on a line we read (``lines``) means: retry at half the
+        input scale (up to 6 times); clipping on other lines of the active region is ignored."""
         for _ in range(7):
             try:
                 return self._raw(fn, v * self.scale) / self.scale
             except InstrumentError as exc:
                 if getattr(exc, "code", None) != ADC_SATURATED:
                     raise
+                mask = getattr(exc, "saturated", None)
+                currents = getattr(exc, "currents", None)
+                if mask is not None and currents is not None and not np.any(np.asarray(mask)[lines]):
+                    return np.asarray(currents, dtype=float) / self.scale
                 self.saturations += 1
                 self.scale *= 0.5
         raise InstrumentError(getattr(self.board, "name", "board"), ADC_SATURATED,
                               "MVM output clipped even at 1/64 of the input range; raise the TIA range")
 
-    def _encoded(self, fn: MvmFunction, u: np.ndarray, place: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    def peak_currents(self, probes: int = 6, seed: int = 0) -> float:
+        """Largest |current| (A) on the lines this matrix reads, for random full-scale inputs in
+        both directions (used to choose the TIA range). Saturated probes count as the full scale."""
+        rng = np.random.default_rng(seed)
+        peak = 0.0
+        for _ in range(probes):
+            for fn, n_in, place_lines, read_lines in (
+                (self.board.mvm_forward, self.active[0], self.rows, self.cols),
+                (self.board.mvm_transpose, self.active[1], self.cols, self.rows),
+            ):
+                v = np.zeros(n_in)
+                v[place_lines] = rng.choice([-1.0, 1.0], size=len(place_lines)) * self.encoding.v_in
+                try:
+                    i = self._raw(fn, v)
+                except InstrumentError as exc:
+                    if getattr(exc, "code", None) != ADC_SATURATED or getattr(exc, "currents", None) is None:
+                        raise
+                    i = np.asarray(exc.currents, dtype=float)
+                peak = max(peak, float(np.max(np.abs(i[read_lines]))))
+        return peak
+
+    def _encoded(
+        self, fn: MvmFunction, u: np.ndarray, place: Callable[[np.ndarray], np.ndarray], lines: np.ndarray
+    ) -> np.ndarray:
         total = None
         for weight, volts in self.encoding.planes(u):
-            acc = sum(self._measure(fn, place(volts)) for _ in range(self.repeats)) / self.repeats
+            acc = sum(self._measure(fn, place(volts), lines) for _ in range(self.repeats)) / self.repeats
             total = weight * acc if total is None else total + weight * acc
         return total if total is not None else np.zeros(0)
 
@@ -314,7 +342,7 @@ class ArrayMatrix:
             return v
 
         planes = self.encoding.planes(u)
-        currents = self._encoded(self.board.mvm_forward, u, place)
+        currents = self._encoded(self.board.mvm_forward, u, place, self.cols)
         if currents.size == 0:
             return np.zeros(self.n_out)
         total_weight = sum(w for w, _ in planes)
@@ -348,7 +376,7 @@ class ArrayMatrix:
             return v
 
         planes = self.encoding.planes(un)
-        currents = self._encoded(self.board.mvm_transpose, un, place)
+        currents = self._encoded(self.board.mvm_transpose, un, place, self.rows)
         if currents.size == 0:
             return np.zeros(self.n_in)
         total_weight = sum(w for w, _ in planes)
@@ -358,3 +386,20 @@ class ArrayMatrix:
             applied = sum(w * volts for w, volts in planes)
             i = i - self.mapping.g_ref * float(np.sum(applied))
         return i / (self.mapping.unit * self.encoding.v_in) * peak
+
+
+def autorange(board: Any, matrices: list[ArrayMatrix], read_voltage: float, *, headroom: float = 1.3) -> float:
+    """Set the board's TIA full scale (A) to ``headroom`` × the largest probe current of ``matrices``.
+
+    Probes start at the board's largest allowed range (safety limit ``max_tia_range``); the
+    ADC's resolution then goes to the currents these matrices really produce instead of a
+    worst-case bound. Returns the range set. Use inside ``support.tia_range`` (which restores
+    the station default afterwards).
+    """
+    limits = getattr(board, "limits", None)
+    top = float(getattr(limits, "max_tia_range", 10e-3)) if limits is not None else 10e-3
+    board.configure(read_voltage, top)
+    peak = max((m.peak_currents() for m in matrices), default=0.0)
+    fs = min(top, max(headroom * peak, 1e-6)) if peak > 0 else top
+    board.configure(read_voltage, fs)
+    return fs

@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError, InstrumentError
-from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping
+from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.linear_solve import load_system
-from xbarlab.experiments.programming import write_verify
+from xbarlab.experiments.programming import program
 from xbarlab.experiments.solvers import InnerResult
-from xbarlab.experiments.support import board_limit, instrument_time, tia_range
+from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import PulseSpec
 
 MODES = ("solve", "eigenvector")
@@ -216,8 +216,8 @@ class ClosedLoopExperiment(Experiment):
             solver = ClosedLoopSolver(solver, max_input=board_limit(board, "max_mvm_voltage", 0.2))
         self.checkpoint()
         self.report(0, 2, f"programming the {n}x{n} matrix (write-verify)")
-        outcome = write_verify(
-            board, np.arange(region.row0, region.row0 + n), np.arange(region.col0, region.col0 + 2 * n),
+        outcome = program(
+            self.station, board, np.arange(region.row0, region.row0 + n), np.arange(region.col0, region.col0 + 2 * n),
             mapping.to_conductance(a), pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint,
         )
@@ -260,6 +260,7 @@ class ClosedLoopExperiment(Experiment):
         g_sum = float(np.max(np.sum(mapping.to_conductance(a), axis=0)))
         with tia_range(self.station, board, 1.2 * g_sum * v_in):
             op = ArrayMatrix(board, region, mapping, n, n, encoding=InputEncoding("amplitude", v_in))
+            autorange(board, [op], station_defaults(self.station)[0])
             op.measure_offsets()
             lam_est = arnoldi_largest(op.matvec, n, steps=min(n, 20), seed=self.params["seed"],
                                       checkpoint=self.checkpoint)

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping
+from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.datasets import load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
-from xbarlab.experiments.programming import write_verify
-from xbarlab.experiments.support import instrument_time, tia_range, wait
+from xbarlab.experiments.programming import program
+from xbarlab.experiments.support import instrument_time, station_defaults, tia_range, wait
 from xbarlab.experiments.training import plan_layout
 from xbarlab.experiments.update_rules import PulseSpec
 
@@ -155,8 +155,8 @@ class DriftInferenceExperiment(Experiment):
             self.report(1, 3, f"programming layer {k + 1} ({w.shape[0]}x{w.shape[1]})")
             m = ArrayMatrix(board, Region(region.row0, region.col0, region.rows, region.cols), mapping,
                             w.shape[0], w.shape[1], encoding=InputEncoding("amplitude", p["v_in"]))
-            outcome = write_verify(board, m.rows, m.cols, mapping.to_conductance(w), pulse=pulses,
-                                   tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint)
+            outcome = program(self.station, board, m.rows, m.cols, mapping.to_conductance(w), pulse=pulses,
+                              tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint)
             result.programming[f"layer{k}"] = outcome.summary()
             self.recorder.add_calibration(f"drift-programming-layer{k}", "write_verify",
                                           {"targets": outcome.targets, "achieved": outcome.achieved},
@@ -175,6 +175,8 @@ class DriftInferenceExperiment(Experiment):
         full_scale = 1.2 * max(sizes[:-1]) * p["g_max"] * p["v_in"]
         reference: list[float] | None = None
         with tia_range(self.station, board, full_scale):
+            read_v = station_defaults(self.station)[0]
+            autorange(board, matrices, read_v)
             for m in matrices:
                 m.measure_offsets()
             reference = self._calibration_sums(net, layers, cal_x)
@@ -185,6 +187,9 @@ class DriftInferenceExperiment(Experiment):
                     self.report(2, 3, f"waiting until t = {t_target:g} s after programming")
                     wait(self.station, t_target - elapsed, self.checkpoint)
                 t_now = instrument_time(self.station) - t_programmed
+                autorange(board, matrices, read_v)  # conductances decayed: keep the ADC resolution
+                for m in matrices:
+                    m.measure_offsets()
                 for layer in layers:
                     layer.scale = 1.0
                 _, acc_raw = analog.evaluate(ds.x_test, ds.y_test)

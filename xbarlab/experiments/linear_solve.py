@@ -23,11 +23,19 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, WeightMapping, choose_mapping
+from xbarlab.experiments.analog import (
+    ENCODINGS,
+    ArrayMatrix,
+    InputEncoding,
+    Region,
+    WeightMapping,
+    autorange,
+    choose_mapping,
+)
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.programming import write_verify
+from xbarlab.experiments.programming import program
 from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
-from xbarlab.experiments.support import board_limit, instrument_time, tia_range
+from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import PulseSpec
 
 INNER_SOLVERS = ("cg", "gmres", "closed_loop")
@@ -184,8 +192,8 @@ class LinearSolveExperiment(Experiment):
         arr_rows = np.arange(region.row0, region.row0 + n)
         arr_cols = np.arange(region.col0, region.col0 + mapping.columns(n))
         self.report(0, 1, f"programming the {n}x{n} matrix ({mapping.layout} layout, write-verify)")
-        outcome = write_verify(
-            board, arr_rows, arr_cols, mapping.to_conductance(a_array),
+        outcome = program(
+            self.station, board, arr_rows, arr_cols, mapping.to_conductance(a_array),
             pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
             checkpoint=self.checkpoint,
@@ -226,6 +234,7 @@ class LinearSolveExperiment(Experiment):
         first_err: list[float] = []
 
         with tia_range(self.station, board, 1.2 * g_sum * p["v_in"]):
+            autorange(board, [op], station_defaults(self.station)[0])
             op.measure_offsets()
             operator: Any = OffsetDiagonalOperator(op, diag) if p["digital_diagonal"] else op
             inner_fn = self._inner_solver(operator, board, op, mapping, diag)

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, choose_mapping
+from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, autorange, choose_mapping
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.programming import ProgrammingOutcome, write_verify
-from xbarlab.experiments.support import board_limit, instrument_time, tia_range
+from xbarlab.experiments.programming import ProgrammingOutcome, program
+from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import PulseSpec
 
 DIRECTIONS = ("forward", "transpose", "both")
@@ -124,7 +124,7 @@ class MvmExperiment(Experiment):
         Param("tolerance", float, 0.01, help="write-verify tolerance, fraction of the window", min=1e-4, max=0.5),
         Param("pulse_amplitude", float, 1.2, "V", "programming pulse amplitude", min=0.0),
         Param("pulse_width", float, 100e-9, "s", "programming pulse width", min=1e-9),
-        Param("tia_range", float, 0.0, "A", "TIA full scale; 0 = from the programmed conductances", min=0.0),
+        Param("tia_range", float, 0.0, "A", "TIA full scale; 0 = autorange on the programmed matrix", min=0.0),
         Param("row0", int, 0, min=0, help="first array row of the matrix"),
         Param("col0", int, 0, min=0, help="first array column of the matrix"),
         Param("seed", int, 0),
@@ -185,8 +185,8 @@ class MvmExperiment(Experiment):
         targets = mapping.to_conductance(w)
         arr_rows = np.arange(region.row0, region.row0 + n_in)
         arr_cols = np.arange(region.col0, region.col0 + mapping.columns(n_out))
-        outcome: ProgrammingOutcome = write_verify(
-            board, arr_rows, arr_cols, targets,
+        outcome: ProgrammingOutcome = program(
+            self.station, board, arr_rows, arr_cols, targets,
             pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
             checkpoint=self.checkpoint,
@@ -219,6 +219,8 @@ class MvmExperiment(Experiment):
             full_scale = p["tia_range"] or 1.2 * max(g_sum * v_in, 1e-9)
             with tia_range(self.station, board, full_scale):
                 op = ArrayMatrix(board, region, mapping, n_out, n_in, encoding=enc, full_scale=1.0)
+                if not p["tia_range"]:
+                    autorange(board, [op], station_defaults(self.station)[0])
                 op.measure_offsets()
                 case = self._run_case(op, w, programmed, n_o, n_i, v_in, direction, rng)
             total_mvms += op.mvms

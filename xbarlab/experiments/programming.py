@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, InstrumentError
+from xbarlab.experiments.analog import ADC_SATURATED
+from xbarlab.experiments.support import station_defaults, tia_range
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
 from xbarlab.instruments.interfaces import Pulse
 
@@ -51,8 +53,19 @@ class ProgrammingOutcome:
         }
 
 
-def _read_block(board: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    return np.asarray(board.read_all(), dtype=float)[np.ix_(rows, cols)]
+def read_map(board: Any, read_voltage: float) -> np.ndarray:
+    """Conductance map (S); a clipped ADC sample reads as the full scale (the cell is above range)."""
+    try:
+        return np.asarray(board.read_all(), dtype=float)
+    except InstrumentError as exc:
+        currents = getattr(exc, "currents", None)
+        if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
+            raise
+        return np.asarray(currents, dtype=float) / read_voltage
+
+
+def _read_block(board: Any, rows: np.ndarray, cols: np.ndarray, read_voltage: float) -> np.ndarray:
+    return read_map(board, read_voltage)[np.ix_(rows, cols)]
 
 
 def write_verify(
@@ -63,15 +76,17 @@ def write_verify(
     *,
     pulse: PulseSpec,
     tolerance: float,
+    read_voltage: float = 0.2,
     max_rounds: int = 40,
     max_pulses_per_round: int = 16,
     checkpoint: Callable[[], None] | None = None,
 ) -> ProgrammingOutcome:
     """Program ``targets`` (len(rows) × len(cols), S) into the block ``rows`` × ``cols``.
 
-    ``tolerance`` in S. Stops when every cell is within tolerance or after ``max_rounds``
-    read/pulse rounds; cells that never get there (stuck, out of range) stay flagged in
-    ``within``. ``checkpoint`` runs between rounds (abort at a safe point).
+    ``tolerance`` in S; ``read_voltage`` (V) is the board's configured read voltage. Set a TIA
+    range suited to single-cell reads first (:func:`program` does). Stops when every cell is
+    within tolerance or after ``max_rounds`` read/pulse rounds; cells that never get there
+    (stuck, out of range) stay flagged in ``within``. ``checkpoint`` runs between rounds (abort at a safe point).
     """
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     targets = np.asarray(targets, dtype=float)
@@ -79,7 +94,7 @@ def write_verify(
         raise ConfigError(f"targets have shape {targets.shape}, expected ({len(rows)}, {len(cols)})")
     if not tolerance > 0:
         raise ConfigError(f"write-verify tolerance must be > 0 S, got {tolerance}")
-    g = _read_block(board, rows, cols)
+    g = _read_block(board, rows, cols, read_voltage)
     step_up = step_down = None
     pulses_total = 0
     rounds = 0
@@ -103,7 +118,7 @@ def write_verify(
             batch.extend([Pulse(int(rows[i]), int(cols[j]), amp, pulse.width)] * n)
         board.pulse_batch(batch)
         pulses_total += len(batch)
-        g_new = _read_block(board, rows, cols)
+        g_new = _read_block(board, rows, cols, read_voltage)
         delta = (g_new - g)[ii, jj] / counts
         up, down = delta[e > 0], -delta[e < 0]
         if up.size and np.median(up) > 0:
@@ -115,8 +130,33 @@ def write_verify(
     return ProgrammingOutcome(targets, g, within, float(tolerance), rounds, pulses_total)
 
 
+def program(
+    station: Any,
+    board: Any,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    targets: np.ndarray,
+    *,
+    pulse: PulseSpec,
+    tolerance: float,
+    checkpoint: Callable[[], None] | None = None,
+    headroom: float = 1.5,
+) -> ProgrammingOutcome:
+    """:func:`write_verify` with the TIA range set for single-cell reads of these targets.
+
+    Full scale = ``headroom`` × the largest target × read voltage, so the ADC resolves the
+    conductance window instead of the MVM range; the station default is restored afterwards.
+    """
+    read_v, _ = station_defaults(station)
+    targets = np.asarray(targets, dtype=float)
+    fs = headroom * float(np.max(targets, initial=0.0)) * abs(read_v)
+    with tia_range(station, board, max(fs, 1e-6)):
+        return write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
+                            checkpoint=checkpoint)
+
+
 def measure_device_step(
-    board: Any, rows: np.ndarray, cols: np.ndarray, pulse: PulseSpec, pulses: int = 10
+    board: Any, rows: np.ndarray, cols: np.ndarray, pulse: PulseSpec, pulses: int = 10, read_voltage: float = 0.2
 ) -> DeviceStep:
     """Mean conductance change per SET and per RESET pulse (S) on the cells rows[k], cols[k].
 
@@ -126,13 +166,13 @@ def measure_device_step(
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     if rows.shape != cols.shape or rows.size == 0:
         raise ConfigError("measure_device_step needs matching, non-empty lists of rows and columns")
-    g0 = np.asarray(board.read_all(), dtype=float)[rows, cols]
+    g0 = read_map(board, read_voltage)[rows, cols]
     batch = [Pulse(int(r), int(c), pulse.amplitude, pulse.width) for r, c in zip(rows, cols, strict=True)]
     board.pulse_batch(batch * pulses)
-    g1 = np.asarray(board.read_all(), dtype=float)[rows, cols]
+    g1 = read_map(board, read_voltage)[rows, cols]
     batch = [Pulse(int(r), int(c), -pulse.amplitude, pulse.width) for r, c in zip(rows, cols, strict=True)]
     board.pulse_batch(batch * pulses)
-    g2 = np.asarray(board.read_all(), dtype=float)[rows, cols]
+    g2 = read_map(board, read_voltage)[rows, cols]
     up, down = (g1 - g0) / pulses, (g1 - g2) / pulses
     moving = (up > 0) & (down > 0)
     if not moving.any():

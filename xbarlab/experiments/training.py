@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.analog import InputEncoding, Region, WeightMapping
+from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.datasets import Dataset, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
-from xbarlab.experiments.programming import measure_device_step, write_verify
-from xbarlab.experiments.support import instrument_time, tia_range
+from xbarlab.experiments.programming import measure_device_step, program
+from xbarlab.experiments.support import instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import (
     ArrayBlock,
     DeviceStep,
@@ -130,6 +130,8 @@ class TrainExperiment(Experiment):
         Param("seed", int, 0),
     )
 
+    _matrices: list[ArrayMatrix]
+
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
         problems = []
@@ -173,7 +175,10 @@ class TrainExperiment(Experiment):
         cells = np.array([(r.row0 + i, r.col0 + j) for regs in regions for r in regs
                           for i in range(r.rows) for j in range(r.cols)])
         pick = cells[rng.choice(len(cells), size=min(64, len(cells)), replace=False)]
-        step: DeviceStep = measure_device_step(board, pick[:, 0], pick[:, 1], pulses, pulses=10)
+        read_v = station_defaults(self.station)[0]
+        with tia_range(self.station, board, 1.5 * p["g_max"] * abs(read_v)):
+            step: DeviceStep = measure_device_step(board, pick[:, 0], pick[:, 1], pulses, pulses=10,
+                                                   read_voltage=read_v)
         result.device_step = {"up_S": step.up, "down_S": step.down, "asymmetry": step.asymmetry}
         self.recorder.add_calibration("train-device-step", "device_step",
                                       {"up": np.array(step.up), "down": np.array(step.down)},
@@ -189,9 +194,9 @@ class TrainExperiment(Experiment):
             mapping = WeightMapping(p["g_min"], p["g_max"], w_max, "differential")
             dw = (step.up + step.down) / mapping.unit  # weight change per push-pull pulse pair
             main = ArrayBlock(board, regs[-1], mapping, w.shape[0], w.shape[1], pulses, enc)
-            outcome = write_verify(board, main.rows, main.matrix.cols, mapping.to_conductance(w, centered=True),
-                                   pulse=pulses, tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
-                                   checkpoint=self.checkpoint)
+            outcome = program(self.station, board, main.rows, main.matrix.cols,
+                              mapping.to_conductance(w, centered=True), pulse=pulses,
+                              tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint)
             prog[f"layer{k}"] = outcome.summary()
             if p["rule"] == "sgd":
                 layers.append(StochasticPulseLayer(main, dw, bl=p["bl"], seed=p["seed"] + k))
@@ -240,9 +245,10 @@ class TrainExperiment(Experiment):
             full_scale = 1.2 * max(sizes[:-1]) * p["g_max"] * p["v_in"]
             with tia_range(self.station, board, full_scale):
                 net = self._analog_net(sizes, result)
-                for layer in net.layers:
-                    for blk in ([layer.a, layer.c] if isinstance(layer, TikiTakaLayer) else [layer.block]):
-                        blk.matrix.measure_offsets()
+                self._matrices = [
+                    blk.matrix for layer in net.layers
+                    for blk in ([layer.a, layer.c] if isinstance(layer, TikiTakaLayer) else [layer.block])
+                ]
                 self._train(net, ds, result, stream, t0)
         else:
             self._train(self._float_net(sizes), ds, result, stream, t0)
@@ -256,6 +262,11 @@ class TrainExperiment(Experiment):
         analog = p["rule"] != "float"
         total_steps = p["epochs"] * n
         for epoch in range(1, p["epochs"] + 1):
+            if analog:  # the weights moved: re-range the TIAs and re-measure the output offsets
+                board = self.station.require_board()
+                autorange(board, self._matrices, station_defaults(self.station)[0])
+                for m in self._matrices:
+                    m.measure_offsets()
             loss_sum, hits, pulses = 0.0, 0, 0
             for k, i in enumerate(rng.permutation(n)):
                 self.checkpoint()
