@@ -1,0 +1,96 @@
+"""Benchmark: training a 64–16–10 MLP on scikit-learn's digits on the simulated array.
+
+Rules (same architecture, split, seeds and learning rate):
+
+* ``float``: numpy baseline;
+* ``sgd``: stochastic outer-product pulses (Gokmen & Vlasov 2016);
+* ``mixed_precision``: digital accumulation, pulses when the accumulator passes the device step
+  (Nandakumar et al. 2020);
+* ``tiki_taka``: two arrays A and C per layer, as two disjoint column bands of the physical array
+  (Gokmen & Haensch 2020);
+* ``asymmetric_sgd`` / ``asymmetric_tiki_taka``: the same on a strongly asymmetric RRAM setting
+  (station ``[sim.device]`` table, see ``ASYMMETRIC``).
+
+Array: a simulated 64×128 RRAM 1T1R crossbar (64 inputs on rows; differential column pairs;
+Tiki-Taka needs 2 × (32 + 20) = 104 columns).
+
+Usage: ``python benchmarks/train_digits.py [--quick]``; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+from linear_solve import device_parameters
+
+from xbarlab.experiments.training import TrainExperiment
+from xbarlab.instruments.station import Station
+from xbarlab.sim.stations import sim_station_text
+
+SEED = 2026
+#: strongly asymmetric RRAM: device-model overrides for the [sim.device] table (see asymmetric_device())
+ASYMMETRIC: dict[str, Any] = {}
+
+
+def asymmetric_device() -> dict[str, Any]:
+    """Device parameters of the strongly asymmetric setting (depression steps much larger than SET steps)."""
+    return dict(ASYMMETRIC)
+
+
+def run_rule(rule: str, params: dict[str, Any], device_params: dict[str, Any] | None) -> tuple[Any, dict]:
+    if rule == "float":
+        return TrainExperiment(None, {**params, "rule": "float"}).run(), {}
+    text = sim_station_text(rows=64, cols=128, device="rram", seed=SEED, device_params=device_params or None,
+                            name="training bench")
+    with Station.from_text(text) as station:
+        dev = device_parameters(station)
+        return TrainExperiment(station, {**params, "rule": rule}).run(), dev
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="600 samples, 2 epochs")
+    ap.add_argument("--rules", nargs="*", default=None, help="subset of rules to run")
+    args = ap.parse_args(argv)
+    common = {"hidden": 16, "seed": SEED, "epochs": 2 if args.quick else 8, "limit": 600 if args.quick else 0,
+              "lr": 0.1}
+    plan = [
+        ("float_acc", "float", None),
+        ("sgd_acc", "sgd", None),
+        ("mixed_precision_acc", "mixed_precision", None),
+        ("tiki_taka_acc", "tiki_taka", None),
+        ("asymmetric_sgd_acc", "sgd", asymmetric_device()),
+        ("asymmetric_tiki_taka_acc", "tiki_taka", asymmetric_device()),
+    ]
+    out: dict[str, Any] = {"params": common, "asymmetric_overrides": asymmetric_device()}
+    t_wall = time.perf_counter()
+    for key, rule, dev in plan:
+        if args.rules and key.removesuffix("_acc") not in args.rules:
+            continue
+        t = time.perf_counter()
+        result, device = run_rule(rule, common, dev)
+        out[key] = result.test_acc
+        out[key.replace("_acc", "_history")] = [
+            {"epoch": e.epoch, "train_loss": round(e.train_loss, 4), "train_acc": round(e.train_acc, 4),
+             "test_acc": round(e.test_acc, 4), "pulses": e.pulses, "instrument_time_s": round(e.instrument_time, 3)}
+            for e in result.history
+        ]
+        if device:
+            out.setdefault("device_asymmetric" if dev else "device", device)
+            out[key.replace("_acc", "_device_step")] = result.device_step
+        out[key.replace("_acc", "_wall_s")] = time.perf_counter() - t
+    out["wall_s"] = time.perf_counter() - t_wall
+    if "float_acc" in out and "mixed_precision_acc" in out:
+        out["mixed_precision_gap_points"] = 100 * (out["float_acc"] - out["mixed_precision_acc"])
+    if "asymmetric_sgd_acc" in out and "asymmetric_tiki_taka_acc" in out:
+        out["tiki_taka_beats_sgd_asymmetric"] = bool(out["asymmetric_tiki_taka_acc"] > out["asymmetric_sgd_acc"])
+    return out
+
+
+if __name__ == "__main__":
+    result = main()
+    print(json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
