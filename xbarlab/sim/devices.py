@@ -1,0 +1,256 @@
+"""Resistive device models: RRAM, PCM and ECRAM, vectorised over the cells of an array.
+
+Each model is a parameter set (literature defaults) that is bound to ``n`` cells with
+:meth:`DeviceModel.bind`, which draws the device-to-device variation and the initial
+state. Pulses change the state; :meth:`DeviceModel.conductance` returns conductances
+at a simulated time (PCM drift); :meth:`DeviceModel.read_sigma` the standard deviation
+of one read. Units: S, V, s.
+
+Switching rate: every model scales the nominal step by
+``rate = exp((|V| − V_ref)/V_s) · (width / width_ref)``, so a step grows steeply with
+amplitude (an adaptive write-verify takes large steps far from target) and
+half-selected cells (|V|/2) barely move.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+
+def _rate(amplitude: np.ndarray, width: np.ndarray, v_ref: float, v_scale: float, width_ref: float) -> np.ndarray:
+    return np.exp((np.abs(amplitude) - v_ref) / v_scale) * (np.asarray(width, dtype=float) / width_ref)
+
+
+@dataclass
+class DeviceModel:
+    """Common state and parameters; subclasses define the update and read physics."""
+
+    g_min: float = 1e-6  # S
+    g_max: float = 100e-6  # S
+    v_ref: float = 1.0  # V, amplitude of the nominal pulse
+    v_scale: float = 0.25  # V, e-fold of the step per volt above v_ref
+    width_ref: float = 1e-6  # s, width of the nominal pulse
+    _n: int = field(default=0, init=False, repr=False)
+
+    name = "device"
+
+    # -- binding -------------------------------------------------------------------------------
+    def bind(self, n: int, rng: np.random.Generator) -> DeviceModel:
+        """A copy of this model bound to ``n`` cells with drawn variation and initial state."""
+        bound = replace(self)
+        bound._n = n
+        bound._init(n, rng)
+        return bound
+
+    def _init(self, n: int, rng: np.random.Generator) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- physics -------------------------------------------------------------------------------
+    def pulse(self, idx: np.ndarray, amplitude: np.ndarray, width: np.ndarray, t_now: float,
+              rng: np.random.Generator) -> None:
+        """Apply one pulse to each (distinct) cell in ``idx``; sign of amplitude = SET(+)/RESET(−)."""
+        raise NotImplementedError
+
+    def conductance(self, t_now: float) -> np.ndarray:
+        """Conductance of every cell at simulated time ``t_now`` (S), without read noise."""
+        raise NotImplementedError
+
+    def read_sigma(self, g: np.ndarray, t_now: float) -> np.ndarray:
+        """Standard deviation (S) of one read of conductances ``g``."""
+        raise NotImplementedError
+
+    def stress(self, idx: int, voltage: float, duration: float, current_limit: float, t_now: float,
+               rng: np.random.Generator) -> None:
+        """DC bias from an SMU: acts like a pulse of that width; a SET stops at the compliance."""
+        self.pulse(np.array([idx]), np.array([voltage]), np.array([duration]), t_now, rng)
+        if voltage > 0 and current_limit > 0:
+            self._cap(idx, current_limit / abs(voltage))
+
+    def _cap(self, idx: int, g_cap: float) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class RRAM(DeviceModel):
+    """HfO₂ 1T1R RRAM with soft bounds (aihwkit SoftBounds; Gong et al. 2018 preset).
+
+    Defaults: range 1–100 µS (HfO₂ 1T1R arrays span ~1–150 µS, REFERENCE.md); nominal step
+    ``dw_min`` = 0.00135 of range and up/down asymmetry 0.259 (Gong 2018 preset);
+    cycle-to-cycle spread 30 % of the step; device-to-device spread 30 % of step size and
+    bounds (aihwkit defaults); read noise 0.5 % of G (1σ, typical HfO₂ read noise).
+    """
+
+    dw_min: float = 0.00135  # fraction of range per nominal pulse
+    up_down: float = 0.259  # SET steps (1+up_down)/2-weighted vs RESET: see _init
+    c2c: float = 0.3  # relative cycle-to-cycle spread of a step
+    d2d: float = 0.3  # relative device-to-device spread of step size and bounds
+    read_noise: float = 0.005  # relative 1σ read noise
+    initial_low: float = 0.05  # initial state drawn uniformly in [initial_low, initial_high] of range
+    initial_high: float = 0.6
+
+    name = "rram"
+
+    def _init(self, n: int, rng: np.random.Generator) -> None:
+        span = self.g_max - self.g_min
+        self.lo = np.maximum(self.g_min + 0.3 * self.d2d * self.g_min * rng.standard_normal(n), 0.1 * self.g_min)
+        self.hi = np.clip(self.g_max + self.d2d * span * 0.5 * rng.standard_normal(n), 0.5 * self.g_max,
+                          1.5 * self.g_max)
+        self.step = self.dw_min * np.maximum(1 + self.d2d * rng.standard_normal(n), 0.1)
+        # per-device asymmetry around the preset, 1 % spread (aihwkit up_down_dtod ≈ 0.01)
+        asym = self.up_down + 0.01 * rng.standard_normal(n)
+        self.up = 1 + asym / 2
+        self.down = 1 - asym / 2
+        self.w = rng.uniform(self.initial_low, self.initial_high, n)
+
+    def pulse(self, idx, amplitude, width, t_now, rng):
+        idx = np.asarray(idx, dtype=np.intp)
+        amp = np.asarray(amplitude, dtype=float)
+        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        noise = 1 + self.c2c * rng.standard_normal(idx.size)
+        w = self.w[idx]
+        dw_set = self.step[idx] * self.up[idx] * rate * (1 - w) * noise
+        dw_reset = -self.step[idx] * self.down[idx] * rate * w * noise
+        self.w[idx] = np.clip(w + np.where(amp > 0, dw_set, np.where(amp < 0, dw_reset, 0.0)), 0.0, 1.0)
+
+    def conductance(self, t_now):
+        return self.lo + self.w * (self.hi - self.lo)
+
+    def read_sigma(self, g, t_now):
+        return self.read_noise * np.abs(g)
+
+    def _cap(self, idx, g_cap):
+        w_cap = (g_cap - self.lo[idx]) / (self.hi[idx] - self.lo[idx])
+        self.w[idx] = min(self.w[idx], max(w_cap, 0.0))
+
+
+@dataclass
+class PCM(DeviceModel):
+    """Phase-change memory (Nandakumar et al. 2019; aihwkit PCM-like model).
+
+    Gradual SET with state-dependent increments and programming noise σ_prog(g_T); abrupt
+    RESET (negative amplitude) to ~g_min; drift g(t) = g_prog·((t − t_prog)/t0)^−ν with
+    t0 = 20 s and ν per cell ~ N(ν̄(g_T), σ_ν(g_T)); 1/f read noise
+    σ = g·Q_s·sqrt(ln((t + t_r)/(2 t_r))), Q_s = min(0.0088/g_T^0.65, 0.2), t_r = 250 ns.
+    """
+
+    g_min: float = 0.1e-6
+    g_max: float = 25e-6
+    set_step: float = 0.04  # mean SET increment at g = 0 per nominal pulse, fraction of g_max
+    t0: float = 20.0  # s
+    t_read: float = 250e-9  # s
+    drift: bool = True
+
+    name = "pcm"
+
+    def _init(self, n, rng):
+        self.g_prog = np.full(n, self.g_min) * (1 + 0.1 * rng.random(n))
+        self.t_prog = np.zeros(n)
+        self.nu = self._draw_nu(self.g_prog, rng)
+
+    def _draw_nu(self, g, rng):
+        gt = np.clip(g / self.g_max, 1e-3, 1.0)
+        mean = np.clip(-0.0155 * np.log(gt) + 0.0244, 0.049, 0.1)
+        sigma = np.clip(-0.0125 * np.log(gt) - 0.0059, 0.008, 0.045)
+        return np.maximum(mean + sigma * rng.standard_normal(g.size), 0.0)
+
+    @staticmethod
+    def prog_sigma(g_t: np.ndarray) -> np.ndarray:
+        """Programming noise (µS) at normalised target g_T (Nandakumar 2019)."""
+        return np.maximum(-1.1731 * g_t**2 + 1.9650 * g_t + 0.2635, 0.0)
+
+    def pulse(self, idx, amplitude, width, t_now, rng):
+        idx = np.asarray(idx, dtype=np.intp)
+        amp = np.asarray(amplitude, dtype=float)
+        g_now = self.conductance(t_now)[idx]
+        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        gt = np.clip(g_now / self.g_max, 0, 1)
+        mean = self.set_step * self.g_max * rate * (1 - gt)
+        noise = 0.1e-6 * self.prog_sigma(gt) * np.sqrt(np.minimum(rate, 1.0)) * rng.standard_normal(idx.size)
+        g_set = np.clip(g_now + mean + noise, self.g_min, self.g_max)
+        reset = amp < 0
+        strong = np.abs(amp) >= self.v_ref  # a RESET needs a melt-quench pulse at least the nominal amplitude
+        g_reset = self.g_min * (1 + 0.1 * rng.random(idx.size))
+        new = np.where(amp > 0, g_set, np.where(reset & strong, g_reset, g_now))
+        changed = new != g_now
+        self.g_prog[idx] = np.where(changed, new, self.g_prog[idx])
+        self.t_prog[idx] = np.where(changed, t_now, self.t_prog[idx])
+        self.nu[idx] = np.where(changed, self._draw_nu(new, rng), self.nu[idx])
+
+    def conductance(self, t_now):
+        if not self.drift:
+            return self.g_prog.copy()
+        dt = np.maximum(t_now - self.t_prog, self.t0)
+        return self.g_prog * (dt / self.t0) ** (-self.nu)
+
+    def read_sigma(self, g, t_now):
+        gt = np.clip(np.abs(g) / self.g_max, 1e-6, 1.0)
+        qs = np.minimum(0.0088 / gt**0.65, 0.2)
+        t = np.maximum(t_now - self.t_prog, self.t_read)
+        return np.abs(g) * qs * np.sqrt(np.log((t + self.t_read) / (2 * self.t_read)))
+
+    def _cap(self, idx, g_cap):
+        self.g_prog[idx] = min(self.g_prog[idx], g_cap)
+
+
+@dataclass
+class ECRAM(DeviceModel):
+    """Electrochemical RAM (Tang et al., IEDM 2018 fit): near-linear and symmetric.
+
+    Step dw_min = 0.002 of range, mild state dependence (5 %), c2c spread 5 %, d2d 10 %.
+    """
+
+    dw_min: float = 0.002
+    state_dependence: float = 0.05
+    c2c: float = 0.05
+    d2d: float = 0.1
+    read_noise: float = 0.002
+
+    name = "ecram"
+
+    def _init(self, n, rng):
+        self.step = self.dw_min * np.maximum(1 + self.d2d * rng.standard_normal(n), 0.1)
+        self.w = rng.uniform(0.4, 0.6, n)
+
+    def pulse(self, idx, amplitude, width, t_now, rng):
+        idx = np.asarray(idx, dtype=np.intp)
+        amp = np.asarray(amplitude, dtype=float)
+        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        w = self.w[idx]
+        state = np.where(amp > 0, 1 - self.state_dependence * w, 1 - self.state_dependence * (1 - w))
+        dw = np.sign(amp) * self.step[idx] * rate * state * (1 + self.c2c * rng.standard_normal(idx.size))
+        self.w[idx] = np.clip(w + dw, 0.0, 1.0)
+
+    def conductance(self, t_now):
+        return self.g_min + self.w * (self.g_max - self.g_min)
+
+    def read_sigma(self, g, t_now):
+        return self.read_noise * np.abs(g)
+
+    def _cap(self, idx, g_cap):
+        self.w[idx] = min(self.w[idx], max((g_cap - self.g_min) / (self.g_max - self.g_min), 0.0))
+
+
+DEVICES: dict[str, type[DeviceModel]] = {"rram": RRAM, "pcm": PCM, "ecram": ECRAM}
+
+
+def make_device(name: str, **params: Any) -> DeviceModel:
+    """An unbound device model by name with parameters overriding the literature defaults."""
+    try:
+        cls = DEVICES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown device model {name!r}; expected one of {', '.join(DEVICES)}") from None
+    allowed = {f.name for f in fields(cls) if not f.name.startswith("_")}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValueError(f"unknown {name} parameter(s) {', '.join(unknown)}; expected some of {sorted(allowed)}")
+    for k, v in params.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
+            raise ValueError(f"{name} parameter {k} must be finite, got {v!r}")
+    model = cls(**params)
+    if model.g_min <= 0 or model.g_max <= model.g_min:
+        raise ValueError(f"{name}: need 0 < g_min < g_max, got g_min={model.g_min:g} S, g_max={model.g_max:g} S")
+    return model

@@ -1,0 +1,55 @@
+"""Board periphery: input DACs, per-line TIAs and output ADCs.
+
+Defaults are those of a lab test board rather than an inference tile (ArC TWO: 18-bit
+ADC, REFERENCE.md): 16-bit DACs, 18-bit ADCs, TIA gain error 2 % (1σ) and offset 2e-4 of
+full scale (1σ) per line, fixed per board (seeded), plus 5e-6 of full scale additive
+noise per conversion. Outputs clip at ±full scale; the board flags saturation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Periphery:
+    """DAC/ADC/TIA model of one board (V, A)."""
+
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        seed: int = 0,
+        dac_bits: int = 16,
+        adc_bits: int = 18,
+        gain_sigma: float = 0.02,
+        offset_sigma: float = 2e-4,
+        noise: float = 5e-6,
+    ) -> None:
+        if not (1 <= dac_bits <= 32 and 1 <= adc_bits <= 32):
+            raise ValueError(f"DAC/ADC bits must be in 1..32, got {dac_bits}, {adc_bits}")
+        if gain_sigma < 0 or offset_sigma < 0 or noise < 0:
+            raise ValueError("gain_sigma, offset_sigma and noise must be ≥ 0")
+        rng = np.random.default_rng(seed)
+        self.dac_bits, self.adc_bits = int(dac_bits), int(adc_bits)
+        self.noise = float(noise)
+        self.gain = {
+            "col": 1 + gain_sigma * rng.standard_normal(cols),
+            "row": 1 + gain_sigma * rng.standard_normal(rows),
+        }
+        self.offset = {"col": offset_sigma * rng.standard_normal(cols), "row": offset_sigma * rng.standard_normal(rows)}
+        self._rng = np.random.default_rng(seed + 7919)
+
+    def dac(self, voltages: np.ndarray, v_range: float) -> np.ndarray:
+        """Voltages actually applied (V): clipped to ±v_range and quantised to the DAC step."""
+        v = np.clip(np.asarray(voltages, dtype=float), -v_range, v_range)
+        lsb = 2 * v_range / (2**self.dac_bits)
+        return np.round(v / lsb) * lsb
+
+    def adc(self, currents: np.ndarray, full_scale: float, side: str = "col") -> np.ndarray:
+        """Currents the board reports (A) for true line currents: gain, offset, noise, quantisation, clipping."""
+        i = np.asarray(currents, dtype=float)
+        gain = self.gain[side][: i.size]
+        offset = self.offset[side][: i.size] * full_scale
+        measured = gain * i + offset + self.noise * full_scale * self._rng.standard_normal(i.size)
+        lsb = 2 * full_scale / (2**self.adc_bits)
+        return np.clip(np.round(measured / lsb) * lsb, -full_scale, full_scale)
