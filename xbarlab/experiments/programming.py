@@ -18,7 +18,7 @@ import numpy as np
 
 from xbarlab.errors import ConfigError, InstrumentError
 from xbarlab.experiments.analog import ADC_SATURATED
-from xbarlab.experiments.support import station_defaults, tia_range
+from xbarlab.experiments.support import board_limit, station_defaults, tia_range
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
 from xbarlab.instruments.interfaces import Pulse
 
@@ -77,16 +77,24 @@ def write_verify(
     pulse: PulseSpec,
     tolerance: float,
     read_voltage: float = 0.2,
-    max_rounds: int = 40,
-    max_pulses_per_round: int = 16,
+    max_rounds: int = 60,
+    max_pulses_per_round: int = 8,
+    amplitude_step: float = 0.1,
+    max_amplitude: float | None = None,
     checkpoint: Callable[[], None] | None = None,
 ) -> ProgrammingOutcome:
     """Program ``targets`` (len(rows) × len(cols), S) into the block ``rows`` × ``cols``.
 
     ``tolerance`` in S; ``read_voltage`` (V) is the board's configured read voltage. Set a TIA
-    range suited to single-cell reads first (:func:`program` does). Stops when every cell is
-    within tolerance or after ``max_rounds`` read/pulse rounds; cells that never get there
-    (stuck, out of range) stay flagged in ``within``. ``checkpoint`` runs between rounds (abort at a safe point).
+    range suited to single-cell reads first (:func:`program` does). Every round reads the
+    block, then gives each cell outside tolerance a number of pulses proportional to its
+    error over its own measured step (SET up, RESET down). The amplitude adapts per cell
+    (Alibart et al. 2012): +``amplitude_step`` V when the cell needs more than
+    ``max_pulses_per_round`` pulses, −``amplitude_step`` V when one step overshoots the error,
+    within [pulse.amplitude/2, ``max_amplitude``] (default: the board's pulse limit, at most
+    pulse.amplitude + 1 V). Stops when every cell is within tolerance or after ``max_rounds``;
+    cells that never get there (stuck, out of range) stay flagged in ``within``.
+    ``checkpoint`` runs between rounds (abort at a safe point).
     """
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     targets = np.asarray(targets, dtype=float)
@@ -94,8 +102,13 @@ def write_verify(
         raise ConfigError(f"targets have shape {targets.shape}, expected ({len(rows)}, {len(cols)})")
     if not tolerance > 0:
         raise ConfigError(f"write-verify tolerance must be > 0 S, got {tolerance}")
+    limit = board_limit(board, "max_pulse_amplitude", pulse.amplitude + 1.0)
+    a_max = min(max_amplitude if max_amplitude is not None else pulse.amplitude + 1.0, limit)
+    a_min = 0.5 * pulse.amplitude
+    shape = targets.shape
+    amp = np.full(shape, min(pulse.amplitude, a_max))
+    step = np.zeros(shape)  # S per pulse at the cell's amplitude (0 = unknown)
     g = _read_block(board, rows, cols, read_voltage)
-    step_up = step_down = None
     pulses_total = 0
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - rounds is reported
@@ -108,23 +121,38 @@ def write_verify(
             checkpoint()
         ii, jj = np.nonzero(bad)
         e = err[ii, jj]
-        counts = np.ones(len(e), dtype=int)
-        if step_up and step_down:
-            scale = np.where(e > 0, step_up, step_down)
-            counts = np.clip(np.rint(np.abs(e) / scale * 0.7), 1, max_pulses_per_round).astype(int)
-        batch: list[Pulse] = []
-        for i, j, ei, n in zip(ii.tolist(), jj.tolist(), e.tolist(), counts.tolist(), strict=True):
-            amp = pulse.amplitude if ei > 0 else -pulse.amplitude
-            batch.extend([Pulse(int(rows[i]), int(cols[j]), amp, pulse.width)] * n)
-        board.pulse_batch(batch)
-        pulses_total += len(batch)
+        known = step[ii, jj] > 0
+        need = np.where(known, np.abs(e) / np.where(known, step[ii, jj], 1.0), 1.0)
+        # amplitude adaptation: too slow -> stronger pulses; overshooting -> weaker pulses
+        faster = known & (need > max_pulses_per_round)
+        slower = known & (need < 0.5)
+        a = amp[ii, jj]
+        a = np.where(faster, np.minimum(a + amplitude_step, a_max), a)
+        a = np.where(slower, np.maximum(a - amplitude_step, a_min), a)
+        changed = a != amp[ii, jj]
+        amp[ii, jj] = a
+        step[ii[changed], jj[changed]] = 0.0  # re-learn the step at the new amplitude
+        counts = np.where(known & ~changed, np.clip(np.rint(0.7 * need), 1, max_pulses_per_round), 1).astype(int)
+        signs = np.sign(e)
+        # interleave: pass k pulses every cell that still needs a k-th pulse (devices see distinct cells per pass)
+        r_list, c_list, a_list = [], [], []
+        for k in range(int(counts.max())):
+            sel = counts > k
+            r_list.append(rows[ii[sel]])
+            c_list.append(cols[jj[sel]])
+            a_list.append(signs[sel] * a[sel])
+        pr, pc, pa = np.concatenate(r_list), np.concatenate(c_list), np.concatenate(a_list)
+        board.pulse_batch([Pulse(int(r), int(c), float(v), pulse.width) for r, c, v in zip(pr, pc, pa, strict=True)])
+        pulses_total += int(pr.size)
         g_new = _read_block(board, rows, cols, read_voltage)
-        delta = (g_new - g)[ii, jj] / counts
-        up, down = delta[e > 0], -delta[e < 0]
-        if up.size and np.median(up) > 0:
-            step_up = float(np.median(up))
-        if down.size and np.median(down) > 0:
-            step_down = float(np.median(down))
+        moved = (g_new - g)[ii, jj] * signs / counts
+        ok = moved > 0
+        old = step[ii, jj]
+        est = np.where(old > 0, 0.5 * old + 0.5 * moved, moved)
+        step[ii[ok], jj[ok]] = est[ok]
+        # a cell that did not move in the intended direction gets a stronger pulse next round
+        amp[ii[~ok], jj[~ok]] = np.minimum(amp[ii[~ok], jj[~ok]] + amplitude_step, a_max)
+        step[ii[~ok], jj[~ok]] = 0.0
         g = g_new
     within = np.abs(targets - g) <= tolerance
     return ProgrammingOutcome(targets, g, within, float(tolerance), rounds, pulses_total)
