@@ -9,80 +9,39 @@ from hypothesis import strategies as st
 
 from xbarlab.protocol import board as bp
 from xbarlab.protocol.board import Err, Op
+from xbarlab.sim.array import CrossbarModel
 from xbarlab.sim.board_emulator import BoardEmulator, BoardTiming
 from xbarlab.sim.clock import SimClock
+from xbarlab.sim.devices import make_device
 from xbarlab.sim.faults import FaultPlan
+from xbarlab.sim.periphery import Periphery
 from xbarlab.sim.terminals import OpenCircuit, SmuTerminal
 
-
-# -- test double of the physics (an ideal linear array; the real model is tested elsewhere) -------
-class IdealArrayDouble:
-    """TEST DOUBLE of CrossbarModel: ideal linear cells, no wires, no noise; ±1 µS per pulse."""
-
-    def __init__(self, rows: int, cols: int, kind: str = "1T1R", seed: int = 0) -> None:
-        self.rows, self.cols, self.kind = rows, cols, kind
-        self.g = np.random.default_rng(seed).uniform(10e-6, 100e-6, (rows, cols))
-        self.pulse_log: list[tuple[int, int, float, float]] = []
-
-    def conductance_map(self) -> np.ndarray:
-        return self.g.copy()
-
-    def column_currents(self, row_voltages: np.ndarray) -> np.ndarray:
-        return self.g.T @ row_voltages
-
-    def row_currents(self, col_voltages: np.ndarray) -> np.ndarray:
-        return self.g @ col_voltages
-
-    def cell_current(self, row: int, col: int, voltage: float) -> float:
-        return float(self.g[row, col] * voltage)
-
-    def apply_pulses(self, rows, cols, amplitudes, widths) -> None:
-        for r, c, a, w in zip(rows, cols, amplitudes, widths, strict=True):
-            self.pulse_log.append((int(r), int(c), float(a), float(w)))
-            self.g[r, c] = np.clip(self.g[r, c] + 1e-6 * np.sign(a), 1e-6, 200e-6)
-
-    def outer_product_update(self, row_trains, col_trains, amplitude, width) -> None:
-        self.g = np.clip(self.g + 1e-6 * np.sign(amplitude) * (row_trains.astype(float) @ col_trains.T), 1e-6, 200e-6)
-
-    def cell_load(self, row: int, col: int):
-        return _CellLoadDouble(self, row, col)
-
-    def kill_cell(self, row: int, col: int, mode: str = "off") -> None:
-        self.g[row, col] = 0.0 if mode == "off" else 200e-6
+# -- the physics, made deterministic: no read noise, no cycle-to-cycle spread, no wires, ideal TIAs --------
+IDEAL_DEVICE = {"read_noise": 0.0, "c2c": 0.0}
+IDEAL_PERIPHERY = {"dac_bits": 24, "adc_bits": 24, "gain_sigma": 0.0, "offset_sigma": 0.0, "noise": 0.0}
 
 
-class _CellLoadDouble:
-    def __init__(self, model: IdealArrayDouble, row: int, col: int) -> None:
-        self.model, self.row, self.col = model, row, col
-
-    def current(self, voltage: float) -> float:
-        return float(self.model.g[self.row, self.col] * voltage)
-
-    def stress(self, voltage: float, duration: float, current_limit: float) -> None:
-        return None
-
-    def describe(self) -> str:
-        return f"cell ({self.row}, {self.col})"
+def make_model(rows: int, cols: int, clock: SimClock, seed: int = 5, kind: str = "1T1R", **device) -> CrossbarModel:
+    return CrossbarModel(rows, cols, device=make_device("rram", **(IDEAL_DEVICE | device)), seed=seed, clock=clock,
+                         kind=kind, wire_resistance=0.0, stuck_fraction=0.0)
 
 
-class IdealPeripheryDouble:
-    """TEST DOUBLE of Periphery: exact DAC within range, ADC that only clips at full scale."""
-
-    dac_bits = 0
-    adc_bits = 0
-
-    def dac(self, voltages: np.ndarray, v_range: float) -> np.ndarray:
-        return np.clip(voltages, -v_range, v_range)
-
-    def adc(self, currents: np.ndarray, full_scale: float, side: str = "col") -> np.ndarray:
-        return np.clip(currents, -full_scale, full_scale)
-
-
-def make_board(rows: int = 8, cols: int = 6, **kwargs):
+def make_board(rows: int = 8, cols: int = 6, *, seed: int = 5, periphery: dict | None = None, **kwargs):
     clock = SimClock()
-    model = IdealArrayDouble(rows, cols)
-    emu = BoardEmulator(model, IdealPeripheryDouble(), clock, **kwargs)
+    model = make_model(rows, cols, clock, seed)
+    periph = Periphery(rows, cols, seed=seed + 1, **(IDEAL_PERIPHERY | (periphery or {})))
+    emu = BoardEmulator(model, periph, clock, **kwargs)
     return emu, model, clock
+
+
+def cell_i(model: CrossbarModel, g: np.ndarray, v) -> np.ndarray:
+    """Ideal cell current (A) of conductance ``g`` at ``v`` V: I = G·V0·sinh(V/V0) (the model's I–V)."""
+    return g * model.v0 * np.sinh(np.asarray(v, dtype=float) / model.v0)
+
+
+V_READ = float(np.float32(0.2))  # the read voltage as the board holds it (float32 on the wire)
+LSB = 2 * 1e-3 / 2**24  # A, one ADC step at the 1 mA TIA range
 
 
 class Host:
@@ -177,39 +136,54 @@ def test_reads_and_mvm_follow_the_physics(board):
     host, _, model, _ = board
     g = model.conductance_map()
     values, mask = bp.unpack_measurement(host.ok(Op.READ_ALL, bp.pack_read_all(0, 8)), 48)
-    np.testing.assert_allclose(values.reshape(8, 6), 0.2 * g, rtol=1e-6)
+    np.testing.assert_allclose(values.reshape(8, 6), cell_i(model, g, V_READ), rtol=1e-5, atol=LSB)
     assert not mask.any()
     values, _ = bp.unpack_measurement(host.ok(Op.READ_ALL, bp.pack_read_all(2, 3)), 18)
-    np.testing.assert_allclose(values.reshape(3, 6), 0.2 * g[2:5], rtol=1e-6)
+    np.testing.assert_allclose(values.reshape(3, 6), cell_i(model, g[2:5], V_READ), rtol=1e-5, atol=LSB)
     value, _ = bp.unpack_measurement(host.ok(Op.READ_CELL, bp.pack_cell(5, 4)), 1)
-    assert value[0] == pytest.approx(0.2 * g[5, 4], rel=1e-6)
+    assert value[0] == pytest.approx(cell_i(model, g[5, 4], V_READ), rel=1e-5, abs=LSB)
     cells, _ = bp.unpack_measurement(host.ok(Op.READ_CELLS, bp.pack_cells(np.array([1, 7, 1]), np.array([0, 5, 0]))), 3)
-    np.testing.assert_allclose(cells, 0.2 * g[[1, 7, 1], [0, 5, 0]], rtol=1e-6)
-    v = np.linspace(-0.3, 0.3, 8)
+    np.testing.assert_allclose(cells, cell_i(model, g[[1, 7, 1], [0, 5, 0]], V_READ), rtol=1e-5, atol=LSB)
+    v = np.linspace(-0.3, 0.3, 8).astype(np.float32)
     out, _ = bp.unpack_measurement(host.ok(Op.MVM_FORWARD, bp.pack_vector(v)), 6)
-    np.testing.assert_allclose(out, g.T @ v.astype(np.float32), rtol=1e-5)
-    u = np.linspace(0.1, -0.2, 6)
+    np.testing.assert_allclose(out, cell_i(model, g, v[:, None]).sum(axis=0), rtol=1e-5, atol=LSB)
+    u = np.linspace(0.1, -0.2, 6).astype(np.float32)
     out, _ = bp.unpack_measurement(host.ok(Op.MVM_TRANSPOSE, bp.pack_vector(u)), 8)
-    np.testing.assert_allclose(out, g @ u.astype(np.float32), rtol=1e-5)
+    np.testing.assert_allclose(out, cell_i(model, g, u[None, :]).sum(axis=1), rtol=1e-5, atol=LSB)
+
+
+def test_reads_go_through_the_dac_and_the_tia_errors():
+    emu, model, _ = make_board(periphery={"dac_bits": 4, "gain_sigma": 0.05})
+    host = Host(emu)
+    host.configure(8, 6, read_voltage=0.2)
+    g = model.conductance_map()
+    values, _ = bp.unpack_measurement(host.ok(Op.READ_ALL, bp.pack_read_all(0, 8)), 48)
+    # 4-bit DAC over +-1 V: 0.2 V is applied as 0.25 V; each column's TIA has its own gain error
+    ratio = values.reshape(8, 6) / cell_i(model, g, 0.25)
+    np.testing.assert_allclose(ratio, np.broadcast_to(emu.periphery.gain["col"], (8, 6)), rtol=1e-4)
+    assert np.std(emu.periphery.gain["col"]) > 0.01
 
 
 def test_active_region_restricts_inputs_and_outputs(board):
     host, _, model, _ = board
     host.configure(3, 2)
-    v = np.array([0.1, 0.2, -0.1])
+    v = np.array([0.1, 0.2, -0.1], dtype=np.float32)
     out, _ = bp.unpack_measurement(host.ok(Op.MVM_FORWARD, bp.pack_vector(v)), 2)
-    np.testing.assert_allclose(out, model.g[:3, :2].T @ v.astype(np.float32), rtol=1e-5)
+    g = model.conductance_map()[:3, :2]
+    np.testing.assert_allclose(out, cell_i(model, g, v[:, None]).sum(axis=0), rtol=1e-5, atol=LSB)
     assert host.error(Op.READ_CELL, bp.pack_cell(0, 2))[0] == Err.INDEX_RANGE
 
 
 def test_saturated_samples_are_flagged(board):
-    host, _, model, _ = board
-    model.g[:, 3] = 150e-6
-    host.configure(8, 6, read_voltage=0.5, tia=1e-4)  # 8 rows x 75 uA on column 3 >> 100 uA
+    host, emu, model, _ = board
+    for r in range(8):
+        emu.inject_dead_cell(r, 3, mode="on")  # column 3 at g_max: 8 x 100 uS x 0.52 V > 300 uA
+    host.configure(8, 6, read_voltage=0.5, tia=3e-4)  # other columns (<= 8 x 60 uS) stay below
     reply = host.call(Op.MVM_FORWARD, bp.pack_vector(np.full(8, 0.5)))
     values, mask = bp.unpack_measurement(reply.payload, 6)
     assert reply.flags & bp.FLAG_SATURATED
-    assert mask[3] and values[3] == pytest.approx(1e-4)
+    assert mask.tolist() == [False, False, False, True, False, False]
+    assert values[3] == pytest.approx(3e-4)
     cell = host.call(Op.READ_CELL, bp.pack_cell(0, 0))
     assert cell.flags == 0 and not bp.unpack_measurement(cell.payload, 1)[1][0]
 
@@ -229,6 +203,11 @@ def _pulses(rows, cols, amps, widths_ns) -> np.ndarray:
     return rec
 
 
+def twin(model: CrossbarModel, seed: int = 5) -> CrossbarModel:
+    """An identical array in the same initial state (same seed), programmed directly."""
+    return make_model(model.rows, model.cols, SimClock(), seed)
+
+
 @pytest.mark.parametrize(
     ("pulse", "code"),
     [
@@ -245,13 +224,12 @@ def test_out_of_limit_pulse_is_refused_and_nothing_changes(board, pulse, code):
     before = model.conductance_map()
     assert host.error(Op.PULSE, bp.pack_pulse(*pulse))[0] == code
     np.testing.assert_array_equal(model.conductance_map(), before)
-    assert model.pulse_log == []
 
 
 def test_pulse_batch_with_one_bad_pulse_applies_nothing(board):
     host, _, model, _ = board
     before = model.conductance_map()
-    rec = _pulses([0, 1, 2], [0, 1, 2], [1.0, 11.0, 1.0], [100, 100, 100])
+    rec = _pulses([0, 1, 2], [0, 1, 2], [2.0, 11.0, 2.0], [1000, 1000, 1000])
     code, message = host.error(Op.PULSE_BATCH, bp.pack_pulse_batch(rec))
     assert code == Err.VOLTAGE_LIMIT and "pulse 1" in message
     np.testing.assert_array_equal(model.conductance_map(), before)
@@ -260,19 +238,21 @@ def test_pulse_batch_with_one_bad_pulse_applies_nothing(board):
 def test_pulse_batch_applies_in_order_and_reads_back(board):
     host, _, model, clock = board
     before = model.conductance_map()
-    rec = _pulses([1, 4, 1], [2, 5, 2], [1.0, -1.0, 1.0], [100, 200, 1000])
+    rows, cols, amps, widths = [1, 4, 1], [2, 5, 2], [2.0, -2.0, 1.5], [1000, 2000, 500]
     t0 = clock.now
-    values, mask = bp.unpack_measurement(host.ok(Op.PULSE_BATCH, bp.pack_pulse_batch(rec, readback=True)), 3)
-    assert [p[:2] for p in model.pulse_log] == [(1, 2), (4, 5), (1, 2)]
-    assert model.pulse_log[2][3] == pytest.approx(1e-6)
+    values, mask = bp.unpack_measurement(
+        host.ok(Op.PULSE_BATCH, bp.pack_pulse_batch(_pulses(rows, cols, amps, widths), readback=True)), 3
+    )
     after = model.conductance_map()
-    expected = before.copy()
-    expected[1, 2] += 2e-6
-    expected[4, 5] -= 1e-6
-    np.testing.assert_allclose(after, expected)
-    np.testing.assert_allclose(values, 0.2 * after[[1, 4, 1], [2, 5, 2]], rtol=1e-6)
+    reference = twin(model)
+    reference.apply_pulses(np.array(rows), np.array(cols), np.array(amps), np.array(widths) * 1e-9)
+    np.testing.assert_allclose(after, reference.conductance_map(), rtol=1e-12)
+    assert after[1, 2] > before[1, 2] and after[4, 5] < before[4, 5]
+    changed = np.argwhere(after != before).tolist()
+    assert changed == [[1, 2], [4, 5]]
+    np.testing.assert_allclose(values, cell_i(model, after[rows, cols], V_READ), rtol=1e-5)
     assert not mask.any()
-    assert clock.now - t0 > 1.3e-6 + 3 * 1e-6  # pulse widths + gaps are on the clock
+    assert clock.now - t0 > 3.5e-6 + 3 * 1e-6  # pulse widths + gaps are on the clock
 
 
 def test_outer_product_update(board):
@@ -282,20 +262,25 @@ def test_outer_product_update(board):
     ct = np.zeros((6, 2), dtype=np.int8)
     rt[1, 0], ct[2, 0] = 1, 1
     rt[3, 1], ct[4, 1] = 1, -1
-    host.ok(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt, ct))
-    diff = model.conductance_map() - before
-    assert diff[1, 2] == pytest.approx(1e-6) and diff[3, 4] == pytest.approx(-1e-6)
-    assert np.count_nonzero(diff) == 2
+    host.ok(Op.OUTER_PRODUCT, bp.pack_outer_product(2.0, 1000, rt, ct))
+    after = model.conductance_map()
+    assert after[1, 2] > before[1, 2] and after[3, 4] < before[3, 4]
+    assert np.argwhere(after != before).tolist() == [[1, 2], [3, 4]]
+    reference = twin(model)
+    reference.outer_product_update(rt, ct, 2.0, 1e-6)
+    np.testing.assert_allclose(after, reference.conductance_map(), rtol=1e-12)
     rt[0, 0] = 2
     assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt, ct))[0] == Err.BAD_VALUE
     assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt[:7], ct))[0] == Err.VECTOR_LENGTH
 
 
 def test_dead_cell_injection(board):
-    host, emu, _, _ = board
+    host, emu, model, _ = board
+    g = model.conductance_map()[2, 2]
     emu.inject_dead_cell(2, 2, mode="off")
+    assert model.stuck_mask[2, 2] == 1
     value, _ = bp.unpack_measurement(host.ok(Op.READ_CELL, bp.pack_cell(2, 2)), 1)
-    assert value[0] == 0.0
+    assert value[0] < 0.1 * cell_i(model, g, V_READ)
     with pytest.raises(ValueError, match="outside"):
         emu.inject_dead_cell(8, 0)
 
@@ -307,7 +292,8 @@ def test_route_smu_connects_the_cell_load_and_interlocks_the_array():
     host = Host(emu)
     host.configure(8, 6)
     host.ok(Op.ROUTE_SMU, bp.pack_route(0, 3, 4))
-    assert terminals[0].load.current(0.1) == pytest.approx(model.g[3, 4] * 0.1)
+    g = model.conductance_map()[3, 4]
+    assert terminals[0].load.current(0.1) == pytest.approx(cell_i(model, g, 0.1), rel=1e-6)
     assert terminals[0].load.describe() == "cell (3, 4)"
     assert host.error(Op.READ_ALL, bp.pack_read_all(0, 8))[0] == Err.SMU_ROUTED
     assert host.error(Op.PULSE, bp.pack_pulse(0, 0, 1.0, 100))[0] == Err.SMU_ROUTED
@@ -330,12 +316,13 @@ def test_terminals_on_missing_ports_are_refused():
 # -- link errors and resets -------------------------------------------------------------------------
 def test_bad_crc_from_host_gets_a_crc_error_reply_and_nothing_runs(board):
     host, _, model, _ = board
+    before = model.conductance_map()
     frame = bytearray(bp.encode_request(Op.PULSE, 42, bp.pack_pulse(0, 0, 1.0, 100)))
     frame[20] ^= 0x08
     (reply,) = host.send_raw(bytes(frame))
     assert reply.status == bp.Status.ERROR and reply.seq == 42 and reply.opcode == Op.PULSE | 0x80
     assert bp.unpack_error(reply.payload)[0] == Err.BAD_CRC
-    assert model.pulse_log == []
+    np.testing.assert_array_equal(model.conductance_map(), before)
 
 
 def test_bad_header_is_answered_once_then_the_board_resynchronises(board):
@@ -414,20 +401,16 @@ def test_limits_and_timing_from_dicts_are_validated():
         make_board(limits={"max_pulse_amplitude": -1.0})
 
 
-# -- with the real physics (CrossbarModel, Periphery) -------------------------------------------------
-def real_board(rows: int = 8, cols: int = 8, **periphery_kwargs):
-    array = pytest.importorskip("xbarlab.sim.array")
-    devices = pytest.importorskip("xbarlab.sim.devices")
-    periphery = pytest.importorskip("xbarlab.sim.periphery")
+# -- with realistic non-idealities (read noise, c2c spread, IR drop, TIA gain/offset errors) -------------
+def real_board(rows: int = 8, cols: int = 8):
     clock = SimClock()
-    model = array.CrossbarModel(rows, cols, device=devices.make_device("rram"), kind="1T1R", wire_resistance=0.0,
-                                stuck_fraction=0.0, seed=11, clock=clock)
-    settings = {"dac_bits": 16, "adc_bits": 16, "gain_sigma": 0.0, "offset_sigma": 0.0} | periphery_kwargs
-    periph = periphery.Periphery(rows, cols, seed=12, **settings)
+    model = CrossbarModel(rows, cols, device=make_device("rram"), kind="1T1R", wire_resistance=0.35,
+                          stuck_fraction=0.0, seed=11, clock=clock)
+    periph = Periphery(rows, cols, seed=12)  # literature defaults: 2 % gain, 2e-4 FS offset, 18-bit ADC
     terminals = {0: SmuTerminal()}
     emu = BoardEmulator(model, periph, clock, smu_terminals=terminals)
     host = Host(emu)
-    host.configure(rows, cols)
+    host.configure(rows, cols, tia=1e-4)
     return host, emu, model, terminals
 
 
@@ -436,7 +419,7 @@ def test_real_physics_reads_and_mvm_match_the_conductance_map():
     g = model.conductance_map()
     values, mask = bp.unpack_measurement(host.ok(Op.READ_ALL, bp.pack_read_all(0, 8)), 64)
     assert not mask.any()
-    np.testing.assert_allclose(values.reshape(8, 8) / np.float32(0.2), g, rtol=0.05, atol=0.01 * g.max())
+    np.testing.assert_allclose(values.reshape(8, 8) / np.float32(0.2), g, rtol=0.08, atol=0.01 * g.max())
     v = np.linspace(-0.2, 0.2, 8)
     out, _ = bp.unpack_measurement(host.ok(Op.MVM_FORWARD, bp.pack_vector(v)), 8)
     expected = g.T @ v
