@@ -1,0 +1,68 @@
+"""Keithley 2450 SourceMeter over its native SCPI command set."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
+from xbarlab.drivers.transport import MessageTransport
+from xbarlab.errors import ConfigError, ProtocolError
+from xbarlab.instruments.interfaces import SourceMeter, SweepResult
+
+
+class Keithley2450(ScpiInstrument, SourceMeter):
+    """Keithley 2450 (SCPI mode; TSP or 2400-emulation mode is refused with a clear error)."""
+
+    def __init__(self, transport: MessageTransport, name: str = "smu") -> None:
+        ScpiInstrument.__init__(self, transport, name)
+        self._compliance = 0.0
+
+    def identify(self) -> str:
+        lang = self.query("*LANG?")
+        if lang.upper() != "SCPI":
+            raise ConfigError(f"{self.name}: the 2450 is in {lang} mode; set it to SCPI (menu System > Settings)")
+        return self.query("*IDN?")
+
+    def reset(self) -> None:
+        self.configure("*RST", "*CLS")
+
+    def source_voltage(self, level: float, compliance_current: float) -> None:
+        self._compliance = compliance_current
+        self.configure(":SOUR:FUNC VOLT", f":SOUR:VOLT:ILIM {compliance_current:.6g}",
+                       f":SOUR:VOLT {level:.6g}", ':SENS:FUNC "CURR"')
+
+    def source_current(self, level: float, compliance_voltage: float) -> None:
+        self.configure(":SOUR:FUNC CURR", f":SOUR:CURR:VLIM {compliance_voltage:.6g}",
+                       f":SOUR:CURR {level:.6g}", ':SENS:FUNC "VOLT"')
+
+    def set_nplc(self, nplc: float) -> None:
+        self.configure(f":SENS:CURR:NPLC {nplc:.6g}")
+
+    def set_output(self, enabled: bool) -> None:
+        self.configure(f":OUTP {'ON' if enabled else 'OFF'}")
+
+    def output_enabled(self) -> bool:
+        return self.query(":OUTP?") == "1"
+
+    def measure_current(self) -> float:
+        return self.query_float(':READ? "defbuffer1"')
+
+    def measure_voltage(self) -> float:
+        return self.query_float(":MEAS:VOLT?")
+
+    def compliance_tripped(self) -> bool:
+        return self.query(":SOUR:VOLT:ILIM:TRIP?") == "1"
+
+    def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
+        if points < 2:
+            raise ValueError(f"{self.name}: a sweep needs at least 2 points, got {points}")
+        self.configure(":SOUR:FUNC VOLT", ':SENS:FUNC "CURR"', f":SOUR:VOLT:ILIM {compliance_current:.6g}",
+                       ":TRAC:CLE", f":SOUR:SWE:VOLT:LIN {start:.6g},{stop:.6g},{points},0")
+        self.write(":INIT")
+        self.write("*WAI")
+        data = parse_floats(self.query(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ'), ":TRAC:DATA?")
+        if data.size != 2 * points:
+            raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")
+        pairs = data.reshape(points, 2)
+        return SweepResult(voltage=pairs[:, 0], current=pairs[:, 1],
+                           compliance=np.abs(pairs[:, 1]) >= compliance_current * (1 - 1e-3))
