@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from test_board_emulator import IdealArrayDouble, IdealPeripheryDouble
 
 from xbarlab.drivers.crossbar_board import AdcSaturationError, BoardReading, CrossbarBoard
 from xbarlab.drivers.transport import ByteTransport
@@ -264,7 +265,7 @@ class EmulatorLink(ByteTransport):
         pass
 
 
-def sim_board(rows: int = 8, cols: int = 6, max_payload: int = bp.MAX_PAYLOAD, seed: int = 0, **emu_kwargs):
+def physics_board(rows: int = 8, cols: int = 6, max_payload: int = bp.MAX_PAYLOAD, seed: int = 0, **emu_kwargs):
     """Driver ↔ emulator over the real physics, made deterministic (no read noise, no c2c spread, no
     wire resistance, ideal 24-bit TIAs) so results can be compared with the model."""
     clock = SimClock()
@@ -273,6 +274,17 @@ def sim_board(rows: int = 8, cols: int = 6, max_payload: int = bp.MAX_PAYLOAD, s
     periphery = Periphery(rows, cols, seed=seed + 1, dac_bits=24, adc_bits=24, gain_sigma=0.0, offset_sigma=0.0,
                           noise=0.0)
     emulator = BoardEmulator(model, periphery, clock, **emu_kwargs)
+    board = CrossbarBoard(EmulatorLink(emulator), max_payload=max_payload)
+    board.identify()
+    board.configure(0.2, 1e-3)
+    return board, emulator, model
+
+
+def sim_board(rows: int = 8, cols: int = 6, max_payload: int = bp.MAX_PAYLOAD, **emu_kwargs):
+    """Driver ↔ emulator over the ideal TEST DOUBLE whose ``model.g`` is settable (kept for
+    tests/test_experiments_closed_loop_board.py, which imports it); (driver, emulator, model)."""
+    model = IdealArrayDouble(rows, cols)
+    emulator = BoardEmulator(model, IdealPeripheryDouble(), SimClock(), **emu_kwargs)
     board = CrossbarBoard(EmulatorLink(emulator), max_payload=max_payload)
     board.identify()
     board.configure(0.2, 1e-3)
@@ -294,7 +306,7 @@ def read_conductance(model: CrossbarModel, read_voltage: float = float(np.float3
 
 
 def test_end_to_end_reads_and_mvm():
-    board, emulator, model = sim_board()
+    board, emulator, model = physics_board()
     g = model.conductance_map()
     expected = read_conductance(model)
     np.testing.assert_allclose(board.read_all(), expected, rtol=1e-5, atol=LSB / 0.2)
@@ -313,7 +325,7 @@ def test_end_to_end_reads_and_mvm():
 
 
 def test_end_to_end_pulse_batch_changes_only_the_pulsed_cells():
-    board, _, model = sim_board()
+    board, _, model = physics_board()
     before, g0 = board.read_all(), model.conductance_map()
     board.pulse_batch([Pulse(1, 1, 2.0, 1e-6), Pulse(6, 2, -2.0, 1e-6), Pulse(1, 1, 2.0, 1e-6)])
     after, g1 = board.read_all(), model.conductance_map()
@@ -332,14 +344,14 @@ def test_end_to_end_split_batches_match_a_single_frame():
     n = 300
     rows, cols = rng.integers(0, 8, n), rng.integers(0, 6, n)
     amps = rng.choice([-2.0, 2.0], n)
-    small, emu_small, model_small = sim_board(max_payload=256)
-    big, emu_big, model_big = sim_board()
+    small, emu_small, model_small = physics_board(max_payload=256)
+    big, emu_big, model_big = physics_board()
     frames_before = emu_small.frames
     got_small = small.pulse_arrays(rows, cols, amps, 1e-6, readback=True)
     got_big = big.pulse_arrays(rows, cols, amps, 1e-6, readback=True)
     assert emu_small.frames - frames_before > 10 and emu_big.frames == 3
     np.testing.assert_allclose(model_small.conductance_map(), model_big.conductance_map(), rtol=1e-12)
-    assert not np.allclose(model_big.conductance_map(), sim_board()[2].conductance_map())  # the pulses did act
+    assert not np.allclose(model_big.conductance_map(), physics_board()[2].conductance_map())  # the pulses did act
     assert got_small is not None and got_big is not None
     np.testing.assert_allclose(got_small.currents, got_big.currents, rtol=1e-6)
     rt = rng.choice([-1, 0, 1], (8, 40))
@@ -352,7 +364,7 @@ def test_end_to_end_split_batches_match_a_single_frame():
 
 
 def test_end_to_end_read_all_in_blocks_when_the_reply_limit_is_small():
-    board, emulator, model = sim_board(rows=32, cols=32, limits={"max_payload": 1024})
+    board, emulator, model = physics_board(rows=32, cols=32, limits={"max_payload": 1024})
     frames = emulator.frames
     np.testing.assert_allclose(board.read_all(), read_conductance(model), rtol=1e-5, atol=LSB / 0.2)
     assert emulator.frames - frames == 5  # 7 rows of 32 samples per 1024-byte reply
@@ -360,7 +372,7 @@ def test_end_to_end_read_all_in_blocks_when_the_reply_limit_is_small():
 
 def test_end_to_end_smu_routing():
     terminals = {0: SmuTerminal()}
-    board, _, model = sim_board(smu_terminals=terminals, smu_ports=2)
+    board, _, model = physics_board(smu_terminals=terminals, smu_ports=2)
     board.route_smu(0, 2, 3)
     assert terminals[0].load.current(0.1) == pytest.approx(0.1 * model.conductance_map()[2, 3], rel=0.01)
     with pytest.raises(InstrumentError) as info:
@@ -375,7 +387,7 @@ def test_end_to_end_smu_routing():
 
 
 def test_end_to_end_out_of_limit_pulse_is_refused_by_the_board_and_nothing_changes():
-    board, _, model = sim_board()
+    board, _, model = physics_board()
     assert board.hardware is not None
     # a driver with a stale idea of the limits: the board itself still refuses
     board.hardware = replace(board.hardware, limits=replace(board.hardware.limits, max_pulse_amplitude=20.0))
@@ -391,7 +403,7 @@ def test_end_to_end_out_of_limit_pulse_is_refused_by_the_board_and_nothing_chang
     [("corrupt_next", ProtocolError), ("drop_next", ProtocolError), ("timeout_next", TransportTimeout)],
 )
 def test_end_to_end_reply_faults_are_raised_and_the_link_recovers(fault, exc):
-    board, emulator, model = sim_board()
+    board, emulator, model = physics_board()
     v = np.full(8, 0.1)
     emulator.faults = FaultPlan(**{fault: 1})
     with pytest.raises(exc):
@@ -400,7 +412,7 @@ def test_end_to_end_reply_faults_are_raised_and_the_link_recovers(fault, exc):
 
 
 def test_end_to_end_a_faulty_link_never_returns_a_wrong_value():
-    board, emulator, model = sim_board(rows=16, cols=16)
+    board, emulator, model = physics_board(rows=16, cols=16)
     emulator.faults = FaultPlan(corrupt_probability=0.3, drop_probability=0.1, timeout_probability=0.05, seed=7)
     v = np.linspace(-0.1, 0.1, 16)
     expected = ideal_currents(model, v)
@@ -417,7 +429,7 @@ def test_end_to_end_a_faulty_link_never_returns_a_wrong_value():
 
 
 def test_end_to_end_board_reset_is_reported_and_recoverable():
-    board, emulator, _ = sim_board()
+    board, emulator, _ = physics_board()
     emulator.faults = FaultPlan(reset_next=1)
     with pytest.raises(InstrumentError) as info:
         board.read_cell(0, 0)

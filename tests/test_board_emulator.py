@@ -27,11 +27,84 @@ def make_model(rows: int, cols: int, clock: SimClock, seed: int = 5, kind: str =
                          kind=kind, wire_resistance=0.0, stuck_fraction=0.0)
 
 
-def make_board(rows: int = 8, cols: int = 6, *, seed: int = 5, periphery: dict | None = None, **kwargs):
+def make_physics_board(rows: int = 8, cols: int = 6, *, seed: int = 5, periphery: dict | None = None, **kwargs):
     clock = SimClock()
     model = make_model(rows, cols, clock, seed)
     periph = Periphery(rows, cols, seed=seed + 1, **(IDEAL_PERIPHERY | (periphery or {})))
     emu = BoardEmulator(model, periph, clock, **kwargs)
+    return emu, model, clock
+
+
+# -- an ideal linear TEST DOUBLE of the physics, kept for tests elsewhere that set conductances directly -----
+# (tests/test_experiments_closed_loop_board.py imports make_board / Host from here). This file's own tests
+# use the real CrossbarModel and Periphery (make_physics_board).
+class IdealArrayDouble:
+    """TEST DOUBLE of CrossbarModel: ideal linear cells, no wires, no noise; ±1 µS per pulse."""
+
+    def __init__(self, rows: int, cols: int, kind: str = "1T1R", seed: int = 0) -> None:
+        self.rows, self.cols, self.kind = rows, cols, kind
+        self.g = np.random.default_rng(seed).uniform(10e-6, 100e-6, (rows, cols))
+        self.pulse_log: list[tuple[int, int, float, float]] = []
+
+    def conductance_map(self) -> np.ndarray:
+        return self.g.copy()
+
+    def column_currents(self, row_voltages: np.ndarray) -> np.ndarray:
+        return self.g.T @ row_voltages
+
+    def row_currents(self, col_voltages: np.ndarray) -> np.ndarray:
+        return self.g @ col_voltages
+
+    def cell_current(self, row: int, col: int, voltage: float) -> float:
+        return float(self.g[row, col] * voltage)
+
+    def apply_pulses(self, rows, cols, amplitudes, widths) -> None:
+        for r, c, a, w in zip(rows, cols, amplitudes, widths, strict=True):
+            self.pulse_log.append((int(r), int(c), float(a), float(w)))
+            self.g[r, c] = np.clip(self.g[r, c] + 1e-6 * np.sign(a), 1e-6, 200e-6)
+
+    def outer_product_update(self, row_trains, col_trains, amplitude, width) -> None:
+        self.g = np.clip(self.g + 1e-6 * np.sign(amplitude) * (row_trains.astype(float) @ col_trains.T), 1e-6, 200e-6)
+
+    def cell_load(self, row: int, col: int):
+        return _CellLoadDouble(self, row, col)
+
+    def kill_cell(self, row: int, col: int, mode: str = "off") -> None:
+        self.g[row, col] = 0.0 if mode == "off" else 200e-6
+
+
+class _CellLoadDouble:
+    def __init__(self, model: IdealArrayDouble, row: int, col: int) -> None:
+        self.model, self.row, self.col = model, row, col
+
+    def current(self, voltage: float) -> float:
+        return float(self.model.g[self.row, self.col] * voltage)
+
+    def stress(self, voltage: float, duration: float, current_limit: float) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"cell ({self.row}, {self.col})"
+
+
+class IdealPeripheryDouble:
+    """TEST DOUBLE of Periphery: exact DAC within range, ADC that only clips at full scale."""
+
+    dac_bits = 0
+    adc_bits = 0
+
+    def dac(self, voltages: np.ndarray, v_range: float) -> np.ndarray:
+        return np.clip(voltages, -v_range, v_range)
+
+    def adc(self, currents: np.ndarray, full_scale: float, side: str = "col") -> np.ndarray:
+        return np.clip(currents, -full_scale, full_scale)
+
+
+def make_board(rows: int = 8, cols: int = 6, **kwargs):
+    """Emulator over the ideal TEST DOUBLE (``model.g`` is settable): (emulator, model, clock)."""
+    clock = SimClock()
+    model = IdealArrayDouble(rows, cols)
+    emu = BoardEmulator(model, IdealPeripheryDouble(), clock, **kwargs)
     return emu, model, clock
 
 
@@ -80,7 +153,7 @@ class Host:
 
 @pytest.fixture
 def board():
-    emu, model, clock = make_board()
+    emu, model, clock = make_physics_board()
     host = Host(emu)
     host.configure(8, 6)
     return host, emu, model, clock
@@ -88,7 +161,7 @@ def board():
 
 # -- identity, configuration -------------------------------------------------------------------
 def test_identify_reports_array_and_limits():
-    emu, _, _ = make_board(identity="test board", smu_ports=2, limits={"max_pulse_amplitude": 4.0})
+    emu, _, _ = make_physics_board(identity="test board", smu_ports=2, limits={"max_pulse_amplitude": 4.0})
     ident = bp.BoardIdentity.unpack(Host(emu).ok(Op.IDENTIFY))
     assert (ident.identity, ident.rows, ident.cols, ident.smu_ports) == ("test board", 8, 6, 2)
     assert ident.array_kind == bp.ArrayKind.ONE_T_ONE_R and ident.protocol_version == 1
@@ -96,7 +169,7 @@ def test_identify_reports_array_and_limits():
 
 
 def test_array_commands_refused_before_configure_and_configure_checks_limits():
-    emu, _, _ = make_board()
+    emu, _, _ = make_physics_board()
     host = Host(emu)
     assert host.error(Op.READ_CELL, bp.pack_cell(0, 0))[0] == Err.NOT_CONFIGURED
     assert host.error(Op.CONFIGURE, bp.Configuration(9, 6, 0.2, 1e-3).pack())[0] == Err.BAD_REGION
@@ -153,7 +226,7 @@ def test_reads_and_mvm_follow_the_physics(board):
 
 
 def test_reads_go_through_the_dac_and_the_tia_errors():
-    emu, model, _ = make_board(periphery={"dac_bits": 4, "gain_sigma": 0.05})
+    emu, model, _ = make_physics_board(periphery={"dac_bits": 4, "gain_sigma": 0.05})
     host = Host(emu)
     host.configure(8, 6, read_voltage=0.2)
     g = model.conductance_map()
@@ -189,7 +262,7 @@ def test_saturated_samples_are_flagged(board):
 
 
 def test_oversized_read_reply_is_refused():
-    emu, _, _ = make_board(rows=64, cols=64, limits={"max_payload": 4096})
+    emu, _, _ = make_physics_board(rows=64, cols=64, limits={"max_payload": 4096})
     host = Host(emu)
     host.configure(64, 64)
     assert host.error(Op.READ_ALL, bp.pack_read_all(0, 64))[0] == Err.FRAME_TOO_LARGE
@@ -250,7 +323,7 @@ def test_pulse_batch_applies_in_order_and_reads_back(board):
     assert after[1, 2] > before[1, 2] and after[4, 5] < before[4, 5]
     changed = np.argwhere(after != before).tolist()
     assert changed == [[1, 2], [4, 5]]
-    np.testing.assert_allclose(values, cell_i(model, after[rows, cols], V_READ), rtol=1e-5)
+    np.testing.assert_allclose(values, cell_i(model, after[rows, cols], V_READ), rtol=1e-5, atol=LSB)
     assert not mask.any()
     assert clock.now - t0 > 3.5e-6 + 3 * 1e-6  # pulse widths + gaps are on the clock
 
@@ -288,7 +361,7 @@ def test_dead_cell_injection(board):
 # -- SMU routing ------------------------------------------------------------------------------------
 def test_route_smu_connects_the_cell_load_and_interlocks_the_array():
     terminals = {0: SmuTerminal(), 1: SmuTerminal()}
-    emu, model, _ = make_board(smu_terminals=terminals)
+    emu, model, _ = make_physics_board(smu_terminals=terminals)
     host = Host(emu)
     host.configure(8, 6)
     host.ok(Op.ROUTE_SMU, bp.pack_route(0, 3, 4))
@@ -310,7 +383,7 @@ def test_route_smu_connects_the_cell_load_and_interlocks_the_array():
 
 def test_terminals_on_missing_ports_are_refused():
     with pytest.raises(ValueError, match="port"):
-        make_board(smu_terminals={5: SmuTerminal()})
+        make_physics_board(smu_terminals={5: SmuTerminal()})
 
 
 # -- link errors and resets -------------------------------------------------------------------------
@@ -339,7 +412,7 @@ def test_bad_header_is_answered_once_then_the_board_resynchronises(board):
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=200), st.integers(1, 50))
 def test_garbage_never_breaks_the_receiver(garbage, chunk):
-    emu, _, _ = make_board()
+    emu, _, _ = make_physics_board()
     stream = garbage + bp.SYNC[:1] + bp.encode_request(Op.IDENTIFY, 1234)
     for i in range(0, len(stream), chunk):
         emu.feed(stream[i : i + chunk])
@@ -369,7 +442,7 @@ def test_frames_fed_byte_by_byte_are_answered(board):
 
 def test_power_on_reset_forgets_configuration():
     terminals = {0: SmuTerminal()}
-    emu, _, _ = make_board(smu_terminals=terminals, faults=FaultPlan(reset_next=0))
+    emu, _, _ = make_physics_board(smu_terminals=terminals, faults=FaultPlan(reset_next=0))
     host = Host(emu)
     host.configure(8, 6)
     host.ok(Op.ROUTE_SMU, bp.pack_route(0, 1, 1))
@@ -393,12 +466,12 @@ def test_clock_advances_by_transfer_conversion_and_overhead(board):
 
 
 def test_limits_and_timing_from_dicts_are_validated():
-    emu, _, _ = make_board(timing={"baud_rate": 115200, "adc_channels": 4})
+    emu, _, _ = make_physics_board(timing={"baud_rate": 115200, "adc_channels": 4})
     assert emu.timing == BoardTiming(baud_rate=115200, adc_channels=4)
     with pytest.raises(ValueError, match="expected some of"):
-        make_board(timing={"baud": 1})
+        make_physics_board(timing={"baud": 1})
     with pytest.raises(ValueError, match="max_pulse_amplitude"):
-        make_board(limits={"max_pulse_amplitude": -1.0})
+        make_physics_board(limits={"max_pulse_amplitude": -1.0})
 
 
 # -- with realistic non-idealities (read noise, c2c spread, IR drop, TIA gain/offset errors) -------------
