@@ -88,7 +88,7 @@ class VisaTransport(MessageTransport):
 
         try:
             self._resource.write(message)
-        except pyvisa.errors.VisaIOError as exc:
+        except (pyvisa.errors.VisaIOError, OSError) as exc:
             raise TransportError(f"{self.address}: write failed: {exc}") from exc
 
     def read(self) -> str:
@@ -96,6 +96,8 @@ class VisaTransport(MessageTransport):
 
         try:
             return self._resource.read()
+        except OSError as exc:
+            raise TransportError(f"{self.address}: read failed: {exc}") from exc
         except pyvisa.errors.VisaIOError as exc:
             if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
                 raise TransportTimeout(f"{self.address}: no reply within the timeout") from exc

@@ -168,10 +168,21 @@ class Station:
             self.board = SafeCrossbar(driver, inst.limits)
 
     def _identify_all(self) -> None:
+        cfg = self.config
         for name, smu in self.smus.items():
-            self.identities[name] = smu.identify()
+            try:
+                self.identities[name] = smu.identify()
+            except TransportError as exc:
+                addr = cfg.instruments[name].address
+                raise TransportError(f"{cfg.source}: instruments.{name} ({addr}) does not answer: {exc}") from None
         if self.board is not None:
-            self.identities[self.board.name] = self.board.identify().identity
+            try:
+                self.identities[self.board.name] = self.board.identify().identity
+            except TransportError as exc:
+                addr = cfg.instruments[self.board.name].address
+                raise TransportError(
+                    f"{cfg.source}: instruments.{self.board.name} ({addr}) does not answer: {exc}"
+                ) from None
 
     # -- use -----------------------------------------------------------------------------
     def smu(self, name: str | None = None) -> SourceMeter:

@@ -1,0 +1,138 @@
+"""`xbarlab sim serve`: the simulated instruments on loopback TCP sockets.
+
+Each SMU emulator listens as a raw socket (newline-terminated SCPI/TSP, like an
+instrument's port 5025), reachable from any VISA client as
+``TCPIP0::127.0.0.1::<port>::SOCKET`` (pyvisa-py). The board listens as a raw byte
+socket, reachable from pyserial as ``socket://127.0.0.1:<port>``. Only loopback
+addresses are accepted. The emulators are the same objects the in-process transports
+use; a lock per emulator serialises clients.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from xbarlab.sim.emulator import StreamEmulator
+
+
+def _check_loopback(host: str) -> None:
+    try:
+        addrs = {ai[4][0] for ai in socket.getaddrinfo(host, None)}
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve {host!r}: {exc}") from None
+    for a in addrs:
+        if not ipaddress.ip_address(a).is_loopback:
+            raise ValueError(f"refusing to serve on {host!r} ({a}): the simulated bench listens on loopback only")
+
+
+class BenchServer:
+    """Serve every distinct emulator of a bench on consecutive loopback ports (0 = ephemeral)."""
+
+    def __init__(self, bench: Any, host: str = "127.0.0.1", base_port: int = 0) -> None:
+        _check_loopback(host)
+        self.host = host
+        self._sel = selectors.DefaultSelector()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ports: dict[str, int] = {}
+        self.addresses: dict[str, str] = {}
+        served: dict[int, tuple[socket.socket, list[str]]] = {}
+        board = getattr(bench, "board", None)
+        for offset, (name, emu) in enumerate(bench.emulators.items()):
+            if id(emu) in served:
+                served[id(emu)][1].append(name)
+                port = served[id(emu)][0].getsockname()[1]
+            else:
+                lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                lsock.bind((host, 0 if base_port == 0 else base_port + len(served)))
+                lsock.listen()
+                lsock.setblocking(False)
+                self._sel.register(lsock, selectors.EVENT_READ, ("listen", emu))
+                served[id(emu)] = (lsock, [name])
+                port = lsock.getsockname()[1]
+            del offset
+            self.ports[name] = port
+            if emu is board:
+                self.addresses[name] = f"socket://{host}:{port}"
+            else:
+                self.addresses[name] = f"TCPIP0::{host}::{port}::SOCKET"
+        self._listeners = [s for s, _ in served.values()]
+
+    def _accept(self, lsock: socket.socket, emu: StreamEmulator) -> None:
+        conn, _ = lsock.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.setblocking(False)
+        self._sel.register(conn, selectors.EVENT_READ, ("conn", emu))
+
+    def _serve_conn(self, conn: socket.socket, emu: StreamEmulator) -> None:
+        try:
+            data = conn.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._sel.unregister(conn)
+            conn.close()
+            return
+        emu.feed(data)
+        out = emu.read_output()
+        if out:
+            conn.setblocking(True)
+            try:
+                conn.sendall(out)
+            except OSError:
+                self._sel.unregister(conn)
+                conn.close()
+                return
+            conn.setblocking(False)
+
+    def serve_forever(self) -> None:
+        """Handle clients until :meth:`stop`."""
+        while not self._stop.is_set():
+            for key, _ in self._sel.select(timeout=0.1):
+                kind, emu = key.data
+                if kind == "listen":
+                    self._accept(key.fileobj, emu)  # type: ignore[arg-type]
+                else:
+                    self._serve_conn(key.fileobj, emu)  # type: ignore[arg-type]
+
+    def start(self) -> BenchServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="xbarlab-sim-serve", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        for key in list(self._sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        self._sel.close()
+
+    def __enter__(self) -> BenchServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_bench(bench: Any, host: str = "127.0.0.1", base_port: int = 5025,
+                announce: Callable[[str], None] = print) -> None:
+    """Serve until Ctrl-C, announcing each instrument's address."""
+    server = BenchServer(bench, host=host, base_port=base_port)
+    announce(f"simulated bench on {host} (Ctrl-C to stop):")
+    for name, address in server.addresses.items():
+        announce(f"  {name:<8} {address}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        announce("stopped")
+    finally:
+        server.stop()
