@@ -109,6 +109,7 @@ class TrainExperiment(Experiment):
         Param("hidden", int, 16, min=1, max=4096, help="hidden neurons"),
         Param("epochs", int, 5, min=1, max=10000),
         Param("lr", float, 0.05, min=1e-6, max=10.0, help="learning rate"),
+        Param("lr_decay", float, 1.0, min=0.01, max=1.0, help="learning rate factor per epoch"),
         Param("limit", int, 0, min=0, help="use only this many samples (0 = all)"),
         Param("test_fraction", float, 0.2, min=0.01, max=0.9),
         Param("w_max_hidden", float, 2.0, min=1e-3, help="weight at full differential swing, hidden layer"),
@@ -123,7 +124,7 @@ class TrainExperiment(Experiment):
         Param("gamma", float, 0.5, min=0.0, max=10.0, help="Tiki-Taka: W = gamma*A + C"),
         Param("transfer_every", int, 2, min=1, help="Tiki-Taka: samples between row transfers A -> C"),
         Param("transfer_lr", float, 0.1, min=1e-6, max=10.0, help="Tiki-Taka: transfer rate"),
-        Param("zero_shift_pulses", int, 200, min=0, max=100000, help="Tiki-Taka: alternating pulses on A"),
+        Param("zero_shift_pulses", int, 1000, min=0, max=100000, help="Tiki-Taka: alternating pulse pairs on A"),
         Param("tolerance", float, 0.02, min=1e-4, max=0.5, help="write-verify tolerance of the initial weights"),
         Param("row0", int, 0, min=0),
         Param("col0", int, 0, min=0),
@@ -169,11 +170,29 @@ class TrainExperiment(Experiment):
         weights = init_weights(sizes, seed=p["seed"])
         rng = np.random.default_rng(p["seed"] + 11)
 
-        # device step on a sample of the cells used
+        # program the initial weights; zero-shift Tiki-Taka's A blocks
+        blocks: list[tuple[ArrayBlock, ArrayBlock | None, WeightMapping]] = []
+        prog: dict[str, Any] = {}
+        for k, (w, regs, w_max) in enumerate(zip(weights, regions, w_maxes, strict=True)):
+            self.checkpoint()
+            self.report(0, 3, f"programming layer {k + 1} ({w.shape[0]}x{w.shape[1]})")
+            mapping = WeightMapping(p["g_min"], p["g_max"], w_max, "differential")
+            main = ArrayBlock(board, regs[-1], mapping, w.shape[0], w.shape[1], pulses, enc)
+            outcome = program(self.station, board, main.rows, main.matrix.cols,
+                              mapping.to_conductance(w, centered=True), pulse=pulses,
+                              tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint)
+            prog[f"layer{k}"] = outcome.summary()
+            a_block = None
+            if p["rule"] == "tiki_taka":
+                a_block = ArrayBlock(board, regs[0], mapping, w.shape[0], w.shape[1], pulses, enc)
+                self._zero_shift(board, a_block, pulses)
+            blocks.append((main, a_block, mapping))
+        result.programming = prog
+
+        # device step at the operating point, on a sample of the programmed cells
         self.checkpoint()
-        self.report(0, 3, "measuring the device step")
-        cells = np.array([(r.row0 + i, r.col0 + j) for regs in regions for r in regs
-                          for i in range(r.rows) for j in range(r.cols)])
+        self.report(1, 3, "measuring the device step")
+        cells = np.array([(int(r), int(c)) for main, _, _ in blocks for r in main.rows for c in main.matrix.cols])
         pick = cells[rng.choice(len(cells), size=min(64, len(cells)), replace=False)]
         read_v = station_defaults(self.station)[0]
         with tia_range(self.station, board, 1.5 * p["g_max"] * abs(read_v)):
@@ -185,30 +204,18 @@ class TrainExperiment(Experiment):
                                       {"cells": int(len(pick)), "pulse_amplitude": pulses.amplitude,
                                        "pulse_width": pulses.width})
 
-        # program the initial weights (and zero-shift Tiki-Taka's A blocks)
         layers: list[Any] = []
-        prog: dict[str, Any] = {}
-        for k, (w, regs, w_max) in enumerate(zip(weights, regions, w_maxes, strict=True)):
-            self.checkpoint()
-            self.report(1, 3, f"programming layer {k + 1} ({w.shape[0]}x{w.shape[1]})")
-            mapping = WeightMapping(p["g_min"], p["g_max"], w_max, "differential")
+        for k, (main, a_block, mapping) in enumerate(blocks):
             dw = (step.up + step.down) / mapping.unit  # weight change per push-pull pulse pair
-            main = ArrayBlock(board, regs[-1], mapping, w.shape[0], w.shape[1], pulses, enc)
-            outcome = program(self.station, board, main.rows, main.matrix.cols,
-                              mapping.to_conductance(w, centered=True), pulse=pulses,
-                              tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint)
-            prog[f"layer{k}"] = outcome.summary()
             if p["rule"] == "sgd":
                 layers.append(StochasticPulseLayer(main, dw, bl=p["bl"], seed=p["seed"] + k))
             elif p["rule"] == "mixed_precision":
                 layers.append(MixedPrecisionLayer(main, dw, max_pulses=p["max_pulses"], seed=p["seed"] + k))
             else:
-                a_block = ArrayBlock(board, regs[0], mapping, w.shape[0], w.shape[1], pulses, enc)
-                self._zero_shift(board, a_block, pulses)
+                assert a_block is not None
                 layers.append(TikiTakaLayer(a_block, main, dw, dw, gamma=p["gamma"],
                                             transfer_every=p["transfer_every"], transfer_lr=p["transfer_lr"],
                                             bl=p["bl"], seed=p["seed"] + k))
-        result.programming = prog
         self.commit("initialised", **{f"{k}_yield": v["yield"] for k, v in prog.items()}, dw_up=step.up,
                     dw_down=step.down)
         return MLP(layers)
@@ -268,9 +275,10 @@ class TrainExperiment(Experiment):
                 for m in self._matrices:
                     m.measure_offsets()
             loss_sum, hits, pulses = 0.0, 0, 0
+            lr = p["lr"] * p["lr_decay"] ** (epoch - 1)
             for k, i in enumerate(rng.permutation(n)):
                 self.checkpoint()
-                r = net.train_sample(ds.x_train[i], int(ds.y_train[i]), p["lr"])
+                r = net.train_sample(ds.x_train[i], int(ds.y_train[i]), lr)
                 loss_sum += r.loss
                 hits += r.correct
                 pulses += r.pulses
