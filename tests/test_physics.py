@@ -85,12 +85,14 @@ def test_rram_steps_cycle_to_cycle_spread_and_asymmetry():
     m = CrossbarModel(1, 400, make_device("rram", d2d=0.0), stuck_fraction=0.0, wire_resistance=0.0, seed=3)
     dev = m.device
     dev.w[:] = 0.5
+    m.invalidate()
     before = m.conductance_map().copy()
     m.apply_pulses(np.zeros(400, int), np.arange(400), np.full(400, 1.5), np.full(400, 1e-6))
     up = m.conductance_map() - before
     spread = up.std() / up.mean()
     assert 0.2 < spread < 0.4, spread  # ≈30 % cycle-to-cycle
     dev.w[:] = 0.5
+    m.invalidate()
     before = m.conductance_map().copy()
     m.apply_pulses(np.zeros(400, int), np.arange(400), np.full(400, -1.5), np.full(400, 1e-6))
     down = before - m.conductance_map()
@@ -100,6 +102,7 @@ def test_rram_steps_cycle_to_cycle_spread_and_asymmetry():
 def test_step_grows_with_amplitude_and_soft_bounds_saturate():
     m = CrossbarModel(1, 2, make_device("rram"), stuck_fraction=0.0, wire_resistance=0.0, seed=2)
     m.device.w[:] = 0.2
+    m.invalidate()
     g0 = m.conductance_map().copy()
     m.apply_pulses(np.array([0, 0]), np.array([0, 1]), np.array([1.0, 2.0]), np.array([1e-6, 1e-6]))
     d = m.conductance_map() - g0

@@ -79,6 +79,8 @@ class CrossbarModel:
         mask[(draw >= stuck_fraction / 2) & (draw < stuck_fraction)] = STUCK_ON
         self._stuck = mask
         self._cache: dict[str, Any] = {}
+        self._version = 0
+        self._state_cache: tuple[Any, Any] | None = None
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -93,24 +95,38 @@ class CrossbarModel:
 
     def conductance_map(self) -> np.ndarray:
         """True conductance (S) of every cell at the current simulated time, no read noise."""
-        return self._g_flat().reshape(self.rows, self.cols)
+        return self._state()[0].copy()
+
+    def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(G, G_eff, read σ) of the current state; recomputed after writes, or as time passes (drift)."""
+        key = (self._version, self.clock.now if self.device.time_dependent else None)
+        if self._state_cache is None or self._state_cache[0] != key:
+            g_flat = self._g_flat()
+            g = g_flat.reshape(self.rows, self.cols)
+            g_eff = g
+            if self.kind == "1T1R" and self.access_resistance > 0:
+                g_eff = 1.0 / (1.0 / g + self.access_resistance)
+            sigma = self.device.read_sigma(g_flat, self.clock.now).reshape(self.rows, self.cols)
+            self._state_cache = (key, (g, g_eff, sigma))
+        return self._state_cache[1]
 
     def _g_eff(self) -> np.ndarray:
-        g = self.conductance_map()
-        if self.kind == "1T1R" and self.access_resistance > 0:
-            g = 1.0 / (1.0 / g + self.access_resistance)
-        return g
+        return self._state()[1]
 
     def _sigma_map(self) -> np.ndarray:
-        g = self._g_flat()
-        return self.device.read_sigma(g, self.clock.now).reshape(self.rows, self.cols)
+        return self._state()[2]
+
+    def invalidate(self) -> None:
+        """Forget cached state; call after changing the device state directly (tests, fault injection)."""
+        self._version += 1
+        self._cache.clear()
 
     def kill_cell(self, row: int, col: int, mode: str = "off") -> None:
         """Fault injection: the cell becomes stuck off or stuck on."""
         if mode not in ("off", "on"):
             raise ValueError(f"mode must be 'off' or 'on', got {mode!r}")
         self._stuck[row * self.cols + col] = STUCK_OFF if mode == "off" else STUCK_ON
-        self._cache.clear()
+        self.invalidate()
 
     # -- reads ---------------------------------------------------------------------------------
     def _f(self, v: np.ndarray) -> np.ndarray:
@@ -119,7 +135,7 @@ class CrossbarModel:
 
     def _line_noise(self, sigma: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Noise of each sense-line current: independent cell noises summed (sigma: drive × sense)."""
-        std = np.sqrt(((sigma * v[:, None]) ** 2).sum(axis=0))
+        std = np.sqrt((sigma**2).T @ (v**2))
         return std * self.rng.standard_normal(std.size)
 
     def column_currents(self, row_voltages: np.ndarray) -> np.ndarray:
@@ -178,6 +194,8 @@ class CrossbarModel:
         first node, sense line j is held at ``vc[j]`` from its last node.
         """
         if self.wire_resistance == 0:
+            if not np.any(vc):
+                return g.T @ self._f(vr)
             return (g * self._f(vr[:, None] - vc[None, :])).sum(axis=0)
         if cache_key is not None and not np.any(vc) and g.shape[0] <= 128:
             # Sense lines at 0 V: the linear network is a fixed transfer matrix K per conductance
@@ -300,7 +318,7 @@ class CrossbarModel:
             for r, c, a, w in zip(rows, cols, amps, wids, strict=True):
                 self._pulse_flat(np.array([r * self.cols + c]), np.array([a]), np.array([w]))
                 self._half_select(np.array([r]), np.array([c]), a / 2, w)
-        self._cache.clear()
+        self.invalidate()
 
     def _half_select(self, rows: np.ndarray, cols: np.ndarray, amplitude: float, width: float) -> None:
         """Disturb of half-selected cells on the given lines (passive arrays), excluding the selected ones."""
@@ -333,14 +351,14 @@ class CrossbarModel:
             self._pulse_flat(flat, sign * float(amplitude), np.full(flat.size, float(width)))
             if self.kind == "passive":
                 self._half_select(r_on, c_on, amplitude / 2, width)
-        self._cache.clear()
+        self.invalidate()
 
     def stress_cell(self, row: int, col: int, voltage: float, duration: float, current_limit: float) -> None:
         """DC bias of one cell by an SMU (V, s, A); stuck cells do not change."""
         flat = row * self.cols + col
         if self._stuck[flat] == STUCK_OK and duration > 0 and voltage != 0:
             self.device.stress(flat, voltage, duration, current_limit, self.clock.now, self.rng)
-            self._cache.clear()
+            self.invalidate()
 
     def cell_load(self, row: int, col: int) -> CellLoad:
         """The cell as a two-terminal load for SMU routing."""

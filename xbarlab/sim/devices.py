@@ -40,6 +40,8 @@ class DeviceModel:
     _n: int = field(default=0, init=False, repr=False)
 
     name = "device"
+    #: conductance changes with time alone (drift), so reads cannot cache it
+    time_dependent = False
 
     # -- binding -------------------------------------------------------------------------------
     def bind(self, n: int, rng: np.random.Generator) -> DeviceModel:
@@ -148,6 +150,10 @@ class PCM(DeviceModel):
     drift: bool = True
 
     name = "pcm"
+
+    @property
+    def time_dependent(self) -> bool:  # type: ignore[override]
+        return self.drift
 
     def _init(self, n, rng):
         self.g_prog = np.full(n, self.g_min) * (1 + 0.1 * rng.random(n))
