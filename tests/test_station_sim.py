@@ -150,3 +150,25 @@ def test_no_sequence_of_calls_gets_past_the_limits(station, calls):
         model.apply_pulses, model.outer_product_update = real_apply, real_outer
         station.safe_state()
         board.configure(0.2, 1e-3)
+
+
+def test_fault_injection_timeout_corruption_reset_and_dead_cell():
+    from xbarlab.errors import ProtocolError, TransportTimeout
+
+    with Station.from_text(sim_station_text(8, 8, seed=5)) as s:
+        smu = s.smu("smu1")
+        s.sim.set_faults("smu1", timeout_next=1)
+        with pytest.raises(TransportTimeout):
+            smu.identify()
+        s.smus["smu1"].inner.transport.clear()
+        assert "MODEL 2400" in smu.identify()  # the link recovers
+        s.sim.set_faults("board", corrupt_next=1)
+        with pytest.raises(ProtocolError):
+            s.board.read_cell(0, 0)
+        assert s.board.read_cell(0, 0) > 0  # next exchange works
+        smu.source_voltage(0.1, 1e-4)
+        smu.set_output(True)
+        s.sim.set_faults("smu1", reset_next=1)
+        assert not smu.output_enabled()  # the instrument reset itself: output off, settings lost
+        s.sim.board.inject_dead_cell(2, 2, "off")
+        assert s.board.read_cell(2, 2) < 1e-6
