@@ -167,3 +167,65 @@ class ArrayRead(Experiment):
             if v_read != cfg.read_voltage:
                 board.configure(cfg.read_voltage, cfg.tia_range)
         return last
+
+
+@register
+class PulseResponse(Experiment):
+    """Pulse-response curve: N potentiating then N depressing pulses, reading after each, repeated cycles."""
+
+    kind = "pulse_response"
+    title = "Pulse-response curve of one cell"
+    params_spec = (
+        Param("row", int, 0, min=0, help="cell row"),
+        Param("col", int, 0, min=0, help="cell column"),
+        Param("pulses", int, 20, min=1, max=10000, help="pulses per direction"),
+        Param("set_amplitude", float, 1.2, "V", "potentiating pulse amplitude", min=0.0),
+        Param("reset_amplitude", float, -1.2, "V", "depressing pulse amplitude", max=0.0),
+        Param("width", float, 1e-6, "s", "pulse width", min=1e-9),
+        Param("cycles", int, 1, min=1, max=1000, help="potentiate/depress cycles"),
+    )
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
+        board = station_config.board_name()
+        if board is None:
+            return [f"{where}: the station has no crossbar board"]
+        lim = station_config.instruments[board].limits
+        assert isinstance(lim, BoardLimits)
+        problems = []
+        for key in ("set_amplitude", "reset_amplitude"):
+            if abs(params[key]) > lim.max_pulse_amplitude:
+                problems.append(f"{where}.{key} = {params[key]:g} V exceeds the board limit "
+                                f"max_pulse_amplitude = {lim.max_pulse_amplitude:g} V")
+        if not lim.min_pulse_width <= params["width"] <= lim.max_pulse_width:
+            problems.append(f"{where}.width = {params['width']:g} s is outside the board limits "
+                            f"[{lim.min_pulse_width:g}, {lim.max_pulse_width:g}] s")
+        rows, cols = _array_shape(station_config)
+        if rows and (params["row"] >= rows or params["col"] >= cols):
+            problems.append(f"{where}: cell ({params['row']}, {params['col']}) is outside the {rows}x{cols} array")
+        return problems
+
+    @classmethod
+    def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
+        n = 2 * params["pulses"] * params["cycles"]
+        return Estimate(operations=2 * n, instrument_time=n * (params["width"] + 2e-3))
+
+    def execute(self) -> np.ndarray:
+        p = self.params
+        board = self.station.require_board()
+        stream = self.recorder.stream("response", columns=["cycle", "pulse", "amplitude", "conductance"],
+                                      units=["1", "1", "V", "S"])
+        rows = []
+        total = p["cycles"]
+        for cycle in range(total):
+            self.checkpoint()
+            block = []
+            for k in range(2 * p["pulses"]):
+                amp = p["set_amplitude"] if k < p["pulses"] else p["reset_amplitude"]
+                board.pulse_cell(p["row"], p["col"], amp, p["width"])
+                block.append([cycle, k, amp, board.read_cell(p["row"], p["col"])])
+            stream.append(np.asarray(block))
+            rows += block
+            self.commit(f"cycle-{cycle}")
+            self.report(cycle + 1, total, f"cycle {cycle + 1}/{total}")
+        return np.asarray(rows)
