@@ -223,3 +223,14 @@ def test_bad_configuration_is_refused():
         make_device("rram", dw_mni=0.1)
     with pytest.raises(ValueError, match="array kind"):
         CrossbarModel(2, 2, make_device("rram"), kind="3D")
+
+
+def test_rram_forming_under_compliance():
+    m = CrossbarModel(1, 4, make_device("rram", unformed_fraction=1.0), stuck_fraction=0.0, wire_resistance=0.0)
+    assert np.all(m.conductance_map() < 1e-7)  # pristine
+    m.apply_pulses(np.array([0]), np.array([0]), np.array([1.5]), np.array([1e-6]))
+    assert m.conductance_map()[0, 0] < 1e-7  # below the forming voltage nothing happens
+    load = m.cell_load(0, 1)
+    load.stress(3.0, 1e-3, 50e-6)  # forming sweep endpoint with 50 µA compliance
+    g = m.conductance_map()[0, 1]
+    assert 1e-6 < g <= 50e-6 / 3.0 * 1.0001  # formed, capped by the compliance

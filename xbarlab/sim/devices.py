@@ -96,6 +96,9 @@ class RRAM(DeviceModel):
     read_noise: float = 0.005  # relative 1σ read noise
     initial_low: float = 0.05  # initial state drawn uniformly in [initial_low, initial_high] of range
     initial_high: float = 0.6
+    unformed_fraction: float = 0.0  # cells delivered unformed (default: the array comes formed)
+    forming_voltage: float = 2.5  # V, positive bias that forms the filament (HfO2: ~2-3 V)
+    g_unformed: float = 10e-9  # S, pristine-oxide conductance
 
     name = "rram"
 
@@ -110,10 +113,22 @@ class RRAM(DeviceModel):
         self.up = 1 + asym / 2
         self.down = 1 - asym / 2
         self.w = rng.uniform(self.initial_low, self.initial_high, n)
+        self.formed = rng.random(n) >= self.unformed_fraction
 
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
+        pristine = ~self.formed[idx]
+        if pristine.any():
+            # forming: a pristine cell conducts only after a bias beyond the forming voltage; it then
+            # jumps to the low-resistance state (a compliance, when present, caps it in stress())
+            forms = pristine & (amp >= self.forming_voltage)
+            self.formed[idx[forms]] = True
+            self.w[idx[forms]] = 1.0
+            keep = ~pristine
+            idx, amp, width = idx[keep], amp[keep], np.broadcast_to(width, keep.shape)[keep]
+            if idx.size == 0:
+                return
         rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
         noise = 1 + self.c2c * rng.standard_normal(idx.size)
         w = self.w[idx]
@@ -122,12 +137,14 @@ class RRAM(DeviceModel):
         self.w[idx] = np.clip(w + np.where(amp > 0, dw_set, np.where(amp < 0, dw_reset, 0.0)), 0.0, 1.0)
 
     def conductance(self, t_now):
-        return self.lo + self.w * (self.hi - self.lo)
+        return np.where(self.formed, self.lo + self.w * (self.hi - self.lo), self.g_unformed)
 
     def read_sigma(self, g, t_now):
         return self.read_noise * np.abs(g)
 
     def _cap(self, idx, g_cap):
+        if not self.formed[idx]:
+            return
         w_cap = (g_cap - self.lo[idx]) / (self.hi[idx] - self.lo[idx])
         self.w[idx] = min(self.w[idx], max(w_cap, 0.0))
 
