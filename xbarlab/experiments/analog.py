@@ -206,6 +206,8 @@ class ArrayMatrix:
     optional per-line gains (from a read calibration) divide the currents. Inputs are
     normalised per call (largest |x| → ``v_in``) unless ``full_scale`` is given: then x = ±full_scale
     maps to ±v_in and small inputs use small voltages (to study error vs. input magnitude).
+    ``correction`` (n_out × n_in, units of W, mostly zero) is added digitally to every product:
+    the known error of defective devices (``programming.defect_correction``).
     """
 
     def __init__(
@@ -221,6 +223,7 @@ class ArrayMatrix:
         col_gain: np.ndarray | None = None,
         row_gain: np.ndarray | None = None,
         full_scale: float | None = None,
+        correction: np.ndarray | None = None,
     ) -> None:
         self.board = board
         if full_scale is not None and not full_scale > 0:
@@ -246,6 +249,10 @@ class ArrayMatrix:
         self.row_offset = np.zeros(self.active[0])  # A
         self.col_gain = np.ones(self.active[1]) if col_gain is None else np.asarray(col_gain, dtype=float)
         self.row_gain = np.ones(self.active[0]) if row_gain is None else np.asarray(row_gain, dtype=float)
+        self.col_drive = np.ones(self.active[1])  # transpose input scale per column (calibrate_transpose)
+        self.correction: np.ndarray | None = None
+        if correction is not None:
+            self.set_correction(correction)
         self.mvms = 0  # physical MVM commands issued
         self.saturations = 0  # MVMs repeated at a lower input scale after ADC clipping
         self.scale = 1.0  # fraction of v_in currently used (lowered after ADC saturation)
@@ -254,6 +261,18 @@ class ArrayMatrix:
     def shape(self) -> tuple[int, int]:
         return (self.n_out, self.n_in)
 
+    def set_correction(self, correction: np.ndarray | None) -> int:
+        """Digital correction of defective weights (n_out × n_in); returns how many entries are non-zero."""
+        if correction is None:
+            self.correction = None
+            return 0
+        c = np.asarray(correction, dtype=float)
+        if c.shape != (self.n_out, self.n_in):
+            raise ConfigError(f"correction has shape {c.shape}, expected ({self.n_out}, {self.n_in})")
+        nz = int(np.count_nonzero(c))
+        self.correction = c if nz else None
+        return nz
+
     # -- calibration ------------------------------------------------------------------------------
     def measure_offsets(self, samples: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """Output offsets (A) of every column and row with all inputs at 0 V, averaged."""
@@ -261,6 +280,45 @@ class ArrayMatrix:
         self.col_offset = np.mean([self._raw(self.board.mvm_forward, zr) for _ in range(samples)], axis=0)
         self.row_offset = np.mean([self._raw(self.board.mvm_transpose, zc) for _ in range(samples)], axis=0)
         return self.col_offset.copy(), self.row_offset.copy()
+
+    def calibrate_transpose(self, g_block: np.ndarray, *, min_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+        """Make transpose MVMs consistent with the forward direction (and with reads).
+
+        Forward MVMs and cell reads share the column TIAs, so a matrix programmed by
+        write-verify is right as the forward direction sees it; transpose MVMs are read by the
+        row TIAs, whose gains differ (Periphery gain error, ~2 %). With ``g_block`` the block's
+        read conductances (S, n_in × columns), one-hot transpose MVMs give r_ik = I_i/(v·g_ik)
+        = g_row,i / g_col,k; a rank-one fit of log r (cells above ``min_fraction`` of the largest
+        conductance) yields both gain sets up to a common factor, which cancels. Transpose inputs
+        are then scaled by the column gains and outputs divided by the row gains. Measure the
+        offsets first. Returns (row gains, column gains), relative.
+        """
+        g = np.asarray(g_block, dtype=float)
+        if g.shape != (len(self.rows), len(self.cols)):
+            raise ConfigError(f"g_block has shape {g.shape}, expected ({len(self.rows)}, {len(self.cols)})")
+        v = self.encoding.v_in
+        ratio = np.empty_like(g)
+        for k, c in enumerate(self.cols):
+            drive = np.zeros(self.active[1])
+            drive[c] = v
+            i = self._measure(self.board.mvm_transpose, drive, self.rows) - self.row_offset
+            ratio[:, k] = i[self.rows] / (v * np.where(g[:, k] > 0, g[:, k], np.inf))
+        use = (g > min_fraction * float(np.max(g))) & (ratio > 0)
+        if use.sum() < 2:
+            return np.ones(len(self.rows)), np.ones(len(self.cols))
+        log_r = np.where(use, np.log(np.where(use, ratio, 1.0)), 0.0)
+        a = np.zeros(len(self.rows))  # log row gain
+        b = np.zeros(len(self.cols))  # log column gain
+        n_r, n_c = np.maximum(use.sum(axis=1), 1), np.maximum(use.sum(axis=0), 1)
+        for _ in range(50):  # alternating least squares of log r = a_i − b_k on the used cells
+            a = ((log_r + b[None, :]) * use).sum(axis=1) / n_r
+            b = ((a[:, None] - log_r) * use).sum(axis=0) / n_c
+        row_rel, col_rel = np.exp(a), np.exp(b)
+        self.row_gain = np.ones(self.active[0])
+        self.row_gain[self.rows] = row_rel
+        self.col_drive = np.ones(self.active[1])
+        self.col_drive[self.cols] = col_rel
+        return row_rel, col_rel
 
     # -- products -----------------------------------------------------------------------------------
     def _peak(self, x: np.ndarray, what: str) -> float:
@@ -354,7 +412,8 @@ class ArrayMatrix:
         else:
             applied = sum(w * volts for w, volts in planes)  # V, what the DAC was asked for
             signal = i - self.mapping.g_ref * float(np.sum(applied))
-        return signal / (self.mapping.unit * v_eff) * peak
+        y = signal / (self.mapping.unit * v_eff) * peak
+        return y + self.correction @ x if self.correction is not None else y
 
     def rmatvec(self, u: np.ndarray) -> np.ndarray:
         """x' ≈ Wᵀ·u (transpose MVM: inputs on columns, outputs on rows)."""
@@ -366,6 +425,9 @@ class ArrayMatrix:
             return np.zeros(self.n_in)
         un = u / peak
 
+        drive = self.col_drive[self.cols]
+        top = float(np.max(drive))
+
         def place(volts: np.ndarray) -> np.ndarray:
             v = np.zeros(self.active[1])
             if self.mapping.layout == "differential":
@@ -373,6 +435,7 @@ class ArrayMatrix:
                 v[self.cols[1::2]] = -volts
             else:
                 v[self.cols] = volts
+            v[self.cols] *= drive / top  # column-gain equalisation (calibrate_transpose), never above v_in
             return v
 
         planes = self.encoding.planes(un)
@@ -380,12 +443,13 @@ class ArrayMatrix:
         if currents.size == 0:
             return np.zeros(self.n_in)
         total_weight = sum(w for w, _ in planes)
-        currents = (currents - self.row_offset * total_weight) / self.row_gain
+        currents = (currents - self.row_offset * total_weight) / self.row_gain * top
         i = currents[self.rows]
         if self.mapping.layout == "offset":
             applied = sum(w * volts for w, volts in planes)
             i = i - self.mapping.g_ref * float(np.sum(applied))
-        return i / (self.mapping.unit * self.encoding.v_in) * peak
+        out = i / (self.mapping.unit * self.encoding.v_in) * peak
+        return out + self.correction.T @ u if self.correction is not None else out
 
 
 def autorange(board: Any, matrices: list[ArrayMatrix], read_voltage: float, *, headroom: float = 1.3) -> float:

@@ -32,7 +32,7 @@ from xbarlab.errors import ConfigError, InstrumentError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.linear_solve import load_system
-from xbarlab.experiments.programming import program
+from xbarlab.experiments.programming import program_weights
 from xbarlab.experiments.solvers import InnerResult
 from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import PulseSpec
@@ -216,9 +216,9 @@ class ClosedLoopExperiment(Experiment):
             solver = ClosedLoopSolver(solver, max_input=board_limit(board, "max_mvm_voltage", 0.2))
         self.checkpoint()
         self.report(0, 2, f"programming the {n}x{n} matrix (write-verify)")
-        outcome = program(
+        outcome = program_weights(
             self.station, board, np.arange(region.row0, region.row0 + n), np.arange(region.col0, region.col0 + 2 * n),
-            mapping.to_conductance(a), pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
+            mapping, a, pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint,
         )
         self.recorder.add_calibration(f"{self.kind}-programming", "write_verify",

@@ -28,7 +28,7 @@ from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, Weigh
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.datasets import load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
-from xbarlab.experiments.programming import program
+from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.support import instrument_time, station_defaults, tia_range, wait
 from xbarlab.experiments.training import plan_layout
 from xbarlab.experiments.update_rules import PulseSpec
@@ -155,9 +155,11 @@ class DriftInferenceExperiment(Experiment):
             self.report(1, 3, f"programming layer {k + 1} ({w.shape[0]}x{w.shape[1]})")
             m = ArrayMatrix(board, Region(region.row0, region.col0, region.rows, region.cols), mapping,
                             w.shape[0], w.shape[1], encoding=InputEncoding("amplitude", p["v_in"]))
-            outcome = program(self.station, board, m.rows, m.cols, mapping.to_conductance(w), pulse=pulses,
-                              tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint)
+            outcome = program_weights(self.station, board, m.rows, m.cols, mapping, w, pulse=pulses,
+                                      tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint)
             result.programming[f"layer{k}"] = outcome.summary()
+            nz = m.set_correction(defect_correction(mapping, outcome, w))
+            result.programming[f"layer{k}"]["corrected_entries"] = nz
             self.recorder.add_calibration(f"drift-programming-layer{k}", "write_verify",
                                           {"targets": outcome.targets, "achieved": outcome.achieved},
                                           outcome.summary())

@@ -33,7 +33,7 @@ from xbarlab.experiments.analog import (
     choose_mapping,
 )
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.programming import program
+from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
 from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import PulseSpec
@@ -134,6 +134,7 @@ class LinearSolveExperiment(Experiment):
         Param("tol", float, 1e-10, min=1e-16, max=0.5, help="outer relative residual target"),
         Param("max_outer", int, 60, min=1, max=10000),
         Param("digital_diagonal", bool, False, help="keep the diagonal digital; the array holds the rest"),
+        Param("defect_correction", bool, True, help="correct failed devices digitally (sparse; MVM solvers)"),
         Param("layout", str, "auto", choices=("auto", "differential", "offset")),
         Param("encoding", str, "amplitude", choices=ENCODINGS),
         Param("bits", int, 8, min=1, max=16),
@@ -192,8 +193,8 @@ class LinearSolveExperiment(Experiment):
         arr_rows = np.arange(region.row0, region.row0 + n)
         arr_cols = np.arange(region.col0, region.col0 + mapping.columns(n))
         self.report(0, 1, f"programming the {n}x{n} matrix ({mapping.layout} layout, write-verify)")
-        outcome = program(
-            self.station, board, arr_rows, arr_cols, mapping.to_conductance(a_array),
+        outcome = program_weights(
+            self.station, board, arr_rows, arr_cols, mapping, a_array,
             pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
             checkpoint=self.checkpoint,
@@ -208,7 +209,9 @@ class LinearSolveExperiment(Experiment):
         )
         self.commit("programmed", **{k: v for k, v in summary.items() if not isinstance(v, str)})
         enc = InputEncoding(p["encoding"], p["v_in"], p["bits"])
-        op = ArrayMatrix(board, region, mapping, n, n, encoding=enc, repeats=p["repeats"])
+        correction = defect_correction(mapping, outcome, a_array) if p["defect_correction"] else None
+        op = ArrayMatrix(board, region, mapping, n, n, encoding=enc, repeats=p["repeats"], correction=correction)
+        summary["corrected_entries"] = int(np.count_nonzero(correction)) if correction is not None else 0
         return op, mapping, summary
 
     def execute(self) -> LinearSolveResult:

@@ -28,7 +28,7 @@ import numpy as np
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, autorange, choose_mapping
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.programming import ProgrammingOutcome, program
+from xbarlab.experiments.programming import ProgrammingOutcome, defect_correction, program_weights
 from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import PulseSpec
 
@@ -72,7 +72,7 @@ class MvmCase:
 @dataclass
 class MvmResult:
     matrix: np.ndarray
-    programmed: np.ndarray  # weights read back after programming
+    programmed: np.ndarray  # weights read back after programming (+ digital defect correction)
     programming: dict[str, Any]
     layout: str
     cases: list[MvmCase] = field(default_factory=list)
@@ -124,6 +124,7 @@ class MvmExperiment(Experiment):
         Param("tolerance", float, 0.01, help="write-verify tolerance, fraction of the window", min=1e-4, max=0.5),
         Param("pulse_amplitude", float, 1.2, "V", "programming pulse amplitude", min=0.0),
         Param("pulse_width", float, 100e-9, "s", "programming pulse width", min=1e-9),
+        Param("defect_correction", bool, True, help="correct failed devices digitally (sparse)"),
         Param("tia_range", float, 0.0, "A", "TIA full scale; 0 = autorange on the programmed matrix", min=0.0),
         Param("row0", int, 0, min=0, help="first array row of the matrix"),
         Param("col0", int, 0, min=0, help="first array column of the matrix"),
@@ -182,16 +183,17 @@ class MvmExperiment(Experiment):
         # 1. program
         self.checkpoint()
         self.report(0, 3, "programming the matrix (write-verify)")
-        targets = mapping.to_conductance(w)
         arr_rows = np.arange(region.row0, region.row0 + n_in)
         arr_cols = np.arange(region.col0, region.col0 + mapping.columns(n_out))
-        outcome: ProgrammingOutcome = program(
-            self.station, board, arr_rows, arr_cols, targets,
+        outcome: ProgrammingOutcome = program_weights(
+            self.station, board, arr_rows, arr_cols, mapping, w,
             pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
             checkpoint=self.checkpoint,
         )
-        programmed = mapping.to_weights(outcome.achieved)
+        correction = defect_correction(mapping, outcome, w) if p["defect_correction"] else None
+        # what the operator computes: the programmed weights plus the digital correction of defects
+        programmed = mapping.to_weights(outcome.achieved) + (correction if correction is not None else 0.0)
         self.recorder.add_calibration(
             "mvm-programming", "write_verify",
             {"targets": outcome.targets, "achieved": outcome.achieved, "within": outcome.within.astype(np.int8)},
@@ -218,10 +220,15 @@ class MvmExperiment(Experiment):
             enc = InputEncoding(p["encoding"], v_in, p["bits"])
             full_scale = p["tia_range"] or 1.2 * max(g_sum * v_in, 1e-9)
             with tia_range(self.station, board, full_scale):
-                op = ArrayMatrix(board, region, mapping, n_out, n_in, encoding=enc, full_scale=1.0)
+                op = ArrayMatrix(board, region, mapping, n_out, n_in, encoding=enc, full_scale=1.0,
+                                 correction=correction)
                 if not p["tia_range"]:
                     autorange(board, [op], station_defaults(self.station)[0])
                 op.measure_offsets()
+                if direction == "transpose":
+                    row_g, col_g = op.calibrate_transpose(outcome.achieved)
+                    self.recorder.add_calibration(f"mvm-transpose-gains-{k}", "transpose_gains",
+                                                  {"row_gain": row_g, "col_gain": col_g}, {"v_in": v_in})
                 case = self._run_case(op, w, programmed, n_o, n_i, v_in, direction, rng)
             total_mvms += op.mvms
             result.cases.append(case)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError, InstrumentError
-from xbarlab.experiments.analog import ADC_SATURATED
+from xbarlab.experiments.analog import ADC_SATURATED, WeightMapping
 from xbarlab.experiments.support import board_limit, station_defaults, tia_range
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
 from xbarlab.instruments.interfaces import Pulse
@@ -33,6 +33,7 @@ class ProgrammingOutcome:
     tolerance: float  # S
     rounds: int
     pulses: int
+    repaired: int = 0  # differential pairs whose partner was re-targeted around a failed device
 
     @property
     def yield_fraction(self) -> float:
@@ -50,6 +51,7 @@ class ProgrammingOutcome:
             "tolerance_S": self.tolerance,
             "rounds": self.rounds,
             "pulses": self.pulses,
+            "repaired_pairs": self.repaired,
         }
 
 
@@ -62,6 +64,35 @@ def read_map(board: Any, read_voltage: float) -> np.ndarray:
         if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
             raise
         return np.asarray(currents, dtype=float) / read_voltage
+
+
+def read_unclipped(station: Any, board: Any, rows: np.ndarray, cols: np.ndarray, start_range: float) -> np.ndarray:
+    """Conductances (S) of the block rows × cols with no clipped sample: the TIA range starts at
+    ``start_range`` (A) and grows ×4 while a cell of the block saturates; the column offsets at
+    the final range (zero-input MVM) are subtracted, since they grow with the range."""
+    read_v, _ = station_defaults(station)
+    top = board_limit(board, "max_tia_range", 10e-3)
+    fs = min(max(start_range, 1e-6), top)
+    while True:
+        with tia_range(station, board, fs):
+            try:
+                g = np.asarray(board.read_all(), dtype=float)
+                clipped = False
+            except InstrumentError as exc:
+                currents = getattr(exc, "currents", None)
+                if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
+                    raise
+                g = np.asarray(currents, dtype=float) / read_v
+                clipped = bool(np.any(np.asarray(exc.saturated)[np.ix_(rows, cols)]))
+            if clipped and fs < top:
+                fs = min(4 * fs, top)
+                continue
+            zero = np.zeros(board.shape[0])
+            try:
+                offsets = np.asarray(board.mvm_forward(zero), dtype=float)
+            except InstrumentError:
+                offsets = np.zeros(board.shape[1])
+        return (g - offsets[None, :] / read_v)[np.ix_(rows, cols)]
 
 
 def _read_block(board: Any, rows: np.ndarray, cols: np.ndarray, read_voltage: float) -> np.ndarray:
@@ -81,6 +112,8 @@ def write_verify(
     max_pulses_per_round: int = 8,
     amplitude_step: float = 0.1,
     max_amplitude: float | None = None,
+    active: np.ndarray | None = None,
+    patience: int = 6,
     checkpoint: Callable[[], None] | None = None,
 ) -> ProgrammingOutcome:
     """Program ``targets`` (len(rows) × len(cols), S) into the block ``rows`` × ``cols``.
@@ -92,8 +125,10 @@ def write_verify(
     (Alibart et al. 2012): +``amplitude_step`` V when the cell needs more than
     ``max_pulses_per_round`` pulses, −``amplitude_step`` V when one step overshoots the error,
     within [pulse.amplitude/2, ``max_amplitude``] (default: the board's pulse limit, at most
-    pulse.amplitude + 1 V). Stops when every cell is within tolerance or after ``max_rounds``;
-    cells that never get there (stuck, out of range) stay flagged in ``within``.
+    pulse.amplitude + 1 V). A cell at the largest amplitude whose error has not improved for
+    ``patience`` rounds is given up (stuck, or its target beyond its range). Only cells where
+    ``active`` is True are programmed (default: all). Stops when every active cell is within
+    tolerance or given up, or after ``max_rounds``; failures stay flagged in ``within``.
     ``checkpoint`` runs between rounds (abort at a safe point).
     """
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
@@ -108,12 +143,21 @@ def write_verify(
     shape = targets.shape
     amp = np.full(shape, min(pulse.amplitude, a_max))
     step = np.zeros(shape)  # S per pulse at the cell's amplitude (0 = unknown)
+    todo = np.ones(shape, dtype=bool) if active is None else np.asarray(active, dtype=bool).copy()
+    if todo.shape != shape:
+        raise ConfigError(f"active mask has shape {todo.shape}, expected {shape}")
+    best = np.full(shape, np.inf)
+    stale = np.zeros(shape, dtype=int)
     g = _read_block(board, rows, cols, read_voltage)
     pulses_total = 0
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - rounds is reported
         err = targets - g
-        bad = np.abs(err) > tolerance
+        improved = np.abs(err) < 0.9 * best
+        best = np.where(improved, np.abs(err), best)
+        stale = np.where(improved, 0, stale + 1)
+        todo &= ~((stale >= patience) & (amp >= a_max))  # give up: no progress at full strength
+        bad = (np.abs(err) > tolerance) & todo
         if not bad.any():
             rounds -= 1
             break
@@ -169,6 +213,7 @@ def program(
     tolerance: float,
     checkpoint: Callable[[], None] | None = None,
     headroom: float = 1.5,
+    active: np.ndarray | None = None,
 ) -> ProgrammingOutcome:
     """:func:`write_verify` with the TIA range set for single-cell reads of these targets.
 
@@ -180,7 +225,80 @@ def program(
     fs = headroom * float(np.max(targets, initial=0.0)) * abs(read_v)
     with tia_range(station, board, max(fs, 1e-6)):
         return write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
-                            checkpoint=checkpoint)
+                            active=active, checkpoint=checkpoint)
+
+
+def program_weights(
+    station: Any,
+    board: Any,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    mapping: WeightMapping,
+    weights: np.ndarray,
+    *,
+    pulse: PulseSpec,
+    tolerance: float,
+    centered: bool = False,
+    checkpoint: Callable[[], None] | None = None,
+) -> ProgrammingOutcome:
+    """Program W (n_out × n_in) into ``rows`` × ``cols`` with ``mapping``; repair differential pairs.
+
+    After write-verify, a pair with one failed device (stuck on/off, or a target beyond its
+    range) keeps its weight if the partner can follow: the failed device's actual conductance
+    is read at the widest TIA range and the partner is re-targeted to g_failed ∓ Δg (defect-
+    aware mapping). Pairs where both devices fail, or where the partner cannot reach its new
+    target, stay flagged in ``within``. ``tolerance`` in S.
+    """
+    targets = mapping.to_conductance(weights, centered=centered)
+    out = program(station, board, rows, cols, targets, pulse=pulse, tolerance=tolerance, checkpoint=checkpoint)
+    if out.within.all():
+        return out
+    read_v, _ = station_defaults(station)
+
+    def read_wide() -> np.ndarray:  # failed cells may sit far above the window (stuck on)
+        return read_unclipped(station, board, rows, cols, 1.5 * float(np.max(targets)) * abs(read_v))
+
+    actual = read_wide()
+    if mapping.layout != "differential":
+        out.achieved = np.where(out.within, out.achieved, actual)
+        return out
+    bad_p, bad_m = ~out.within[:, 0::2], ~out.within[:, 1::2]
+    delta = targets[:, 0::2] - targets[:, 1::2]
+    new = targets.copy()
+    fix = np.zeros(targets.shape, dtype=bool)
+    only_p, only_m = bad_p & ~bad_m, bad_m & ~bad_p
+    new[:, 1::2] = np.where(only_p, actual[:, 0::2] - delta, new[:, 1::2])
+    new[:, 0::2] = np.where(only_m, actual[:, 1::2] + delta, new[:, 0::2])
+    fix[:, 1::2], fix[:, 0::2] = only_p, only_m
+    fix &= (new >= mapping.g_min) & (new <= 2.0 * mapping.g_max)
+    if not fix.any():
+        out.achieved = np.where(out.within, out.achieved, actual)
+        return out
+    final_targets = np.where(fix, new, targets)
+    second = program(station, board, rows, cols, final_targets, pulse=pulse, tolerance=tolerance,
+                     checkpoint=checkpoint, active=fix)
+    within = np.where(fix, second.within, out.within)
+    # a repaired pair counts as good for both devices: its weight is right
+    failed_partner = fix & ~second.within
+    pair_ok = (fix[:, 0::2] | fix[:, 1::2]) & ~(failed_partner[:, 0::2] | failed_partner[:, 1::2])
+    within[:, 0::2] |= pair_ok
+    within[:, 1::2] |= pair_ok
+    achieved = np.where(within, second.achieved, read_wide())
+    return ProgrammingOutcome(final_targets, achieved, within, out.tolerance, out.rounds + second.rounds,
+                              out.pulses + second.pulses, int(pair_ok.sum()))
+
+
+def defect_correction(mapping: WeightMapping, outcome: ProgrammingOutcome, weights: np.ndarray) -> np.ndarray:
+    """Digital correction W − W_programmed (n_out × n_in) on the weights whose devices failed, else 0.
+
+    Adding ``correction @ x`` to an analog product cancels the known error of stuck or
+    out-of-range devices (their conductance is read back); it costs one multiply-add per
+    defective weight.
+    """
+    w = np.asarray(weights, dtype=float)
+    ok = outcome.within if mapping.layout != "differential" else outcome.within[:, 0::2] & outcome.within[:, 1::2]
+    programmed = mapping.to_weights(outcome.achieved)
+    return np.where(ok.T, 0.0, np.clip(w, -mapping.w_max, mapping.w_max) - programmed)
 
 
 def measure_device_step(

@@ -32,7 +32,7 @@ from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, Weigh
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.datasets import Dataset, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
-from xbarlab.experiments.programming import measure_device_step, program
+from xbarlab.experiments.programming import measure_device_step, program_weights
 from xbarlab.experiments.support import instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import (
     ArrayBlock,
@@ -178,9 +178,9 @@ class TrainExperiment(Experiment):
             self.report(0, 3, f"programming layer {k + 1} ({w.shape[0]}x{w.shape[1]})")
             mapping = WeightMapping(p["g_min"], p["g_max"], w_max, "differential")
             main = ArrayBlock(board, regs[-1], mapping, w.shape[0], w.shape[1], pulses, enc)
-            outcome = program(self.station, board, main.rows, main.matrix.cols,
-                              mapping.to_conductance(w, centered=True), pulse=pulses,
-                              tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint)
+            outcome = program_weights(self.station, board, main.rows, main.matrix.cols, mapping, w, centered=True,
+                                      pulse=pulses, tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
+                                      checkpoint=self.checkpoint)
             prog[f"layer{k}"] = outcome.summary()
             a_block = None
             if p["rule"] == "tiki_taka":
