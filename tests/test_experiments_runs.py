@@ -73,14 +73,15 @@ def test_refinement_on_the_array_reaches_1e_10_monotonically():
 def test_closed_loop_inner_solver_and_one_step_modes():
     fb = FakeCrossbar(16, 32, step=0.01)
     circuit = ClosedLoopCircuit(FakeModel(fb))
-    r = LinearSolveExperiment(FakeStation(fb), {"n": 16, "condition": 30.0, "inner": "closed_loop"},
+    r = LinearSolveExperiment(FakeStation(fb), {"n": 16, "condition": 30.0, "inner": "closed_loop", "absolute": False},
                               closed_loop=ClosedLoopSolver(circuit)).run()
     assert r.converged and r.relative_residual <= 1e-10
     assert r.outer_iterations <= r.analog_mvms <= 3 * r.outer_iterations  # one solve per step (+ ranging)
     assert r.first_inner_rel_error < 0.5
-    one = ClosedLoopExperiment(FakeStation(fb), {"n": 16, "rhs": 3}, closed_loop=circuit).run()
+    one = ClosedLoopExperiment(FakeStation(fb), {"n": 16, "rhs": 3, "absolute": False}, closed_loop=circuit).run()
     assert one.median_rel_error < 0.1
-    eig = ClosedLoopExperiment(FakeStation(fb), {"n": 16, "mode": "eigenvector"}, closed_loop=circuit).run()
+    eig = ClosedLoopExperiment(FakeStation(fb), {"n": 16, "mode": "eigenvector", "absolute": False},
+                               closed_loop=circuit).run()
     assert eig.eigen_overlap > 0.99
 
 

@@ -52,6 +52,7 @@ class ClosedLoopSolver:
         self.region: Region | None = None
         self.mapping: WeightMapping | None = None
         self.fraction = 1.0  # of max_input used for the last solve (ranging memory)
+        self.zero: np.ndarray | None = None  # V, outputs with zero input (offsets), subtracted when known
         self.operations = 0
         self.settle_time = 0.0  # s, accumulated
         self.retries = 0
@@ -61,11 +62,23 @@ class ClosedLoopSolver:
         """Use the board's own feedback mode (its driver must offer the closed-loop commands)."""
         return cls(board, max_input=board_limit(board, "max_mvm_voltage", 0.2), name=getattr(board, "name", "board"))
 
-    def bind(self, region: Region, mapping: WeightMapping) -> None:
-        """The block holding the matrix and its weight ↔ conductance mapping (differential only)."""
+    def bind(self, region: Region, mapping: WeightMapping, *, auto_zero: bool = True) -> None:
+        """The block holding the matrix and its weight ↔ conductance mapping (differential only).
+
+        ``auto_zero``: settle once with all inputs at 0 V and subtract those outputs from every
+        later solve (the response to the op-amp and inverter offsets; the circuit is linear, so
+        it superposes). One extra operation.
+        """
         if mapping.layout != "differential":
             raise ConfigError("the closed-loop circuit needs the differential layout (column pairs)")
         self.region, self.mapping = region, mapping
+        self.zero = None
+        if auto_zero:
+            reading = self.device.closed_loop_solve(np.zeros(region.rows), **self._where())
+            self.operations += 1
+            self.settle_time += float(reading.settle_time)
+            if reading.stable and not np.any(reading.saturated):
+                self.zero = np.asarray(reading.voltages, dtype=float)
 
     def _where(self) -> dict[str, Any]:
         if self.region is None or self.mapping is None:
@@ -90,6 +103,8 @@ class ClosedLoopSolver:
                 raise InstrumentError("closed-loop", 0, "the feedback circuit is unstable for this matrix "
                                       "(D⁻¹A has eigenvalues with non-positive real part)")
             v = np.asarray(reading.voltages, dtype=float)
+            if self.zero is not None:
+                v = v - self.zero
             if np.any(reading.saturated):
                 self.fraction *= 0.3
                 self.retries += 1
@@ -180,6 +195,7 @@ class ClosedLoopExperiment(Experiment):
         Param("n", int, 16, min=1),
         Param("condition", float, 10.0, min=1.0),
         Param("rhs", int, 10, min=1, max=100000, help="right-hand sides to solve (solve mode)"),
+        Param("absolute", bool, True, help="program true conductances (SMU-referenced read gains)"),
         Param("margin", float, 0.97, min=0.5, max=0.999, help="g_lambda = margin * estimated largest eigenvalue"),
         Param("g_min", float, 5e-6, "S", min=0.0),
         Param("g_max", float, 60e-6, "S", min=1e-9),
@@ -219,7 +235,7 @@ class ClosedLoopExperiment(Experiment):
         outcome = program_weights(
             self.station, board, np.arange(region.row0, region.row0 + n), np.arange(region.col0, region.col0 + 2 * n),
             mapping, a, pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
-            tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint,
+            tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint, absolute=p["absolute"],
         )
         self.recorder.add_calibration(f"{self.kind}-programming", "write_verify",
                                       {"targets": outcome.targets, "achieved": outcome.achieved}, outcome.summary())

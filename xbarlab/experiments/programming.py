@@ -114,6 +114,7 @@ def write_verify(
     max_amplitude: float | None = None,
     active: np.ndarray | None = None,
     patience: int = 6,
+    reader: Callable[[], np.ndarray] | None = None,
     checkpoint: Callable[[], None] | None = None,
 ) -> ProgrammingOutcome:
     """Program ``targets`` (len(rows) × len(cols), S) into the block ``rows`` × ``cols``.
@@ -129,10 +130,12 @@ def write_verify(
     ``patience`` rounds is given up (stuck, or its target beyond its range). Only cells where
     ``active`` is True are programmed (default: all). Stops when every active cell is within
     tolerance or given up, or after ``max_rounds``; failures stay flagged in ``within``.
+    ``reader()`` returns the block's conductances (default: a whole-array read);
     ``checkpoint`` runs between rounds (abort at a safe point).
     """
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     targets = np.asarray(targets, dtype=float)
+    read = reader or (lambda: _read_block(board, rows, cols, read_voltage))
     if targets.shape != (len(rows), len(cols)):
         raise ConfigError(f"targets have shape {targets.shape}, expected ({len(rows)}, {len(cols)})")
     if not tolerance > 0:
@@ -148,7 +151,7 @@ def write_verify(
         raise ConfigError(f"active mask has shape {todo.shape}, expected {shape}")
     best = np.full(shape, np.inf)
     stale = np.zeros(shape, dtype=int)
-    g = _read_block(board, rows, cols, read_voltage)
+    g = read()
     pulses_total = 0
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - rounds is reported
@@ -188,7 +191,7 @@ def write_verify(
         pr, pc, pa = np.concatenate(r_list), np.concatenate(c_list), np.concatenate(a_list)
         board.pulse_batch([Pulse(int(r), int(c), float(v), pulse.width) for r, c, v in zip(pr, pc, pa, strict=True)])
         pulses_total += int(pr.size)
-        g_new = _read_block(board, rows, cols, read_voltage)
+        g_new = read()
         moved = (g_new - g)[ii, jj] * signs / counts
         ok = moved > 0
         old = step[ii, jj]
@@ -214,18 +217,103 @@ def program(
     checkpoint: Callable[[], None] | None = None,
     headroom: float = 1.5,
     active: np.ndarray | None = None,
+    absolute: bool = False,
 ) -> ProgrammingOutcome:
     """:func:`write_verify` with the TIA range set for single-cell reads of these targets.
 
     Full scale = ``headroom`` × the largest target × read voltage, so the ADC resolves the
     conductance window instead of the MVM range; the station default is restored afterwards.
+
+    ``absolute``: program true conductances rather than what the board's read path reports —
+    needed when something other than the board's TIAs uses the array (the closed-loop
+    circuit). The column read gains are calibrated against an SMU (:func:`column_read_gains`)
+    and cells are verified one at a time (``read_cells``, no line IR drop) when the board offers it.
     """
     read_v, _ = station_defaults(station)
     targets = np.asarray(targets, dtype=float)
+    rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     fs = headroom * float(np.max(targets, initial=0.0)) * abs(read_v)
-    with tia_range(station, board, max(fs, 1e-6)):
-        return write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
-                            active=active, checkpoint=checkpoint)
+    with tia_range(station, board, max(fs, 1e-6)) as fs_set:
+        first = write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
+                             active=active, checkpoint=checkpoint)
+        if not absolute:
+            return first
+        # the cells now sit in the window: calibrate the read path on them, then correct the programming
+        gains = column_read_gains(station, board, rows, cols, full_scale=fs_set)
+        second = write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
+                              active=active, reader=_cell_reader(board, rows, cols, gains, read_v),
+                              checkpoint=checkpoint)
+        second.rounds += first.rounds
+        second.pulses += first.pulses
+        return second
+
+
+def _cell_reader(
+    board: Any, rows: np.ndarray, cols: np.ndarray, gains: np.ndarray, read_v: float
+) -> Callable[[], np.ndarray]:
+    """Block conductances from per-cell reads (READ_CELLS) divided by the column read gains."""
+    read_cells = getattr(board, "read_cells", None)
+    rr, cc = np.repeat(rows, len(cols)), np.tile(cols, len(rows))
+
+    def read() -> np.ndarray:
+        if callable(read_cells):
+            try:
+                g = np.asarray(read_cells(rr, cc), dtype=float).reshape(len(rows), len(cols))
+            except InstrumentError as exc:
+                currents = getattr(exc, "currents", None)
+                if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
+                    raise
+                g = (np.asarray(currents, dtype=float) / read_v).reshape(len(rows), len(cols))
+        else:
+            g = _read_block(board, rows, cols, read_v)
+        return g / gains[None, :]
+
+    return read
+
+
+def column_read_gains(
+    station: Any, board: Any, rows: np.ndarray, cols: np.ndarray, *, reads: int = 8, smu: str | None = None,
+    full_scale: float | None = None,
+) -> np.ndarray:
+    """Read gain of each column (board reading / SMU reading of the same cell), one cell per column.
+
+    .. note:: Interim stand-in for the read-path calibration of ``xbarlab.calibration``.
+
+    For every column the cell with the largest conductance in ``rows`` that the board reads
+    without clipping (at the present TIA range ``full_scale``, A) is read ``reads`` times
+    by the board (READ_CELL through the column TIA) and once by the SMU routed to it at the
+    same read voltage (the reference); the ratio is the TIA's gain. Needs an SMU cabled to a
+    board port (``board_port`` in the station file).
+    """
+    read_v, _ = station_defaults(station)
+    name = smu
+    if name is None:
+        name = next((n for n in getattr(station, "smus", {}) if station.config.instruments[n].board_port is not None),
+                    None)
+    if name is None:
+        raise ConfigError("absolute programming needs an SMU cabled to a board port (board_port) as the reference")
+    meter, port = station.smu(name), station.board_port(name)
+    g_block = read_map(board, read_v)[np.ix_(rows, cols)]
+    if full_scale:
+        g_block = np.where(g_block < 0.9 * full_scale / abs(read_v), g_block, -np.inf)
+    limit = float(getattr(getattr(meter, "limits", None), "max_current", 1e-3))
+    gains = np.ones(len(cols))
+    for k, c in enumerate(cols):
+        if not np.isfinite(np.max(g_block[:, k])):
+            continue  # every cell of this column clips: keep gain 1
+        r = int(rows[int(np.argmax(g_block[:, k]))])
+        g_board = float(np.mean([board.read_cell(r, int(c)) for _ in range(reads)]))
+        board.route_smu(port, r, int(c))
+        try:
+            meter.source_voltage(read_v, min(limit, 1e-3))
+            meter.set_output(True)
+            current = float(np.mean([meter.measure_current() for _ in range(2)]))
+        finally:
+            meter.set_output(False)
+            board.unroute_smu(port)
+        if current / read_v > 0 and g_board > 0:
+            gains[k] = g_board / (current / read_v)
+    return gains
 
 
 def program_weights(
@@ -240,6 +328,7 @@ def program_weights(
     tolerance: float,
     centered: bool = False,
     checkpoint: Callable[[], None] | None = None,
+    absolute: bool = False,
 ) -> ProgrammingOutcome:
     """Program W (n_out × n_in) into ``rows`` × ``cols`` with ``mapping``; repair differential pairs.
 
@@ -247,10 +336,11 @@ def program_weights(
     range) keeps its weight if the partner can follow: the failed device's actual conductance
     is read at the widest TIA range and the partner is re-targeted to g_failed ∓ Δg (defect-
     aware mapping). Pairs where both devices fail, or where the partner cannot reach its new
-    target, stay flagged in ``within``. ``tolerance`` in S.
+    target, stay flagged in ``within``. ``tolerance`` in S; ``absolute``: see :func:`program`.
     """
     targets = mapping.to_conductance(weights, centered=centered)
-    out = program(station, board, rows, cols, targets, pulse=pulse, tolerance=tolerance, checkpoint=checkpoint)
+    out = program(station, board, rows, cols, targets, pulse=pulse, tolerance=tolerance, checkpoint=checkpoint,
+                  absolute=absolute)
     if out.within.all():
         return out
     read_v, _ = station_defaults(station)
@@ -276,7 +366,7 @@ def program_weights(
         return out
     final_targets = np.where(fix, new, targets)
     second = program(station, board, rows, cols, final_targets, pulse=pulse, tolerance=tolerance,
-                     checkpoint=checkpoint, active=fix)
+                     checkpoint=checkpoint, active=fix, absolute=absolute)
     within = np.where(fix, second.within, out.within)
     # a repaired pair counts as good for both devices: its weight is right
     failed_partner = fix & ~second.within

@@ -169,13 +169,29 @@ class ClosedLoopCircuit:
             self._advance(sp.max_time)
             out, _ = self._digitise(v)
             return ClosedLoopReading(out, np.ones(n, dtype=bool), sp.max_time, False, sp.input_conductance, sp.rail)
+        r0 = residual(np.zeros(n))  # the constant part: inputs, offsets, inverter offsets
         try:
-            v = np.linalg.solve(jac, -residual(np.zeros(n)))
-            for _ in range(8):  # Newton on the true array physics, linear Jacobian
-                r = residual(v)
-                if float(np.max(np.abs(r))) <= 1e-13 * float(np.max(np.abs(sp.input_conductance * u)) + 1e-30):
+            v = np.linalg.solve(jac, -r0)
+            clipped = np.abs(v) > sp.rail
+            for _ in range(n):  # outputs beyond a rail saturate there; the others settle around them
+                if not clipped.any():
                     break
-                v = v - np.linalg.solve(jac, r)
+                free = ~clipped
+                held = np.sign(v[clipped]) * sp.rail
+                v[clipped] = held
+                if not free.any():
+                    break
+                v[free] = np.linalg.solve(jac[np.ix_(free, free)], -(r0[free] + jac[np.ix_(free, clipped)] @ held))
+                over = free & (np.abs(v) > sp.rail)
+                if not over.any():
+                    break
+                clipped |= over
+            if not clipped.any():
+                for _ in range(8):  # Newton on the true array physics (wires, I–V), linear Jacobian
+                    r = residual(v)
+                    if float(np.max(np.abs(r))) <= 1e-13 * float(np.max(np.abs(sp.input_conductance * u)) + 1e-30):
+                        break
+                    v = np.clip(v - np.linalg.solve(jac, r), -sp.rail, sp.rail)
         except np.linalg.LinAlgError:
             v = np.full(n, sp.rail)
         v = np.clip(v, -sp.rail, sp.rail)
