@@ -85,7 +85,31 @@ def cmd_sim_serve(args: argparse.Namespace) -> int:
 def cmd_log_show(args: argparse.Namespace) -> int:
     from xbarlab.logbook import summary
 
-    print(summary(args.file))
+    print(summary(args.file, streams=not args.brief))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from xbarlab.campaigns.console import run_campaign_cli
+
+    return run_campaign_cli(args.campaign, args.output, resume=args.resume, dry_run=args.dry_run,
+                            overwrite=args.overwrite, retries=args.retries, quiet=args.quiet)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from xbarlab.logbook.replay import replay
+
+    with tqdm(total=1, desc="replay", unit="run", disable=args.quiet) as bar:
+        def progress(p: object) -> None:
+            bar.total = max(p.total, 1)  # type: ignore[attr-defined]
+            bar.n = p.done  # type: ignore[attr-defined]
+            bar.set_postfix_str(p.message[:50], refresh=True)  # type: ignore[attr-defined]
+
+        report = replay(args.file, args.run, progress=progress)
+    print(report.text())
+    print("every recorded stream reproduced bit for bit")
     return 0
 
 
@@ -122,7 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = p.add_subparsers(dest="log_command", metavar="ACTION")
     c = ssub.add_parser("show", help="print a readable summary of a log file")
     c.add_argument("file", metavar="FILE", type=Path)
+    c.add_argument("--brief", action="store_true", help="runs only, no streams")
     c.set_defaults(handler=cmd_log_show)
+
+    p = sub.add_parser("run", help="run a measurement campaign (TOML) into an HDF5 log")
+    p.add_argument("campaign", metavar="CAMPAIGN.toml", nargs="?", help="campaign file")
+    p.add_argument("-o", "--output", metavar="LOG.h5", help="log file (default: <campaign>-<UTC time>.h5)")
+    p.add_argument("--resume", metavar="LOG.h5", help="continue the campaign stored in this log")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the plan; touch no instrument")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
+    p.add_argument("--retries", type=int, default=2, help="re-initialise and repeat a step after a link fault "
+                   "at most this many times (default 2)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("replay", help="re-run a log's experiments offline from the recorded transcript")
+    p.add_argument("file", metavar="LOG.h5", type=Path)
+    p.add_argument("--run", metavar="ID", help="replay up to and including this run; compare only it")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_replay)
     return parser
 
 

@@ -50,3 +50,11 @@ class InstrumentError(XbarlabError):
 
 class ProtocolError(XbarlabError):
     """A reply could not be understood: bad framing, CRC mismatch, wrong sequence number."""
+
+
+class LogbookError(ConfigError):
+    """A log file is missing, damaged, not an xbarlab logbook, or would be overwritten."""
+
+
+class ReplayDivergence(XbarlabError):
+    """Offline replay met a command the recorded transcript does not hold at that point."""

@@ -53,7 +53,7 @@ def wait(station: Any, seconds: float, checkpoint: Callable[[], None] | None = N
         raise ConfigError(f"cannot wait a negative time ({seconds} s)")
     station_wait = getattr(station, "wait", None)
     if callable(station_wait):  # a Station that knows how to idle (preferred)
-        station_wait(seconds)
+        station_wait(seconds, checkpoint=checkpoint)
         return
     sim = getattr(station, "sim", None)
     if sim is not None:

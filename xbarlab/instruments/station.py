@@ -68,11 +68,13 @@ class Station:
         wrap_transport: TransportWrapper | None = None,
         open_transport: TransportOpener | None = None,
         identify: bool = True,
+        on_created: Callable[[Station], None] | None = None,
     ) -> Station:
         """Open the bench described by a station file path, TOML config or None (embedded sim).
 
         ``wrap_transport`` wraps every link (recording for the logbook); ``open_transport``
-        replaces opening real links altogether (offline replay). Raises ConfigError for a bad
+        replaces opening real links altogether (offline replay); ``on_created`` sees the
+        station before any link opens (recorders read its simulated clock). Raises ConfigError for a bad
         file and TransportError for an instrument that cannot be reached; anything opened so
         far is closed again before the error propagates.
         """
@@ -83,6 +85,8 @@ class Station:
         else:
             config = load_station(source)
         station = cls(config)
+        if on_created is not None:
+            on_created(station)
         try:
             station._open_all(wrap_transport, open_transport)
             if identify:
@@ -215,6 +219,25 @@ class Station:
     def sim_time(self) -> float | None:
         """Simulated clock in s (None on a real bench)."""
         return self.sim.clock.now if self.sim is not None else None
+
+    def wait(self, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
+        """Let ``seconds`` of instrument time pass, outputs idle.
+
+        Simulated bench: the clock jumps at once. Hardware: sleep in chunks of at most 1 s,
+        calling ``checkpoint`` between chunks so an abort request is honoured.
+        """
+        if seconds < 0:
+            raise ConfigError(f"cannot wait a negative time ({seconds} s)")
+        if self.sim is not None:
+            self.sim.clock.advance(seconds)
+            return
+        import time
+
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if checkpoint is not None:
+                checkpoint()
+            time.sleep(min(1.0, left))
 
     def safe_state(self) -> list[str]:
         """Outputs off, board lines grounded, SMUs unrouted. Returns problems met (if any)."""

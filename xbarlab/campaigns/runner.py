@@ -1,0 +1,208 @@
+"""Run a campaign against its station, logging every step; resume after a crash.
+
+Log structure (see docs/logbook.md): each process that opens the station writes a
+``session`` run holding the campaign text and the transcript of opening the bench;
+each attempt at a step is a run ``<step_id>@<session>`` with the step's parameters,
+streams and transcript. A step counts as done when one of its runs completed, so
+``--resume`` skips it; a killed or interrupted attempt stays in the log with its status
+and is redone. Instrument link faults (timeouts, corrupted frames, an instrument that
+reset itself) make the runner close the bench, reopen it (a new session, instruments
+re-initialised) and repeat the step, at most ``retries`` times; a corrupted value never
+reaches a stream because it raises before its step commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xbarlab.campaigns.spec import Campaign, StepInstance, parse_campaign
+from xbarlab.errors import InstrumentError, LogbookError, ProtocolError, TransportError
+from xbarlab.experiments.base import Aborted, AbortToken, Progress
+from xbarlab.instruments.config import parse_station
+from xbarlab.instruments.station import Station
+from xbarlab.logbook import Logbook, LogReader
+from xbarlab.logbook.recording import RunSink, open_recorded_station
+from xbarlab.protocol.board import Err
+from xbarlab.sim import checkpoint
+
+SESSION = "session"
+RECOVERABLE = (TransportError, ProtocolError)
+
+
+@dataclass
+class StepOutcome:
+    step: StepInstance
+    run_id: str
+    status: str  # completed | skipped | failed | interrupted
+    result: Any = None
+    error: str = ""
+
+
+@dataclass
+class CampaignReport:
+    log_path: Path
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    status: str = "completed"
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.outcomes:
+            out[o.status] = out.get(o.status, 0) + 1
+        return out
+
+
+def step_of(run_id: str) -> str:
+    """The step id of a step run id ``<step_id>@<session>``."""
+    return run_id.rsplit("@", 1)[0]
+
+
+def completed_steps(reader: LogReader) -> set[str]:
+    return {step_of(r["run_id"]) for r in reader.runs() if r["kind"] != SESSION and r["status"] == "completed"}
+
+
+def campaign_from_log(path: str | Path) -> Campaign:
+    """The campaign stored in a log's first session (for ``--resume`` and replay)."""
+    reader = LogReader(path)
+    sessions = [r for r in reader.runs() if r["kind"] == SESSION]
+    if not sessions or "campaign_text" not in sessions[0]["params"]:
+        raise LogbookError(f"{path}: not a campaign log (it holds no campaign); nothing to resume")
+    params = sessions[0]["params"]
+    source = params.get("campaign_source", str(path))
+    base = Path(source).parent if Path(source).exists() else Path(path).parent
+    return parse_campaign(params["campaign_text"], source=source, base_dir=base)
+
+
+class CampaignRunner:
+    """Executes a campaign step by step into a logbook."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        log_path: str | Path,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        retries: int = 2,
+        abort: AbortToken | None = None,
+        on_step: Callable[[int, int, StepInstance], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.campaign = campaign
+        self.log_path = Path(log_path)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.retries = retries
+        self.abort = abort or AbortToken()
+        self.on_step = on_step
+        self.on_progress = on_progress
+        self._sessions = 0
+
+    def _open_station(self, book: Logbook, sink: RunSink) -> tuple[Station, Any]:
+        self._sessions += 1
+        session_id = f"{SESSION}-{sum(1 for r in book.run_ids if r.startswith(SESSION + '-')) + 1}"
+        session = book.start_run(
+            kind=SESSION,
+            params={"campaign_text": self.campaign.text, "campaign_source": self.campaign.source,
+                    "campaign_name": self.campaign.name},
+            station_text=self.campaign.station.text,
+            run_id=session_id,
+        )
+        sink.run = session
+        try:
+            station = open_recorded_station(
+                parse_station(self.campaign.station.text, self.campaign.station.source), sink)
+        except BaseException as exc:
+            session.finish("failed", error=str(exc))
+            raise
+        restored = station.sim is not None and checkpoint.load(station.sim, self.sim_state_path)
+        session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored})
+        session.finish("completed")
+        sink.run = None
+        return station, session_id
+
+    @property
+    def sim_state_path(self) -> Path:
+        """Where a simulated bench keeps its state between sessions (next to the log)."""
+        return self.log_path.with_name(self.log_path.name + ".simstate")
+
+    def run(self) -> CampaignReport:
+        if self.resume:
+            book = Logbook.open_append(self.log_path)
+            done = completed_steps(LogReader.from_book(book))
+        else:
+            book = Logbook.create(self.log_path, overwrite=self.overwrite)
+            self.sim_state_path.unlink(missing_ok=True)
+            done = set()
+        report = CampaignReport(self.log_path)
+        sink = RunSink()
+        station: Station | None = None
+        try:
+            station, session_id = self._open_station(book, sink)
+            total = len(self.campaign.steps)
+            for k, step in enumerate(self.campaign.steps):
+                if step.step_id in done:
+                    report.outcomes.append(StepOutcome(step, "", "skipped"))
+                    continue
+                if self.on_step is not None:
+                    self.on_step(k, total, step)
+                attempts = 0
+                while True:
+                    outcome = self._run_step(book, sink, station, session_id, step)
+                    if outcome.status != "retry":
+                        break
+                    attempts += 1
+                    station.close()
+                    station = None
+                    if attempts > self.retries:
+                        outcome.status = "failed"
+                        break
+                    station, session_id = self._open_station(book, sink)
+                report.outcomes.append(outcome)
+                if outcome.status == "completed" and station is not None and station.sim is not None:
+                    checkpoint.save(station.sim, self.sim_state_path)
+                if outcome.status == "interrupted":
+                    report.status = "interrupted"
+                    break
+                if outcome.status == "failed":
+                    report.status = "failed"
+                    break
+        except KeyboardInterrupt:
+            report.status = "interrupted"
+        finally:
+            if station is not None:
+                station.close()
+            book.close()
+        return report
+
+    def _run_step(self, book: Logbook, sink: RunSink, station: Station, session_id: str,
+                  step: StepInstance) -> StepOutcome:
+        run_id = f"{step.step_id}@{session_id}"
+        run = book.start_run(kind=step.kind, params=step.params, station_text=self.campaign.station.text,
+                             instruments=dict(station.identities), run_id=run_id, sim_time=station.sim_time())
+        sink.run = run
+        try:
+            experiment = step.experiment_class(station, step.params, recorder=run, progress=self.on_progress,
+                                               abort=self.abort)
+            result = experiment.run()
+        except (Aborted, KeyboardInterrupt):
+            run.finish("interrupted")
+            return StepOutcome(step, run_id, "interrupted")
+        except RECOVERABLE as exc:
+            run.finish("failed", error=str(exc))
+            return StepOutcome(step, run_id, "retry", error=str(exc))
+        except InstrumentError as exc:
+            if exc.code == Err.NOT_CONFIGURED:  # the board reset itself: re-initialise and repeat
+                run.finish("failed", error=str(exc))
+                return StepOutcome(step, run_id, "retry", error=str(exc))
+            run.finish("failed", error=str(exc))
+            return StepOutcome(step, run_id, "failed", error=str(exc))
+        except BaseException as exc:
+            run.finish("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            sink.run = None
+        run.finish("completed")
+        return StepOutcome(step, run_id, "completed", result=result)

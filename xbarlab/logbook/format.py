@@ -1,0 +1,90 @@
+"""The logbook's on-disk layout (see docs/logbook.md): names, JSON helpers, file checks."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from xbarlab.errors import LogbookError
+
+FORMAT = "xbarlab-logbook"
+FORMAT_VERSION = 1
+RUNS = "runs"
+
+STR = h5py.string_dtype()
+STEP_DTYPE = np.dtype([("step_id", STR), ("info", STR), ("wall_time", "f8"), ("sim_time", "f8"),
+                       ("lengths", STR)])
+EVENT_DTYPE = np.dtype([("link", STR), ("code", "S1"), ("wall_time", "f8"), ("sim_time", "f8"),
+                        ("offset", "u8"), ("length", "u4")])
+
+
+def utc_now() -> str:
+    """ISO 8601 UTC wall-clock timestamp."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # "nan", "inf": JSON has no spelling for them
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+def to_json(value: Any) -> str:
+    """JSON text of parameters/metadata (numpy values become plain numbers and lists)."""
+    return json.dumps(_plain(value), sort_keys=True)
+
+
+def from_json(text: Any) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode()
+    return json.loads(text) if text else None
+
+
+def group_name(run_id: str) -> str:
+    """HDF5 group name of a run id ('/' is the HDF5 path separator and is escaped)."""
+    if not run_id or run_id in (".", ".."):
+        raise LogbookError(f"invalid run id {run_id!r}")
+    return run_id.replace("%", "%25").replace("/", "%2F")
+
+
+def check_log_file(path: str | Path) -> Path:
+    """The path of an existing file that looks like HDF5, else one clear LogbookError."""
+    p = Path(path)
+    if not p.exists():
+        raise LogbookError(f"{p}: no such log file")
+    if p.is_dir():
+        raise LogbookError(f"{p}: is a directory, not a log file")
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head != b"\x89HDF\r\n\x1a\n":
+        raise LogbookError(f"{p}: not an HDF5 file (no HDF5 signature); is this an xbarlab log?")
+    return p
+
+
+def check_is_logbook(f: h5py.File, path: Path) -> None:
+    fmt = f.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode()
+    if fmt != FORMAT or RUNS not in f:
+        raise LogbookError(f"{path}: an HDF5 file, but not an xbarlab logbook (no '{FORMAT}' format attribute)")
+    version = int(f.attrs.get("format_version", 0))
+    if version > FORMAT_VERSION:
+        raise LogbookError(f"{path}: logbook format {version} is newer than this xbarlab reads ({FORMAT_VERSION})")

@@ -1,0 +1,218 @@
+"""Read a logbook, also while another process is writing it.
+
+Every call opens the file, reads and closes it again (a snapshot), so a reader never
+holds the writer up and always sees the latest committed state. The file is opened
+read-only in SWMR mode; while the writer is in one of its short structural windows the
+open is retried; a file left by a killed writer is read from a flag-cleared temporary
+copy, never modified. Stream rows beyond the last committed step are not returned.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from xbarlab.errors import LogbookError
+from xbarlab.logbook.format import RUNS, check_is_logbook, check_log_file, from_json, group_name
+from xbarlab.logbook.h5clear import clear_consistency_flags
+from xbarlab.logbook.transcript import Event
+
+RETRY_S = 2.0  # s, how long to wait out a writer's structural window
+
+
+@dataclass
+class StreamData:
+    """A stream's committed rows with its metadata (units: SI unit string or one per column)."""
+
+    name: str
+    data: np.ndarray
+    units: Any
+    columns: list[str] | None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def column(self, name: str) -> np.ndarray:
+        if not self.columns or name not in self.columns:
+            raise LogbookError(f"stream {self.name!r} has no column {name!r} (columns: {self.columns})")
+        return self.data[:, self.columns.index(name)]
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class LogReader:
+    """Read-only access to a logbook file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_log_file(path)
+        with self._open() as f:
+            check_is_logbook(f, self.path)
+            self.attrs = {k: _attr(v) for k, v in f.attrs.items()}
+
+    @classmethod
+    def from_book(cls, book: Any) -> LogReader:
+        """A reader of a logbook this process is writing (its committed state)."""
+        book.flush()
+        return cls(book.path)
+
+    # -- opening -------------------------------------------------------------------------------
+    @contextmanager
+    def _open(self) -> Iterator[h5py.File]:
+        deadline = time.monotonic() + RETRY_S
+        last: Exception | None = None
+        while True:
+            for kwargs in ({"swmr": True}, {}):
+                try:
+                    f = h5py.File(self.path, "r", locking=False, **kwargs)
+                except OSError as exc:
+                    last = exc
+                    continue
+                try:
+                    yield f
+                finally:
+                    f.close()
+                return
+            if "open for write" not in str(last) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        if last is not None and "open for write" in str(last):
+            # the writer died in a structural window: read a copy with the flags cleared
+            with tempfile.TemporaryDirectory(prefix="xbarlab-log-") as tmp:
+                copy = Path(tmp) / self.path.name
+                shutil.copyfile(self.path, copy)
+                try:
+                    clear_consistency_flags(copy)
+                    f = h5py.File(copy, "r", locking=False)
+                except (OSError, ValueError) as exc:
+                    raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
+                try:
+                    yield f
+                finally:
+                    f.close()
+                return
+        raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({last})")
+
+    def _run_group(self, f: h5py.File, run_id: str) -> h5py.Group:
+        name = group_name(run_id)
+        if name not in f[RUNS]:
+            known = ", ".join(str(g.attrs.get("run_id", k)) for k, g in f[RUNS].items()) or "none"
+            raise LogbookError(f"{self.path}: no run {run_id!r} (runs: {known})")
+        return f[RUNS][name]
+
+    # -- runs ----------------------------------------------------------------------------------
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run in order, as dicts: run_id, kind, status, start/end times, params, steps, ..."""
+        out = []
+        with self._open() as f:
+            for key, g in f[RUNS].items():
+                out.append(self._run_info(g, key))
+        out.sort(key=lambda r: r["index"])
+        return out
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        with self._open() as f:
+            return self._run_info(self._run_group(f, run_id), group_name(run_id))
+
+    @staticmethod
+    def _run_info(g: h5py.Group, key: str) -> dict[str, Any]:
+        a = {k: _attr(v) for k, v in g.attrs.items()}
+        info: dict[str, Any] = {
+            "run_id": a.get("run_id", key), "index": int(a.get("index", 0)), "kind": a.get("kind", ""),
+            "status": a.get("status", ""), "error": a.get("error", ""),
+            "start_time": a.get("start_time", ""), "end_time": a.get("end_time", ""),
+            "start_sim_time": a.get("start_sim_time"), "end_sim_time": a.get("end_sim_time"),
+            "software_version": a.get("software_version", ""),
+            "params": from_json(a.get("params", "")) or {}, "station_text": a.get("station_text", ""),
+            "instruments": from_json(a.get("instruments", "")) or {},
+            "calibrations_used": from_json(a.get("calibrations_used", "")) or [],
+        }
+        info["steps"] = int(g["steps"].shape[0]) if "steps" in g else 0
+        return info
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """Committed steps of a run: step_id, info, wall_time (s since epoch), sim_time (s)."""
+        with self._open() as f:
+            rows = self._run_group(f, run_id)["steps"][()]
+        return [{"step_id": _attr(r["step_id"]), "info": from_json(_attr(r["info"])) or {},
+                 "wall_time": float(r["wall_time"]), "sim_time": float(r["sim_time"])} for r in rows]
+
+    # -- streams ---------------------------------------------------------------------------------
+    def stream_names(self, run_id: str) -> list[str]:
+        names: list[str] = []
+        with self._open() as f:
+            g = self._run_group(f, run_id)["streams"]
+            g.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        return names
+
+    def stream(self, run_id: str, name: str) -> StreamData:
+        """A stream's committed rows (numpy array) with units, columns and attributes."""
+        with self._open() as f:
+            g = self._run_group(f, run_id)
+            if name not in g["streams"]:
+                raise LogbookError(f"{self.path}: run {run_id!r} has no stream {name!r}")
+            ds = g["streams"][name]
+            n = self._committed_rows(g, name)
+            data = ds[: min(n, ds.shape[0])]
+            attrs = {k: _attr(v) for k, v in ds.attrs.items()}
+        units = attrs.get("units", "")
+        if isinstance(units, str) and units.startswith("["):
+            units = from_json(units)
+        cols = from_json(attrs.get("columns", "")) or None
+        return StreamData(name, data, units, cols, attrs)
+
+    @staticmethod
+    def _committed_rows(g: h5py.Group, name: str) -> int:
+        committed = from_json(_attr(g.attrs.get("committed", ""))) or {}
+        n = int(committed.get(name, 0))
+        steps = g["steps"]
+        if steps.shape[0]:
+            lengths = from_json(_attr(steps[steps.shape[0] - 1]["lengths"])) or {}
+            n = max(n, int(lengths.get(name, 0)))
+        return n
+
+    # -- calibrations ------------------------------------------------------------------------------
+    def calibrations(self, run_id: str) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
+        """Records a run stored: ``{record_id: (kind, data, meta)}``."""
+        out: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        with self._open() as f:
+            for key, rg in self._run_group(f, run_id)["calibrations"].items():
+                a = {k: _attr(v) for k, v in rg.attrs.items()}
+                data: dict[str, Any] = {k.replace("%2F", "/").replace("%25", "%"): ds[()] for k, ds in rg.items()}
+                for k, v in a.items():
+                    if k.startswith("json:"):
+                        data[k[5:]] = from_json(v)
+                out[a.get("record_id", key)] = (a.get("kind", ""), data, from_json(a.get("meta", "")) or {})
+        return out
+
+    def find_calibration(self, kind: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        """The newest record of ``kind`` in completed runs: (reference ``run_id/record_id``, data, meta)."""
+        for info in reversed(self.runs()):
+            if info["status"] != "completed":
+                continue
+            for rid, (k, data, meta) in reversed(list(self.calibrations(info["run_id"]).items())):
+                if k == kind:
+                    return f"{info['run_id']}/{rid}", data, meta
+        return None
+
+    # -- transcript --------------------------------------------------------------------------------
+    def transcript(self, run_id: str) -> list[Event]:
+        """Every recorded instrument exchange of a run, in order."""
+        with self._open() as f:
+            t = self._run_group(f, run_id)["transcript"]
+            events = t["events"][()]
+            blob = t["bytes"][()].tobytes()
+        return [Event(_attr(e["link"]), e["code"].decode(), blob[int(e["offset"]): int(e["offset"]) + int(e["length"])],
+                      float(e["wall_time"]), float(e["sim_time"])) for e in events]

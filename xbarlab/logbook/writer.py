@@ -1,0 +1,440 @@
+"""Write a logbook: one HDF5 file per campaign or interactive session.
+
+Crash safety (SIGKILL at any moment leaves a file that opens and holds every completed
+step exactly once) rests on three rules:
+
+* Measurements are buffered in memory and reach the file only when their step commits;
+  a commit appends the rows, then the step's row in ``steps`` (with the committed length
+  of every stream), then flushes. Readers trust only rows covered by a committed step, so
+  a kill in the middle of a commit leaves at most rows that no reader returns.
+* Between structural changes the file is in HDF5 SWMR-write mode, in which the library
+  orders its metadata writes so the file on disk is consistent at every instant (that is
+  what lets readers watch it). Structural changes (a new run, stream or calibration
+  record, a run's final status) happen in short windows outside SWMR and end with a flush.
+* A killed writer leaves the superblock's "open for writing" flags set; readers open such
+  a file in SWMR-read mode or from a flag-cleared copy, and ``open_append`` clears them
+  (:mod:`xbarlab.logbook.h5clear`) under an exclusive lock that proves the writer is gone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from xbarlab import __version__
+from xbarlab.errors import LogbookError
+from xbarlab.logbook.format import (
+    EVENT_DTYPE,
+    FORMAT,
+    FORMAT_VERSION,
+    RUNS,
+    STEP_DTYPE,
+    check_is_logbook,
+    check_log_file,
+    group_name,
+    to_json,
+    utc_now,
+)
+from xbarlab.logbook.h5clear import clear_consistency_flags, consistency_flags
+
+STATUSES = ("running", "completed", "aborted", "interrupted", "failed", "crashed")
+
+
+def _lock_file(path: Path, create: bool) -> int:
+    """An exclusive advisory lock on ``path`` held for the writer's lifetime (released by the OS on kill)."""
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise LogbookError(f"{path}: cannot open for writing: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise LogbookError(f"{path}: is being written by another xbarlab process") from None
+    return fd
+
+
+class Logbook:
+    """An HDF5 logbook open for writing. Use :meth:`create` or :meth:`open_append`."""
+
+    def __init__(self, path: Path, lock_fd: int, h5: h5py.File) -> None:
+        self.path = path
+        self._fd: int | None = lock_fd
+        self._f: h5py.File | None = h5
+        self._swmr = False
+        self._lock = threading.RLock()
+        self._datasets: dict[str, h5py.Dataset] = {}
+        self._open_runs: dict[str, RunWriter] = {}
+        self.run_ids: list[str] = [str(g.attrs.get("run_id", k)) for k, g in h5[RUNS].items()]
+        self._enter_swmr()
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, *, overwrite: bool = False, title: str = "") -> Logbook:
+        """A new, empty logbook at ``path``. An existing file is only replaced when ``overwrite``."""
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise LogbookError(f"{p}: already exists; choose another file, resume it, or ask to overwrite it")
+        if not p.parent.is_dir():
+            raise LogbookError(f"{p}: folder {p.parent} does not exist")
+        fd = _lock_file(p, create=True)
+        try:
+            h5 = h5py.File(p, "w", libver="latest", locking=False)
+            h5.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "created": utc_now(),
+                             "software_version": __version__, "title": title})
+            h5.create_group(RUNS, track_order=True)
+            h5.flush()
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(p, fd, h5)
+
+    @classmethod
+    def open_append(cls, path: str | Path) -> Logbook:
+        """An existing logbook, to add runs to (after a crash too: runs left running become 'crashed')."""
+        p = check_log_file(path)
+        fd = _lock_file(p, create=False)
+        try:
+            if consistency_flags(p):
+                try:
+                    clear_consistency_flags(p)  # the lock proves the writer that set them is gone
+                except ValueError as exc:
+                    raise LogbookError(f"{p}: damaged beyond repair ({exc})") from None
+            try:
+                h5 = h5py.File(p, "r+", libver="latest", locking=False)
+            except OSError as exc:
+                raise LogbookError(f"{p}: cannot be opened (truncated or damaged HDF5 file: {exc})") from None
+            try:
+                check_is_logbook(h5, p)
+                for g in h5[RUNS].values():
+                    if g.attrs.get("status") == "running":
+                        g.attrs["status"] = "crashed"
+                        g.attrs["error"] = "the writing process ended without finishing this run"
+                h5.flush()
+            except BaseException:
+                h5.close()
+                raise
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(p, fd, h5)
+
+    # -- file modes ------------------------------------------------------------------------
+    def _enter_swmr(self) -> None:
+        assert self._f is not None
+        self._f.flush()
+        self._f.swmr_mode = True
+        self._swmr = True
+
+    @property
+    def file(self) -> h5py.File:
+        if self._f is None:
+            raise LogbookError(f"{self.path}: the logbook is closed")
+        return self._f
+
+    @contextmanager
+    def structure(self) -> Iterator[h5py.File]:
+        """A window for structural changes (outside SWMR), ended by a flush and a return to SWMR."""
+        with self._lock:
+            f = self.file
+            if self._swmr:
+                f.close()
+                self._datasets.clear()
+                self._f = f = h5py.File(self.path, "r+", libver="latest", locking=False)
+                self._swmr = False
+            try:
+                yield f
+            finally:
+                self._enter_swmr()
+
+    def dataset(self, path: str) -> h5py.Dataset:
+        ds = self._datasets.get(path)
+        if ds is None:
+            ds = self._datasets[path] = self.file[path]
+        return ds
+
+    def append(self, path: str, rows: np.ndarray) -> int:
+        """Append rows to an existing dataset (allowed in SWMR mode). Returns the new length."""
+        ds = self.dataset(path)
+        n0 = ds.shape[0]
+        ds.resize(n0 + len(rows), axis=0)
+        ds[n0:] = rows
+        return n0 + len(rows)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.file.flush()
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(
+        self,
+        kind: str,
+        params: Mapping[str, Any] | None = None,
+        station_text: str = "",
+        instruments: Mapping[str, str] | None = None,
+        run_id: str | None = None,
+        calibrations_used: list[str] | None = None,
+        sim_time: float | None = None,
+    ) -> RunWriter:
+        """Open a run (status 'running') with its settings. ``run_id`` defaults to ``<kind>-<n>``."""
+        with self._lock:
+            index = len(self.run_ids)
+            rid = run_id or f"{kind}-{index + 1}"
+            if rid in self.run_ids:
+                raise LogbookError(f"{self.path}: a run named {rid!r} already exists")
+            gname = f"{RUNS}/{group_name(rid)}"
+            with self.structure() as f:
+                g = f.create_group(gname, track_order=True)
+                g.attrs.update({
+                    "run_id": rid, "index": index, "kind": kind, "status": "running", "error": "",
+                    "start_time": utc_now(), "end_time": "", "start_wall": time.time(),
+                    "start_sim_time": float("nan") if sim_time is None else float(sim_time),
+                    "end_sim_time": float("nan"), "software_version": __version__,
+                    "params": to_json(dict(params or {})), "station_text": station_text,
+                    "instruments": to_json(dict(instruments or {})),
+                    "calibrations_used": to_json(list(calibrations_used or [])), "committed": to_json({}),
+                })
+                g.create_dataset("steps", shape=(0,), maxshape=(None,), chunks=(64,), dtype=STEP_DTYPE)
+                t = g.create_group("transcript")
+                t.create_dataset("events", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=EVENT_DTYPE)
+                t.create_dataset("bytes", shape=(0,), maxshape=(None,), chunks=(65536,), dtype="u1")
+                g.create_group("streams", track_order=True)
+                g.create_group("calibrations", track_order=True)
+            self.run_ids.append(rid)
+            run = RunWriter(self, rid, gname, kind)
+            self._open_runs[rid] = run
+            return run
+
+    def close(self) -> None:
+        """Finish runs still open (status 'interrupted'), close the file, release the lock. Idempotent."""
+        with self._lock:
+            for run in list(self._open_runs.values()):
+                run.finish("interrupted", error="the logbook was closed while the run was open")
+            if self._f is not None:
+                self._f.close()
+                self._f = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    @property
+    def closed(self) -> bool:
+        return self._f is None
+
+    def __enter__(self) -> Logbook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StreamHandle:
+    """What ``run.stream(name)`` returns: ``append(rows)`` buffers rows until the step commits."""
+
+    def __init__(self, run: RunWriter, name: str) -> None:
+        self.run, self.name = run, name
+
+    def append(self, rows: Any) -> None:
+        self.run._append(self.name, rows)
+
+
+class _StreamState:
+    def __init__(self, name: str, spec: dict[str, Any]) -> None:
+        self.name = name
+        self.columns: list[str] | None = list(spec["columns"]) if spec.get("columns") is not None else None
+        shape = spec.get("shape")
+        self.row_shape: tuple[int, ...] | None = (
+            (len(self.columns),) if self.columns is not None else (tuple(int(s) for s in shape) if shape else None)
+        )
+        self.units = spec.get("units", "")
+        self.dtype = np.dtype(spec.get("dtype", "f8"))
+        self.pending: list[np.ndarray] = []
+        self.committed = 0
+        self.created = False
+
+    def rows_of(self, rows: Any) -> np.ndarray:
+        a = np.asarray(rows)
+        if a.dtype.kind not in "biuf":
+            raise LogbookError(f"stream {self.name!r}: measurements must be numbers, got {a.dtype}")
+        a = a.astype(self.dtype, copy=False)
+        if self.row_shape is None:  # inferred at the first append: a scalar, or a batch of rows
+            self.row_shape = () if a.ndim == 0 else a.shape[1:]
+        if a.shape == self.row_shape:
+            a = a[np.newaxis]
+        if a.shape[1:] != self.row_shape:
+            raise LogbookError(f"stream {self.name!r}: rows of shape {a.shape[1:]} do not match the stream's "
+                               f"row shape {self.row_shape}")
+        return a
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(len(p) for p in self.pending)
+
+
+class RunWriter:
+    """One run in a logbook; implements the experiments' ``Recorder`` protocol."""
+
+    def __init__(self, book: Logbook, run_id: str, gpath: str, kind: str) -> None:
+        self.book, self.run_id, self.gpath, self.kind = book, run_id, gpath, kind
+        self.status = "running"
+        self._streams: dict[str, _StreamState] = {}
+        self._events: list[tuple[str, bytes, float, float, int, int]] = []
+        self._event_data: list[bytes] = []
+        self._tx_bytes = 0  # transcript bytes already in the file
+        self._tx_pending = 0
+        self._calibrations_used: list[str] = []
+        self.steps = 0
+        self._last_sim = float("nan")  # s, simulated clock at the last exchange
+        self._lock = threading.RLock()
+
+    # -- Recorder protocol ----------------------------------------------------------------------
+    def stream(self, name: str, **spec: Any) -> StreamHandle:
+        """A measurement stream: ``columns=[..], units=[..]`` or ``shape=(..), units=".."`` (SI units)."""
+        with self._lock:
+            if not name or name.startswith("/") or ".." in name.split("/"):
+                raise LogbookError(f"invalid stream name {name!r}")
+            if name not in self._streams:
+                self._streams[name] = _StreamState(name, spec)
+            return StreamHandle(self, name)
+
+    def _append(self, name: str, rows: Any) -> None:
+        with self._lock:
+            self._check_open()
+            st = self._streams[name]
+            st.pending.append(st.rows_of(rows))
+
+    def commit_step(self, step_id: str, info: Mapping[str, Any] | None = None) -> None:
+        """Make every row appended so far durable, then record the step (each step exactly once)."""
+        with self._lock, self.book._lock:
+            self._check_open()
+            self._write_pending()
+            self._write_transcript()
+            now = time.time()
+            lengths = {n: s.committed for n, s in self._streams.items() if s.created}
+            row = np.array([(step_id, to_json(dict(info or {})), now, self._sim_now(), to_json(lengths))],
+                           dtype=STEP_DTYPE)
+            self.book.append(f"{self.gpath}/steps", row)
+            self.book.flush()
+            self.steps += 1
+
+    def add_calibration(
+        self, record_id: str, kind: str, data: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+    ) -> None:
+        """Store a calibration record this run produced (arrays as datasets, ``meta`` as JSON)."""
+        with self._lock, self.book._lock:
+            self._check_open()
+            with self.book.structure() as f:
+                g = f[self.gpath]["calibrations"]
+                name = group_name(record_id)
+                if name in g:
+                    raise LogbookError(f"run {self.run_id}: calibration record {record_id!r} already stored")
+                rg = g.create_group(name)
+                rg.attrs.update({"record_id": record_id, "kind": kind, "meta": to_json(dict(meta or {})),
+                                 "created": utc_now()})
+                for key, value in data.items():
+                    arr = np.asarray(value)
+                    if arr.dtype.kind in "biufS":
+                        rg.create_dataset(group_name(key), data=arr)
+                    else:
+                        rg.attrs[f"json:{key}"] = to_json(value)
+
+    def use_calibration(self, reference: str) -> None:
+        """Note that this run used calibration record ``reference`` (``<run_id>/<record_id>``)."""
+        with self._lock:
+            if reference not in self._calibrations_used:
+                self._calibrations_used.append(reference)
+
+    def record_transcript(self, link: str, code: str, data: bytes, sim_time: float | None) -> None:
+        """One instrument exchange (kept in memory until the next commit or the end of the run)."""
+        with self._lock:
+            if self.status != "running":
+                return
+            self._events.append((link, code.encode(), time.time(), float("nan") if sim_time is None else sim_time,
+                                 self._tx_bytes + self._tx_pending, len(data)))
+            self._event_data.append(data)
+            self._tx_pending += len(data)
+            if sim_time is not None:
+                self._last_sim = float(sim_time)
+
+    def finish(self, status: str = "completed", error: str = "") -> None:
+        """Close the run with its final status. A completed run keeps rows appended after its last commit."""
+        if status not in STATUSES or status == "running":
+            raise LogbookError(f"invalid run status {status!r}; expected one of {', '.join(STATUSES[1:])}")
+        with self._lock, self.book._lock:
+            if self.status != "running":
+                return
+            dropped = 0
+            if status == "completed":
+                self._write_pending()
+            else:
+                for st in self._streams.values():
+                    dropped += st.pending_rows
+                    st.pending.clear()
+            self._write_transcript()
+            with self.book.structure() as f:
+                g = f[self.gpath]
+                g.attrs.update({
+                    "status": status, "error": error, "end_time": utc_now(), "end_wall": time.time(),
+                    "end_sim_time": self._sim_now(), "uncommitted_rows_dropped": dropped,
+                    "committed": to_json({n: s.committed for n, s in self._streams.items() if s.created}),
+                    "calibrations_used": to_json(self._calibrations_used),
+                })
+                for st in self._streams.values():
+                    if st.created:
+                        ds = g["streams"][st.name]
+                        ds.attrs["rows"] = st.committed
+            self.status = status
+            self.book._open_runs.pop(self.run_id, None)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.status != "running":
+            raise LogbookError(f"run {self.run_id} is already finished ({self.status})")
+        if self.book.closed:
+            raise LogbookError(f"{self.book.path}: the logbook is closed")
+
+    def _sim_now(self) -> float:
+        return self._last_sim
+
+    def _write_pending(self) -> None:
+        new = [s for s in self._streams.values() if s.pending and not s.created]
+        if new:
+            with self.book.structure() as f:
+                streams = f[self.gpath]["streams"]
+                for st in new:
+                    assert st.row_shape is not None
+                    row_bytes = max(1, int(np.prod(st.row_shape, dtype=np.int64)) * st.dtype.itemsize)
+                    chunk_rows = int(max(1, min(4096, (256 * 1024) // row_bytes)))
+                    ds = streams.create_dataset(st.name, shape=(0, *st.row_shape), maxshape=(None, *st.row_shape),
+                                                chunks=(chunk_rows, *st.row_shape), dtype=st.dtype)
+                    units = st.units
+                    ds.attrs["units"] = to_json(units) if isinstance(units, (list, tuple)) else str(units)
+                    ds.attrs["columns"] = to_json(st.columns) if st.columns is not None else ""
+                    st.created = True
+        for st in self._streams.values():
+            if st.pending:
+                rows = st.pending[0] if len(st.pending) == 1 else np.concatenate(st.pending)
+                st.committed = self.book.append(f"{self.gpath}/streams/{st.name}", rows)
+                st.pending.clear()
+
+    def _write_transcript(self) -> None:
+        if not self._events:
+            return
+        data = b"".join(self._event_data)
+        if data:
+            self.book.append(f"{self.gpath}/transcript/bytes", np.frombuffer(data, dtype=np.uint8))
+        self.book.append(f"{self.gpath}/transcript/events", np.array(self._events, dtype=EVENT_DTYPE))
+        self._tx_bytes += self._tx_pending
+        self._tx_pending = 0
+        self._events.clear()
+        self._event_data.clear()
