@@ -29,6 +29,13 @@ from xbarlab.protocol.board import Err
 from xbarlab.sim import checkpoint
 
 SESSION = "session"
+
+
+class BoardResetDuringStep(InstrumentError):
+    def __init__(self, message: str) -> None:
+        super().__init__("board", int(Err.NOT_CONFIGURED), message)
+
+
 RECOVERABLE = (TransportError, ProtocolError)
 
 
@@ -52,6 +59,17 @@ class CampaignReport:
         for o in self.outcomes:
             out[o.status] = out.get(o.status, 0) + 1
         return out
+
+
+def board_boot_count(station: Any) -> int | None:
+    """The board's power-on count (GET_STATUS), read before and after every campaign step.
+
+    A change means the board reset during the step: its configuration was lost mid-step,
+    so the step is repeated after re-initialising. Replay makes the same two queries.
+    """
+    board = getattr(station, "board", None)
+    status = getattr(board, "status", None) if board is not None else None
+    return int(status().boot_count) if callable(status) else None
 
 
 def step_of(run_id: str) -> str:
@@ -89,6 +107,7 @@ class CampaignRunner:
         abort: AbortToken | None = None,
         on_step: Callable[[int, int, StepInstance], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        on_session: Callable[[Station], None] | None = None,
     ) -> None:
         self.campaign = campaign
         self.log_path = Path(log_path)
@@ -98,6 +117,7 @@ class CampaignRunner:
         self.abort = abort or AbortToken()
         self.on_step = on_step
         self.on_progress = on_progress
+        self.on_session = on_session  # sees each newly opened station (GUIs show identities; tests inject faults)
         self._sessions = 0
 
     def _open_station(self, book: Logbook, sink: RunSink) -> tuple[Station, Any]:
@@ -117,8 +137,14 @@ class CampaignRunner:
         except BaseException as exc:
             session.finish("failed", error=str(exc))
             raise
-        restored = station.sim is not None and checkpoint.load(station.sim, self.sim_state_path)
+        restored = None
+        if station.sim is not None:
+            done = completed_steps(LogReader.from_book(book))
+            restored = checkpoint.load(station.sim, self.sim_state_path,
+                                       [s.step_id for s in self.campaign.steps if s.step_id in done])
         session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored})
+        if self.on_session is not None:
+            self.on_session(station)
         session.finish("completed")
         sink.run = None
         return station, session_id
@@ -161,8 +187,6 @@ class CampaignRunner:
                         break
                     station, session_id = self._open_station(book, sink)
                 report.outcomes.append(outcome)
-                if outcome.status == "completed" and station is not None and station.sim is not None:
-                    checkpoint.save(station.sim, self.sim_state_path)
                 if outcome.status == "interrupted":
                     report.status = "interrupted"
                     break
@@ -184,9 +208,14 @@ class CampaignRunner:
                              instruments=dict(station.identities), run_id=run_id, sim_time=station.sim_time())
         sink.run = run
         try:
+            boot = board_boot_count(station)
             experiment = step.experiment_class(station, step.params, recorder=run, progress=self.on_progress,
                                                abort=self.abort)
             result = experiment.run()
+            if board_boot_count(station) != boot:
+                raise BoardResetDuringStep(f"{step.step_id}: the board reset during the step (boot count changed)")
+            if station.sim is not None:  # before the run counts as done (see checkpoint.save)
+                checkpoint.save(station.sim, self.sim_state_path, tag=step.step_id)
         except (Aborted, KeyboardInterrupt):
             run.finish("interrupted")
             return StepOutcome(step, run_id, "interrupted")

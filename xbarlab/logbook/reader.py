@@ -71,39 +71,44 @@ class LogReader:
     # -- opening -------------------------------------------------------------------------------
     @contextmanager
     def _open(self) -> Iterator[h5py.File]:
+        f = self._open_file()
+        try:
+            yield f
+        except (OSError, KeyError, ValueError) as exc:
+            raise LogbookError(f"{self.path}: truncated or damaged log ({exc})") from None
+        finally:
+            f.close()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
+
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def _open_file(self) -> h5py.File:
+        try:  # a cleanly closed file (this also checks it is not truncated)
+            return h5py.File(self.path, "r", locking=False)
+        except OSError as exc:
+            if "open for write" not in str(exc):
+                raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
         deadline = time.monotonic() + RETRY_S
-        last: Exception | None = None
-        while True:
-            for kwargs in ({"swmr": True}, {}):
-                try:
-                    f = h5py.File(self.path, "r", locking=False, **kwargs)
-                except OSError as exc:
-                    last = exc
-                    continue
-                try:
-                    yield f
-                finally:
-                    f.close()
-                return
-            if "open for write" not in str(last) or time.monotonic() > deadline:
-                break
+        while True:  # a writer has it open: SWMR read, waiting out a structural window
+            try:
+                return h5py.File(self.path, "r", swmr=True, locking=False)
+            except OSError as exc:
+                if "SWMR" not in str(exc) or time.monotonic() > deadline:
+                    break
             time.sleep(0.02)
-        if last is not None and "open for write" in str(last):
-            # the writer died in a structural window: read a copy with the flags cleared
-            with tempfile.TemporaryDirectory(prefix="xbarlab-log-") as tmp:
-                copy = Path(tmp) / self.path.name
-                shutil.copyfile(self.path, copy)
-                try:
-                    clear_consistency_flags(copy)
-                    f = h5py.File(copy, "r", locking=False)
-                except (OSError, ValueError) as exc:
-                    raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
-                try:
-                    yield f
-                finally:
-                    f.close()
-                return
-        raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({last})")
+        # the writer died in a structural window: read a copy with the flags cleared
+        self._tmp = tempfile.TemporaryDirectory(prefix="xbarlab-log-")
+        copy = Path(self._tmp.name) / self.path.name
+        shutil.copyfile(self.path, copy)
+        try:
+            clear_consistency_flags(copy)
+            return h5py.File(copy, "r", locking=False)
+        except (OSError, ValueError) as exc:
+            self._tmp.cleanup()
+            self._tmp = None
+            raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
 
     def _run_group(self, f: h5py.File, run_id: str) -> h5py.Group:
         name = group_name(run_id)

@@ -150,6 +150,7 @@ def replay(
     done = 0
     for session, members in sessions:
         station, cursors = _open_session(reader, session)
+        guarded = "campaign_text" in session["params"]  # campaign steps check the board's boot count
         report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "reproduced",
                                      exchanges=sum(c.position for c in cursors.values())))
         done += 1
@@ -157,7 +158,7 @@ def replay(
             for info in members:
                 if progress is not None:
                     progress(Progress(done, total, f"replaying {info['run_id']}"))
-                rr = _replay_run(reader, info, station, cursors)
+                rr = _replay_run(reader, info, station, cursors, guarded)
                 if run_id is None or info["run_id"] == run_id:
                     report.runs.append(rr)
                 done += 1
@@ -225,8 +226,14 @@ def _open_session(reader: LogReader, session: dict[str, Any]) -> tuple[ReplaySta
     return station, cursors
 
 
+def board_boot_count(station: Any) -> int | None:
+    from xbarlab.campaigns.runner import board_boot_count as count
+
+    return count(station)
+
+
 def _replay_run(reader: LogReader, info: dict[str, Any], station: ReplayStation,
-                cursors: dict[str, ReplayCursor]) -> RunReplay:
+                cursors: dict[str, ReplayCursor], guarded: bool = False) -> RunReplay:
     rid, kind = info["run_id"], info["kind"]
     _load(cursors, rid, reader.transcript(rid))
     cls = STEP_TYPES.get(kind)
@@ -236,8 +243,12 @@ def _replay_run(reader: LogReader, info: dict[str, Any], station: ReplayStation,
     start = {k: c.position for k, c in cursors.items()}
     where = lambda: f"{reader.path}: run {rid}, step {len(rec.steps) + 1} (after {rec.last_step or 'the start'!r})"  # noqa: E731
     try:
+        if guarded:
+            board_boot_count(station)
         exp = cls(station, info["params"], recorder=rec)
         result = exp.run()
+        if guarded:
+            board_boot_count(station)
     except ReplayDivergence as exc:
         raise ReplayDivergence(f"{where()}: {exc}") from None
     except TranscriptExhausted as exc:
@@ -252,6 +263,8 @@ def _replay_run(reader: LogReader, info: dict[str, Any], station: ReplayStation,
         return RunReplay(rid, kind, "stopped as recorded", _count(cursors, start),
                          note=f"status {info['status']}: {exc}")
     if info["status"] != "completed":
+        for c in cursors.values():  # e.g. a reset noticed after the step: the recording ends here too
+            c.position = len(c.events)
         return RunReplay(rid, kind, "stopped as recorded", _count(cursors, start), note=f"status {info['status']}")
     compared = _compare_streams(reader, rid, rec)
     return RunReplay(rid, kind, "reproduced", _count(cursors, start), compared, result=result)

@@ -87,21 +87,34 @@ def restore(bench: Any, data: bytes) -> None:
     bench.model.invalidate()
 
 
-def save(bench: Any, path: str | Path) -> None:
-    """Write a checkpoint atomically (a kill leaves the previous one intact)."""
+def _entries(path: Path) -> list[tuple[str, bytes]]:
+    if not path.exists():
+        return []
+    return list(pickle.loads(path.read_bytes()))  # noqa: S301 - our own checkpoint file
+
+
+def save(bench: Any, path: str | Path, tag: str = "") -> None:
+    """Write a checkpoint tagged ``tag`` atomically, keeping the previous one.
+
+    Two are kept because the caller saves before it marks the step done in its log: after a
+    kill in between, the newest checkpoint belongs to a step the log does not count as done,
+    and :func:`load` falls back to the one before.
+    """
     p = Path(path)
+    entries = [e for e in _entries(p) if e[0] != tag][-1:] + [(tag, snapshot(bench))]
     tmp = p.with_name(p.name + ".tmp")
     with open(tmp, "wb") as fh:
-        fh.write(snapshot(bench))
+        fh.write(pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, p)
 
 
-def load(bench: Any, path: str | Path) -> bool:
-    """Restore from ``path`` if it exists. Returns whether a checkpoint was applied."""
-    p = Path(path)
-    if not p.exists():
-        return False
-    restore(bench, p.read_bytes())
-    return True
+def load(bench: Any, path: str | Path, tags: list[str] | None = None) -> str | None:
+    """Restore the newest checkpoint whose tag is in ``tags`` (any tag if None); return its tag."""
+    entries = _entries(Path(path))
+    for tag, data in reversed(entries):
+        if tags is None or tag in tags:
+            restore(bench, data)
+            return tag
+    return None
