@@ -18,9 +18,14 @@ FORMAT_VERSION = 1
 RUNS = "runs"
 
 STR = h5py.string_dtype()
-STEP_DTYPE = np.dtype([("step_id", STR), ("info", STR), ("wall_time", "f8"), ("sim_time", "f8"),
-                       ("lengths", STR)])
-EVENT_DTYPE = np.dtype([("link", STR), ("code", "S1"), ("wall_time", "f8"), ("sim_time", "f8"),
+#: one row per committed step; its text (JSON: step_id, info, committed stream lengths) is inline in ``text``
+#: when it fits, else in the ``step_text`` byte blob at text_offset/text_length
+STEP_TEXT_INLINE = 480
+STEP_DTYPE = np.dtype([("wall_time", "f8"), ("sim_time", "f8"), ("text", f"S{STEP_TEXT_INLINE}"),
+                       ("text_offset", "u8"), ("text_length", "u4")])
+LINK_BYTES = 64
+#: one row per instrument exchange; its bytes are in ``transcript/bytes`` at offset/length
+EVENT_DTYPE = np.dtype([("link", f"S{LINK_BYTES}"), ("code", "S1"), ("wall_time", "f8"), ("sim_time", "f8"),
                         ("offset", "u8"), ("length", "u4")])
 
 
@@ -49,7 +54,10 @@ def _plain(value: Any) -> Any:
 
 def to_json(value: Any) -> str:
     """JSON text of parameters/metadata (numpy values become plain numbers and lists)."""
-    return json.dumps(_plain(value), sort_keys=True)
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):  # numpy values, paths, NaN: convert first
+        return json.dumps(_plain(value), sort_keys=True)
 
 
 def from_json(text: Any) -> Any:

@@ -45,6 +45,15 @@ class StreamData:
         return self.data[:, self.columns.index(name)]
 
 
+def _step_text(row: Any, blob: bytes, base: int = 0) -> dict[str, Any]:
+    """A step row's JSON record: inline, or at text_offset/text_length in the blob (``blob`` starts at ``base``)."""
+    size = int(row["text_length"])
+    if size == 0:
+        return from_json(bytes(row["text"])) or {}
+    start = int(row["text_offset"]) - base
+    return from_json(blob[start: start + size]) or {}
+
+
 def _attr(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()
@@ -150,9 +159,15 @@ class LogReader:
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """Committed steps of a run: step_id, info, wall_time (s since epoch), sim_time (s)."""
         with self._open() as f:
-            rows = self._run_group(f, run_id)["steps"][()]
-        return [{"step_id": _attr(r["step_id"]), "info": from_json(_attr(r["info"])) or {},
-                 "wall_time": float(r["wall_time"]), "sim_time": float(r["sim_time"])} for r in rows]
+            g = self._run_group(f, run_id)
+            rows = g["steps"][()]
+            blob = g["step_text"][()].tobytes()
+        out = []
+        for r in rows:
+            text = _step_text(r, blob)
+            out.append({"step_id": text.get("step_id", ""), "info": text.get("info", {}),
+                        "wall_time": float(r["wall_time"]), "sim_time": float(r["sim_time"])})
+        return out
 
     # -- streams ---------------------------------------------------------------------------------
     def stream_names(self, run_id: str) -> list[str]:
@@ -184,8 +199,10 @@ class LogReader:
         n = int(committed.get(name, 0))
         steps = g["steps"]
         if steps.shape[0]:
-            lengths = from_json(_attr(steps[steps.shape[0] - 1]["lengths"])) or {}
-            n = max(n, int(lengths.get(name, 0)))
+            last = steps[steps.shape[0] - 1]
+            off, size = int(last["text_offset"]), int(last["text_length"])
+            text = _step_text(last, g["step_text"][off: off + size].tobytes(), base=off)
+            n = max(n, int(text.get("lengths", {}).get(name, 0)))
         return n
 
     # -- calibrations ------------------------------------------------------------------------------
@@ -219,5 +236,9 @@ class LogReader:
             t = self._run_group(f, run_id)["transcript"]
             events = t["events"][()]
             blob = t["bytes"][()].tobytes()
-        return [Event(_attr(e["link"]), e["code"].decode(), blob[int(e["offset"]): int(e["offset"]) + int(e["length"])],
-                      float(e["wall_time"]), float(e["sim_time"])) for e in events]
+        out = []
+        for e in events:
+            start = int(e["offset"])
+            out.append(Event(e["link"].decode(), e["code"].decode(), blob[start: start + int(e["length"])],
+                             float(e["wall_time"]), float(e["sim_time"])))
+        return out

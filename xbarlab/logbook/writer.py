@@ -36,8 +36,10 @@ from xbarlab.logbook.format import (
     EVENT_DTYPE,
     FORMAT,
     FORMAT_VERSION,
+    LINK_BYTES,
     RUNS,
     STEP_DTYPE,
+    STEP_TEXT_INLINE,
     check_is_logbook,
     check_log_file,
     group_name,
@@ -73,7 +75,8 @@ class Logbook:
         self._f: h5py.File | None = h5
         self._swmr = False
         self._lock = threading.RLock()
-        self._datasets: dict[str, h5py.Dataset] = {}
+        self._datasets: dict[str, list[Any]] = {}  # path -> [low-level dataset id, length, extent]
+        self._mspaces: dict[tuple[int, ...], Any] = {}  # memory dataspaces by shape (reused)
         self._open_runs: dict[str, RunWriter] = {}
         self.run_ids: list[str] = [str(g.attrs.get("run_id", k)) for k, g in h5[RUNS].items()]
         self._enter_swmr()
@@ -157,19 +160,36 @@ class Logbook:
             finally:
                 self._enter_swmr()
 
-    def dataset(self, path: str) -> h5py.Dataset:
-        ds = self._datasets.get(path)
-        if ds is None:
-            ds = self._datasets[path] = self.file[path]
-        return ds
+    def append(self, path: str, rows: np.ndarray, length: int | None = None, *, grow: bool = False) -> int:
+        """Append rows to an existing dataset (allowed in SWMR mode). Returns the new length.
 
-    def append(self, path: str, rows: np.ndarray) -> int:
-        """Append rows to an existing dataset (allowed in SWMR mode). Returns the new length."""
-        ds = self.dataset(path)
-        n0 = ds.shape[0]
-        ds.resize(n0 + len(rows), axis=0)
-        ds[n0:] = rows
-        return n0 + len(rows)
+        Uses h5py's low-level dataset API (extent, hyperslab, write): the high-level
+        ``resize`` + ``__setitem__`` costs several times more per call. With ``grow`` the
+        extent grows in doublings ahead of the data (stream datasets, whose valid length is
+        recorded by each step's commit marker and fixed when the run finishes); ``length``
+        is the valid length so far when the extent runs ahead of it.
+        """
+        entry = self._datasets.get(path)
+        if entry is None:
+            dsid = self.file[path].id
+            n = dsid.shape[0] if length is None else length
+            entry = self._datasets[path] = [dsid, n, dsid.shape[0]]
+        dsid, n0, extent = entry
+        rows = np.ascontiguousarray(rows)
+        shape = rows.shape
+        n1 = n0 + shape[0]
+        if n1 > extent:
+            extent = max(n1, 2 * extent, 64) if grow else n1
+            dsid.set_extent((extent, *shape[1:]))
+            entry[2] = extent
+        fspace = dsid.get_space()
+        fspace.select_hyperslab((n0,) + (0,) * (len(shape) - 1), shape)
+        mspace = self._mspaces.get(shape)
+        if mspace is None:
+            mspace = self._mspaces[shape] = h5py.h5s.create_simple(shape)
+        dsid.write(mspace, fspace, rows)
+        entry[1] = n1
+        return n1
 
     def flush(self) -> None:
         with self._lock:
@@ -206,6 +226,7 @@ class Logbook:
                 })
                 g.create_dataset("steps", shape=(0,), maxshape=(None,), chunks=(64,), dtype=STEP_DTYPE)
                 t = g.create_group("transcript")
+                g.create_dataset("step_text", shape=(0,), maxshape=(None,), chunks=(16384,), dtype="u1")
                 t.create_dataset("events", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=EVENT_DTYPE)
                 t.create_dataset("bytes", shape=(0,), maxshape=(None,), chunks=(65536,), dtype="u1")
                 g.create_group("streams", track_order=True)
@@ -319,11 +340,14 @@ class RunWriter:
             self._check_open()
             self._write_pending()
             self._write_transcript()
-            now = time.time()
             lengths = {n: s.committed for n, s in self._streams.items() if s.created}
-            row = np.array([(step_id, to_json(dict(info or {})), now, self._sim_now(), to_json(lengths))],
-                           dtype=STEP_DTYPE)
-            self.book.append(f"{self.gpath}/steps", row)
+            text = to_json({"step_id": step_id, "info": dict(info or {}), "lengths": lengths}).encode()
+            if len(text) <= STEP_TEXT_INLINE:
+                row = np.array([(time.time(), self._sim_now(), text, 0, 0)], dtype=STEP_DTYPE)
+            else:  # a long step record goes to the blob, before its marker row
+                end = self.book.append(f"{self.gpath}/step_text", np.frombuffer(text, dtype=np.uint8))
+                row = np.array([(time.time(), self._sim_now(), b"", end - len(text), len(text))], dtype=STEP_DTYPE)
+            self.book.append(f"{self.gpath}/steps", row)  # last: the step's commit marker
             self.book.flush()
             self.steps += 1
 
@@ -359,7 +383,10 @@ class RunWriter:
         with self._lock:
             if self.status != "running":
                 return
-            self._events.append((link, code.encode(), time.time(), float("nan") if sim_time is None else sim_time,
+            if len(link.encode()) > LINK_BYTES:
+                raise LogbookError(f"link label {link!r} is longer than {LINK_BYTES} bytes")
+            sim = float("nan") if sim_time is None else sim_time
+            self._events.append((link.encode(), code.encode(), time.time(), sim,
                                  self._tx_bytes + self._tx_pending, len(data)))
             self._event_data.append(data)
             self._tx_pending += len(data)
@@ -392,6 +419,7 @@ class RunWriter:
                 for st in self._streams.values():
                     if st.created:
                         ds = g["streams"][st.name]
+                        ds.resize(st.committed, axis=0)  # drop the extent grown ahead of the data
                         ds.attrs["rows"] = st.committed
             self.status = status
             self.book._open_runs.pop(self.run_id, None)
@@ -424,7 +452,7 @@ class RunWriter:
         for st in self._streams.values():
             if st.pending:
                 rows = st.pending[0] if len(st.pending) == 1 else np.concatenate(st.pending)
-                st.committed = self.book.append(f"{self.gpath}/streams/{st.name}", rows)
+                st.committed = self.book.append(f"{self.gpath}/streams/{st.name}", rows, st.committed, grow=True)
                 st.pending.clear()
 
     def _write_transcript(self) -> None:
