@@ -31,7 +31,6 @@ import numpy as np
 
 from xbarlab.logbook import Logbook
 
-
 # Sustained rates: the clock runs from the first appended row to the last flush/commit;
 # creating and closing the files is set-up, not logging (both sides alike).
 
