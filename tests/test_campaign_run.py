@@ -241,12 +241,12 @@ def test_abort_stops_at_a_safe_point_with_status_interrupted(campaign_file, tmp_
 def test_ctrl_c_in_a_subprocess_leaves_an_interrupted_resumable_log(campaign_file, tmp_path):
     log = tmp_path / "ctrlc.h5"
     long = tmp_path / "long.toml"  # long enough that Ctrl-C arrives mid-campaign
-    long.write_text(CAMPAIGN.replace("[0.12, 0.18, 0.25, 0.3]", str([round(0.1 + 0.002 * k, 3) for k in range(100)])))
+    long.write_text(CAMPAIGN.replace("[0.12, 0.18, 0.25, 0.3]", str([round(0.1 + 0.0005 * k, 4) for k in range(400)])))
     proc = subprocess.Popen([sys.executable, "-m", "xbarlab.cli", "run", str(long), "-o", str(log), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not (log.exists() and _safe_count(log) >= 1):
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.005)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

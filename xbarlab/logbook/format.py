@@ -23,7 +23,7 @@ STR = h5py.string_dtype()
 STEP_TEXT_INLINE = 480
 STEP_DTYPE = np.dtype([("wall_time", "f8"), ("sim_time", "f8"), ("text", f"S{STEP_TEXT_INLINE}"),
                        ("text_offset", "u8"), ("text_length", "u4")])
-LINK_BYTES = 64
+LINK_BYTES = 32
 #: one row per instrument exchange; its bytes are in ``transcript/bytes`` at offset/length
 EVENT_DTYPE = np.dtype([("link", f"S{LINK_BYTES}"), ("code", "S1"), ("wall_time", "f8"), ("sim_time", "f8"),
                         ("offset", "u8"), ("length", "u4")])
@@ -82,6 +82,8 @@ def check_log_file(path: str | Path) -> Path:
         raise LogbookError(f"{p}: is a directory, not a log file")
     with open(p, "rb") as fh:
         head = fh.read(8)
+    if not head:
+        raise LogbookError(f"{p}: empty file (not an xbarlab log, or one that is just being created)")
     if head != b"\x89HDF\r\n\x1a\n":
         raise LogbookError(f"{p}: not an HDF5 file (no HDF5 signature); is this an xbarlab log?")
     return p
@@ -96,3 +98,43 @@ def check_is_logbook(f: h5py.File, path: Path) -> None:
     version = int(f.attrs.get("format_version", 0))
     if version > FORMAT_VERSION:
         raise LogbookError(f"{path}: logbook format {version} is newer than this xbarlab reads ({FORMAT_VERSION})")
+
+
+# -- the structural-window lock --------------------------------------------------------------
+# While a writer changes the file's structure (outside SWMR) it holds an exclusive Linux
+# open-file-description lock on one byte far beyond the end of the file; readers take it
+# shared for the duration of a snapshot. OFD locks belong to one open file, so HDF5 opening
+# and closing the same file does not release them (unlike classic POSIX locks), and they
+# are independent of the writer's flock. Where OFD locks do not exist, readers retry instead.
+WINDOW_LOCK_OFFSET = 1 << 50
+_OFD = getattr(__import__("fcntl"), "F_OFD_SETLK", None)
+
+
+def window_lock(fd: int, exclusive: bool, wait: bool) -> bool:
+    """Take (exclusive or shared) the window lock on ``fd``. Returns False if busy and not ``wait``."""
+    import fcntl
+    import struct
+
+    if _OFD is None:
+        return True
+    kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK
+    cmd = fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK
+    try:
+        fcntl.fcntl(fd, cmd, struct.pack("hhqqi4x", kind, 0, WINDOW_LOCK_OFFSET, 1, 0))
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError:  # a file system without OFD locks
+        return True
+    return True
+
+
+def window_unlock(fd: int) -> None:
+    import fcntl
+    import struct
+
+    if _OFD is None:
+        return
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_UNLCK, 0, WINDOW_LOCK_OFFSET, 1, 0))
+    except OSError:
+        pass

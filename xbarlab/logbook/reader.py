@@ -9,23 +9,33 @@ copy, never modified. Stream rows beyond the last committed step are not returne
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
 
 from xbarlab.errors import LogbookError
-from xbarlab.logbook.format import RUNS, check_is_logbook, check_log_file, from_json, group_name
-from xbarlab.logbook.h5clear import clear_consistency_flags
+from xbarlab.logbook.format import (
+    RUNS,
+    check_is_logbook,
+    check_log_file,
+    from_json,
+    group_name,
+    window_lock,
+)
+from xbarlab.logbook.h5clear import clear_consistency_flags, consistency_flags
 from xbarlab.logbook.transcript import Event
 
+T = TypeVar("T")
 RETRY_S = 2.0  # s, how long to wait out a writer's structural window
 
 
@@ -62,11 +72,36 @@ def _attr(value: Any) -> Any:
     return value
 
 
+class _ReadFailed(LogbookError):
+    """A read failed: the file is damaged, or a writer changed it under us (retried)."""
+
+
+def _retrying(method: Callable[..., T]) -> Callable[..., T]:
+    """Retry a snapshot read that a concurrent writer disturbed, for up to RETRY_S."""
+
+    @functools.wraps(method)
+    def wrapper(self: LogReader, *args: Any, **kwargs: Any) -> T:
+        deadline = time.monotonic() + RETRY_S
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except _ReadFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    return wrapper
+
+
 class LogReader:
     """Read-only access to a logbook file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_log_file(path)
+        self._load_attrs()
+
+    @_retrying
+    def _load_attrs(self) -> None:
         with self._open() as f:
             check_is_logbook(f, self.path)
             self.attrs = {k: _attr(v) for k, v in f.attrs.items()}
@@ -80,11 +115,25 @@ class LogReader:
     # -- opening -------------------------------------------------------------------------------
     @contextmanager
     def _open(self) -> Iterator[h5py.File]:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            deadline = time.monotonic() + RETRY_S
+            while not window_lock(fd, exclusive=False, wait=False):  # a writer is changing the structure
+                if time.monotonic() > deadline:
+                    raise _ReadFailed(f"{self.path}: a writer kept the file busy for {RETRY_S} s")
+                time.sleep(0.002)
+            with self._opened() as f:
+                yield f
+        finally:
+            os.close(fd)  # releases the shared window lock
+
+    @contextmanager
+    def _opened(self) -> Iterator[h5py.File]:
         f = self._open_file()
         try:
             yield f
-        except (OSError, KeyError, ValueError) as exc:
-            raise LogbookError(f"{self.path}: truncated or damaged log ({exc})") from None
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise _ReadFailed(f"{self.path}: truncated or damaged log ({exc})") from None
         finally:
             f.close()
             if self._tmp is not None:
@@ -94,19 +143,20 @@ class LogReader:
     _tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def _open_file(self) -> h5py.File:
-        try:  # a cleanly closed file (this also checks it is not truncated)
-            return h5py.File(self.path, "r", locking=False)
-        except OSError as exc:
-            if "open for write" not in str(exc):
-                raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
+        if not consistency_flags(self.path):  # cleanly closed (this open also checks it is not truncated)
+            try:
+                return h5py.File(self.path, "r", locking=False)
+            except OSError as exc:
+                if "open for write" not in str(exc):
+                    raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
         deadline = time.monotonic() + RETRY_S
-        while True:  # a writer has it open: SWMR read, waiting out a structural window
+        while True:  # a writer has it open (or died): SWMR read, waiting out transient states
             try:
                 return h5py.File(self.path, "r", swmr=True, locking=False)
-            except OSError as exc:
-                if "SWMR" not in str(exc) or time.monotonic() > deadline:
+            except OSError:
+                if time.monotonic() > deadline:
                     break
-            time.sleep(0.02)
+            time.sleep(0.01)
         # the writer died in a structural window: read a copy with the flags cleared
         self._tmp = tempfile.TemporaryDirectory(prefix="xbarlab-log-")
         copy = Path(self._tmp.name) / self.path.name
@@ -127,6 +177,7 @@ class LogReader:
         return f[RUNS][name]
 
     # -- runs ----------------------------------------------------------------------------------
+    @_retrying
     def runs(self) -> list[dict[str, Any]]:
         """Every run in order, as dicts: run_id, kind, status, start/end times, params, steps, ..."""
         out = []
@@ -136,6 +187,7 @@ class LogReader:
         out.sort(key=lambda r: r["index"])
         return out
 
+    @_retrying
     def run(self, run_id: str) -> dict[str, Any]:
         with self._open() as f:
             return self._run_info(self._run_group(f, run_id), group_name(run_id))
@@ -156,6 +208,7 @@ class LogReader:
         info["steps"] = int(g["steps"].shape[0]) if "steps" in g else 0
         return info
 
+    @_retrying
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """Committed steps of a run: step_id, info, wall_time (s since epoch), sim_time (s)."""
         with self._open() as f:
@@ -170,6 +223,7 @@ class LogReader:
         return out
 
     # -- streams ---------------------------------------------------------------------------------
+    @_retrying
     def stream_names(self, run_id: str) -> list[str]:
         names: list[str] = []
         with self._open() as f:
@@ -177,6 +231,7 @@ class LogReader:
             g.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
         return names
 
+    @_retrying
     def stream(self, run_id: str, name: str) -> StreamData:
         """A stream's committed rows (numpy array) with units, columns and attributes."""
         with self._open() as f:
@@ -206,6 +261,7 @@ class LogReader:
         return n
 
     # -- calibrations ------------------------------------------------------------------------------
+    @_retrying
     def calibrations(self, run_id: str) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
         """Records a run stored: ``{record_id: (kind, data, meta)}``."""
         out: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
@@ -230,6 +286,7 @@ class LogReader:
         return None
 
     # -- transcript --------------------------------------------------------------------------------
+    @_retrying
     def transcript(self, run_id: str) -> list[Event]:
         """Every recorded instrument exchange of a run, in order."""
         with self._open() as f:

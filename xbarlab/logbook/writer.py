@@ -45,6 +45,8 @@ from xbarlab.logbook.format import (
     group_name,
     to_json,
     utc_now,
+    window_lock,
+    window_unlock,
 )
 from xbarlab.logbook.h5clear import clear_consistency_flags, consistency_flags
 
@@ -80,6 +82,7 @@ class Logbook:
         self._open_runs: dict[str, RunWriter] = {}
         self.run_ids: list[str] = [str(g.attrs.get("run_id", k)) for k, g in h5[RUNS].items()]
         self._enter_swmr()
+        window_unlock(lock_fd)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -91,6 +94,7 @@ class Logbook:
         if not p.parent.is_dir():
             raise LogbookError(f"{p}: folder {p.parent} does not exist")
         fd = _lock_file(p, create=True)
+        window_lock(fd, exclusive=True, wait=True)  # released once the file is in SWMR mode
         try:
             h5 = h5py.File(p, "w", libver="latest", locking=False)
             h5.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "created": utc_now(),
@@ -107,6 +111,7 @@ class Logbook:
         """An existing logbook, to add runs to (after a crash too: runs left running become 'crashed')."""
         p = check_log_file(path)
         fd = _lock_file(p, create=False)
+        window_lock(fd, exclusive=True, wait=True)
         try:
             if consistency_flags(p):
                 try:
@@ -150,15 +155,20 @@ class Logbook:
         """A window for structural changes (outside SWMR), ended by a flush and a return to SWMR."""
         with self._lock:
             f = self.file
-            if self._swmr:
-                f.close()
-                self._datasets.clear()
-                self._f = f = h5py.File(self.path, "r+", libver="latest", locking=False)
-                self._swmr = False
+            assert self._fd is not None
+            window_lock(self._fd, exclusive=True, wait=True)  # readers wait until the file is consistent
             try:
-                yield f
+                if self._swmr:
+                    f.close()
+                    self._datasets.clear()
+                    self._f = f = h5py.File(self.path, "r+", libver="latest", locking=False)
+                    self._swmr = False
+                try:
+                    yield f
+                finally:
+                    self._enter_swmr()
             finally:
-                self._enter_swmr()
+                window_unlock(self._fd)
 
     def append(self, path: str, rows: np.ndarray, length: int | None = None, *, grow: bool = False) -> int:
         """Append rows to an existing dataset (allowed in SWMR mode). Returns the new length.
@@ -179,7 +189,7 @@ class Logbook:
         shape = rows.shape
         n1 = n0 + shape[0]
         if n1 > extent:
-            extent = max(n1, 2 * extent, 64) if grow else n1
+            extent = max(n1, 2 * extent, 8) if grow else n1
             dsid.set_extent((extent, *shape[1:]))
             entry[2] = extent
         fspace = dsid.get_space()
@@ -224,11 +234,11 @@ class Logbook:
                     "instruments": to_json(dict(instruments or {})),
                     "calibrations_used": to_json(list(calibrations_used or [])), "committed": to_json({}),
                 })
-                g.create_dataset("steps", shape=(0,), maxshape=(None,), chunks=(64,), dtype=STEP_DTYPE)
+                g.create_dataset("steps", shape=(0,), maxshape=(None,), chunks=(4,), dtype=STEP_DTYPE)
                 t = g.create_group("transcript")
-                g.create_dataset("step_text", shape=(0,), maxshape=(None,), chunks=(16384,), dtype="u1")
-                t.create_dataset("events", shape=(0,), maxshape=(None,), chunks=(1024,), dtype=EVENT_DTYPE)
-                t.create_dataset("bytes", shape=(0,), maxshape=(None,), chunks=(65536,), dtype="u1")
+                g.create_dataset("step_text", shape=(0,), maxshape=(None,), chunks=(4096,), dtype="u1")
+                t.create_dataset("events", shape=(0,), maxshape=(None,), chunks=(32,), dtype=EVENT_DTYPE)
+                t.create_dataset("bytes", shape=(0,), maxshape=(None,), chunks=(4096,), dtype="u1")
                 g.create_group("streams", track_order=True)
                 g.create_group("calibrations", track_order=True)
             self.run_ids.append(rid)
@@ -442,7 +452,7 @@ class RunWriter:
                 for st in new:
                     assert st.row_shape is not None
                     row_bytes = max(1, int(np.prod(st.row_shape, dtype=np.int64)) * st.dtype.itemsize)
-                    chunk_rows = int(max(1, min(4096, (256 * 1024) // row_bytes)))
+                    chunk_rows = int(max(1, min(4096, (16 * 1024) // row_bytes)))
                     ds = streams.create_dataset(st.name, shape=(0, *st.row_shape), maxshape=(None, *st.row_shape),
                                                 chunks=(chunk_rows, *st.row_shape), dtype=st.dtype)
                     units = st.units
