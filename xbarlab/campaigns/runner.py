@@ -206,6 +206,9 @@ class CampaignRunner:
         run_id = f"{step.step_id}@{session_id}"
         run = book.start_run(kind=step.kind, params=step.params, station_text=self.campaign.station.text,
                              instruments=dict(station.identities), run_id=run_id, sim_time=station.sim_time())
+        if self.abort.requested:  # stop requested between steps: record it, touch nothing
+            run.finish("interrupted", error="stop requested before the step started")
+            return StepOutcome(step, run_id, "interrupted")
         sink.run = run
         try:
             boot = board_boot_count(station)
