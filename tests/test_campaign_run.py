@@ -291,3 +291,31 @@ def test_sim_state_checkpoint_restores_the_array(tmp_path):
         assert checkpoint.load(st.sim, tmp_path / "s", ["a"]) == "a"
         assert np.array_equal(st.require_board().read_all(), before)
     assert not os.path.exists(tmp_path / "s.tmp")
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[campaign\nname = 1\n")
+    assert main(["run", str(bad), "-q"]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[campaign]\nstation = "sim"\n[[steps]]\ntype = "warp_drive"\n')
+    assert main(["run", str(unknown), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "warp_drive" in err and "steps[0]" in err
+    (tmp_path / "x.h5").write_text("hello")
+    assert main(["replay", str(tmp_path / "x.h5"), "-q"]) == 2
+    assert "not an HDF5 file" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path / "missing.h5"), "-q"]) == 2
+    assert "no such log file" in capsys.readouterr().err
+
+
+def test_demo_logs_every_measurement_and_replays(tmp_path, capsys):
+    log = tmp_path / "demo.h5"
+    assert main(["demo", "-o", str(log)]) == 0
+    assert "bit for bit" in capsys.readouterr().out
+    r = LogReader(log)
+    (run,) = [i for i in r.runs() if i["kind"] == "demo"]
+    assert run["status"] == "completed" and "smu1" in run["instruments"]
+    assert set(r.stream_names(run["run_id"])) == {"conductance", "iv", "mvm_input", "mvm_output"}
+    assert r.stream(run["run_id"], "iv").units == ["V", "A"]

@@ -29,12 +29,20 @@ def _station_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from xbarlab.demo import format_report, run_demo
-    from xbarlab.instruments.station import Station
+    import tempfile
 
-    with Station.open(args.station) as station:
-        result = run_demo(station, seed=args.seed)
-        print(format_report(result, station))
+    from xbarlab.demo import DemoExperiment, format_report
+    from xbarlab.logbook.replay import replay
+    from xbarlab.session import LabSession
+
+    log = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="xbarlab-demo-")) / "demo.h5"
+    with LabSession.open(args.station, log, overwrite=args.overwrite, title="xbarlab demo") as lab:
+        result = lab.run(DemoExperiment, {"seed": args.seed})
+        print(format_report(result, lab.station))
+    report = replay(log)
+    exchanges = sum(r.exchanges for r in report.runs)
+    print(f"\nLogged to {log}: settings, instrument identities, {exchanges} instrument exchanges.")
+    print(f"Replayed offline from the log: every stream reproduced bit for bit (xbarlab replay {log}).")
     return 0
 
 
@@ -125,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="end-to-end tour of a bench (default: the embedded simulated bench)")
     _station_arg(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the demo's random MVM input")
+    p.add_argument("-o", "--output", metavar="LOG.h5", help="log file (default: a new temporary folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("station", help="station files")
