@@ -55,6 +55,21 @@ class StreamData:
         return self.data[:, self.columns.index(name)]
 
 
+def _step_count(steps: h5py.Dataset) -> int:
+    """Committed steps: the rows written so far (a running writer grows the extent ahead; unwritten rows are 0)."""
+    n = int(steps.shape[0])
+    if n == 0 or steps[n - 1]["wall_time"] > 0:
+        return n
+    lo, hi = 0, n - 1  # rows [0, lo) written, row hi not
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if steps[mid]["wall_time"] > 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def _step_text(row: Any, blob: bytes, base: int = 0) -> dict[str, Any]:
     """A step row's JSON record: inline, or at text_offset/text_length in the blob (``blob`` starts at ``base``)."""
     size = int(row["text_length"])
@@ -205,7 +220,7 @@ class LogReader:
             "instruments": from_json(a.get("instruments", "")) or {},
             "calibrations_used": from_json(a.get("calibrations_used", "")) or [],
         }
-        info["steps"] = int(g["steps"].shape[0]) if "steps" in g else 0
+        info["steps"] = _step_count(g["steps"]) if "steps" in g else 0
         return info
 
     @_retrying
@@ -213,7 +228,7 @@ class LogReader:
         """Committed steps of a run: step_id, info, wall_time (s since epoch), sim_time (s)."""
         with self._open() as f:
             g = self._run_group(f, run_id)
-            rows = g["steps"][()]
+            rows = g["steps"][: _step_count(g["steps"])]
             blob = g["step_text"][()].tobytes()
         out = []
         for r in rows:
@@ -253,8 +268,9 @@ class LogReader:
         committed = from_json(_attr(g.attrs.get("committed", ""))) or {}
         n = int(committed.get(name, 0))
         steps = g["steps"]
-        if steps.shape[0]:
-            last = steps[steps.shape[0] - 1]
+        count = _step_count(steps)
+        if count:
+            last = steps[count - 1]
             off, size = int(last["text_offset"]), int(last["text_length"])
             text = _step_text(last, g["step_text"][off: off + size].tobytes(), base=off)
             n = max(n, int(text.get("lengths", {}).get(name, 0)))

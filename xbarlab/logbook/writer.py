@@ -77,7 +77,7 @@ class Logbook:
         self._f: h5py.File | None = h5
         self._swmr = False
         self._lock = threading.RLock()
-        self._datasets: dict[str, list[Any]] = {}  # path -> [low-level dataset id, length, extent]
+        self._datasets: dict[str, list[Any]] = {}  # path -> [low-level dataset id, length, extent, file space]
         self._mspaces: dict[tuple[int, ...], Any] = {}  # memory dataspaces by shape (reused)
         self._open_runs: dict[str, RunWriter] = {}
         self.run_ids: list[str] = [str(g.attrs.get("run_id", k)) for k, g in h5[RUNS].items()]
@@ -183,8 +183,8 @@ class Logbook:
         if entry is None:
             dsid = self.file[path].id
             n = dsid.shape[0] if length is None else length
-            entry = self._datasets[path] = [dsid, n, dsid.shape[0]]
-        dsid, n0, extent = entry
+            entry = self._datasets[path] = [dsid, n, dsid.shape[0], dsid.get_space()]
+        dsid, n0, extent, fspace = entry
         rows = np.ascontiguousarray(rows)
         shape = rows.shape
         n1 = n0 + shape[0]
@@ -192,7 +192,7 @@ class Logbook:
             extent = max(n1, 2 * extent, 8) if grow else n1
             dsid.set_extent((extent, *shape[1:]))
             entry[2] = extent
-        fspace = dsid.get_space()
+            entry[3] = fspace = dsid.get_space()
         fspace.select_hyperslab((n0,) + (0,) * (len(shape) - 1), shape)
         mspace = self._mspaces.get(shape)
         if mspace is None:
@@ -357,7 +357,8 @@ class RunWriter:
             else:  # a long step record goes to the blob, before its marker row
                 end = self.book.append(f"{self.gpath}/step_text", np.frombuffer(text, dtype=np.uint8))
                 row = np.array([(time.time(), self._sim_now(), b"", end - len(text), len(text))], dtype=STEP_DTYPE)
-            self.book.append(f"{self.gpath}/steps", row)  # last: the step's commit marker
+            # last: the step's commit marker (the extent grows ahead; unwritten rows read as wall_time 0)
+            self.book.append(f"{self.gpath}/steps", row, self.steps, grow=True)
             self.book.flush()
             self.steps += 1
 
@@ -431,6 +432,7 @@ class RunWriter:
                         ds = g["streams"][st.name]
                         ds.resize(st.committed, axis=0)  # drop the extent grown ahead of the data
                         ds.attrs["rows"] = st.committed
+                g["steps"].resize(self.steps, axis=0)
             self.status = status
             self.book._open_runs.pop(self.run_id, None)
 
