@@ -42,6 +42,10 @@ class Recorder(Protocol):
         self, record_id: str, kind: str, data: dict[str, Any], meta: dict[str, Any] | None = None
     ) -> None: ...
 
+    def use_calibration(self, reference: str) -> None:
+        """Note that this run applied calibration record ``reference`` ("<run_id>/<record_id>")."""
+        ...
+
 
 class _MemoryStream:
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -59,6 +63,11 @@ class MemoryRecorder:
         self.streams: dict[str, _MemoryStream] = {}
         self.steps: list[tuple[str, dict[str, Any]]] = []
         self.calibrations: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        self.calibrations_used: list[str] = []
+
+    def use_calibration(self, reference: str) -> None:
+        if reference not in self.calibrations_used:
+            self.calibrations_used.append(reference)
 
     def stream(self, name: str, **spec: Any) -> _MemoryStream:
         if name not in self.streams:
