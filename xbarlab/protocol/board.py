@@ -47,6 +47,10 @@ MAX_PAYLOAD = 65536
 MAX_ERROR_MESSAGE = 200
 
 _FIELDS = struct.Struct("<BBHBBI")  # version, opcode, seq, status, flags, length
+_HEAD = struct.Struct("<BBHBBIH")  # the header fields, then the header check (from offset 2)
+_HEAD_SYNC = 0x5AA5  # the sync bytes read as a little-endian u16
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
 
 
 class Op(IntEnum):
@@ -206,6 +210,23 @@ def encode_error_reply(opcode: int, seq: int, code: int, message: str) -> bytes:
     return encode_frame((opcode | REPLY_BIT) & 0xFF, seq, pack_error(code, message), status=Status.ERROR)
 
 
+def _parse_header(buf: bytes | bytearray, max_payload: int) -> tuple[int, int, int, int, int, int]:
+    """(version, opcode, seq, status, flags, length) of the header at the start of ``buf`` (≥ 14 bytes)."""
+    if _U16.unpack_from(buf)[0] != _HEAD_SYNC:
+        raise FrameError(Err.BAD_HEADER, f"bad sync bytes {bytes(buf[:2]).hex(' ')} (expected a5 5a)")
+    version, opcode, seq, status, flags, length, check = _HEAD.unpack_from(buf, 2)
+    if binascii.crc_hqx(buf[2:12], 0xFFFF) != check:
+        raise FrameError(Err.BAD_HEADER, "header check mismatch (corrupted header)")
+    if length > max_payload:
+        raise FrameError(
+            Err.FRAME_TOO_LARGE,
+            f"announced payload of {length} bytes exceeds the limit of {max_payload}",
+            seq=seq,
+            opcode=opcode,
+        )
+    return version, opcode, seq, status, flags, length
+
+
 def decode_header(head: bytes, max_payload: int = MAX_PAYLOAD) -> Header:
     """Check and decode the first ``HEADER_SIZE`` bytes of a frame.
 
@@ -214,20 +235,7 @@ def decode_header(head: bytes, max_payload: int = MAX_PAYLOAD) -> Header:
     """
     if len(head) < HEADER_SIZE:
         raise FrameError(Err.BAD_HEADER, f"truncated header: {len(head)} of {HEADER_SIZE} bytes")
-    if head[:2] != SYNC:
-        raise FrameError(Err.BAD_HEADER, f"bad sync bytes {bytes(head[:2]).hex(' ')} (expected a5 5a)")
-    fields = bytes(head[2:12])
-    if binascii.crc_hqx(fields, 0xFFFF) != int.from_bytes(head[12:14], "little"):
-        raise FrameError(Err.BAD_HEADER, "header check mismatch (corrupted header)")
-    version, opcode, seq, status, flags, length = _FIELDS.unpack(fields)
-    if length > max_payload:
-        raise FrameError(
-            Err.FRAME_TOO_LARGE,
-            f"announced payload of {length} bytes exceeds the limit of {max_payload}",
-            seq=seq,
-            opcode=opcode,
-        )
-    return Header(version, opcode, seq, status, flags, length)
+    return Header(*_parse_header(head, max_payload))
 
 
 def check_body(head: bytes, header: Header, body: bytes) -> bytes:
@@ -239,8 +247,8 @@ def check_body(head: bytes, header: Header, body: bytes) -> bytes:
     if len(body) != n + TRAILER_SIZE:
         raise FrameError(Err.BAD_CRC, f"truncated frame: {len(body)} of {n + TRAILER_SIZE} bytes after the header")
     payload = bytes(body[:n])
-    crc = zlib.crc32(payload, zlib.crc32(bytes(head[2:HEADER_SIZE])))
-    if crc != int.from_bytes(body[n:], "little"):
+    crc = zlib.crc32(payload, zlib.crc32(head[2:HEADER_SIZE]))
+    if crc != _U32.unpack_from(body, n)[0]:
         raise FrameError(Err.BAD_CRC, "CRC-32 mismatch (corrupted frame)", seq=header.seq, opcode=header.opcode)
     return payload
 
@@ -275,22 +283,23 @@ def split_frames(buf: bytearray, max_payload: int = MAX_PAYLOAD) -> list[Frame |
             del buf[:start]
         if len(buf) < HEADER_SIZE:
             return out
-        head = bytes(buf[:HEADER_SIZE])
         try:
-            header = decode_header(head, max_payload)
+            version, opcode, seq, status, flags, length = _parse_header(buf, max_payload)
         except FrameError as exc:
             out.append(exc)
             del buf[: HEADER_SIZE if exc.code == Err.FRAME_TOO_LARGE else len(SYNC)]
             continue
-        end = HEADER_SIZE + header.length + TRAILER_SIZE
+        body = HEADER_SIZE + length
+        end = body + TRAILER_SIZE
         if len(buf) < end:
             return out
-        try:
-            payload = check_body(head, header, bytes(buf[HEADER_SIZE:end]))
-        except FrameError as exc:
-            out.append(exc)
+        with memoryview(buf) as view:  # released before the buffer is resized below
+            good = zlib.crc32(view[2:body]) == _U32.unpack_from(buf, body)[0]
+            payload = bytes(view[HEADER_SIZE:body]) if good else b""
+        if good:
+            out.append(Frame(opcode, seq, payload, status, flags, version))
         else:
-            out.append(Frame(header.opcode, header.seq, payload, header.status, header.flags, header.version))
+            out.append(FrameError(Err.BAD_CRC, "CRC-32 mismatch (corrupted frame)", seq=seq, opcode=opcode))
         del buf[:end]
 
 

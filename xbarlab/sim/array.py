@@ -81,6 +81,7 @@ class CrossbarModel:
         self._cache: dict[str, Any] = {}
         self._version = 0
         self._state_cache: tuple[Any, Any] | None = None
+        self._scratch: dict[str, np.ndarray] = {}
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -99,16 +100,24 @@ class CrossbarModel:
 
     def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(G, G_eff, read σ) of the current state; recomputed after writes, or as time passes (drift)."""
+        return self._state_full()[:3]
+
+    def _state_full(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(G, G_eff, read σ, σ²): read-only arrays, the same objects while the state is unchanged."""
         key = (self._version, self.clock.now if self.device.time_dependent else None)
-        if self._state_cache is None or self._state_cache[0] != key:
+        cached = self._state_cache
+        if cached is None or cached[0] != key:
             g_flat = self._g_flat()
             g = g_flat.reshape(self.rows, self.cols)
             g_eff = g
             if self.kind == "1T1R" and self.access_resistance > 0:
                 g_eff = 1.0 / (1.0 / g + self.access_resistance)
             sigma = self.device.read_sigma(g_flat, self.clock.now).reshape(self.rows, self.cols)
-            self._state_cache = (key, (g, g_eff, sigma))
-        return self._state_cache[1]
+            sigma2 = sigma**2
+            for a in (g, g_eff, sigma, sigma2):
+                a.flags.writeable = False
+            cached = self._state_cache = (key, (g, g_eff, sigma, sigma2))
+        return cached[1]
 
     def _g_eff(self) -> np.ndarray:
         return self._state()[1]
@@ -131,11 +140,17 @@ class CrossbarModel:
     # -- reads ---------------------------------------------------------------------------------
     def _f(self, v: np.ndarray) -> np.ndarray:
         """Cell I–V shape: I = G·f(V), f(V) = V0·sinh(V/V0)."""
+        if self.v0 == 1.0:  # x/1 and 1·x are exact: the same numbers with two array passes fewer
+            return np.sinh(v)
         return self.v0 * np.sinh(v / self.v0)
 
     def _line_noise(self, sigma: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Noise of each sense-line current: independent cell noises summed (sigma: drive × sense)."""
-        std = np.sqrt((sigma**2).T @ (v**2))
+        return self._noise_from_sigma2((sigma**2).T, v)
+
+    def _noise_from_sigma2(self, sigma2_t: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Line noise from σ² already arranged sense × drive."""
+        std = np.sqrt(sigma2_t @ (v**2))
         return std * self.rng.standard_normal(std.size)
 
     def column_currents(self, row_voltages: np.ndarray) -> np.ndarray:
@@ -143,16 +158,20 @@ class CrossbarModel:
         v = np.asarray(row_voltages, dtype=float)
         if v.shape != (self.rows,):
             raise ValueError(f"expected {self.rows} row voltages, got shape {v.shape}")
-        i = self._network(self._g_eff(), v, np.zeros(self.cols), "fwd")
-        return i + self._line_noise(self._sigma_map(), v)
+        _, g_eff, _, sigma2 = self._state_full()
+        i = self._network_grounded(g_eff, v, "fwd")
+        i += self._noise_from_sigma2(sigma2.T, v)
+        return i
 
     def row_currents(self, col_voltages: np.ndarray) -> np.ndarray:
         """Transpose MVM: columns driven at ``col_voltages`` (V), rows at 0 V; row currents (A)."""
         v = np.asarray(col_voltages, dtype=float)
         if v.shape != (self.cols,):
             raise ValueError(f"expected {self.cols} column voltages, got shape {v.shape}")
-        i = self._network(self._g_eff().T, v, np.zeros(self.rows), "tr")
-        return i + self._line_noise(self._sigma_map().T, v)
+        _, g_eff, _, sigma2 = self._state_full()
+        i = self._network_grounded(g_eff.T, v, "tr")
+        i += self._noise_from_sigma2(sigma2, v)  # (σ.T)².T has σ²'s values and layout
+        return i
 
     def cell_current(self, row: int, col: int, voltage: float, noise: bool = True) -> float:
         """Current (A) of one selected cell at ``voltage`` V.
@@ -193,24 +212,47 @@ class CrossbarModel:
         ``g`` is (drive lines × sense lines); drive line i is driven at ``vr[i]`` from its
         first node, sense line j is held at ``vc[j]`` from its last node.
         """
+        if cache_key is not None and not np.any(vc):
+            return self._network_grounded(g, vr, cache_key)
         if self.wire_resistance == 0:
             if not np.any(vc):
                 return g.T @ self._f(vr)
             return (g * self._f(vr[:, None] - vc[None, :])).sum(axis=0)
-        if cache_key is not None and not np.any(vc) and g.shape[0] <= 128:
+        return self._solve_network(g, vr, vc, cache_key)
+
+    def _network_grounded(self, g: np.ndarray, vr: np.ndarray, cache_key: str) -> np.ndarray:
+        """:meth:`_network` with every sense line held at 0 V (MVMs); returns a fresh array."""
+        if self.wire_resistance == 0:
+            return g.T @ self._f(vr)
+        if g.shape[0] <= 128:
             # Sense lines at 0 V: the linear network is a fixed transfer matrix K per conductance
             # state (exact), and the cells' small non-ohmic excess, G·(f(V) − V), is added at the
             # ideal cell voltages (measured < 3e-4 of full scale on 64×64 at 0.1 V). Arrays with more
             # than 128 drive lines use the full solve: K would cost one solve per drive line.
             k = self._transfer(g, cache_key)
-            return k @ vr + (g * (self._f(vr[:, None]) - vr[:, None])).sum(axis=0)
-        return self._solve_network(g, vr, vc, cache_key)
+            x = vr[:, None]
+            excess = self._f(x)
+            excess -= x
+            tmp = self._scratch.get(cache_key)
+            if tmp is None or tmp.shape != g.shape or tmp.strides != g.strides:
+                tmp = self._scratch[cache_key] = np.empty_like(g)  # same layout: same summation order
+            np.multiply(g, excess, out=tmp)
+            i = k @ vr
+            i += np.add.reduce(tmp, axis=0)
+            return i
+        return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
 
     def _transfer(self, g: np.ndarray, key: str) -> np.ndarray:
         """K (sense × drive): sense-line currents per volt on each drive line, sense lines at 0 V."""
         hit = self._cache.get("K" + key)
-        if hit is not None and hit[0].shape == g.shape and np.array_equal(hit[0], g):
-            return hit[1]
+        token = self._state_cache
+        if hit is not None:
+            # same state object (read-only arrays) → same G; otherwise compare the values
+            if hit[2] is token and token is not None:
+                return hit[1]
+            if hit[0].shape == g.shape and np.array_equal(hit[0], g):
+                self._cache["K" + key] = (hit[0], hit[1], token)
+                return hit[1]
         n, m = g.shape
         gw = 1.0 / self.wire_resistance
         lu = self._factor(g, key)
@@ -218,7 +260,7 @@ class CrossbarModel:
         rhs[np.arange(n) * m, np.arange(n)] = gw
         x = lu.solve(rhs)
         k = gw * x[n * m + (n - 1) * m: 2 * n * m, :]
-        self._cache["K" + key] = (g.copy(), k)
+        self._cache["K" + key] = (g.copy(), k, token)
         return k
 
     def _solve_network(self, g: np.ndarray, vr: np.ndarray, vc: np.ndarray, cache_key: str | None) -> np.ndarray:

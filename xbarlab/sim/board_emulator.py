@@ -156,6 +156,7 @@ class BoardEmulator(StreamEmulator):
         self._max_in = np.float32(lim.max_input_voltage)
         self._tia_min = np.float32(lim.min_tia_range)
         self._tia_max = np.float32(lim.max_tia_range)
+        self._max_in_v = float(self._max_in)  # V, the input DAC range as the periphery takes it
         self._handlers: dict[int, Callable[[bytes], tuple[bytes, int]]] = {
             Op.IDENTIFY: self._identify,
             Op.GET_STATUS: self._get_status,
@@ -328,7 +329,7 @@ class BoardEmulator(StreamEmulator):
 
     # -- periphery ---------------------------------------------------------------------------------
     def _dac(self, volts: np.ndarray) -> np.ndarray:
-        return np.asarray(self.periphery.dac(np.asarray(volts, dtype=float), float(self._max_in)), dtype=float)
+        return np.asarray(self.periphery.dac(np.asarray(volts, dtype=float), self._max_in_v), dtype=float)
 
     def _adc(self, currents: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
         """(reported currents A, saturated mask) of a full line vector (length cols or rows)."""
@@ -336,7 +337,8 @@ class BoardEmulator(StreamEmulator):
         reported = np.asarray(self.periphery.adc(currents, fs, side=side), dtype=float)
         bits = self.identity.adc_bits
         lsb = 2.0 * fs / (1 << bits) if bits else 0.0
-        saturated = (np.abs(reported) >= fs - 1.5 * lsb) | (np.abs(currents) >= fs)
+        saturated = np.abs(reported) >= fs - 1.5 * lsb
+        saturated |= np.abs(currents) >= fs
         return reported, saturated
 
     def _read_cells_physics(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -425,20 +427,28 @@ class BoardEmulator(StreamEmulator):
         return self._measurement(values.ravel(), sat.ravel())
 
     def _mvm(self, payload: bytes, transpose: bool) -> tuple[bytes, int]:
-        ar, ac = self.config.active_rows, self.config.active_cols
-        n_in, n_out = (ac, ar) if transpose else (ar, ac)
-        what = "MVM_TRANSPOSE column voltages" if transpose else "MVM_FORWARD row voltages"
+        cfg = self.config
+        ar, ac = cfg.active_rows, cfg.active_cols
+        if transpose:
+            n_in, n_out, n_lines, what = ac, ar, self.cols, "MVM_TRANSPOSE column voltages"
+        else:
+            n_in, n_out, n_lines, what = ar, ac, self.rows, "MVM_FORWARD row voltages"
         v = bp.unpack_vector(payload, n_in, what)
         self._check_inputs(v, what)
-        drive = np.zeros(self.rows if not transpose else self.cols)
-        drive[:n_in] = self._dac(v)
+        if n_in == n_lines:  # the whole array is active: the DAC output is the drive vector
+            drive = self._dac(v)
+        else:
+            drive = np.zeros(n_lines)
+            drive[:n_in] = self._dac(v)
         if transpose:
             currents = self.model.row_currents(drive)
         else:
             currents = self.model.column_currents(drive)
         reported, saturated = self._adc(np.asarray(currents, dtype=float), "row" if transpose else "col")
         self.clock.advance(self.timing.conversions(n_out))
-        return self._measurement(reported[:n_out], saturated[:n_out])
+        if n_out < len(reported):
+            reported, saturated = reported[:n_out], saturated[:n_out]
+        return self._measurement(reported, saturated)
 
     def _mvm_forward(self, payload: bytes) -> tuple[bytes, int]:
         return self._mvm(payload, transpose=False)

@@ -41,15 +41,29 @@ class Periphery:
 
     def dac(self, voltages: np.ndarray, v_range: float) -> np.ndarray:
         """Voltages actually applied (V): clipped to ±v_range and quantised to the DAC step."""
-        v = np.clip(np.asarray(voltages, dtype=float), -v_range, v_range)
+        # np.maximum/np.minimum and np.rint are np.clip and np.round(decimals=0) without their
+        # Python wrappers: the same numbers (NaN propagates either way)
+        x = np.asarray(voltages, dtype=float)
+        v = np.maximum(x, -v_range, out=np.empty(x.shape))
+        np.minimum(v, v_range, out=v)
         lsb = 2 * v_range / (2**self.dac_bits)
-        return np.round(v / lsb) * lsb
+        np.divide(v, lsb, out=v)
+        np.rint(v, out=v)
+        np.multiply(v, lsb, out=v)
+        return v
 
     def adc(self, currents: np.ndarray, full_scale: float, side: str = "col") -> np.ndarray:
         """Currents the board reports (A) for true line currents: gain, offset, noise, quantisation, clipping."""
         i = np.asarray(currents, dtype=float)
-        gain = self.gain[side][: i.size]
-        offset = self.offset[side][: i.size] * full_scale
-        measured = gain * i + offset + self.noise * full_scale * self._rng.standard_normal(i.size)
+        n = i.size
+        measured = self.gain[side][:n] * i
+        measured += self.offset[side][:n] * full_scale
+        noise = self._rng.standard_normal(n)
+        noise *= self.noise * full_scale
+        measured += noise
         lsb = 2 * full_scale / (2**self.adc_bits)
-        return np.clip(np.round(measured / lsb) * lsb, -full_scale, full_scale)
+        np.divide(measured, lsb, out=measured)
+        np.rint(measured, out=measured)
+        np.multiply(measured, lsb, out=measured)
+        np.maximum(measured, -full_scale, out=measured)
+        return np.minimum(measured, full_scale, out=measured)
