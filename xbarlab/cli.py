@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", metavar="ID", help="replay up to and including this run; compare only it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_replay)
+
+    from xbarlab.experiments.catalog import CLI_MODULES
+
+    for module in CLI_MODULES:  # experiment commands: mvm, solve, train, drift
+        module.add_cli(sub)
     return parser
 
 

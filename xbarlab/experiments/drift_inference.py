@@ -29,7 +29,14 @@ from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.datasets import load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.programming import defect_correction, program_weights
-from xbarlab.experiments.support import instrument_time, station_defaults, tia_range, wait
+from xbarlab.experiments.support import (
+    add_run_arguments,
+    instrument_time,
+    run_cli_experiment,
+    station_defaults,
+    tia_range,
+    wait,
+)
 from xbarlab.experiments.training import plan_layout
 from xbarlab.experiments.update_rules import PulseSpec
 
@@ -224,19 +231,20 @@ class DriftInferenceExperiment(Experiment):
 def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab drift``; the handler is ``cli_main``."""
     p = subparsers.add_parser("drift", help="inference accuracy over time after programming (drift)")
-    p.add_argument("--station", metavar="FILE", default=None, help="station TOML (a PCM station is typical)")
+    add_run_arguments(p)
     p.add_argument("--times", type=float, nargs="+", default=[1.0, 3600.0, 86400.0], help="times after programming")
+    p.add_argument("--dataset", default="digits", help="'digits' or a .npz file with X and y")
     p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=15, help="epochs of float training")
+    p.add_argument("--limit", type=int, default=0, help="use only this many samples")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log", metavar="FILE.h5", default=None)
     p.set_defaults(handler=cli_main)
     return p
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    from xbarlab.experiments.mvm import run_from_cli
-
-    result = run_from_cli(DriftInferenceExperiment, args,
-                          {"times": list(args.times), "hidden": args.hidden, "seed": args.seed})
+    params = {"times": list(args.times), "dataset": args.dataset, "hidden": args.hidden, "epochs": args.epochs,
+              "limit": args.limit, "seed": args.seed}
+    result = run_cli_experiment(DriftInferenceExperiment, args, params)
     print(result.table())
     return 0

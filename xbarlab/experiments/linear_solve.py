@@ -35,7 +35,14 @@ from xbarlab.experiments.analog import (
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
-from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
+from xbarlab.experiments.support import (
+    add_run_arguments,
+    board_limit,
+    instrument_time,
+    run_cli_experiment,
+    station_defaults,
+    tia_range,
+)
 from xbarlab.experiments.update_rules import PulseSpec
 
 INNER_SOLVERS = ("cg", "gmres", "closed_loop")
@@ -293,7 +300,7 @@ class LinearSolveExperiment(Experiment):
 def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab solve``; the handler is ``cli_main``."""
     p = subparsers.add_parser("solve", help="solve A·x = b on the array (mixed-precision iterative refinement)")
-    p.add_argument("--station", metavar="FILE", default=None, help="station TOML (default: embedded sim)")
+    add_run_arguments(p)
     p.add_argument("--matrix", default="spd", help="'spd' (random) or a .npy / .npz (A, b) file")
     p.add_argument("-n", type=int, default=64, help="size of the random SPD system")
     p.add_argument("--condition", type=float, default=100.0)
@@ -303,19 +310,16 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--one-step", action="store_true", help="only the one-step closed-loop solve (feedback mode)")
     p.add_argument("--eigenvector", action="store_true", help="principal eigenvector in the feedback mode")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log", metavar="FILE.h5", default=None)
     p.set_defaults(handler=cli_main)
     return p
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    from xbarlab.experiments.mvm import run_from_cli
-
     if args.one_step or args.eigenvector:
         from xbarlab.experiments.closed_loop import ClosedLoopExperiment
 
         mode = "eigenvector" if args.eigenvector else "solve"
-        c = run_from_cli(ClosedLoopExperiment, args, {"mode": mode, "matrix": args.matrix, "n": args.n,
+        c = run_cli_experiment(ClosedLoopExperiment, args, {"mode": mode, "matrix": args.matrix, "n": args.n,
                                                       "condition": args.condition, "seed": args.seed})
         if mode == "solve":
             print(f"one-step closed-loop solve: median relative error {c.median_rel_error:.3%} "
@@ -327,7 +331,7 @@ def cli_main(args: argparse.Namespace) -> int:
 
     params = {"matrix": args.matrix, "n": args.n, "condition": args.condition, "inner": args.inner,
               "tol": args.tol, "digital_diagonal": args.digital_diagonal, "seed": args.seed}
-    r = run_from_cli(LinearSolveExperiment, args, params)
+    r = run_cli_experiment(LinearSolveExperiment, args, params)
     for k, res in enumerate(r.residuals, 1):
         print(f"  outer {k:3d}: relative residual {res:.3e}")
     print(f"{'converged' if r.converged else 'not converged'}: relative residual {r.relative_residual:.3e} after "

@@ -29,7 +29,14 @@ from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, autorange, choose_mapping
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.programming import ProgrammingOutcome, defect_correction, program_weights
-from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
+from xbarlab.experiments.support import (
+    add_run_arguments,
+    board_limit,
+    instrument_time,
+    run_cli_experiment,
+    station_defaults,
+    tia_range,
+)
 from xbarlab.experiments.update_rules import PulseSpec
 
 DIRECTIONS = ("forward", "transpose", "both")
@@ -284,18 +291,17 @@ class MvmExperiment(Experiment):
 def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab mvm`` on an argparse subparsers object; the handler is ``cli_main``."""
     p = subparsers.add_parser("mvm", help="MVM accuracy of a programmed matrix against the digital product")
-    p.add_argument("--station", metavar="FILE", default=None, help="station TOML (default: embedded sim)")
-    p.add_argument("--n-in", type=int, default=32)
-    p.add_argument("--n-out", type=int, default=16)
-    p.add_argument("--sizes", type=int, nargs="*", default=[], help="square sizes to sweep")
+    add_run_arguments(p)
+    p.add_argument("--n-in", type=int, default=32, help="matrix inputs (array rows)")
+    p.add_argument("--n-out", type=int, default=16, help="matrix outputs")
+    p.add_argument("--sizes", type=int, nargs="*", default=[], help="square sizes to sweep (sub-blocks)")
     p.add_argument("--v-in", type=float, nargs="+", default=[0.2], help="input full scale(s) in V")
     p.add_argument("--encoding", choices=ENCODINGS, default="amplitude")
-    p.add_argument("--bits", type=int, default=6)
+    p.add_argument("--bits", type=int, default=6, help="bits of bit-serial / pulse-width codes")
     p.add_argument("--direction", choices=DIRECTIONS, default="both")
-    p.add_argument("--vectors", type=int, default=40)
+    p.add_argument("--vectors", type=int, default=40, help="random input vectors per case")
     p.add_argument("--matrix", default="random", help="'random' or a .npy file")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log", metavar="FILE.h5", default=None, help="write the run to an HDF5 logbook")
     p.set_defaults(handler=cli_main)
     return p
 
@@ -306,38 +312,12 @@ def cli_main(args: argparse.Namespace) -> int:
         "v_ins": list(args.v_in) if len(args.v_in) > 1 else [], "encoding": args.encoding, "bits": args.bits,
         "direction": args.direction, "vectors": args.vectors, "matrix": args.matrix, "seed": args.seed,
     }
-    result = run_from_cli(MvmExperiment, args, params)
+    result = run_cli_experiment(MvmExperiment, args, params)
     print(result.table())
+    print("median relative error vs input magnitude (max|x|, 1 = full scale):")
+    for c in result.cases:
+        bins = "  ".join(f"[{lo:.2f},{hi:.2f}) {e:.4f}" for lo, hi, e in c.error_vs_magnitude(3))
+        print(f"  {c.n_out}x{c.n_in} {c.v_in:g} V {c.direction:<9} {bins}")
     print(f"write-verify: yield {result.programming['yield']:.1%}, {result.mvms} MVMs, "
           f"{result.instrument_time:.2f} s instrument time")
     return 0
-
-
-def run_from_cli(cls: type[Experiment], args: argparse.Namespace, params: dict[str, Any]) -> Any:
-    """Open the station, run ``cls`` with a console progress line, log to ``args.log`` if given."""
-    from xbarlab.instruments.station import Station
-
-    def progress(pr: Any) -> None:
-        print(f"  [{pr.done}/{pr.total}] {pr.message}", flush=True)
-
-    with Station.open(args.station) as station:
-        recorder, close = _open_recorder(getattr(args, "log", None), station, cls.kind, params)
-        try:
-            return cls(station, params, recorder=recorder, progress=progress).run()
-        finally:
-            close()
-
-
-def _open_recorder(path: str | None, station: Any, kind: str, params: dict[str, Any]) -> tuple[Any, Any]:
-    """A logbook run at ``path`` when the logbook offers one, else an in-memory recorder."""
-    from xbarlab.experiments.base import MemoryRecorder
-
-    if not path:
-        return MemoryRecorder(), lambda: None
-    try:
-        from xbarlab import logbook  # type: ignore[attr-defined]
-
-        run = logbook.open_run(path, station=station, kind=kind, params=params)  # type: ignore[attr-defined]
-        return run, run.close
-    except (ImportError, AttributeError):
-        raise ConfigError("--log needs the logbook (xbarlab.logbook.open_run), which is not available") from None

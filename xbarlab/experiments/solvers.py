@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from xbarlab.errors import ConfigError
 
@@ -165,6 +164,8 @@ def gmres(op: Operator, b: np.ndarray, *, tol: float = 1e-2, maxiter: int = 50) 
             break
     if k_done == 0:
         return InnerResult(np.zeros(n), 0, 0, False, 1.0)
+    from scipy.linalg import solve_triangular  # here: keeps `xbarlab --help` quick
+
     y = solve_triangular(h[:k_done, :k_done], g[:k_done], lower=False, check_finite=False)
     x = v[:k_done].T @ y
     return InnerResult(np.asarray(x), k_done, k_done, converged, abs(float(g[k_done])) / bnorm)

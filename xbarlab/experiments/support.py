@@ -64,3 +64,60 @@ def wait(station: Any, seconds: float, checkpoint: Callable[[], None] | None = N
         if checkpoint is not None:
             checkpoint()
         time.sleep(min(1.0, left))
+
+
+# -- command line ------------------------------------------------------------------------------------
+def add_run_arguments(p: Any) -> None:
+    """Arguments every experiment command shares: station, log file, free parameters, quiet."""
+    p.add_argument("--station", metavar="FILE", default=None, help="station TOML (default: the embedded sim bench)")
+    p.add_argument("-o", "--output", metavar="LOG.h5", default=None,
+                   help="log the run to this HDF5 logbook (default: kept in memory only)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
+    p.add_argument("--append", action="store_true", help="add the run to an existing log file")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="set_params",
+                   help="any experiment parameter, TOML value syntax (repeatable), e.g. --set g_max=4e-5")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
+    """``["key=value", ...]`` → {key: value}, values parsed as TOML (``0.2``, ``true``, ``[4, 8]``, ``'x'``)."""
+    import tomllib
+
+    known = {p.name for p in specs}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in known:
+            raise ConfigError(f"--set {key}: unknown parameter; expected one of {', '.join(sorted(known))}")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()  # a bare word: a string
+        out[key] = value
+    return out
+
+
+def run_cli_experiment(cls: Any, args: Any, params: dict[str, Any]) -> Any:
+    """Run ``cls`` for an ``xbarlab`` command through a :class:`~xbarlab.session.LabSession`.
+
+    Opens ``args.station`` (None: the embedded simulated bench) with transcript recording and
+    logs the run to ``args.output`` (HDF5; kept in memory when not given). ``--set`` values
+    override ``params``. Prints progress lines unless ``args.quiet``; the run's status
+    (completed / aborted / interrupted / failed) is logged either way, outputs are off after it.
+    """
+    from xbarlab.session import LabSession
+
+    params = {**params, **parse_set_params(getattr(args, "set_params", []) or [], cls.params_spec)}
+
+    def progress(pr: Any) -> None:
+        print(f"  [{pr.done}/{pr.total}] {pr.message}", flush=True)
+
+    with LabSession.open(args.station, args.output, overwrite=args.overwrite, append=args.append,
+                         title=f"xbarlab {cls.kind}") as lab:
+        result = lab.run(cls, params, progress=None if args.quiet else progress)
+        if lab.log_path is not None:
+            print(f"logged as run {lab.last_run_id} in {lab.log_path}")
+    return result

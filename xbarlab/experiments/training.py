@@ -33,7 +33,13 @@ from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.datasets import Dataset, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.programming import measure_device_step, program_weights
-from xbarlab.experiments.support import instrument_time, station_defaults, tia_range
+from xbarlab.experiments.support import (
+    add_run_arguments,
+    instrument_time,
+    run_cli_experiment,
+    station_defaults,
+    tia_range,
+)
 from xbarlab.experiments.update_rules import (
     ArrayBlock,
     DeviceStep,
@@ -302,7 +308,7 @@ class TrainExperiment(Experiment):
 def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab train``; the handler is ``cli_main``."""
     p = subparsers.add_parser("train", help="train a small network on the array (or the float baseline)")
-    p.add_argument("--station", metavar="FILE", default=None, help="station TOML (default: embedded sim)")
+    add_run_arguments(p)
     p.add_argument("--rule", choices=TRAIN_RULES, default="mixed_precision")
     p.add_argument("--dataset", default="digits", help="'digits' or a .npz file with X and y")
     p.add_argument("--hidden", type=int, default=16)
@@ -310,20 +316,14 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--limit", type=int, default=0, help="use only this many samples")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log", metavar="FILE.h5", default=None)
     p.set_defaults(handler=cli_main)
     return p
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    from xbarlab.experiments.mvm import run_from_cli
-
     params = {"rule": args.rule, "dataset": args.dataset, "hidden": args.hidden, "epochs": args.epochs,
               "lr": args.lr, "limit": args.limit, "seed": args.seed}
-    if args.rule == "float":
-        result = TrainExperiment(None, params).run()
-    else:
-        result = run_from_cli(TrainExperiment, args, params)
+    result = run_cli_experiment(TrainExperiment, args, params)  # float too: the run is logged the same way
     print(f"{'epoch':>5} {'loss':>7} {'train':>7} {'test':>7} {'pulses':>10} {'time/s':>8}")
     for e in result.history:
         print(f"{e.epoch:>5} {e.train_loss:>7.3f} {e.train_acc:>7.2%} {e.test_acc:>7.2%} {e.pulses:>10} "
