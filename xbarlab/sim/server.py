@@ -6,6 +6,10 @@ instrument's port 5025), reachable from any VISA client as
 socket, reachable from pyserial as ``socket://127.0.0.1:<port>``. Only loopback
 addresses are accepted. The emulators are the same objects the in-process transports
 use; a lock per emulator serialises clients.
+
+One thread accepts connections; each connection gets a thread of its own that blocks in
+``recv`` (TCP_NODELAY), feeds the emulator and sends its reply with one call, so a request
+costs the server one wake-up and no polling.
 """
 
 from __future__ import annotations
@@ -63,45 +67,49 @@ class BenchServer:
             else:
                 self.addresses[name] = f"TCPIP0::{host}::{port}::SOCKET"
         self._listeners = [s for s, _ in served.values()]
+        self._conns: dict[socket.socket, threading.Thread] = {}
+        self._conns_lock = threading.Lock()
 
     def _accept(self, lsock: socket.socket, emu: StreamEmulator) -> None:
-        conn, _ = lsock.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.setblocking(False)
-        self._sel.register(conn, selectors.EVENT_READ, ("conn", emu))
-
-    def _serve_conn(self, conn: socket.socket, emu: StreamEmulator) -> None:
         try:
-            data = conn.recv(65536)
+            conn, _ = lsock.accept()
         except (BlockingIOError, InterruptedError):
             return
-        except OSError:
-            data = b""
-        if not data:
-            self._sel.unregister(conn)
-            conn.close()
-            return
-        emu.feed(data)
-        out = emu.read_output()
-        if out:
-            conn.setblocking(True)
-            try:
-                conn.sendall(out)
-            except OSError:
-                self._sel.unregister(conn)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.setblocking(True)
+        thread = threading.Thread(target=self._serve_conn, args=(conn, emu), daemon=True,
+                                  name=f"xbarlab-sim-conn-{conn.getsockname()[1]}")
+        with self._conns_lock:
+            if self._stop.is_set():
                 conn.close()
                 return
-            conn.setblocking(False)
+            self._conns[conn] = thread
+        thread.start()
+
+    def _serve_conn(self, conn: socket.socket, emu: StreamEmulator) -> None:
+        """One client: bytes in, replies out, until the client closes or the server stops."""
+        recv, send, feed, take = conn.recv, conn.sendall, emu.feed, emu.read_output
+        try:
+            while True:
+                data = recv(65536)
+                if not data:
+                    break
+                feed(data)
+                out = take()
+                if out:
+                    send(out)
+        except OSError:
+            pass
+        finally:
+            with self._conns_lock:
+                self._conns.pop(conn, None)
+            conn.close()
 
     def serve_forever(self) -> None:
-        """Handle clients until :meth:`stop`."""
+        """Accept clients until :meth:`stop` (each connection is served by its own thread)."""
         while not self._stop.is_set():
             for key, _ in self._sel.select(timeout=0.1):
-                kind, emu = key.data
-                if kind == "listen":
-                    self._accept(key.fileobj, emu)  # type: ignore[arg-type]
-                else:
-                    self._serve_conn(key.fileobj, emu)  # type: ignore[arg-type]
+                self._accept(key.fileobj, key.data[1])  # type: ignore[arg-type]
 
     def start(self) -> BenchServer:
         self._thread = threading.Thread(target=self.serve_forever, name="xbarlab-sim-serve", daemon=True)
@@ -115,6 +123,16 @@ class BenchServer:
         for key in list(self._sel.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
         self._sel.close()
+        with self._conns_lock:
+            conns = list(self._conns.items())
+        for conn, _ in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in recv
+            except OSError:
+                pass
+        for _, thread in conns:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2)
 
     def __enter__(self) -> BenchServer:
         return self.start()
