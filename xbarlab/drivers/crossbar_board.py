@@ -121,7 +121,8 @@ class CrossbarBoard(CrossbarArray):
             self._resync()
         self._seq = seq = (self._seq + 1) & 0xFFFF
         t = self.transport
-        t.write(bp.encode_request(op, seq, payload, self._request_limit))
+        reply_limit = self.hardware.limits.max_payload if self.hardware else bp.MAX_PAYLOAD
+        t.write(bp.encode_request(op, seq, payload, min(self.max_payload, reply_limit)))
         try:
             head = t.read(bp.HEADER_SIZE)
         except TransportTimeout as exc:
@@ -129,30 +130,36 @@ class CrossbarBoard(CrossbarArray):
             t.reset_input()
             raise TransportTimeout(f"{self.name}: no reply to {op.name} (seq {seq}): {exc}") from exc
         try:
-            header = bp.decode_header(head, self._reply_limit)
+            if len(head) < bp.HEADER_SIZE:
+                bp.decode_header(head, reply_limit)  # raises: truncated
+            version, r_opcode, r_seq, status, flags, length = bp.parse_header(head, reply_limit)
         except bp.FrameError as exc:
             raise self._fail(f"bad reply to {op.name}: {exc}") from None
         try:
-            body = t.read(header.length + bp.TRAILER_SIZE)
+            body = t.read(length + bp.TRAILER_SIZE)
         except TransportTimeout:
             self._stale = True
-            raise self._fail(f"truncated reply to {op.name}: header announced {header.length} payload bytes") from None
+            raise self._fail(f"truncated reply to {op.name}: header announced {length} payload bytes") from None
         try:
-            reply = bp.check_body(head, header, body)
+            reply = bp.frame_payload(head, body, length, r_seq, r_opcode)
         except bp.FrameError as exc:
             raise self._fail(f"bad reply to {op.name}: {exc}") from None
-        if header.version != bp.PROTOCOL_VERSION:
-            raise self._fail(f"reply speaks protocol version {header.version}, this driver speaks 1")
+        if version != bp.PROTOCOL_VERSION:
+            raise self._fail(f"reply speaks protocol version {version}, this driver speaks 1")
+        if status == bp.Status.OK and r_seq == seq and r_opcode == op | bp.REPLY_BIT:
+            if expect is not None and len(reply) != expect:
+                raise self._fail(f"reply to {op.name} has {len(reply)} payload bytes, expected {expect}")
+            return reply, flags
         error = None
-        if header.status == bp.Status.ERROR:
+        if status == bp.Status.ERROR:
             try:
                 error = bp.unpack_error(reply)
             except bp.PayloadError as exc:
                 raise self._fail(f"malformed error reply to {op.name}: {exc}") from None
-        if header.seq != seq or header.opcode != op | bp.REPLY_BIT:
+        if r_seq != seq or r_opcode != op | bp.REPLY_BIT:
             what = f" (board error {error[0]}: {error[1]})" if error else ""
             raise self._fail(
-                f"reply to {op.name} seq {seq} has opcode 0x{header.opcode:02x} seq {header.seq}; rejected{what}"
+                f"reply to {op.name} seq {seq} has opcode 0x{r_opcode:02x} seq {r_seq}; rejected{what}"
             )
         if error is not None:
             code, message = error
@@ -164,11 +171,7 @@ class CrossbarBoard(CrossbarArray):
                 raise self._fail(f"the board received a corrupted {op.name} frame ({label}: {message}); "
                                  "nothing was executed")
             raise InstrumentError(self.name, code, f"{label}: {message}")
-        if header.status != bp.Status.OK:
-            raise self._fail(f"reply to {op.name} has unknown status {header.status}")
-        if expect is not None and len(reply) != expect:
-            raise self._fail(f"reply to {op.name} has {len(reply)} payload bytes, expected {expect}")
-        return reply, header.flags
+        raise self._fail(f"reply to {op.name} has unknown status {status}")
 
     # -- argument checks ---------------------------------------------------------------------------
     def _limits(self) -> bp.HardwareLimits:

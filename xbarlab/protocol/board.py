@@ -210,8 +210,8 @@ def encode_error_reply(opcode: int, seq: int, code: int, message: str) -> bytes:
     return encode_frame((opcode | REPLY_BIT) & 0xFF, seq, pack_error(code, message), status=Status.ERROR)
 
 
-def _parse_header(buf: bytes | bytearray, max_payload: int) -> tuple[int, int, int, int, int, int]:
-    """(version, opcode, seq, status, flags, length) of the header at the start of ``buf`` (≥ 14 bytes)."""
+def parse_header(buf: bytes | bytearray, max_payload: int = MAX_PAYLOAD) -> tuple[int, int, int, int, int, int]:
+    """:func:`decode_header` as a tuple (version, opcode, seq, status, flags, length); ``buf`` ≥ 14 bytes."""
     if _U16.unpack_from(buf)[0] != _HEAD_SYNC:
         raise FrameError(Err.BAD_HEADER, f"bad sync bytes {bytes(buf[:2]).hex(' ')} (expected a5 5a)")
     version, opcode, seq, status, flags, length, check = _HEAD.unpack_from(buf, 2)
@@ -235,7 +235,17 @@ def decode_header(head: bytes, max_payload: int = MAX_PAYLOAD) -> Header:
     """
     if len(head) < HEADER_SIZE:
         raise FrameError(Err.BAD_HEADER, f"truncated header: {len(head)} of {HEADER_SIZE} bytes")
-    return Header(*_parse_header(head, max_payload))
+    return Header(*parse_header(head, max_payload))
+
+
+def frame_payload(head: bytes, body: bytes, length: int, seq: int, opcode: int) -> bytes:
+    """:func:`check_body` given the header's length, seq and opcode (the payload, or FrameError BAD_CRC)."""
+    if len(body) != length + TRAILER_SIZE:
+        raise FrameError(Err.BAD_CRC, f"truncated frame: {len(body)} of {length + TRAILER_SIZE} bytes after the header")
+    payload = body[:length] if type(body) is bytes else bytes(body[:length])
+    if zlib.crc32(payload, zlib.crc32(head[2:HEADER_SIZE])) != _U32.unpack_from(body, length)[0]:
+        raise FrameError(Err.BAD_CRC, "CRC-32 mismatch (corrupted frame)", seq=seq, opcode=opcode)
+    return payload
 
 
 def check_body(head: bytes, header: Header, body: bytes) -> bytes:
@@ -284,7 +294,7 @@ def split_frames(buf: bytearray, max_payload: int = MAX_PAYLOAD) -> list[Frame |
         if len(buf) < HEADER_SIZE:
             return out
         try:
-            version, opcode, seq, status, flags, length = _parse_header(buf, max_payload)
+            version, opcode, seq, status, flags, length = parse_header(buf, max_payload)
         except FrameError as exc:
             out.append(exc)
             del buf[: HEADER_SIZE if exc.code == Err.FRAME_TOO_LARGE else len(SYNC)]

@@ -157,6 +157,7 @@ class BoardEmulator(StreamEmulator):
         self._tia_min = np.float32(lim.min_tia_range)
         self._tia_max = np.float32(lim.max_tia_range)
         self._max_in_v = float(self._max_in)  # V, the input DAC range as the periphery takes it
+        self._dac_in_range = getattr(periphery, "dac_in_range", None)
         self._handlers: dict[int, Callable[[bytes], tuple[bytes, int]]] = {
             Op.IDENTIFY: self._identify,
             Op.GET_STATUS: self._get_status,
@@ -428,18 +429,20 @@ class BoardEmulator(StreamEmulator):
 
     def _mvm(self, payload: bytes, transpose: bool) -> tuple[bytes, int]:
         cfg = self.config
-        ar, ac = cfg.active_rows, cfg.active_cols
         if transpose:
-            n_in, n_out, n_lines, what = ac, ar, self.cols, "MVM_TRANSPOSE column voltages"
+            n_in, n_out, n_lines, what = cfg.active_cols, cfg.active_rows, self.cols, "MVM_TRANSPOSE column voltages"
         else:
-            n_in, n_out, n_lines, what = ar, ac, self.rows, "MVM_FORWARD row voltages"
+            n_in, n_out, n_lines, what = cfg.active_rows, cfg.active_cols, self.rows, "MVM_FORWARD row voltages"
         v = bp.unpack_vector(payload, n_in, what)
-        self._check_inputs(v, what)
+        if not np.abs(v).max() <= self._max_in:  # one reduction: NaN fails this comparison too
+            self._check_inputs(v, what)  # raises with the reason
+        # within the input range: the DAC's clip is a no-op (periphery doubles may lack the shortcut)
+        applied = self._dac_in_range(v, self._max_in_v) if self._dac_in_range else self._dac(v)
         if n_in == n_lines:  # the whole array is active: the DAC output is the drive vector
-            drive = self._dac(v)
+            drive = np.asarray(applied, dtype=float)
         else:
             drive = np.zeros(n_lines)
-            drive[:n_in] = self._dac(v)
+            drive[:n_in] = applied
         if transpose:
             currents = self.model.row_currents(drive)
         else:
