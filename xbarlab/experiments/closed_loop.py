@@ -34,7 +34,7 @@ from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.linear_solve import load_system
 from xbarlab.experiments.programming import program_weights
 from xbarlab.experiments.solvers import InnerResult
-from xbarlab.experiments.support import board_limit, instrument_time, station_defaults, tia_range
+from xbarlab.experiments.support import bench_timing, board_limit, instrument_time, station_defaults, tia_range
 from xbarlab.experiments.update_rules import PulseSpec
 
 MODES = ("solve", "eigenvector")
@@ -213,8 +213,18 @@ class ClosedLoopExperiment(Experiment):
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
-        ops = params["rhs"] if params["mode"] == "solve" else 12
-        return Estimate(operations=ops, instrument_time=ops * 5e-3 + 30 * 0.25, detail="write-verify + closed loop")
+        t = bench_timing(station_config)
+        n = params["n"]
+        op_time = t.closed_loop
+        if params["mode"] == "solve":
+            ops, mvms = int(1.5 * params["rhs"]) + 1, 0
+        else:
+            ops, mvms = 4, min(n, 20) + 20  # Arnoldi products on the array + calibration, then the eigen mode
+        time = t.write_verify(2 * n * n, params["tolerance"]) + ops * op_time + mvms * t.mvm
+        if params["absolute"]:
+            time += 2 * n * t.column_gain
+        return Estimate(operations=ops + mvms, instrument_time=time,
+                        detail=f"write-verify of {2 * n * n} cells, {ops} closed-loop operations, {mvms} MVMs")
 
     def execute(self) -> ClosedLoopResult:
         p = self.params

@@ -85,3 +85,28 @@ def load_dataset(
     train_idx = rng.permutation(np.array(train, dtype=int))
     test_idx = np.array(sorted(test), dtype=int)
     return Dataset(name, x[train_idx], y_idx[train_idx], x[test_idx], y_idx[test_idx], len(labels))
+
+
+#: scikit-learn's digits: 1797 samples of 8×8 = 64 features, 10 classes
+DIGITS_SAMPLES, DIGITS_FEATURES, DIGITS_CLASSES = 1797, 64, 10
+
+
+def _npz_labels_and_width(source: str) -> tuple[int, int, int] | None:
+    try:
+        with np.load(Path(source), allow_pickle=False) as f:
+            x, y = f["X"], f["y"]
+            return len(y), int(np.prod(x.shape[1:])), len(np.unique(y))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def dataset_size(source: str) -> int:
+    """Samples in ``source`` without preparing it (for dry-run estimates); digits if unreadable."""
+    info = None if source == "digits" else _npz_labels_and_width(source)
+    return info[0] if info else DIGITS_SAMPLES
+
+
+def dataset_shape(source: str) -> tuple[int, int]:
+    """(features, classes) of ``source`` without preparing it (for estimates); digits if unreadable."""
+    info = None if source == "digits" else _npz_labels_and_width(source)
+    return (info[1], info[2]) if info else (DIGITS_FEATURES, DIGITS_CLASSES)

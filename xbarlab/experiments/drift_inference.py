@@ -26,11 +26,12 @@ import numpy as np
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.datasets import load_dataset
+from xbarlab.experiments.datasets import dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
+    bench_timing,
     instrument_time,
     run_cli_experiment,
     station_defaults,
@@ -123,10 +124,18 @@ class DriftInferenceExperiment(Experiment):
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
-        n_test = int(0.2 * (params["limit"] or 1797))
-        ops = len(params["times"]) * 2 * 2 * n_test
-        return Estimate(operations=ops, instrument_time=float(max(params["times"] or [0.0])) + ops * 7e-3,
-                        detail="waits until the last evaluation time")
+        t = bench_timing(station_config)
+        features, classes = dataset_shape(params["dataset"])
+        total = dataset_size(params["dataset"])
+        samples = min(params["limit"], total) if params["limit"] else total
+        n_test = int(round(0.2 * samples))
+        cells = features * 2 * params["hidden"] + params["hidden"] * 2 * classes
+        per_time = 2 * n_test * 2 + 2 * params["calibration_vectors"] * 2 + 2 * 20  # raw + compensated, calibration
+        mvms = len(params["times"]) * per_time + 2 * params["calibration_vectors"]
+        wait_s = float(max(params["times"] or [0.0]))
+        time = t.write_verify(cells, params["tolerance"]) + mvms * t.mvm + wait_s
+        return Estimate(operations=mvms, instrument_time=time,
+                        detail=f"write-verify of {cells} cells, {mvms} MVMs; waits until t = {wait_s:g} s")
 
     def execute(self) -> DriftResult:
         p = self.params

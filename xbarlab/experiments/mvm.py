@@ -31,6 +31,7 @@ from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.programming import ProgrammingOutcome, defect_correction, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
+    bench_timing,
     board_limit,
     instrument_time,
     run_cli_experiment,
@@ -163,12 +164,25 @@ class MvmExperiment(Experiment):
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
+        t = bench_timing(station_config)
+        n_in, n_out = params["n_in"], params["n_out"]
+        columns = 2 * n_out if params["layout"] == "differential" or (
+            params["layout"] == "auto" and 2 * n_out <= t.cols - params["col0"]) else n_out
         cases = max(1, len(params["sizes"])) * max(1, len(params["v_ins"]))
         dirs = 2 if params["direction"] == "both" else 1
-        planes = {"amplitude": 1, "bit_serial": params["bits"], "pulse_width": 2 ** params["bits"] - 1}
-        mvms = cases * dirs * params["vectors"] * planes[params["encoding"]]
-        return Estimate(operations=mvms, instrument_time=mvms * 7e-3 + 20 * 0.25,
-                        detail=f"{mvms} MVMs + write-verify")
+        levels = 2 ** params["bits"] - 1
+        mean_mag = float(np.mean(np.geomspace(0.03, 1.0, params["vectors"])))
+        planes = {"amplitude": 1.0, "bit_serial": float(params["bits"]),
+                  "pulse_width": max(1.0, levels * mean_mag)}[params["encoding"]]
+        vector_mvms = int(round(cases * dirs * params["vectors"] * planes))
+        calibration = cases * dirs * (12 + 8)  # autorange probes and offsets per case
+        if params["direction"] != "forward":
+            calibration += cases * columns  # one-hot transpose gain calibration
+        mvms = vector_mvms + calibration
+        time = t.write_verify(n_in * columns, params["tolerance"]) + mvms * t.mvm
+        return Estimate(operations=mvms, instrument_time=time,
+                        detail=f"write-verify of {n_in * columns} cells, {vector_mvms} MVMs + {calibration} "
+                               "calibration")
 
     def execute(self) -> MvmResult:
         p = self.params

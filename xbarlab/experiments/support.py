@@ -5,9 +5,57 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from xbarlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BenchTiming:
+    """Instrument time of the board's basic operations (s), for dry-run estimates.
+
+    Figures of the simulated board's timing model (serial transfer, settling, conversions),
+    which follows the v1 board design; they scale with the array size as measured there.
+    """
+
+    rows: int
+    cols: int
+
+    @property
+    def read_all(self) -> float:
+        """One whole-array conductance read (s): 0.225 s on 64×64."""
+        return 55e-6 * self.rows * self.cols
+
+    @property
+    def mvm(self) -> float:
+        """One forward or transpose MVM (s): 6.7 ms on 64×64."""
+        return 1.2e-3 + 43e-6 * (self.rows + self.cols)
+
+    @property
+    def slot(self) -> float:
+        """One slot of an outer-product update (s): 1.4 ms on 64×64."""
+        return 5e-5 + 11e-6 * (self.rows + self.cols)
+
+    pulse: float = 130e-6  # s per pulse of a pulse batch (width, gap, transfer)
+    closed_loop: float = 3e-3  # s per closed-loop operation (settling, output transfer)
+    column_gain: float = 0.21  # s per column of an SMU-referenced read-gain calibration (8 board reads, SMU read)
+
+    def write_verify(self, cells: int, tolerance: float = 0.01) -> float:
+        """Programming ``cells`` cells by write-verify to ``tolerance`` (fraction of the window), s.
+
+        Every round reads the whole array; ~35 rounds at 1 % tolerance, more for tighter
+        ones (as measured on the simulated RRAM array), plus ~20 pulses a cell.
+        """
+        rounds = min(120.0, 35.0 * (0.01 / tolerance) ** 0.9)
+        return rounds * self.read_all + 20 * cells * self.pulse
+
+
+def bench_timing(station_config: Any) -> BenchTiming:
+    """Timing of the station's board; the array size comes from ``[sim.array]`` (else 64×64)."""
+    sim = getattr(station_config, "sim", None) or {}
+    array = sim.get("array", {}) if isinstance(sim, dict) else {}
+    return BenchTiming(int(array.get("rows", 64)), int(array.get("cols", 64)))
 
 
 def instrument_time(station: Any) -> float:

@@ -30,11 +30,12 @@ import numpy as np
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.datasets import Dataset, load_dataset
+from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.programming import measure_device_step, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
+    bench_timing,
     instrument_time,
     run_cli_experiment,
     station_defaults,
@@ -157,10 +158,32 @@ class TrainExperiment(Experiment):
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
-        samples = params["limit"] or 1797
-        per_sample = 0 if params["rule"] == "float" else (6 if params["rule"] == "tiki_taka" else 3)
-        ops = params["epochs"] * samples * per_sample
-        return Estimate(operations=ops, instrument_time=ops * 8e-3, detail=f"{ops} MVMs + update pulses")
+        if params["rule"] == "float":
+            return Estimate(operations=0, instrument_time=0.0, detail="numpy baseline, no instrument")
+        t = bench_timing(station_config)
+        features, classes = dataset_shape(params["dataset"])
+        total = dataset_size(params["dataset"])
+        samples = min(params["limit"], total) if params["limit"] else total
+        n_test = int(round(params["test_fraction"] * samples))
+        n_train = samples - n_test
+        sizes = [features, params["hidden"], classes]
+        layers = len(sizes) - 1
+        arrays = 2 if params["rule"] == "tiki_taka" else 1
+        cells = sum(n_in * 2 * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
+        # programming, then the device step (3 reads, 20 pulses on 64 cells)
+        setup = t.write_verify(cells, params["tolerance"]) + 3 * t.read_all + 64 * 20 * t.pulse
+        if arrays == 2:
+            setup += layers * 2 * params["zero_shift_pulses"] * t.slot
+        per_sample_mvms = arrays * (2 * layers - 1) + (0.5 * layers / params["transfer_every"] if arrays == 2 else 0)
+        if params["rule"] == "mixed_precision":
+            update = 0.3 * cells * t.pulse  # pulses per sample ~0.6 x weights (measured early in training)
+        else:
+            update = layers * params["bl"] * t.slot * (1.5 if arrays == 2 else 1.0)
+        per_epoch_mvms = n_train * per_sample_mvms + n_test * arrays * layers + 20 * arrays * layers
+        mvms = int(params["epochs"] * per_epoch_mvms)
+        time = setup + mvms * t.mvm + params["epochs"] * n_train * update
+        return Estimate(operations=mvms, instrument_time=time,
+                        detail=f"{params['epochs']} epochs of {n_train} samples: {mvms} MVMs + update pulses")
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def _float_net(self, sizes: list[int]) -> MLP:
