@@ -107,3 +107,27 @@ def test_served_board_mvm_matches_the_in_process_port_bit_for_bit():
     assert not any(t.is_alive() for t in threads)  # stop() ends the connection threads
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("wire_resistance", [0.35, 0.0])
+@pytest.mark.parametrize("scale", [0.1, 0.9])  # 0.9 V clips the ADC: the slow path with a mask
+def test_mvm_reply_equals_the_generic_dac_physics_adc_pipeline(wire_resistance, scale):
+    text = sim_station_text(12, 10, seed=7, wire_resistance=wire_resistance)
+    fast, ref = (SimBench.from_station(parse_station(text)) for _ in range(2))
+    x = np.random.default_rng(3).uniform(-scale, scale, 12).astype(np.float32)
+    for bench in (fast, ref):
+        bench.board.config = bench.board.config.__class__(12, 10, 0.2, 1e-4)
+        bench.board.configured = True
+    for transpose in (False, True):
+        v = x[:10] if transpose else x
+        payload, flags = fast.board._mvm(v.tobytes(), transpose)
+        emu = ref.board
+        drive = emu._dac(v)
+        currents = emu.model.row_currents(drive) if transpose else emu.model.column_currents(drive)
+        reported, saturated = emu._adc(currents, "row" if transpose else "col")
+        emu.clock.advance(emu.timing.conversions(len(currents)))
+        assert (payload, flags) == emu._measurement(reported, saturated)
+        assert bool(flags) == (scale > 0.5)
+        assert fast.clock.now == ref.clock.now
+    fast.close()
+    ref.close()

@@ -151,7 +151,9 @@ class CrossbarModel:
     def _noise_from_sigma2(self, sigma2_t: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Line noise from σ² already arranged sense × drive."""
         std = np.sqrt(sigma2_t @ (v**2))
-        return std * self.rng.standard_normal(std.size)
+        noise = self.rng.standard_normal(std.size)
+        noise *= std  # z·σ: the same products as σ·z
+        return noise
 
     def column_currents(self, row_voltages: np.ndarray) -> np.ndarray:
         """Forward MVM: rows driven at ``row_voltages`` (V), columns at 0 V; column currents (A)."""

@@ -336,11 +336,15 @@ class BoardEmulator(StreamEmulator):
         """(reported currents A, saturated mask) of a full line vector (length cols or rows)."""
         fs = self.config.tia_range
         reported = np.asarray(self.periphery.adc(currents, fs, side=side), dtype=float)
+        return reported, self._saturated(reported, currents, fs)
+
+    def _saturated(self, reported: np.ndarray, currents: np.ndarray, fs: float) -> np.ndarray:
+        """Clipped samples: reported within 1.5 LSB of full scale ``fs`` (A), or a true current beyond it."""
         bits = self.identity.adc_bits
         lsb = 2.0 * fs / (1 << bits) if bits else 0.0
         saturated = np.abs(reported) >= fs - 1.5 * lsb
         saturated |= np.abs(currents) >= fs
-        return reported, saturated
+        return saturated
 
     def _read_cells_physics(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read cells one at a time at the read voltage (selected row driven, others grounded)."""
@@ -447,11 +451,17 @@ class BoardEmulator(StreamEmulator):
             currents = self.model.row_currents(drive)
         else:
             currents = self.model.column_currents(drive)
-        reported, saturated = self._adc(np.asarray(currents, dtype=float), "row" if transpose else "col")
+        currents = np.asarray(currents, dtype=float)
+        fs = self.config.tia_range
+        reported = np.asarray(self.periphery.adc(currents, fs, side="row" if transpose else "col"), dtype=float)
         self.clock.advance(self.timing.conversions(n_out))
-        if n_out < len(reported):
-            reported, saturated = reported[:n_out], saturated[:n_out]
-        return self._measurement(reported, saturated)
+        bits = self.identity.adc_bits
+        lsb = 2.0 * fs / (1 << bits) if bits else 0.0
+        if np.abs(reported).max() < fs - 1.5 * lsb and np.abs(currents).max() < fs:
+            # nothing clipped (the usual case): what _measurement packs for an all-clear mask
+            return reported[:n_out].astype(bp.F32).tobytes() + bytes(bp.mask_bytes(n_out)), 0
+        saturated = self._saturated(reported, currents, fs)
+        return self._measurement(reported[:n_out], saturated[:n_out])
 
     def _mvm_forward(self, payload: bytes) -> tuple[bytes, int]:
         return self._mvm(payload, transpose=False)

@@ -34,7 +34,11 @@ class StreamEmulator(ABC):
     def read_output(self, max_bytes: int | None = None) -> bytes:
         """Take up to ``max_bytes`` pending reply bytes (all if None)."""
         with self._lock:
-            n = len(self._outbuf) if max_bytes is None else min(max_bytes, len(self._outbuf))
+            if max_bytes is None or max_bytes >= len(self._outbuf):
+                out = bytes(self._outbuf)
+                self._outbuf.clear()
+                return out
+            n = min(max_bytes, len(self._outbuf))
             out = bytes(self._outbuf[:n])
             del self._outbuf[:n]
             return out
