@@ -8,8 +8,11 @@ Rules (same architecture, split, seeds and learning rate):
   (Nandakumar et al. 2020);
 * ``tiki_taka``: two arrays A and C per layer, as two disjoint column bands of the physical array
   (Gokmen & Haensch 2020);
-* ``asymmetric_sgd`` / ``asymmetric_tiki_taka``: the same on a strongly asymmetric RRAM setting
-  (station ``[sim.device]`` table, see ``ASYMMETRIC``).
+* ``asymmetric_sgd`` / ``asymmetric_tiki_taka``: the same on a strongly asymmetric setting: RRAM whose
+  SET steps are 2.3x its RESET steps (``ASYMMETRIC``, station ``[sim.device]`` table) and one device
+  per weight (``update = "single_device"``: G⁻ is a fixed reference). With push-pull pairs the
+  imbalance cancels at the weight level (see ``update_rules``), so a pair is not a strongly
+  asymmetric weight whatever the devices do.
 
 Array: a simulated 64×128 RRAM 1T1R crossbar (64 inputs on rows; differential column pairs;
 Tiki-Taka needs 2 × (32 + 20) = 104 columns). Device physics as in the simulator's defaults
@@ -71,22 +74,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     common = {"hidden": 16, "seed": SEED, "epochs": 2 if args.quick else 8, "limit": 600 if args.quick else 0,
               "lr": 0.1}
+    single = {"update": "single_device"}
     plan = [
-        ("float_acc", "float", None),
-        ("sgd_acc", "sgd", None),
-        ("mixed_precision_acc", "mixed_precision", None),
-        ("tiki_taka_acc", "tiki_taka", None),
-        ("asymmetric_sgd_acc", "sgd", asymmetric_device()),
-        ("asymmetric_tiki_taka_acc", "tiki_taka", asymmetric_device()),
+        ("float_acc", "float", None, {}),
+        ("sgd_acc", "sgd", None, {}),
+        ("mixed_precision_acc", "mixed_precision", None, {}),
+        ("tiki_taka_acc", "tiki_taka", None, {}),
+        ("asymmetric_sgd_acc", "sgd", asymmetric_device(), single),
+        ("asymmetric_tiki_taka_acc", "tiki_taka", asymmetric_device(), single),
     ]
-    out: dict[str, Any] = {"params": common, "asymmetric_overrides": asymmetric_device(),
+    out: dict[str, Any] = {"params": common, "asymmetric_overrides": {**asymmetric_device(), **single},
                            "wire_resistance_ohm": args.wire_resistance}
     t_wall = time.perf_counter()
-    for key, rule, dev in plan:
+    for key, rule, dev, extra in plan:
         if args.rules and key.removesuffix("_acc") not in args.rules:
             continue
         t = time.perf_counter()
-        result, device = run_rule(rule, common, dev, args.wire_resistance)
+        result, device = run_rule(rule, {**common, **extra}, dev, args.wire_resistance)
         out[key] = result.test_acc
         out[key.replace("_acc", "_history")] = [
             {"epoch": e.epoch, "train_loss": round(e.train_loss, 4), "train_acc": round(e.train_acc, 4),

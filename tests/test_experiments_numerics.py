@@ -185,3 +185,21 @@ def test_tiki_taka_refuses_overlapping_blocks():
     c = ArrayBlock(fb, Region(0, 2, 4, 4), m, 2, 4, PulseSpec())
     with pytest.raises(ConfigError, match="disjoint"):
         TikiTakaLayer(a, c, 0.01, 0.01)
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_single_device_updates_leave_the_reference_column_alone(single):
+    fb = FakeCrossbar(4, 8, step=0.02)
+    m = WeightMapping(fb.g_min, fb.g_max, 1.0)
+    block = ArrayBlock(fb, Region(0, 0, 4, 4), m, 2, 4, PulseSpec(), single_device=single)
+    fb.set_conductances(block.rows, block.matrix.cols, m.to_conductance(np.zeros((2, 4)), centered=True))
+    before = fb.g.copy()
+    rows = np.ones((4, 3), dtype=np.int8)
+    outs = np.array([[1, 1, 1], [-1, -1, -1]], dtype=np.int8)
+    pulses = block.outer(rows, outs)
+    assert pulses == (1 if single else 2) * 4 * 2 * 3
+    moved = np.abs(fb.g - before) > 0
+    assert moved[:, block.plus].all()
+    assert moved[:, block.minus].any() != single  # push-pull moves G-, single-device never does
+    block.step_cells(np.array([0]), np.array([1]), np.array([-2]))
+    assert (np.abs(fb.g - before)[:, block.minus] > 0).any() != single

@@ -128,6 +128,8 @@ class TrainExperiment(Experiment):
         Param("v_in", float, 0.2, "V", "input full scale of forward/backward MVMs", min=1e-3),
         Param("bl", int, 10, min=1, max=1000, help="stochastic pulse train length (slots)"),
         Param("max_pulses", int, 4, min=1, max=1000, help="mixed precision: pulse pairs per weight and update"),
+        Param("update", str, "push_pull", choices=("push_pull", "single_device"),
+              help="push_pull: pulse both devices of a pair; single_device: only G+ (G- a fixed reference)"),
         Param("gamma", float, 0.5, min=0.0, max=10.0, help="Tiki-Taka: W = gamma*A + C"),
         Param("transfer_every", int, 2, min=1, help="Tiki-Taka: samples between row transfers A -> C"),
         Param("transfer_lr", float, 0.1, min=1e-6, max=10.0, help="Tiki-Taka: transfer rate"),
@@ -206,14 +208,16 @@ class TrainExperiment(Experiment):
             self.checkpoint()
             self.report(0, 3, f"programming layer {k + 1} ({w.shape[0]}x{w.shape[1]})")
             mapping = WeightMapping(p["g_min"], p["g_max"], w_max, "differential")
-            main = ArrayBlock(board, regs[-1], mapping, w.shape[0], w.shape[1], pulses, enc)
+            single = p["update"] == "single_device"
+            main = ArrayBlock(board, regs[-1], mapping, w.shape[0], w.shape[1], pulses, enc, single_device=single)
             outcome = program_weights(self.station, board, main.rows, main.matrix.cols, mapping, w, centered=True,
                                       pulse=pulses, tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
                                       checkpoint=self.checkpoint)
             prog[f"layer{k}"] = outcome.summary()
             a_block = None
             if p["rule"] == "tiki_taka":
-                a_block = ArrayBlock(board, regs[0], mapping, w.shape[0], w.shape[1], pulses, enc)
+                a_block = ArrayBlock(board, regs[0], mapping, w.shape[0], w.shape[1], pulses, enc,
+                                     single_device=single)
                 self._zero_shift(board, a_block, pulses)
             blocks.append((main, a_block, mapping))
         result.programming = prog
@@ -235,7 +239,8 @@ class TrainExperiment(Experiment):
 
         layers: list[Any] = []
         for k, (main, a_block, mapping) in enumerate(blocks):
-            dw = (step.up + step.down) / mapping.unit  # weight change per push-pull pulse pair
+            # weight change per update event: a push-pull pulse pair, or one pulse on G+ (mean of SET and RESET)
+            dw = (step.mean if main.single_device else step.up + step.down) / mapping.unit
             if p["rule"] == "sgd":
                 layers.append(StochasticPulseLayer(main, dw, bl=p["bl"], seed=p["seed"] + k))
             elif p["rule"] == "mixed_precision":

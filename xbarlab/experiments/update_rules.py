@@ -3,7 +3,11 @@
 All layers keep W on a block of the array in the differential layout (two columns per
 output, W ∝ G⁺ − G⁻, :mod:`xbarlab.experiments.analog`) and update it push-pull: a step up
 SETs G⁺ and RESETs G⁻, a step down the reverse, so one coincidence (or one pulse pair) moves
-W by dw_min = (Δg_up + Δg_down)/unit.
+W by dw_min = (Δg_up + Δg_down)/unit. Push-pull cancels the devices' up/down imbalance at the
+weight level (a step up and a step down each use one SET and one RESET); what is left of the
+asymmetry is a decay of W towards zero from the soft bounds. With ``single_device`` only G⁺ is
+pulsed and G⁻ stays a fixed reference (one device per weight, as in Gokmen & Vlasov 2016 and
+Gokmen & Haensch 2020): the full device asymmetry then reaches the weight, dw_min = Δg_mean/unit.
 
 * :class:`StochasticPulseLayer` — stochastic outer-product update (Gokmen & Vlasov, "Acceleration
   of deep neural network training with resistive cross-point devices", Front. Neurosci. 2016):
@@ -79,9 +83,12 @@ class ArrayBlock:
         n_in: int,
         pulses: PulseSpec,
         encoding: InputEncoding | None = None,
+        *,
+        single_device: bool = False,
     ) -> None:
         if mapping.layout != "differential":
             raise ConfigError("on-array training uses the differential layout (two columns per output)")
+        self.single_device = bool(single_device)  # pulse only G⁺; G⁻ is a fixed reference
         self.board = board
         self.mapping = mapping
         self.pulses = pulses
@@ -95,23 +102,25 @@ class ArrayBlock:
     def outer(self, row_trains: np.ndarray, out_trains: np.ndarray) -> int:
         """Coincidence update: rows (n_in × slots) and outputs (n_out × slots), −1/0/+1.
 
-        A coincidence with product +1 moves W up (SET on G⁺, RESET on G⁻). One board
-        command per polarity: positive amplitude for G⁺ columns driven +, G⁻ columns −.
+        A coincidence with product +1 moves W up (SET on G⁺, RESET on G⁻; G⁺ only with
+        ``single_device``). One board command: G⁺ columns driven with the output train, G⁻
+        columns with its negative.
         """
         slots = row_trains.shape[1]
         rt = np.zeros((self.active[0], slots), dtype=np.int8)
         ct = np.zeros((self.active[1], slots), dtype=np.int8)
         rt[self.rows] = row_trains
         ct[self.plus] = out_trains
-        ct[self.minus] = -out_trains
+        if not self.single_device:
+            ct[self.minus] = -out_trains
         coincidences = int((np.abs(row_trains).astype(np.int64) @ np.abs(out_trains).T).sum())
         if coincidences == 0:
             return 0
         self.board.outer_product_update(rt, ct, self.pulses.amplitude, self.pulses.width)
-        return 2 * coincidences
+        return coincidences if self.single_device else 2 * coincidences
 
     def step_cells(self, ii: np.ndarray, jj: np.ndarray, counts: np.ndarray) -> int:
-        """Signed pulse-pair counts on weights (out jj, in ii): +n → n × (SET G⁺, RESET G⁻)."""
+        """Signed pulse-pair counts on weights (out jj, in ii): +n → n × (SET G⁺, RESET G⁻); G⁺ only if single."""
         pulses: list[Pulse] = []
         sp = self.pulses
         for i, j, n in zip(ii.tolist(), jj.tolist(), counts.tolist(), strict=True):
@@ -119,7 +128,8 @@ class ArrayBlock:
             a_p = sp.amplitude if n > 0 else -sp.amplitude
             for _ in range(abs(int(n))):
                 pulses.append(Pulse(r, cp, a_p, sp.width))
-                pulses.append(Pulse(r, cm, -a_p, sp.width))
+                if not self.single_device:
+                    pulses.append(Pulse(r, cm, -a_p, sp.width))
         if pulses:
             self.board.pulse_batch(pulses)
         return len(pulses)
