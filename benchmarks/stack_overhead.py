@@ -8,8 +8,11 @@ timed in the same process, interleaved, several repetitions, medians.
 
 Reported twice: with the default station physics (0.35 Ω wire segments: IR drop from the
 nodal network) and with ideal wires (wire_resistance = 0), which isolates the software
-stack from the physics. Also: the in-process ``xbarsim://`` path, and a 256×256 MVM with
-the IR-drop solve against the ideal numpy product.
+stack from the physics. Also: the in-process ``xbarsim://`` path (ideal wires and default
+physics), the emulator alone (request bytes in, reply bytes out, no transport), and a 256×256
+MVM with the IR-drop solve against the ideal numpy product. ``ratio_paired`` is the median of
+the per-repetition ratios (each full-stack batch against the raw batch timed just before it),
+which holds better than the ratio of medians when other work loads the machine.
 
 Usage: python benchmarks/stack_overhead.py [--quick]
 """
@@ -29,6 +32,7 @@ import serial
 from xbarlab.drivers.crossbar_board import CrossbarBoard
 from xbarlab.drivers.transport import ByteTransport, SerialTransport
 from xbarlab.instruments.config import parse_station
+from xbarlab.protocol.board import Op, encode_request, pack_vector
 from xbarlab.sim.array import CrossbarModel
 from xbarlab.sim.bench import SimBench
 from xbarlab.sim.devices import make_device
@@ -91,11 +95,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = ap.parse_args()
-    reps, inner = (5, 50) if args.quick else (15, 200)
+    reps, inner = (15, 20) if args.quick else (40, 50)
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.1, 0.1, 64)
 
-    results: dict[str, list[float]] = {k: [] for k in ("default", "ideal", "inproc", "raw")}
+    keys = ("default", "ideal", "inproc", "inproc_default", "emulator", "raw")
+    results: dict[str, list[float]] = {k: [] for k in keys}
     benches, servers, boards = {}, [], {}
     for key, r_wire in (("default", 0.35), ("ideal", 0.0)):
         bench = SimBench.from_station(parse_station(sim_station_text(64, 64, seed=1, wire_resistance=r_wire)))
@@ -110,6 +115,13 @@ def main() -> None:
     inproc = CrossbarBoard(SerialTransport(serial.serial_for_url(inproc_bench.serial_url("board"), timeout=5)))
     inproc.configure(0.2, 2e-3)
     inproc.mvm_forward(x)
+    inproc_default_bench = SimBench.from_station(parse_station(sim_station_text(64, 64, seed=1)))
+    inproc_default = CrossbarBoard(
+        SerialTransport(serial.serial_for_url(inproc_default_bench.serial_url("board"), timeout=5)))
+    inproc_default.configure(0.2, 2e-3)
+    inproc_default.mvm_forward(x)
+    emulator = inproc_default_bench.board  # the same bytes the driver sends, straight into the emulator
+    mvm_request = encode_request(Op.MVM_FORWARD, 1, pack_vector(x.astype(np.float32)))
 
     counter = boards["ideal"].transport
     counter.sent = counter.received = 0
@@ -129,11 +141,17 @@ def main() -> None:
         raw.write(msg)
         raw.read(reply)
 
+    def emulate() -> None:
+        emulator.feed(mvm_request)
+        emulator.read_output()
+
     for _ in range(reps):  # interleaved repetitions
         results["raw"].append(time_it(raw_roundtrip))
         results["default"].append(time_it(lambda: boards["default"].mvm_forward(x)))
         results["ideal"].append(time_it(lambda: boards["ideal"].mvm_forward(x)))
         results["inproc"].append(time_it(lambda: inproc.mvm_forward(x)))
+        results["inproc_default"].append(time_it(lambda: inproc_default.mvm_forward(x)))
+        results["emulator"].append(time_it(emulate))
 
     # 256×256: physics only, IR-drop solve vs ideal product
     m = CrossbarModel(256, 256, make_device("rram"), seed=2, wire_resistance=0.35)
@@ -154,7 +172,7 @@ def main() -> None:
 
     for s in servers:
         s.stop()
-    for b in (*benches.values(), inproc_bench):
+    for b in (*benches.values(), inproc_bench, inproc_default_bench):
         b.close()
 
     full, ideal, raw_us = median_us(results["default"]), median_us(results["ideal"]), median_us(results["raw"])
@@ -164,7 +182,11 @@ def main() -> None:
         "ratio": round(full / raw_us, 2),
         "full_stack_ideal_wires_us": round(ideal, 1),
         "ratio_ideal_wires": round(ideal / raw_us, 2),
+        "ratio_paired": round(statistics.median(f / r for f, r in zip(results["default"], results["raw"],
+                                                                       strict=True)), 2),
         "in_process_ideal_wires_us": round(median_us(results["inproc"]), 1),
+        "in_process_us": round(median_us(results["inproc_default"]), 1),
+        "emulator_only_us": round(median_us(results["emulator"]), 1),
         "request_bytes": request,
         "reply_bytes": reply,
         "mvm256_ir_drop_ms": round(statistics.median(ir_times) * 1e3, 2),
