@@ -260,6 +260,27 @@ class SafeCrossbar(CrossbarArray):
             checked.append(Pulse(p.row, p.col, amplitude, width))
         self.inner.pulse_batch(checked)
 
+    def pulse_arrays(self, rows: Any, cols: Any, amplitudes: Any, widths: Any, *, readback: bool = False) -> Any:
+        """Vectorised pulse batch (board extra ``pulse_arrays``): every amplitude (V) and width (s)
+        is checked against the limits before the first pulse is sent."""
+        inner = getattr(self.inner, "pulse_arrays", None)
+        if not callable(inner):
+            raise AttributeError(f"{self.name} has no pulse_arrays")
+        n = int(np.size(rows))
+        if n > self.limits.max_batch_pulses:
+            raise SafetyLimitError(self.name, "pulses in one batch", float(n), f"<= {self.limits.max_batch_pulses}")
+        lim = self.limits
+        a = self._vector_ok("pulse amplitude (V)", np.broadcast_to(np.asarray(amplitudes, dtype=float), (n,)),
+                            lim.max_pulse_amplitude)
+        w = np.broadcast_to(np.asarray(widths, dtype=float), (n,))
+        if not np.all(np.isfinite(w)):
+            raise SafetyLimitError(self.name, "pulse width (s)", float(w[~np.isfinite(w)][0]), "finite numbers")
+        if n and (w.min() < lim.min_pulse_width or w.max() > lim.max_pulse_width):
+            bad = float(w[(w < lim.min_pulse_width) | (w > lim.max_pulse_width)][0])
+            raise SafetyLimitError(self.name, "pulse width (s)", bad,
+                                   f"[{lim.min_pulse_width:g}, {lim.max_pulse_width:g}]")
+        return inner(rows, cols, a, w, readback=readback)
+
     def outer_product_update(
         self, row_trains: np.ndarray, col_trains: np.ndarray, amplitude: float, width: float
     ) -> None:

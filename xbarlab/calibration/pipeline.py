@@ -1,0 +1,109 @@
+"""Calibrated programming on an open station: read-path calibration, range map, write-verify.
+
+:func:`prepare` calibrates the read path against the SMU, maps every cell's range and the
+stuck cells (all reads corrected); :func:`program_matrix` programs a target matrix with
+the result. These are the Python API behind the campaign step types of
+:mod:`xbarlab.calibration.steps`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xbarlab.calibration.device import BoundsMap, measure_bounds
+from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration, calibrate_read_path
+from xbarlab.calibration.writeverify import ProgramReport, PulseModel, cell_reader, program_conductances
+from xbarlab.errors import ConfigError
+
+
+def station_read_voltage(station: Any) -> float:
+    return float(getattr(getattr(station, "config", None), "read_voltage", 0.2))
+
+
+def sim_clock(station: Any) -> Any:
+    """``station.sim_time`` when the station has a simulated clock, else None."""
+    f = getattr(station, "sim_time", None)
+    if callable(f) and f() is not None:
+        return lambda: float(f())
+    return None
+
+
+@dataclass
+class Prepared:
+    """A calibrated board with its read calibration and range map (S)."""
+
+    board: CalibratedBoard
+    read_cal: ReadCalibration
+    bounds: BoundsMap
+    full_scale: float  # A, TIA range used for single-cell reads
+    read_voltage: float  # V
+
+    def usable_range(self, coverage: float = 0.995) -> tuple[float, float]:
+        return self.bounds.usable_range(coverage)
+
+    def reader(self) -> Any:
+        return cell_reader(self.board, self.read_voltage)
+
+
+def prepare(
+    station: Any,
+    *,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    g_max_expected: float = 150e-6,
+    read_cal: ReadCalibration | None = None,
+    cells_per_column: int = 3,
+    reads: int = 8,
+    bounds_amplitude: float = 2.0,
+    checkpoint: Any = None,
+) -> Prepared:
+    """Read-path calibration (unless ``read_cal`` is given) and range/stuck map of rows × cols.
+
+    The TIA range for single-cell reads is 1.3 × ``g_max_expected`` (S) × read voltage, so the
+    ADC resolves the conductance window rather than the MVM range.
+    """
+    board = station.require_board()
+    v = station_read_voltage(station)
+    fs = min(1.3 * g_max_expected * abs(v), float(getattr(getattr(board, "limits", None), "max_tia_range", 10e-3)))
+    if read_cal is None:
+        read_cal = calibrate_read_path(station, board, full_scale=fs, cells_per_column=cells_per_column, reads=reads,
+                                       checkpoint=checkpoint)
+    board.configure(v, fs)
+    cal_board = CalibratedBoard(board, read_cal, v, fs)
+    n_rows, n_cols = board.shape
+    rows = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=int)
+    cols = np.arange(n_cols) if cols is None else np.asarray(cols, dtype=int)
+    bounds = measure_bounds(cal_board, rows, cols, read_voltage=v, amplitude=bounds_amplitude)
+    return Prepared(cal_board, read_cal, bounds, fs, v)
+
+
+def program_matrix(
+    station: Any,
+    prep: Prepared,
+    targets: np.ndarray,
+    *,
+    tolerance: float,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    model: PulseModel | None = None,
+    max_pulses: int = 100,
+    checkpoint: Any = None,
+    **kwargs: Any,
+) -> ProgramReport:
+    """Write-verify ``targets`` (S) into rows × cols (default: the block of ``prep.bounds``)."""
+    rows = prep.bounds.rows if rows is None else np.asarray(rows, dtype=int)
+    cols = prep.bounds.cols if cols is None else np.asarray(cols, dtype=int)
+    ri = np.searchsorted(prep.bounds.rows, rows)
+    ci = np.searchsorted(prep.bounds.cols, cols)
+    if not (np.array_equal(prep.bounds.rows[np.clip(ri, 0, len(prep.bounds.rows) - 1)], rows)
+            and np.array_equal(prep.bounds.cols[np.clip(ci, 0, len(prep.bounds.cols) - 1)], cols)):
+        raise ConfigError("program_matrix: the block is not covered by the range map; prepare() it first")
+    sub = np.ix_(ri, ci)
+    return program_conductances(
+        prep.board, rows, cols, targets, tolerance=tolerance, g_lo=prep.bounds.g_lo[sub], g_hi=prep.bounds.g_hi[sub],
+        model=model, reader=prep.reader(), read_voltage=prep.read_voltage, max_pulses=max_pulses,
+        skip=prep.bounds.stuck[sub] != 0, clock=sim_clock(station), checkpoint=checkpoint,
+        **{"g_range": prep.usable_range(), **kwargs})

@@ -1,0 +1,297 @@
+"""Read-path calibration: each column's TIA/ADC gain and offset against the SMU as reference.
+
+The board reads a cell through its column TIA and ADC, whose gain (≈2 % spread) and
+offset (a fraction of the TIA full scale) differ per column. Routing the station's SMU
+to the same cell through the board's switch matrix measures the cell's true current at
+the same read voltage; per column
+
+    I_board = gain · I_smu + offset_frac · full_scale
+
+with the offset taken from zero-input conversions (all inputs at 0 V) and the gain from a
+least-squares fit over several reference cells of different conductance. The corrected
+current is (I_board − offset_frac·FS) / gain. The offset scales with the TIA range, so it
+is stored as a fraction of full scale and the correction follows the range in use.
+:class:`CalibratedBoard` applies a record to every later board read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xbarlab.errors import ConfigError, InstrumentError
+
+RECORD_KIND = "read_path"
+
+
+@dataclass
+class ReadCalibration:
+    """Per-column read-path correction (dimensionless gain, offset in A per A of full scale)."""
+
+    gain: np.ndarray
+    offset_frac: np.ndarray
+    read_voltage: float  # V the record was measured at
+    residual_before: float = float("nan")  # rms relative read error of held-out cells, raw
+    residual_after: float = float("nan")  # the same after correction
+    chord_factor: float = 1.0  # I/(V·G) at the read voltage: cell non-linearity from SMU I–V sweeps
+    reference: str = ""  # "<run_id>/<record_id>" once logged
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def correct_currents(self, currents: np.ndarray, full_scale: float, cols: np.ndarray | None = None) -> np.ndarray:
+        """True currents (A) from board currents (A) of columns ``cols`` (default: the last axis is every column)."""
+        i = np.asarray(currents, dtype=float)
+        if cols is None:
+            return (i - self.offset_frac * full_scale) / self.gain
+        c = np.asarray(cols, dtype=int)
+        return (i - self.offset_frac[c] * full_scale) / self.gain[c]
+
+    def to_record(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(data, meta) for ``recorder.add_calibration(record_id, RECORD_KIND, data, meta)``."""
+        data = {"gain": np.asarray(self.gain, dtype=float), "offset_frac": np.asarray(self.offset_frac, dtype=float)}
+        meta = {"read_voltage": float(self.read_voltage), "chord_factor": float(self.chord_factor),
+                "residual_before": float(self.residual_before),
+                "residual_after": float(self.residual_after), **{k: v for k, v in self.detail.items()
+                                                                  if isinstance(v, (int, float, str, bool))}}
+        return data, meta
+
+    @classmethod
+    def from_record(
+        cls, data: dict[str, Any], meta: dict[str, Any] | None = None, reference: str = ""
+    ) -> ReadCalibration:
+        """A calibration from a logged record (``LogReader.find_calibration("read_path")``)."""
+        meta = dict(meta or {})
+        try:
+            gain = np.asarray(data["gain"], dtype=float)
+            off = np.asarray(data["offset_frac"], dtype=float)
+        except KeyError as exc:
+            raise ConfigError(f"read-path calibration record lacks {exc.args[0]!r}") from None
+        if gain.shape != off.shape or np.any(gain <= 0):
+            raise ConfigError("read-path calibration record: gain must be > 0 and match offset_frac in shape")
+        return cls(gain, off, float(meta.get("read_voltage", 0.2)), float(meta.get("residual_before", np.nan)),
+                   float(meta.get("residual_after", np.nan)), float(meta.get("chord_factor", 1.0)), reference)
+
+
+def _smu_name(station: Any, smu: str | None) -> str:
+    if smu:
+        return smu
+    for name in getattr(station, "smus", {}):
+        if station.config.instruments[name].board_port is not None:
+            return name
+    raise ConfigError("read-path calibration needs an SMU cabled to a board port (board_port) as the reference")
+
+
+def _board_currents(board: Any, rows: np.ndarray, cols: np.ndarray, read_v: float) -> tuple[np.ndarray, np.ndarray]:
+    """(currents A, clipped mask) of the listed cells, one read each, never raising for clipping."""
+    reading = getattr(board, "read_cells_reading", None)
+    if callable(reading):
+        r = reading(rows, cols)
+        return np.asarray(r.currents, dtype=float), np.asarray(r.saturated, dtype=bool)
+    try:
+        return np.asarray(board.read_cells(rows, cols), dtype=float) * read_v, np.zeros(len(rows), dtype=bool)
+    except InstrumentError as exc:
+        cur = getattr(exc, "currents", None)
+        if cur is None:
+            raise
+        return np.asarray(cur, dtype=float), np.asarray(exc.saturated, dtype=bool)
+
+
+def smu_cell_current(station: Any, board: Any, smu: str, row: int, col: int, voltage: float, reads: int = 1) -> float:
+    """Current (A) of one cell measured by ``smu`` routed to it through the board (output off afterwards)."""
+    meter, port = station.smu(smu), station.board_port(smu)
+    limit = float(getattr(getattr(meter, "limits", None), "max_current", 1e-3))
+    board.route_smu(port, int(row), int(col))
+    try:
+        meter.source_voltage(voltage, min(limit, 1e-3))
+        meter.set_output(True)
+        return float(np.mean([meter.measure_current() for _ in range(reads)]))
+    finally:
+        meter.set_output(False)
+        board.unroute_smu(port)
+
+
+def chord_factor(station: Any, board: Any, smu: str, cells: list[tuple[int, int]], read_voltage: float,
+                 v_sweep: float = 0.4, points: int = 17) -> float:
+    """I/(V·G) at ``read_voltage``: SMU I–V sweeps (±``v_sweep`` V) of ``cells`` fitted by I/V = G·(1 + c·V²).
+
+    Reads at a finite voltage see the chord conductance of a slightly non-linear cell; the
+    small-signal G is what a linear (MVM) model needs, so reads are divided by this factor.
+    """
+    meter, port = station.smu(smu), station.board_port(smu)
+    cs = []
+    for r, c in cells:
+        board.route_smu(port, int(r), int(c))
+        try:
+            sw = meter.sweep_voltage(-v_sweep, v_sweep, points, 1e-3)
+        finally:
+            meter.set_output(False)
+            board.unroute_smu(port)
+        v, i = np.asarray(sw.voltage, dtype=float), np.asarray(sw.current, dtype=float)
+        use = np.abs(v) > 0.2 * v_sweep
+        slope, intercept = np.polyfit(v[use] ** 2, i[use] / v[use], 1)
+        if intercept > 0:
+            cs.append(slope / intercept)
+    return float(1 + np.median(cs) * read_voltage**2) if cs else 1.0
+
+
+def calibrate_read_path(
+    station: Any,
+    board: Any | None = None,
+    *,
+    full_scale: float,
+    cells_per_column: int = 3,
+    reads: int = 8,
+    smu: str | None = None,
+    seed: int = 0,
+    checkpoint: Any = None,
+) -> ReadCalibration:
+    """Measure every column's read gain and offset against the SMU at TIA range ``full_scale`` (A).
+
+    Per column, ``cells_per_column`` reference cells spread over the conductances present
+    (chosen from one board read, unclipped) are read ``reads`` times by the board and once
+    by the SMU; one more cell per column is held out to report the residual read error
+    (rms of board/SMU − 1) before and after correction. Leaves the TIA at ``full_scale``.
+    """
+    board = board if board is not None else station.require_board()
+    read_v = float(getattr(station.config, "read_voltage", 0.2))
+    name = _smu_name(station, smu)
+    if cells_per_column < 1 or reads < 1:
+        raise ConfigError("cells_per_column and reads must be >= 1")
+    board.configure(read_v, full_scale)
+    n_rows, n_cols = board.shape
+    if cells_per_column + 1 > n_rows:
+        raise ConfigError(f"{cells_per_column} reference cells + 1 held out per column need more than {n_rows} rows")
+    # zero-input offsets (A at this range), averaged
+    zero = np.zeros(n_rows)
+    offs = [np.asarray(board.mvm_forward_reading(zero).currents, dtype=float) if hasattr(board, "mvm_forward_reading")
+            else np.asarray(board.mvm_forward(zero), dtype=float) for _ in range(16)]
+    offset_a = np.mean(offs, axis=0)
+    # choose reference cells from one read: spread over the unclipped conductances of each column
+    rr = np.repeat(np.arange(n_rows), n_cols)
+    cc = np.tile(np.arange(n_cols), n_rows)
+    cur, sat = _board_currents(board, rr, cc, read_v)
+    cur = cur.reshape(n_rows, n_cols)
+    ok = ~sat.reshape(n_rows, n_cols) & (cur > 20 * np.abs(offset_a)[None, :] + 0.01 * full_scale)
+    rng = np.random.default_rng(seed)
+    refs: list[tuple[int, int, bool]] = []  # (row, col, held out)
+    for c in range(n_cols):
+        cand = np.flatnonzero(ok[:, c])
+        if cand.size < 2:
+            continue
+        order = cand[np.argsort(cur[cand, c])]
+        pick = np.unique(np.rint(np.linspace(order.size - 1, order.size // 3, min(cells_per_column, order.size - 1)))
+                         .astype(int))
+        chosen = list(order[pick])
+        rest = [r for r in cand if r not in chosen]
+        held = int(rng.choice(rest)) if rest else None
+        refs += [(int(r), c, False) for r in chosen]
+        if held is not None:
+            refs.append((held, c, True))
+    if not refs:
+        raise ConfigError("read-path calibration: no cell conducts enough to serve as a reference; "
+                          "program some cells or lower full_scale")
+    r_ref = np.array([r for r, _, _ in refs])
+    c_ref = np.array([c for _, c, _ in refs])
+    held = np.array([h for _, _, h in refs])
+    b_cur, b_sat = _board_currents(board, np.tile(r_ref, reads), np.tile(c_ref, reads), read_v)
+    b_cur = b_cur.reshape(reads, -1).mean(axis=0)
+    valid = ~b_sat.reshape(reads, -1).any(axis=0)
+    s_cur = np.empty(len(refs))
+    for k, (r, c, _) in enumerate(refs):
+        if checkpoint is not None and k % 16 == 0:
+            checkpoint()
+        s_cur[k] = smu_cell_current(station, board, name, r, c, read_v)
+    board.configure(read_v, full_scale)
+    gain = np.ones(n_cols)
+    fitted = np.zeros(n_cols, dtype=bool)
+    for c in range(n_cols):
+        use = (c_ref == c) & ~held & valid & (s_cur > 0)
+        if not use.any():
+            continue
+        x, y = s_cur[use], b_cur[use] - offset_a[c]
+        gain[c] = float(np.dot(x, y) / np.dot(x, x))
+        fitted[c] = True
+    top = np.argsort(-s_cur)[: min(3, len(refs))]
+    chord = chord_factor(station, board, name, [(int(r_ref[k]), int(c_ref[k])) for k in top], read_v)
+    board.configure(read_v, full_scale)
+    cal = ReadCalibration(gain, offset_a / full_scale, read_v, chord_factor=chord)
+    test = held & valid & (s_cur > 0)
+    if test.any():
+        raw = b_cur[test] / s_cur[test] - 1
+        fixed = cal.correct_currents(b_cur[test], full_scale, c_ref[test]) / s_cur[test] - 1
+        cal.residual_before = float(np.sqrt(np.mean(raw**2)))
+        cal.residual_after = float(np.sqrt(np.mean(fixed**2)))
+    cal.detail = {"full_scale": float(full_scale), "reference_cells": int((~held).sum()),
+                  "held_out_cells": int(held.sum()), "columns_fitted": int(fitted.sum()), "smu": name,
+                  "reads": int(reads)}
+    return cal
+
+
+class CalibratedBoard:
+    """A board whose column reads (READ_CELL(S), READ_ALL, forward MVM) are corrected by a :class:`ReadCalibration`.
+
+    Conductance reads (S) are also divided by the chord factor (small-signal conductance);
+    MVM currents (A) are corrected for gain and offset only.
+
+    Tracks the TIA full scale through :meth:`configure`; everything else passes through.
+    ``read_voltage``/``full_scale``: the board's configuration when wrapped (V, A).
+    """
+
+    def __init__(self, board: Any, calibration: ReadCalibration, read_voltage: float, full_scale: float) -> None:
+        if calibration.gain.shape != (board.shape[1],):
+            raise ConfigError(f"read-path calibration covers {calibration.gain.size} columns; "
+                              f"the board has {board.shape[1]}")
+        self.inner = board
+        self.calibration = calibration
+        self.read_voltage = float(read_voltage)
+        self.full_scale = float(full_scale)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.inner.shape
+
+    def configure(self, read_voltage: float, tia_range: float) -> None:
+        self.inner.configure(read_voltage, tia_range)
+        self.read_voltage, self.full_scale = float(read_voltage), float(tia_range)
+
+    def _fix_exc(self, exc: InstrumentError, cols: np.ndarray | None) -> InstrumentError:
+        cur = getattr(exc, "currents", None)
+        if cur is not None:
+            exc.currents = self.calibration.correct_currents(np.asarray(cur, dtype=float), self.full_scale, cols)
+        return exc
+
+    def read_cells_reading(self, rows: Any, cols: Any) -> Any:
+        r = self.inner.read_cells_reading(rows, cols)
+        r.currents[...] = self.calibration.correct_currents(r.currents, self.full_scale, np.asarray(cols, dtype=int))
+        return r
+
+    def read_cells(self, rows: Any, cols: Any) -> np.ndarray:
+        c = np.asarray(cols, dtype=int)
+        try:
+            g = np.asarray(self.inner.read_cells(rows, cols), dtype=float)
+        except InstrumentError as exc:
+            raise self._fix_exc(exc, c) from None
+        g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale, c) / self.read_voltage
+        return g / self.calibration.chord_factor
+
+    def read_cell(self, row: int, col: int) -> float:
+        return float(self.read_cells([row], [col])[0])
+
+    def read_all(self) -> np.ndarray:
+        try:
+            g = np.asarray(self.inner.read_all(), dtype=float)
+        except InstrumentError as exc:
+            raise self._fix_exc(exc, None) from None
+        g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale) / self.read_voltage
+        return g / self.calibration.chord_factor
+
+    def mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
+        try:
+            i = np.asarray(self.inner.mvm_forward(row_voltages), dtype=float)
+        except InstrumentError as exc:
+            raise self._fix_exc(exc, None) from None
+        return self.calibration.correct_currents(i, self.full_scale)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)

@@ -1,0 +1,346 @@
+"""Write-verify programming of a target conductance matrix (pulse, read, adapt, repeat).
+
+Model-based adaptive programming (in the spirit of Alibart et al., Nanotechnology 23,
+075201 (2012): adaptive pulses to ~1 % of the range). Each cell follows the soft-bounds
+response the characterisation fits (:mod:`xbarlab.calibration.device`):
+
+    SET:   g' = g + k·(g_hi − g),   RESET: g' = g − k·(g − g_lo),
+    k = exp(s + (V − v_ref)/v_scale) · sqrt(width / width_ref)
+
+with a per-cell, per-direction log step factor ``s`` learned online from every pulse
+(prior: the fitted population value). Each round every cell outside tolerance gets one
+pulse whose amplitude (and, below the smallest useful amplitude, width) is chosen to
+cover ``aim`` × its remaining error; all pulses of a round go out as one batch, then only
+those cells are re-read (averaged reads once close to target). A cell that does not move
+after ``stuck_after`` pulses at the largest amplitude is reported as stuck (never having
+moved) or unreachable (its target beyond its range); a cell that spends ``max_pulses``
+is reported as out of budget. Nothing loops without bound: ``max_rounds`` caps the run.
+
+Abrupt-RESET devices (PCM) are handled by ``reset="abrupt"``: a cell above its target is
+reset to the bottom of its range and re-approached from below with gradual SETs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xbarlab.errors import ConfigError, InstrumentError
+
+# cell status codes
+ACTIVE, DONE, STUCK, UNREACHABLE, BUDGET, SKIPPED = 0, 1, 2, 3, 4, 5
+STATUS_NAMES = {ACTIVE: "active", DONE: "within", STUCK: "stuck", UNREACHABLE: "unreachable",
+                BUDGET: "budget_spent", SKIPPED: "skipped"}
+
+
+@dataclass(frozen=True)
+class PulseModel:
+    """What the programming algorithm assumes of the devices (fit by characterisation).
+
+    ``s_up``/``s_down``: natural log of the fraction of the remaining headroom one nominal
+    pulse (``v_ref`` V, ``width_ref`` s) covers; ``v_scale``: V per e-fold of the step;
+    ``read_sigma``: relative 1σ read noise; ``reset``: "gradual" or "abrupt" (PCM).
+    """
+
+    s_up: float = float(np.log(0.01))
+    s_down: float = float(np.log(0.01))
+    v_ref: float = 1.0  # V
+    v_scale: float = 0.1  # V
+    width_ref: float = 1e-6  # s
+    read_sigma: float = 0.005
+    reset: str = "gradual"
+
+    def __post_init__(self) -> None:
+        if not (self.v_scale > 0 and self.width_ref > 0 and self.read_sigma >= 0):
+            raise ConfigError("pulse model: v_scale and width_ref must be > 0, read_sigma >= 0")
+        if self.reset not in ("gradual", "abrupt"):
+            raise ConfigError(f"pulse model reset {self.reset!r}: expected 'gradual' or 'abrupt'")
+
+
+@dataclass
+class ProgramReport:
+    """Outcome of one write-verify run (conductances in S, times in s)."""
+
+    targets: np.ndarray
+    achieved: np.ndarray  # final verification read
+    status: np.ndarray  # per cell, STATUS_NAMES codes
+    tolerance: float  # S
+    pulses: np.ndarray  # per cell
+    rounds: int
+    sim_time_s: float
+    wall_s: float
+    g_range: tuple[float, float]
+    stop_reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def within(self) -> np.ndarray:
+        return np.abs(self.achieved - self.targets) <= self.tolerance
+
+    @property
+    def live(self) -> np.ndarray:
+        """Cells not reported stuck (nor skipped as known-stuck)."""
+        return (self.status != STUCK) & (self.status != SKIPPED)
+
+    @property
+    def yield_fraction(self) -> float:
+        live = self.live
+        return float(np.mean(self.within[live])) if live.any() else 0.0
+
+    def error_histogram(self, bins: int = 21) -> tuple[np.ndarray, np.ndarray]:
+        """(counts, edges): final error of live cells in units of the tolerance, ±5 tolerances, clipped."""
+        err = (self.achieved - self.targets)[self.live] / self.tolerance
+        return np.histogram(np.clip(err, -5, 5), bins=bins, range=(-5, 5))
+
+    def summary(self) -> dict[str, Any]:
+        live = self.live
+        p = self.pulses[live] if live.any() else np.zeros(1)
+        counts, edges = self.error_histogram()
+        return {
+            "cells": int(self.targets.size),
+            "live_cells": int(live.sum()),
+            "yield": self.yield_fraction,
+            "tolerance_S": float(self.tolerance),
+            "tolerance_frac_of_range": float(self.tolerance / (self.g_range[1] - self.g_range[0])),
+            "mean_pulses": float(np.mean(p)),
+            "max_pulses": int(np.max(p)),
+            "rounds": int(self.rounds),
+            "sim_time_s": float(self.sim_time_s),
+            "wall_s": float(self.wall_s),
+            "stuck": int(np.sum(self.status == STUCK)),
+            "skipped_known_stuck": int(np.sum(self.status == SKIPPED)),
+            "unreachable": int(np.sum(self.status == UNREACHABLE)),
+            "budget_spent": int(np.sum(self.status == BUDGET)),
+            "rms_error_S": float(np.sqrt(np.mean((self.achieved - self.targets)[live] ** 2))) if live.any() else 0.0,
+            "error_hist_counts": counts.tolist(),
+            "error_hist_edges_tol": edges.tolist(),
+            "stop_reason": self.stop_reason,
+        }
+
+    def describe(self) -> str:
+        s = self.summary()
+        return (f"write-verify: {s['yield']:.4f} of {s['live_cells']} live cells within ±{s['tolerance_S']:.3g} S "
+                f"({s['tolerance_frac_of_range']:.3g} of range); pulses mean {s['mean_pulses']:.1f}, max "
+                f"{s['max_pulses']}; stuck {s['stuck']}, unreachable {s['unreachable']}, budget spent "
+                f"{s['budget_spent']}; {s['rounds']} rounds, {s['sim_time_s']:.2f} s instrument, "
+                f"{s['wall_s']:.2f} s wall ({s['stop_reason']})")
+
+
+def cell_reader(board: Any, read_voltage: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Conductances (S) of listed cells by READ_CELLS; a clipped sample reads as its clipped value."""
+
+    def read(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if rows.size == 0:
+            return np.zeros(0)
+        try:
+            return np.asarray(board.read_cells(rows, cols), dtype=float)
+        except InstrumentError as exc:
+            cur = getattr(exc, "currents", None)
+            if cur is None:
+                raise
+            return np.asarray(cur, dtype=float) / read_voltage
+
+    return read
+
+
+def _pulse(board: Any, rows: np.ndarray, cols: np.ndarray, amps: np.ndarray, widths: np.ndarray) -> None:
+    fast = getattr(board, "pulse_arrays", None)
+    if callable(fast):
+        try:
+            fast(rows, cols, amps, widths)
+            return
+        except AttributeError:
+            pass
+    from xbarlab.instruments.interfaces import Pulse
+
+    board.pulse_batch([Pulse(int(r), int(c), float(a), float(w)) for r, c, a, w in zip(rows, cols, amps, widths,
+                                                                                      strict=True)])
+
+
+def program_conductances(
+    board: Any,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    targets: np.ndarray,
+    *,
+    tolerance: float,
+    g_lo: np.ndarray | float,
+    g_hi: np.ndarray | float,
+    model: PulseModel | None = None,
+    reader: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    read_voltage: float = 0.2,
+    width: float = 1e-6,
+    v_min: float = 0.6,
+    v_max: float | None = None,
+    min_width: float = 1e-8,
+    max_pulses: int = 100,
+    max_rounds: int = 300,
+    aim: float = 0.9,
+    accept: float = 0.5,
+    verify_reads: int = 4,
+    stuck_after: int = 3,
+    skip: np.ndarray | None = None,
+    clock: Callable[[], float] | None = None,
+    checkpoint: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    g_range: tuple[float, float] | None = None,
+    final_reads: int = 8,
+) -> ProgramReport:
+    """Program ``targets`` (S, shape len(rows) × len(cols)) into the block rows × cols.
+
+    ``g_lo``/``g_hi``: each cell's (or the common) bottom/top of range (S), e.g. from
+    :func:`~xbarlab.calibration.device.measure_bounds`; ``tolerance`` (S); ``reader(rows, cols)``
+    returns conductances of listed cells (default READ_CELLS; pass a calibrated board).
+    A cell is accepted when the mean of ``verify_reads`` reads is within ``accept`` ×
+    tolerance (margin for read noise), and reported with a fresh final read.
+    ``skip``: cells known stuck (not pulsed, reported as skipped). ``clock()``: instrument time (s).
+    ``g_range``: the range (S) the tolerance is quoted against in the report (default: median bounds).
+    """
+    t_wall = time.perf_counter()
+    t0 = clock() if clock is not None else 0.0
+    model = model or PulseModel()
+    rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
+    tgt = np.asarray(targets, dtype=float)
+    shape = (len(rows), len(cols))
+    if tgt.shape != shape:
+        raise ConfigError(f"targets have shape {tgt.shape}, expected {shape}")
+    if not tolerance > 0:
+        raise ConfigError(f"write-verify tolerance must be > 0 S, got {tolerance}")
+    if max_pulses < 1 or max_rounds < 1:
+        raise ConfigError("max_pulses and max_rounds must be >= 1")
+    if not np.all(np.isfinite(tgt)):
+        raise ConfigError("targets must be finite conductances (S)")
+    limit = float(getattr(getattr(board, "limits", None), "max_pulse_amplitude", 3.0))
+    v_top = min(v_max if v_max is not None else limit, limit)
+    if v_min > v_top:
+        raise ConfigError(f"v_min {v_min} V exceeds the largest allowed amplitude {v_top} V")
+    read = reader or cell_reader(board, read_voltage)
+    rr = np.repeat(rows, len(cols))
+    cc = np.tile(cols, len(rows))
+    t = tgt.ravel().copy()
+    n = t.size
+    lo = np.broadcast_to(np.asarray(g_lo, dtype=float), shape).ravel().copy()
+    hi = np.broadcast_to(np.asarray(g_hi, dtype=float), shape).ravel().copy()
+    status = np.full(n, ACTIVE, dtype=np.int8)
+    if skip is not None:
+        sk = np.asarray(skip, dtype=bool)
+        if sk.shape != shape:
+            raise ConfigError(f"skip mask has shape {sk.shape}, expected {shape}")
+        status[sk.ravel()] = SKIPPED
+    s = np.stack([np.full(n, model.s_up), np.full(n, model.s_down)])  # per direction log step factors
+    n_obs = np.zeros((2, n))
+    pulses = np.zeros(n, dtype=int)
+    idle = np.zeros(n, dtype=int)  # consecutive pulses at full amplitude without the intended move
+    moved_ever = np.zeros(n, dtype=bool)
+    g = np.full(n, np.nan)
+    act = status == ACTIVE
+    g[act] = read(rr[act], cc[act])
+    near = np.abs(t - g) <= 3 * tolerance
+    j = np.flatnonzero(act & near)
+    if verify_reads > 1 and j.size:
+        g[j] = (g[j] + np.sum([read(rr[j], cc[j]) for _ in range(verify_reads - 1)], axis=0)) / verify_reads
+    span = float(np.median(hi - lo))
+    accept_tol = accept * tolerance
+    rounds = 0
+    stop = "every cell settled"
+    for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
+        if checkpoint is not None:
+            checkpoint()
+        act = status == ACTIVE
+        err = t - g
+        # acceptance: within accept·tol on an averaged read (cells already near target were read averaged)
+        ok = act & near & (np.abs(err) <= accept_tol)
+        status[ok] = DONE
+        act &= ~ok
+        status[act & (pulses >= max_pulses)] = BUDGET
+        act &= pulses < max_pulses
+        idx = np.flatnonzero(act)
+        if progress is not None:
+            progress(rounds, int(idx.size))
+        if idx.size == 0:
+            break
+        e = err[idx]
+        gi, li, hii = g[idx], lo[idx], hi[idx]
+        up = e > 0
+        # abrupt RESET: a cell above target goes to the bottom of its range, then SETs up again
+        abrupt = (~up) & (model.reset == "abrupt")
+        head = np.where(up, hii - gi, gi - li)
+        head = np.maximum(head, 0.02 * span)
+        k_need = np.clip(np.abs(e) / head, 1e-6, 1.0)
+        k_aim = np.clip(aim * k_need, 1e-6, 1.0)
+        d = np.where(up, 0, 1)
+        s_i = s[d, idx]
+        # amplitude for the aimed step at the reference width; below v_min shorten the pulse
+        v = model.v_ref + model.v_scale * (np.log(k_aim) - s_i)
+        wid = np.full(idx.size, width)
+        v = v - 0.5 * model.v_scale * np.log(width / model.width_ref)
+        low = v < v_min
+        if low.any():
+            # k ∝ sqrt(width): shorten the pulse to make up for the amplitude floor
+            factor = np.exp((v[low] - v_min) / model.v_scale) ** 2
+            wid[low] = np.maximum(width * factor, min_width)
+            v[low] = v_min
+        v = np.minimum(v, v_top)
+        v = np.where(abrupt, v_top, v)  # a melt-quench RESET needs a strong pulse
+        wid = np.where(abrupt, width, wid)
+        amps = np.where(up, v, -v)
+        _pulse(board, rr[idx], cc[idx], amps, wid)
+        pulses[idx] += 1
+        # re-read the pulsed cells; average the reads of cells that are close to target
+        g_new = read(rr[idx], cc[idx])
+        close = np.abs(t[idx] - g_new) <= 3 * tolerance
+        if verify_reads > 1 and close.any():
+            j = np.flatnonzero(close)
+            more = [read(rr[idx[j]], cc[idx[j]]) for _ in range(verify_reads - 1)]
+            g_new[j] = (g_new[j] + np.sum(more, axis=0)) / verify_reads
+        near[idx] = close
+        dg = g_new - gi
+        noise = 3 * model.read_sigma * np.maximum(np.abs(gi), np.abs(g_new)) + 0.1 * tolerance
+        moved = np.where(up, dg, -dg) > noise
+        moved_ever[idx] |= moved
+        # learn the step factor from cells that moved in the intended direction (gradual steps only)
+        learn = moved & ~abrupt
+        if learn.any():
+            k_obs = np.clip(np.abs(dg[learn]) / head[learn], 1e-9, 1.0)
+            rate = (v[learn] - model.v_ref) / model.v_scale + 0.5 * np.log(wid[learn] / model.width_ref)
+            s_est = np.log(k_obs) - rate
+            di, ci = d[learn], idx[learn]
+            w = 1.0 / (n_obs[di, ci] + 2.0)  # prior counts as one observation
+            s[di, ci] = s[di, ci] + w * np.clip(s_est - s[di, ci], -3, 3)
+            n_obs[di, ci] += 1
+        # no intended move: a big enough pulse should have moved it -> push harder
+        expected = k_aim * head > noise
+        still = ~moved & ~abrupt & expected
+        if still.any():
+            s[d[still], idx[still]] -= 1.5
+        full = still & (v >= v_top - 1e-9)
+        idle[idx[full]] += 1
+        idle[idx[~still]] = 0
+        given_up = idle[idx] >= stuck_after
+        if given_up.any():
+            gu = idx[given_up]
+            status[gu] = np.where(moved_ever[gu], UNREACHABLE, STUCK)
+        g[idx] = g_new
+    else:
+        stop = f"max_rounds = {max_rounds} reached"
+        status[status == ACTIVE] = BUDGET
+    if np.any(status == BUDGET) and stop == "every cell settled":
+        stop = "some cells spent their pulse budget"
+    # final verification: a fresh averaged read of every programmed cell
+    prog = status != SKIPPED
+    final = np.full(n, np.nan)
+    if prog.any():
+        final[prog] = np.mean([read(rr[prog], cc[prog]) for _ in range(max(final_reads, 1))], axis=0)
+    if (~prog).any():
+        final[~prog] = read(rr[~prog], cc[~prog])
+    sim_t = (clock() - t0) if clock is not None else float("nan")
+    report = ProgramReport(tgt, final.reshape(shape), status.reshape(shape), float(tolerance),
+                           pulses.reshape(shape), rounds, float(sim_t), time.perf_counter() - t_wall,
+                           g_range or (float(np.median(lo)), float(np.median(hi))), stop)
+    report.extra["s_up_median"] = float(np.median(s[0]))
+    report.extra["s_down_median"] = float(np.median(s[1]))
+    return report
