@@ -81,7 +81,6 @@ class CrossbarModel:
         self._cache: dict[str, Any] = {}
         self._version = 0
         self._state_cache: tuple[Any, Any] | None = None
-        self._scratch: dict[str, np.ndarray] = {}
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -235,12 +234,8 @@ class CrossbarModel:
             x = vr[:, None]
             excess = self._f(x)
             excess -= x
-            tmp = self._scratch.get(cache_key)
-            if tmp is None or tmp.shape != g.shape or tmp.strides != g.strides:
-                tmp = self._scratch[cache_key] = np.empty_like(g)  # same layout: same summation order
-            np.multiply(g, excess, out=tmp)
             i = k @ vr
-            i += np.add.reduce(tmp, axis=0)
+            i += np.add.reduce(g * excess, axis=0)  # a fresh product: threads may share the model
             return i
         return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
 
