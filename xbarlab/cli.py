@@ -121,6 +121,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        import pyqtgraph  # noqa: F401
+        from PyQt5 import QtWidgets  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"the GUI needs PyQt5 and pyqtgraph ({exc}); install them with: "
+                          'pip install "xbarlab[gui]"') from None
+    from xbarlab.gui.main import main as gui_main
+
+    return gui_main(args.station, args.screenshot, args.tab, args.log_folder)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xbarlab",
@@ -169,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "at most this many times (default 2)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("gui", help="the Qt lab GUI (default: the embedded simulated bench)")
+    _station_arg(p)
+    p.add_argument("--log-folder", metavar="DIR",
+                   help="where session logs go (default: last used, else a temp folder)")
+    p.add_argument("--screenshot", metavar="FILE.png",
+                   help="connect, run the tab's default experiment, save a PNG and exit")
+    p.add_argument("--tab", metavar="NAME", help="bench, array, calibration, mvm, solve, training or logbook")
+    p.set_defaults(handler=cmd_gui)
 
     p = sub.add_parser("replay", help="re-run a log's experiments offline from the recorded transcript")
     p.add_argument("file", metavar="LOG.h5", type=Path)

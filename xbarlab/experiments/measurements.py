@@ -229,3 +229,17 @@ class PulseResponse(Experiment):
             self.commit(f"cycle-{cycle}")
             self.report(cycle + 1, total, f"cycle {cycle + 1}/{total}")
         return np.asarray(rows)
+
+
+@register
+class SafeState(Experiment):
+    """Every SMU output off, board lines grounded, SMUs unrouted (the GUI's Abort when idle)."""
+
+    kind = "safe_state"
+    title = "Safe state: outputs off"
+    params_spec = ()
+
+    def execute(self) -> list[str]:
+        problems = self.station.safe_state()
+        self.commit("safe_state", problems=problems)
+        return problems
