@@ -123,6 +123,7 @@ class PulseResponse:
     pulses: int
     amplitude: float
     width: float
+    repeat: np.ndarray | None = None  # (cycles, cells): a second read before each cycle (read noise)
 
 
 def pulse_response(
@@ -150,15 +151,17 @@ def pulse_response(
     read = reader or cell_reader(board, read_voltage)
     n = rows.size
     g = np.empty((cycles, 2 * pulses + 1, n))
+    rep = np.empty((cycles, n))
     for cyc in range(cycles):
         if checkpoint is not None:
             checkpoint()
         g[cyc, 0] = read(rows, cols)
+        rep[cyc] = read(rows, cols)
         for k in range(2 * pulses):
             sign = 1.0 if k < pulses else -1.0
             _pulse(board, rows, cols, np.full(n, sign * amplitude), np.full(n, width))
             g[cyc, k + 1] = read(rows, cols)
-    return PulseResponse(rows, cols, g, pulses, amplitude, width)
+    return PulseResponse(rows, cols, g, pulses, amplitude, width, rep)
 
 
 @dataclass
@@ -200,7 +203,9 @@ class DeviceFit:
         return data, meta
 
 
-def _fit_cell(g: np.ndarray, n: int) -> tuple[float, float, float, float, float, float, float] | None:
+def _fit_cell(
+    g: np.ndarray, n: int, read_sigma: float = 0.0
+) -> tuple[float, float, float, float, float, float, float] | None:
     """Per-cell soft-bounds fit: (k_up, k_down, g_lo, g_hi, c2c, nonlinearity, n_steps) or None."""
     up_prev = g[:, :n].ravel()
     up_next = g[:, 1 : n + 1].ravel()
@@ -222,12 +227,31 @@ def _fit_cell(g: np.ndarray, n: int) -> tuple[float, float, float, float, float,
     step_up = up_next - up_prev
     model_up = k_up * (g_hi - up_prev)
     big = model_up > 0.2 * np.max(model_up)
-    c2c = float(np.std(step_up[big] / model_up[big] - 1)) if big.sum() > 3 else float("nan")
-    # nonlinearity: exponent p of the headroom dependence Δg ∝ (g_hi − g)^p (1 = soft bounds)
-    h = (g_hi - up_prev) / (g_hi - g_lo)
-    use = (step_up > 0) & (h > 0.02)
-    p = float(np.polyfit(np.log(h[use]), np.log(step_up[use]), 1)[0]) if use.sum() > 3 else float("nan")
+    if big.sum() > 3:
+        # observed step variance = c2c²·model² + two reads' noise (σ_read·g)² each: deconvolve
+        resid2 = (step_up[big] - model_up[big]) ** 2 - read_sigma**2 * (up_prev[big] ** 2 + up_next[big] ** 2)
+        c2c = float(np.sqrt(max(np.mean(resid2) / np.mean(model_up[big] ** 2), 0.0)))
+    else:
+        c2c = float("nan")
+    # nonlinearity: exponent p of the headroom dependence Δg = a·h^p, h = (g_hi − g)/(g_hi − g_lo)
+    # (1 = soft bounds, 0 = constant step), least squares on the steps themselves (unbiased by noise)
+    h = np.clip((g_hi - up_prev) / (g_hi - g_lo), 1e-6, None)
+    p = _fit_power(h, step_up)
     return k_up, k_dn, g_lo, g_hi, c2c, p, float(up_prev.size)
+
+
+def _fit_power(h: np.ndarray, step: np.ndarray) -> float:
+    """Exponent p of step ≈ a·h^p by non-linear least squares (scipy curve_fit)."""
+    from scipy.optimize import curve_fit
+
+    if h.size < 4:
+        return float("nan")
+    try:
+        (a, p), _ = curve_fit(lambda x, a, p: a * x**p, h, step, p0=(float(np.mean(step) / np.mean(h)), 1.0),
+                              maxfev=2000)
+    except (RuntimeError, ValueError):
+        return float("nan")
+    return float(p)
 
 
 def fit_pulse_response(resp: PulseResponse, *, bootstrap: int = 200, seed: int = 0) -> DeviceFit:
@@ -239,8 +263,13 @@ def fit_pulse_response(resp: PulseResponse, *, bootstrap: int = 200, seed: int =
     n = resp.pulses
     fits = []
     failed = 0
+    read_sigma = 0.0
+    if resp.repeat is not None:  # relative read noise from the repeated reads before each cycle
+        a0, b0 = resp.g[:, 0, :].ravel(), resp.repeat.ravel()
+        ok = (a0 + b0) > 0
+        read_sigma = float(np.std((a0[ok] - b0[ok]) / (0.5 * (a0[ok] + b0[ok])))) / np.sqrt(2)
     for i in range(resp.g.shape[2]):
-        f = _fit_cell(resp.g[:, :, i], n)
+        f = _fit_cell(resp.g[:, :, i], n, read_sigma)
         if f is None:
             failed += 1
             fits.append([np.nan] * 7)
@@ -271,6 +300,7 @@ def fit_pulse_response(resp: PulseResponse, *, bootstrap: int = 200, seed: int =
     values = dict(zip(names, map(float, est), strict=True))
     values["cells"] = float(len(a))
     values["failed"] = float(failed)
+    values["read_sigma"] = read_sigma
     errors = dict(zip(names, map(float, err), strict=True))
     per_cell = {"row": resp.rows[good].astype(float), "col": resp.cols[good].astype(float), "k_up": k_up,
                 "k_down": k_dn, "g_lo": lo, "g_hi": hi, "c2c": c2c, "nonlinearity": p}
