@@ -15,9 +15,19 @@ from xbarlab.gui.panel import RunPanel
 from xbarlab.gui.plots import Heatmap, pen, plot_widget
 
 
+def _preload() -> None:
+    """Import the dataset library here, on the UI thread at start-up: imported by the worker mid-run, its
+    extension modules would hold the interpreter lock long enough to stall the UI."""
+    try:
+        import sklearn.datasets  # noqa: F401
+    except ImportError:  # .npz datasets still work
+        pass
+
+
 class TrainingTab(QWidget):
     def __init__(self, controller: BenchController) -> None:
         super().__init__()
+        _preload()
         self.controller = controller
         self.panel = RunPanel(controller, "train", title="Train",
                               overrides={"epochs": 2, "limit": 150, "hidden": 8},
