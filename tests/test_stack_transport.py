@@ -131,3 +131,17 @@ def test_mvm_reply_equals_the_generic_dac_physics_adc_pipeline(wire_resistance, 
         assert fast.clock.now == ref.clock.now
     fast.close()
     ref.close()
+
+
+def test_measurement_mask_round_trips_with_and_without_clipped_samples():
+    from xbarlab.protocol import board as bp
+
+    rng = np.random.default_rng(2)
+    for n in (1, 7, 8, 9, 64):
+        values = rng.normal(size=n).astype(np.float32)
+        for mask in (np.zeros(n, bool), rng.random(n) < 0.3, np.eye(1, n, n - 1, dtype=bool)[0]):
+            payload = bp.pack_measurement(values, mask)
+            for buf in (payload, bytearray(payload), memoryview(payload)):
+                got_values, got_mask = bp.unpack_measurement(buf, n)
+                assert got_values.tobytes() == values.tobytes()
+                assert got_mask.dtype == bool and got_mask.tolist() == mask.tolist()

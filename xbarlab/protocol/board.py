@@ -592,6 +592,9 @@ def unpack_measurement(payload: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
             Err.BAD_LENGTH, f"measurement of {n} samples must be {measurement_size(n)} bytes, got {len(payload)}"
         )
     values = np.frombuffer(payload, dtype=F32, count=n)
+    if isinstance(payload, (bytes, bytearray)) and payload.count(0, 4 * n) == len(payload) - 4 * n:
+        # no sample clipped (the usual case): the all-clear mask without unpacking bits
+        return values, np.zeros(n, dtype=bool)
     bits = np.frombuffer(payload, dtype=np.uint8, offset=4 * n)
     mask = np.unpackbits(bits, count=n, bitorder="little").view(bool)
     return values, mask
