@@ -53,8 +53,10 @@ class DiffBlocks:
             raise InstrumentError(getattr(self.board, "name", "board"), getattr(exc, "code", 0),
                                   f"MVM clipped: raise the TIA range ({exc})") from None
 
-    def set_range(self, read_voltage: float, headroom: float = 1.5, probes: int = 4, seed: int = 0) -> float:
-        """TIA full scale (A) = ``headroom`` × the largest current of random full-scale probes."""
+    def set_range(self, read_voltage: float, headroom: float = 1.5, probes: int = 4, seed: int = 0,
+                  uniform_probe: bool = False) -> float:
+        """TIA full scale (A) = ``headroom`` × the largest current of random full-scale probes
+        (and of all inputs at +v_in with ``uniform_probe``)."""
         top = float(getattr(getattr(self.board, "limits", None), "max_tia_range", 10e-3))
         self.board.configure(read_voltage, top)
         rng = np.random.default_rng(seed)
@@ -62,6 +64,8 @@ class DiffBlocks:
         for _ in range(probes):
             v = np.zeros(self.board.shape[0])
             v[self.rows] = rng.choice([-1.0, 1.0], self.rows.size) * self.v_in
+            if uniform_probe and _ == 0:
+                v[self.rows] = self.v_in
             i = self._forward(v)
             cols = np.concatenate([self.columns(k) for k in range(len(self.col0s))])
             peak = max(peak, float(np.max(np.abs(i[cols]))))
@@ -119,6 +123,7 @@ class ResidualResult:
     digital_corrections: list[int] = field(default_factory=list)  # weights corrected digitally, per block count
     first_alone_without_correction: float = float("nan")
     stage_errors: list[float] = field(default_factory=list)  # blocks 0..k right after block k was programmed
+    first_write_verify_only: float = float("nan")  # array 1 before any MVM-path pass
 
     def summary(self) -> dict[str, Any]:
         return {"errors": self.errors, "first_alone": self.first_alone,
@@ -143,6 +148,8 @@ def program_residual(
     max_scale: float = 50.0,
     refine: bool = True,
     repeats: int = 1,
+    mvm_passes: int = 0,
+    headroom: float = 1.15,
     checkpoint: Any = None,
 ) -> ResidualResult:
     """Program W into the first block at ``col0s[0]`` and the residuals into the next ones.
@@ -154,6 +161,10 @@ def program_residual(
     block's residual is re-measured and re-programmed once after all blocks are in place
     (shared rows: later blocks change the IR drop earlier ones see). ``repeats``: MVMs averaged
     per product, for the probes and the test (read noise sets a floor of ~0.5 % per single MVM).
+    ``mvm_passes``: after write-verify, re-target each block that many times by the error its
+    effective weights show through the MVM path (verification through the MVM itself: this
+    takes out the systematic row IR drop that cell reads do not see); the mapping then leaves
+    ``headroom`` (× the largest |w|) for the compensation.
     """
     from xbarlab.calibration.pipeline import program_matrix
 
@@ -170,7 +181,8 @@ def program_residual(
     realised: list[np.ndarray] = []
     uncompensated: list[int] = []
     stage: list[float] = []  # error of blocks 0..k right after block k was programmed
-    base = PairMapping.for_matrix(w, lo, hi)
+    pre_pass: list[float] = []  # array 1 before the MVM-path passes
+    base = PairMapping.for_matrix(w, lo, hi, headroom=headroom if mvm_passes else 1.0)
     masks: list[np.ndarray] = []  # per block: weights (n_out × n_in) whose pair a stuck device left short
 
     def union(k: int) -> np.ndarray:
@@ -207,10 +219,34 @@ def program_residual(
             targets, short = compensate_stuck(targets, stuck, g_stuck, lo, hi)
         else:
             short = np.zeros((targets.shape[0], n_out), dtype=bool)
-        uncompensated.append(int(short.sum()))
-        masks.append(short.T)
-        reports.append(program_matrix(station, prep, targets, tolerance=tol, rows=rows, cols=cols,
-                                      checkpoint=checkpoint))
+        rep = program_matrix(station, prep, targets, tolerance=tol, rows=rows, cols=cols, checkpoint=checkpoint)
+        if k < len(masks):
+            rep.pulses = rep.pulses + reports[k].pulses  # pulses of every pass on this block
+            uncompensated[k], masks[k], reports[k] = int(short.sum()), short.T, rep
+        else:
+            uncompensated.append(int(short.sum()))
+            masks.append(short.T)
+            reports.append(rep)
+
+    def program_measured(k: int, target: np.ndarray) -> list[np.ndarray]:
+        """Program block k, then ``mvm_passes`` corrections of its targets by what the MVM path realises
+        (line IR drop, non-linearity); returns every block's effective weights."""
+        program_block(k, target)
+        db = blocks(k)
+        db.set_range(read_v)
+        eff = db.effective_weights()
+        if k == 0:  # array 1 after write-verify with read calibration only
+            x0 = np.asarray(test_inputs, dtype=float)
+            y = np.stack([db.outputs(xi)[0] for xi in x0])
+            corr = np.where(masks[0], w - eff[0], 0.0)
+            pre_pass.append(relative_error(y + x0 @ corr.T, x0 @ w.T))
+        adjust = np.zeros_like(target)
+        for _ in range(mvm_passes):
+            adjust += np.where(masks[k], 0.0, target - eff[k])
+            program_block(k, target + adjust)
+            db.set_range(read_v)
+            eff = db.effective_weights()
+        return eff
 
     for k in range(len(col0s)):
         if k == 0:
@@ -222,10 +258,8 @@ def program_residual(
             target = resid * scale
         scales.append(scale)
         mappings.append(PairMapping(lo, hi, base.w_max))
-        program_block(k, target)
+        realised = program_measured(k, target)
         db = blocks(k)
-        db.set_range(read_v)
-        realised = db.effective_weights()
         x0 = np.asarray(test_inputs, dtype=float)
         o = np.stack([db.outputs(xi) for xi in x0])
         y0 = sum(o[:, j, :] / scales[j] for j in range(k + 1)) + x0 @ correction(k + 1).T
@@ -235,14 +269,9 @@ def program_residual(
             first_plain = relative_error(y0 - x0 @ correction(1).T, x0 @ w.T)
     if refine and len(col0s) > 1:
         k = len(col0s) - 1
-        target = residual(k) * scales[k]
-        program_block(k, target)
-        reports.pop(-2)
-        masks.pop(-2)
-        uncompensated.pop(-2)
+        realised = program_measured(k, residual(k) * scales[k])
     db = blocks(len(col0s) - 1)
     db.set_range(read_v)
-    realised = db.effective_weights()
     x = np.asarray(test_inputs, dtype=float)
     y_ref = x @ w.T
     outs = np.stack([db.outputs(xi) for xi in x])  # (vectors, blocks, n_out)
@@ -257,5 +286,6 @@ def program_residual(
     res.errors_without_correction = plain
     res.first_alone_without_correction = first_plain
     res.stage_errors = stage
+    res.first_write_verify_only = pre_pass[0] if pre_pass else float("nan")
     res.digital_corrections = [int(union(k + 1).sum()) for k in range(len(col0s))]
     return res
