@@ -145,6 +145,8 @@ def calibrate_read_path(
     smu: str | None = None,
     seed: int = 0,
     checkpoint: Any = None,
+    set_amplitudes: tuple[float, ...] = (1.2, 1.5, 1.8, 2.2),
+    set_width: float = 1e-6,
 ) -> ReadCalibration:
     """Measure every column's read gain and offset against the SMU at TIA range ``full_scale`` (A).
 
@@ -152,6 +154,10 @@ def calibrate_read_path(
     (chosen from one board read, unclipped) are read ``reads`` times by the board and once
     by the SMU; one more cell per column is held out to report the residual read error
     (rms of board/SMU − 1) before and after correction. Leaves the TIA at ``full_scale``.
+    Columns with too few conducting cells (an unprogrammed array) first get graded SET pulses
+    (``set_amplitudes`` V, ``set_width`` s) on their first rows; an empty tuple disables this.
+    The chord factor (cell non-linearity at the read voltage) comes from SMU I–V sweeps of
+    the three most conductive reference cells.
     """
     board = board if board is not None else station.require_board()
     read_v = float(getattr(station.config, "read_voltage", 0.2))
@@ -172,7 +178,23 @@ def calibrate_read_path(
     cc = np.tile(np.arange(n_cols), n_rows)
     cur, sat = _board_currents(board, rr, cc, read_v)
     cur = cur.reshape(n_rows, n_cols)
-    ok = ~sat.reshape(n_rows, n_cols) & (cur > 20 * np.abs(offset_a)[None, :] + 0.01 * full_scale)
+    floor = 20 * np.abs(offset_a)[None, :] + 0.01 * full_scale
+    ok = ~sat.reshape(n_rows, n_cols) & (cur > floor)
+    need = cells_per_column + 1
+    short = np.flatnonzero(ok.sum(axis=0) < need)
+    cells_set = 0
+    if short.size and set_amplitudes:
+        # an unprogrammed array (e.g. fresh PCM) has no conducting cells: SET graded reference cells
+        from xbarlab.calibration.writeverify import _pulse
+
+        amps = np.resize(np.asarray(set_amplitudes, dtype=float), need)
+        pr = np.concatenate([np.arange(need) for _ in short])
+        pc = np.repeat(short, need)
+        _pulse(board, pr, pc, np.tile(amps, short.size), np.full(pr.size, set_width))
+        cells_set = int(pr.size)
+        cur2, sat2 = _board_currents(board, rr, cc, read_v)
+        cur = cur2.reshape(n_rows, n_cols)
+        ok = ~sat2.reshape(n_rows, n_cols) & (cur > floor)
     rng = np.random.default_rng(seed)
     refs: list[tuple[int, int, bool]] = []  # (row, col, held out)
     for c in range(n_cols):
@@ -224,6 +246,7 @@ def calibrate_read_path(
         cal.residual_after = float(np.sqrt(np.mean(fixed**2)))
     cal.detail = {"full_scale": float(full_scale), "reference_cells": int((~held).sum()),
                   "held_out_cells": int(held.sum()), "columns_fitted": int(fitted.sum()), "smu": name,
+                  "reference_cells_set": cells_set,
                   "reads": int(reads)}
     return cal
 

@@ -1,5 +1,6 @@
 """Import every module that registers built-in step types (campaigns, GUI, CLI use this)."""
 
+import xbarlab.calibration.steps  # noqa: F401 - calibration step types (read_calibration, write_verify, ...)
 import xbarlab.experiments.closed_loop  # noqa: F401 - "closed_loop_solve"
 import xbarlab.experiments.drift_inference  # noqa: F401 - "drift_inference"
 import xbarlab.experiments.linear_solve  # noqa: F401 - "linear_solve"
