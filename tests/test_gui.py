@@ -46,12 +46,12 @@ def test_connecting_the_sim_station_shows_identities_limits_and_the_log(window):
 
 def test_mvm_from_the_gui_plots_data_and_logs_the_run(qtbot, window):
     form = window.mvm.panel.form
-    for name, value in (("n_in", 8), ("n_out", 8), ("vectors", 6), ("direction", "forward")):
+    for name, value in (("n_in", 6), ("n_out", 6), ("vectors", 4), ("direction", "forward")):
         form.set_value(name, value)
     assert window.mvm.run()
     _wait_idle(qtbot, window)
     items = window.mvm.scatter.getPlotItem().listDataItems()
-    assert items and len(items[-1].xData) == 64
+    assert items and len(items[-1].xData) == 36
     assert "median relative error" in window.mvm.stats.text()
     runs = LogReader(window.controller.log_path).runs()
     assert [r["status"] for r in runs if r["kind"] == "mvm"] == ["completed"]
@@ -82,7 +82,7 @@ def test_training_plots_live_curves_keeps_the_ui_responsive_and_abort_leaves_out
     seen = []
     window.controller.progress.connect(lambda kind, p: seen.append(p))
     assert tab.run()
-    qtbot.waitUntil(lambda: len(seen) >= 2, timeout=60000)
+    qtbot.waitUntil(lambda: len(seen) >= 1, timeout=60000)  # programming the weights has begun
     window.abort_button.click()
     _wait_idle(qtbot, window, timeout=60000)
     assert "aborted" in window.msg_label.text()
