@@ -229,9 +229,12 @@ def program_residual(
             reports.append(rep)
 
     def program_measured(k: int, target: np.ndarray) -> list[np.ndarray]:
-        """Program block k, then ``mvm_passes`` corrections of its targets by what the MVM path realises
-        (line IR drop, non-linearity); returns every block's effective weights."""
-        program_block(k, target)
+        """Program block k, then ``mvm_passes`` re-targetings by what the MVM path realises (line IR
+        drop, non-linearity, and the load block k adds to the shared rows of the blocks before it):
+        each pass aims block k at the error the blocks before it leave *now*. Returns every
+        block's effective weights."""
+        programmed = target
+        program_block(k, programmed)
         db = blocks(k)
         db.set_range(read_v)
         eff = db.effective_weights()
@@ -240,10 +243,14 @@ def program_residual(
             y = np.stack([db.outputs(xi)[0] for xi in x0])
             corr = np.where(masks[0], w - eff[0], 0.0)
             pre_pass.append(relative_error(y + x0 @ corr.T, x0 @ w.T))
-        adjust = np.zeros_like(target)
         for _ in range(mvm_passes):
-            adjust += np.where(masks[k], 0.0, target - eff[k])
-            program_block(k, target + adjust)
+            if k == 0:
+                desired = target
+            else:
+                before = sum((eff[j] / scales[j] for j in range(k)), np.zeros(w.shape))
+                desired = np.where(union(k), 0.0, w - before) * scales[k]
+            programmed = programmed + np.where(masks[k], 0.0, desired - eff[k])
+            program_block(k, programmed)
             db.set_range(read_v)
             eff = db.effective_weights()
         return eff
