@@ -1,8 +1,9 @@
 """Programming target conductances into array cells and measuring the device step.
 
-.. note:: Interim. ``xbarlab.calibration`` owns write-verify programming and device
-   characterisation; once it is available this module only adapts its results to what the
-   experiments need. The fallback here is a plain adaptive write-verify loop: read, pulse
+.. note:: Interim. ``xbarlab.calibration`` (docs/calibration.md) now provides the SMU-referenced
+   read-path calibration, range/stuck maps, device fits and a batched model-based write-verify
+   (``program_matrix``); the experiments still call the loop below, kept unchanged so their
+   results stay comparable. The fallback here is a plain adaptive write-verify loop: read, pulse
    every cell outside tolerance with a pulse count proportional to its error (SET up,
    RESET down), re-estimate the mean step per pulse, repeat (Alibart et al., Nanotechnology
    23, 075201 (2012): adaptive programming to ~1 % of the range).
