@@ -55,6 +55,7 @@ class MvmCase:
     rel_error_programmed: np.ndarray  # per vector, against the read-back matrix
     input_magnitude: np.ndarray  # max|x| per vector (1 = full scale)
     per_output_rmse: np.ndarray  # RMS error per output line, units of W
+    outputs: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))  # (expected W·x, measured) per output
 
     @property
     def median_rel_error(self) -> float:
@@ -262,6 +263,8 @@ class MvmExperiment(Experiment):
             self.recorder.stream(f"per_output_rmse/{k}", shape=(len(case.per_output_rmse),), units="1").append(
                 case.per_output_rmse[np.newaxis]
             )
+            self.recorder.stream(f"outputs/{k}", columns=["expected", "measured"], units=["1", "1"]).append(
+                case.outputs)
             self.commit(f"case-{k}", n_out=n_o, n_in=n_i, v_in=v_in, direction=direction,
                         median_rel_error=case.median_rel_error, effective_bits=case.effective_bits)
             self.report(k + 1, len(combos), f"{n_o}x{n_i} at {v_in:g} V {direction}: "
@@ -278,7 +281,7 @@ class MvmExperiment(Experiment):
         transpose = direction == "transpose"
         length = n_o if transpose else n_i
         mags = np.geomspace(0.03, 1.0, n)
-        errs, errs_p, out_err = np.empty(n), np.empty(n), []
+        errs, errs_p, out_err, pairs = np.empty(n), np.empty(n), [], []
         for t in range(n):
             self.checkpoint()
             x = rng.uniform(-1.0, 1.0, length)
@@ -297,8 +300,9 @@ class MvmExperiment(Experiment):
             errs[t] = float(np.linalg.norm(y - ref)) / scale
             errs_p[t] = float(np.linalg.norm(y - ref_p)) / (float(np.linalg.norm(ref_p)) or 1.0)
             out_err.append(y - ref)
+            pairs.append(np.column_stack([ref, y]))
         rmse = np.sqrt(np.mean(np.square(out_err), axis=0))
-        return MvmCase(n_o, n_i, v_in, direction, errs, errs_p, mags, rmse)
+        return MvmCase(n_o, n_i, v_in, direction, errs, errs_p, mags, rmse, np.concatenate(pairs))
 
 
 # -- command line -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ class MvmTab(QWidget):
                               overrides={"n_in": 16, "n_out": 16, "vectors": 20},
                               only=("matrix", "n_in", "n_out", "v_in", "direction", "encoding", "vectors",
                                     "tolerance", "seed"))
-        self.scatter = plot_widget("Programmed vs. target weights", "target weight", "weight read back")
+        self.scatter = plot_widget("MVM outputs: measured vs. expected (W·x)", "expected", "measured")
         self.errors = plot_widget("Relative error per input vector", "input magnitude (max|x|, 1 = full scale)",
                                   "‖y − Wx‖ / ‖Wx‖")
         self.stats = QLabel("Enter a matrix file (.npy) or 'random', then run.")
@@ -42,12 +42,13 @@ class MvmTab(QWidget):
         return self.panel.start()
 
     def show_result(self, result: Any, run_id: str) -> None:
-        w, prog = np.asarray(result.matrix), np.asarray(result.programmed)
         self.scatter.clear()
-        lim = float(np.max(np.abs(w))) or 1.0
+        lim = max((float(np.max(np.abs(c.outputs))) for c in result.cases if c.outputs.size), default=1.0)
         self.scatter.plot([-lim, lim], [-lim, lim], pen=pg.mkPen("#888888", style=2), name="ideal")
-        self.scatter.plot(w.ravel(), prog.ravel(), pen=None, symbol="o", symbolSize=4,
-                          symbolBrush=pg.mkBrush(31, 119, 180, 150), name=f"{w.size} weights")
+        for k, case in enumerate(result.cases):
+            out = np.asarray(case.outputs)
+            self.scatter.plot(out[:, 0], out[:, 1], pen=None, symbol="o", symbolSize=4,
+                              symbolBrush=pg.mkBrush(pen(k).color()), name=f"{case.direction} {case.v_in:g} V")
         self.errors.clear()
         lines = []
         for k, case in enumerate(result.cases):
