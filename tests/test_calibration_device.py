@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from xbarlab.calibration import fit_pulse_response, prepare, pulse_response
-from xbarlab.calibration.mapping import PairMapping, compensate_stuck, plan_tiles
+from xbarlab.calibration.mapping import PairMapping, compensate_stuck, plan_tiles, tiled_matvec
 from xbarlab.calibration.residual import program_residual
 from xbarlab.errors import ConfigError
 from xbarlab.instruments.station import Station
@@ -68,6 +68,10 @@ def test_mapping_clips_compensates_and_tiles():
         covered[t.out0:t.out0 + t.n_out, t.in0:t.in0 + t.n_in] += 1
         assert t.n_in <= 64 and 2 * t.n_out <= 64
     assert np.all(covered == 1)
+    big = np.random.default_rng(0).normal(size=(100, 150))
+    x = np.random.default_rng(1).normal(size=150)
+    y = tiled_matvec(loads, x, 100, lambda t, xb: big[t.out0:t.out0 + t.n_out, t.in0:t.in0 + t.n_in] @ xb)
+    assert np.allclose(y, big @ x)
     with pytest.raises(ConfigError):
         PairMapping(2e-6, 1e-6)
 

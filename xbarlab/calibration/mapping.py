@@ -11,6 +11,7 @@ the array into tiles (input blocks summed digitally, output blocks concatenated)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,3 +130,19 @@ def plan_tiles(n_out: int, n_in: int, rows: int, cols: int, arrays: int = 1) -> 
     if current:
         loads.append(current)
     return loads
+
+
+def tiled_matvec(loads: list[list[Tile]], x: np.ndarray, n_out: int,
+                 run_tile: Callable[[Tile, np.ndarray], np.ndarray],
+                 load: Callable[[list[Tile]], None] | None = None) -> np.ndarray:
+    """y = W·x for a W split by :func:`plan_tiles`: ``load(tiles)`` programs one array load,
+    ``run_tile(tile, x[in0:in0+n_in])`` returns that tile's partial product (n_out values);
+    partial products of input tiles are summed digitally."""
+    x = np.asarray(x, dtype=float)
+    y = np.zeros(n_out)
+    for tiles in loads:
+        if load is not None:
+            load(tiles)
+        for t in tiles:
+            y[t.out0:t.out0 + t.n_out] += run_tile(t, x[t.in0:t.in0 + t.n_in])
+    return y
