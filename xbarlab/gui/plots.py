@@ -18,9 +18,12 @@ def plot_widget(title: str, x_label: str, y_label: str, *, log_y: bool = False, 
     w.setLabel("left", y_label, units=y_units)
     w.showGrid(x=True, y=True, alpha=0.3)
     w.addLegend(offset=(-10, 10))
+    if x_units is None:  # plain numbers: no "(x0.001)" scaling
+        w.getAxis("bottom").enableAutoSIPrefix(False)
+    if y_units is None:
+        w.getAxis("left").enableAutoSIPrefix(False)
     if log_y:
         w.setLogMode(y=True)
-        w.getAxis("left").enableAutoSIPrefix(False)
     return w
 
 
