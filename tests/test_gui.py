@@ -142,3 +142,15 @@ def test_parameter_forms_say_what_is_wrong(qtbot):
     _, problems = form.values()
     text = form.error.text()
     assert any("points" in p for p in problems) and "points" in text and "compliance" in text
+
+
+def test_calibration_tab_runs_write_verify_and_device_fit(qtbot, window):
+    tab = window.calibration
+    assert tab.select("device_fit")
+    for name, value in (("cells", 6), ("pulses", 20), ("cycles", 2)):
+        tab.panels["device_fit"].form.set_value(name, value)
+    assert tab.run()
+    _wait_idle(qtbot, window)
+    names = [item.name() for item in tab.main_plot.getPlotItem().listDataItems()]
+    assert "cell 0: measured" in names and "cell 0: fitted model" in names, (tab.panels["device_fit"].status.text(), names)
+    assert "dw_up" in tab.live.text()

@@ -19,7 +19,8 @@ from xbarlab.gui.panel import RunPanel
 from xbarlab.gui.plots import pen, plot_widget
 from xbarlab.logbook import LogReader
 
-PREFERRED = ("read_calibration", "characterize", "pulse_response", "program", "write_verify", "stuck_map")
+PREFERRED = ("write_verify", "read_calibration", "device_fit", "range_map", "forming", "residual_program",
+             "drift_compensation", "pulse_response")
 
 
 def calibration_kinds() -> list[str]:
@@ -87,13 +88,76 @@ class CalibrationTab(QWidget):
         reader = LogReader(path)
         self.main_plot.clear()
         self.hist.clear()
-        for name in reader.stream_names(run_id):
-            self._plot_stream(name, reader.stream(run_id, name))
-        for rid, (kind, data, meta) in reader.calibrations(run_id).items():
-            self._plot_record(data)
+        self.main_plot.setLogMode(x=False, y=False)
+        streams = {name: reader.stream(run_id, name) for name in reader.stream_names(run_id)}
+        records = reader.calibrations(run_id)
+        if "response" in streams and "device_model" in records:
+            self._plot_device_fit(streams["response"].data, records["device_model"][1])
+        elif "targets" in streams and "achieved" in streams:
+            self._plot_write_verify(streams)
+        else:
+            for name, stream in streams.items():
+                self._plot_stream(name, stream)
+        texts = []
+        for rid, (kind, _data, meta) in records.items():
             summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.items()
                                 if not isinstance(v, (list, dict)))
-            self.live.setText(f"{rid} ({kind}): {summary}\nrun {run_id}")
+            texts.append(f"{rid} ({kind}): {summary}")
+        described = getattr(result, "describe", None)
+        if callable(described):
+            texts.insert(0, described())
+        self.live.setText("\n".join(texts + [f"run {run_id}"]))
+
+    def _plot_device_fit(self, response: np.ndarray, model: dict[str, Any]) -> None:
+        """Measured pulse responses of a few cells with the fitted soft-bounds model drawn through them."""
+        g = np.asarray(response)  # (cycles, 2N + 1, cells)
+        cycles, steps, cells = g.shape
+        n = (steps - 1) // 2
+        x = np.arange(cycles * steps)
+        for c in range(min(cells, 3)):
+            trace = g[:, :, c].ravel()
+            self.main_plot.plot(x, trace, pen=None, symbol="o", symbolSize=4,
+                                symbolBrush=pg.mkBrush(pen(c).color()), name=f"cell {c}: measured")
+            k_up, k_dn = float(model["k_up"][c]), float(model["k_down"][c])
+            g_lo, g_hi = float(model["g_lo"][c]), float(model["g_hi"][c])
+            if not np.isfinite([k_up, k_dn, g_lo, g_hi]).all():
+                continue
+            fitted = []
+            for cyc in range(cycles):  # g' = (1 − k)·g + k·g_bound, from each cycle's first read
+                v = g[cyc, 0, c]
+                fitted.append(v)
+                for k in range(2 * n):
+                    v = (1 - k_up) * v + k_up * g_hi if k < n else (1 - k_dn) * v + k_dn * g_lo
+                    fitted.append(v)
+            self.main_plot.plot(x, np.asarray(fitted), pen=pen(c, 1.5), name=f"cell {c}: fitted model")
+        self.main_plot.setTitle("Pulse response (SET then RESET pulses) and fitted device model")
+        self.main_plot.setLabel("bottom", "pulse number")
+        self.main_plot.setLabel("left", "conductance", units="S")
+
+    def _plot_write_verify(self, streams: dict[str, Any]) -> None:
+        t = streams["targets"].data[-1].ravel()
+        a = streams["achieved"].data[-1].ravel()
+        status = streams["status"].data[-1].ravel() if "status" in streams else np.zeros_like(t)
+        ok = status == 0
+        self.main_plot.plot(t[ok], a[ok], pen=None, symbol="o", symbolSize=3,
+                            symbolBrush=pg.mkBrush(31, 119, 180, 120), name="programmed cells")
+        if (~ok).any():
+            self.main_plot.plot(t[~ok], a[~ok], pen=None, symbol="x", symbolSize=7,
+                                symbolPen=pg.mkPen("#d62728"), name="stuck / not reached")
+        lim = (float(np.min(t)), float(np.max(t)))
+        self.main_plot.plot(lim, lim, pen=pg.mkPen("#888888", style=2), name="target")
+        self.main_plot.setTitle("Write-verify: achieved vs. target conductance")
+        self.main_plot.setLabel("bottom", "target", units="S")
+        self.main_plot.setLabel("left", "achieved", units="S")
+        if "error_histogram" in streams:
+            h = streams["error_histogram"].data
+            edges, counts = h[:, 0], h[:, 1]
+            width = float(np.median(np.diff(edges))) if len(edges) > 1 else 1.0
+            self.hist.addItem(pg.BarGraphItem(x0=edges, x1=edges + width, height=counts,
+                                              brush=pg.mkBrush(pen(0).color())))
+            self.hist.setLabel("bottom", "error (units of the tolerance)")
+        else:
+            self._histogram(a - t, "achieved − target", units="S")
 
     def _plot_stream(self, name: str, s: Any) -> None:
         if s.data.ndim != 2 or not s.columns:
@@ -108,28 +172,21 @@ class CalibrationTab(QWidget):
                 if mask.any():
                     self.main_plot.plot(x[mask], g[mask], pen=None, symbol="o", symbolSize=4,
                                         symbolBrush=pg.mkBrush(pen(k).color()), name=f"{name}: {label}")
-            for j, c in enumerate(cols):
-                if c.startswith("fit"):
-                    self.main_plot.plot(x, s.data[:, j], pen=pen(2), name=f"{name}: {c}")
+            self.main_plot.setTitle("Pulse response")
             self.main_plot.setLabel("bottom", "pulse number")
             self.main_plot.setLabel("left", "conductance", units="S")
             return
-        for j, c in enumerate(cols):
-            if c in ("error", "abs_error", "rel_error"):
-                self._histogram(s.data[:, j], f"{c} [{units[j]}]")
-        y = len(cols) - 1
-        self.main_plot.plot(s.data[:, 0], s.data[:, y], pen=pen(0), symbol="o", symbolSize=4,
-                            name=f"{name}: {cols[y]}")
+        x_col = 0
+        ys = [j for j in range(1, len(cols)) if cols[j] not in ("row", "col", "scale", "factor", "stuck")]
+        if cols[0] == "time":
+            self.main_plot.setLogMode(x=True, y=False)
+        for k, j in enumerate(ys[:3]):
+            self.main_plot.plot(s.data[:, x_col], s.data[:, j], pen=pen(k), symbol="o", symbolSize=5,
+                                name=f"{cols[j]}")
+        self.main_plot.setTitle(name.replace("_", " "))
         self.main_plot.setLabel("bottom", cols[0], units=units[0] if units[0] not in ("", "1") else None)
-        self.main_plot.setLabel("left", cols[y], units=units[y] if units[y] not in ("", "1") else None)
-
-    def _plot_record(self, data: dict[str, Any]) -> None:
-        if "targets" in data and "achieved" in data:
-            err = np.asarray(data["achieved"], float) - np.asarray(data["targets"], float)
-            self._histogram(err.ravel(), "achieved − target", units="S")
-        for key in ("error", "errors", "residual_error"):
-            if key in data:
-                self._histogram(np.asarray(data[key], float).ravel(), key)
+        if ys:
+            self.main_plot.setLabel("left", ", ".join(cols[j] for j in ys[:3]))
 
     def _histogram(self, values: np.ndarray, label: str, units: str | None = None) -> None:
         values = values[np.isfinite(values)]
