@@ -137,13 +137,17 @@ class CalibrationTab(QWidget):
     def _plot_write_verify(self, streams: dict[str, Any]) -> None:
         t = streams["targets"].data[-1].ravel()
         a = streams["achieved"].data[-1].ravel()
-        status = streams["status"].data[-1].ravel() if "status" in streams else np.zeros_like(t)
-        ok = status == 0
-        self.main_plot.plot(t[ok], a[ok], pen=None, symbol="o", symbolSize=3,
-                            symbolBrush=pg.mkBrush(31, 119, 180, 120), name="programmed cells")
-        if (~ok).any():
-            self.main_plot.plot(t[~ok], a[~ok], pen=None, symbol="x", symbolSize=7,
-                                symbolPen=pg.mkPen("#d62728"), name="stuck / not reached")
+        from xbarlab.calibration.writeverify import DONE, SKIPPED, STUCK
+
+        status = streams["status"].data[-1].ravel() if "status" in streams else np.full(t.shape, DONE)
+        groups = ((status == DONE, "within tolerance", "o", "#1f77b4"),
+                  ((status == STUCK) | (status == SKIPPED), "stuck (reported, not pulsed further)", "x", "#d62728"),
+                  ((status != DONE) & (status != STUCK) & (status != SKIPPED), "not reached", "t", "#ff7f0e"))
+        for mask, label, symbol, colour in groups:
+            if mask.any():
+                self.main_plot.plot(t[mask], a[mask], pen=None, symbol=symbol, symbolSize=4 if symbol == "o" else 8,
+                                    symbolPen=pg.mkPen(colour), symbolBrush=pg.mkBrush(colour),
+                                    name=f"{label}: {int(mask.sum())}")
         lim = (float(np.min(t)), float(np.max(t)))
         self.main_plot.plot(lim, lim, pen=pg.mkPen("#888888", style=2), name="target")
         self.main_plot.setTitle("Write-verify: achieved vs. target conductance")

@@ -48,6 +48,8 @@ def run_default(app: QApplication, window: MainWindow, tab: str) -> None:
         wait(app, window)
         window.solve.one_step.start()
     elif tab == "training":
+        for name, value in (("limit", 500), ("epochs", 4), ("lr", 0.1)):  # enough to learn something visible
+            window.training.panel.form.set_value(name, value)
         window.training.run()
         for _ in range(3):  # float baseline, the analog rule, the conductance map
             wait(app, window)
