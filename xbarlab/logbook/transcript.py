@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from xbarlab.drivers.transport import ByteTransport, MessageTransport
 from xbarlab.errors import ReplayDivergence, TransportError, TransportTimeout, XbarlabError
@@ -52,6 +52,25 @@ class _Recorder:
     def _rec(self, code: str, data: bytes) -> None:
         self._sink.record_transcript(self._link, code, data, self._sim_time() if self._sim_time else None)
 
+    def _exchange(self, code: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call the inner transport; record its outcome (data under ``code``, a timeout, or a link error)."""
+        try:
+            result = fn(*args)
+        except TransportTimeout as exc:
+            self._rec(TIMEOUT, str(exc).encode())
+            raise
+        except TransportError as exc:
+            self._rec(ERROR, str(exc).encode())
+            raise
+        if code == WRITE:
+            data = args[0]
+            self._rec(WRITE, data.encode() if isinstance(data, str) else bytes(data))
+        elif code == CLEAR:
+            self._rec(CLEAR, b"")
+        else:
+            self._rec(code, result.encode() if isinstance(result, str) else result)
+        return result
+
 
 class RecordingMessageTransport(MessageTransport, _Recorder):
     """Wraps a :class:`MessageTransport`; every write, reply, timeout and clear goes to ``sink``."""
@@ -63,40 +82,16 @@ class RecordingMessageTransport(MessageTransport, _Recorder):
         self.address = inner.address
 
     def write(self, message: str) -> None:
-        try:
-            self.inner.write(message)
-        except TransportError as exc:
-            self._rec(ERROR, str(exc).encode())
-            raise
-        self._rec(WRITE, message.encode())
+        self._exchange(WRITE, self.inner.write, message)
 
     def read(self) -> str:
-        try:
-            reply = self.inner.read()
-        except TransportTimeout as exc:
-            self._rec(TIMEOUT, str(exc).encode())
-            raise
-        except TransportError as exc:
-            self._rec(ERROR, str(exc).encode())
-            raise
-        self._rec(READ, reply.encode())
-        return reply
+        return self._exchange(READ, self.inner.read)
 
     def read_bytes(self, count: int) -> bytes:
-        try:
-            data = self.inner.read_bytes(count)
-        except TransportTimeout as exc:
-            self._rec(TIMEOUT, str(exc).encode())
-            raise
-        except TransportError as exc:
-            self._rec(ERROR, str(exc).encode())
-            raise
-        self._rec(READ_BYTES, data)
-        return data
+        return self._exchange(READ_BYTES, self.inner.read_bytes, count)
 
     def clear(self) -> None:
-        self.inner.clear()
-        self._rec(CLEAR, b"")
+        self._exchange(CLEAR, self.inner.clear)
 
     def close(self) -> None:
         self.inner.close()
@@ -112,28 +107,13 @@ class RecordingByteTransport(ByteTransport, _Recorder):
         self.address = inner.address
 
     def write(self, data: bytes) -> None:
-        try:
-            self.inner.write(data)
-        except TransportError as exc:
-            self._rec(ERROR, str(exc).encode())
-            raise
-        self._rec(WRITE, bytes(data))
+        self._exchange(WRITE, self.inner.write, data)
 
     def read(self, count: int) -> bytes:
-        try:
-            data = self.inner.read(count)
-        except TransportTimeout as exc:
-            self._rec(TIMEOUT, str(exc).encode())
-            raise
-        except TransportError as exc:
-            self._rec(ERROR, str(exc).encode())
-            raise
-        self._rec(READ, data)
-        return data
+        return self._exchange(READ, self.inner.read, count)
 
     def reset_input(self) -> None:
-        self.inner.reset_input()
-        self._rec(CLEAR, b"")
+        self._exchange(CLEAR, self.inner.reset_input)
 
     def close(self) -> None:
         self.inner.close()
