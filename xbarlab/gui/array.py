@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QHBoxLayout, QLabel, QSplitter, QWidget
 
 from xbarlab.gui.controller import BenchController
-from xbarlab.gui.panel import RunPanel
+from xbarlab.gui.panel import RunPanel, side_panel
 from xbarlab.gui.plots import Heatmap, pen, plot_widget
 
 
@@ -26,13 +26,7 @@ class ArrayTab(QWidget):
         self.info = QLabel("Click a cell of the map to sweep it through the SMU routed by the board.")
         self.info.setWordWrap(True)
 
-        left = QVBoxLayout()
-        left.addWidget(self.read)
-        left.addWidget(self.iv)
-        left.addWidget(self.info)
-        lw = QWidget()
-        lw.setLayout(left)
-        lw.setMaximumWidth(360)
+        lw = side_panel(self.read, self.iv, self.info, width=360)
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.heatmap)
         split.addWidget(self.iv_plot)

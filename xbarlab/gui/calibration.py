@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5.QtWidgets import QComboBox, QGridLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QComboBox, QGridLayout, QLabel, QStackedWidget, QWidget
 
 from xbarlab.experiments.base import STEP_TYPES, Progress
 from xbarlab.gui.controller import BenchController
-from xbarlab.gui.panel import RunPanel
+from xbarlab.gui.panel import RunPanel, side_panel
 from xbarlab.gui.plots import pen, plot_widget
 from xbarlab.logbook import LogReader
 
@@ -51,13 +51,7 @@ class CalibrationTab(QWidget):
         self.live.setWordWrap(True)
         self.main_plot = plot_widget("Result", "", "")
         self.hist = plot_widget("Error histogram", "error", "cells")
-        left = QVBoxLayout()
-        left.addWidget(self.choice)
-        left.addWidget(self.stack)
-        left.addWidget(self.live)
-        lw = QWidget()
-        lw.setLayout(left)
-        lw.setMaximumWidth(400)
+        lw = side_panel(self.choice, self.stack, self.live, width=400)
         grid = QGridLayout(self)
         grid.addWidget(lw, 0, 0, 2, 1)
         grid.addWidget(self.main_plot, 0, 1)

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QGridLayout, QLabel, QWidget
 
 from xbarlab.gui.controller import BenchController
-from xbarlab.gui.panel import RunPanel
+from xbarlab.gui.panel import RunPanel, side_panel
 from xbarlab.gui.plots import pen, plot_widget
 
 
@@ -25,12 +25,7 @@ class MvmTab(QWidget):
                                   "‖y − Wx‖ / ‖Wx‖")
         self.stats = QLabel("Enter a matrix file (.npy) or 'random', then run.")
         self.stats.setWordWrap(True)
-        left = QVBoxLayout()
-        left.addWidget(self.panel)
-        left.addWidget(self.stats)
-        lw = QWidget()
-        lw.setLayout(left)
-        lw.setMaximumWidth(380)
+        lw = side_panel(self.panel, self.stats, width=380)
         grid = QGridLayout(self)
         grid.addWidget(lw, 0, 0, 2, 1)
         grid.addWidget(self.scatter, 0, 1)

@@ -84,3 +84,13 @@ class RunPanel(QWidget):
         self.bar.setValue(0)
         self.status.setText(("aborted: " if aborted else "failed: ") + message)
         self.failed.emit(message, aborted)
+
+
+def side_panel(*widgets: QWidget, width: int = 380) -> QWidget:
+    """The controls column at the left of a tab: ``widgets`` stacked, at most ``width`` px wide."""
+    column = QWidget()
+    layout = QVBoxLayout(column)
+    for w in widgets:
+        layout.addWidget(w)
+    column.setMaximumWidth(width)
+    return column

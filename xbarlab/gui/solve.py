@@ -9,7 +9,7 @@ from PyQt5.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from xbarlab.experiments.base import Progress
 from xbarlab.gui.controller import BenchController
-from xbarlab.gui.panel import RunPanel
+from xbarlab.gui.panel import RunPanel, side_panel
 from xbarlab.gui.plots import pen, plot_widget
 
 
@@ -31,12 +31,7 @@ class SolveTab(QWidget):
         g1, g2 = QGroupBox("Iterative refinement (Le Gallo 2018)"), QGroupBox("One-step solve (Sun 2019)")
         QVBoxLayout(g1).addWidget(self.refine)
         QVBoxLayout(g2).addWidget(self.one_step)
-        left = QVBoxLayout()
-        left.addWidget(g1)
-        left.addWidget(g2)
-        lw = QWidget()
-        lw.setLayout(left)
-        lw.setMaximumWidth(380)
+        lw = side_panel(g1, g2, width=380)
         grid = QGridLayout(self)
         grid.addWidget(lw, 0, 0, 2, 1)
         grid.addWidget(self.plot, 0, 1)

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5.QtWidgets import QCheckBox, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
 
 from xbarlab.experiments.base import Progress
 from xbarlab.gui.controller import BenchController
-from xbarlab.gui.panel import RunPanel
+from xbarlab.gui.panel import RunPanel, side_panel
 from xbarlab.gui.plots import Heatmap, pen, plot_widget
 
 
@@ -41,13 +41,7 @@ class TrainingTab(QWidget):
         self.weights = Heatmap("Conductance of the array after training", "G (µS)", scale=1e6)
         self.info = QLabel("")
         self.info.setWordWrap(True)
-        left = QVBoxLayout()
-        left.addWidget(self.panel)
-        left.addWidget(self.baseline)
-        left.addWidget(self.info)
-        lw = QWidget()
-        lw.setLayout(left)
-        lw.setMaximumWidth(380)
+        lw = side_panel(self.panel, self.baseline, self.info, width=380)
         grid = QGridLayout(self)
         grid.addWidget(lw, 0, 0, 2, 1)
         grid.addWidget(self.acc, 0, 1)
