@@ -23,8 +23,8 @@ uniform in [−1, 1], each product the mean of ``repeats`` MVMs (read noise alon
   third block and a final re-programming of it. Because the rows are shared, programming
   later blocks adds row IR drop that changes what earlier ones realise
   (``after_all_blocks_1_2_3`` shows each combination in the final state). To limit this, blocks 2
-  and 3 are first pre-conditioned with placeholder residuals of the expected statistics (the
-  shared rows carry about their final load while block 1 is programmed).
+  and 3 hold centred pairs (G± = g_mid ± Δ/2: the pair current does not depend on the weight)
+  and are set to w = 0 before block 1 is programmed, so the row load stays constant.
 
 Usage: ``python benchmarks/mvm_accuracy.py [--quick]`` (quick: 32×32 on 32×192); last line one JSON object.
 """

@@ -53,6 +53,9 @@ def test_mapping_clips_compensates_and_tiles():
     g = m.to_conductance(w)
     assert g.shape == (2, 2) and m.clipped(w) == 1
     assert np.allclose(m.to_weights(g), [[0.5, -1.0]])
+    c = PairMapping(1e-6, 51e-6, w_max=1.0, centered=True).to_conductance(np.array([[0.5, -1.0, 0.0]]))
+    assert np.allclose(c[:, 0::2] + c[:, 1::2], 52e-6)  # the pair current does not depend on w
+    assert np.allclose(PairMapping(1e-6, 51e-6, centered=True).to_weights(c), [[0.5, -1.0, 0.0]])
     # G+ of the first pair stuck at 30 µS: the partner follows to keep the difference
     stuck = np.zeros_like(g, dtype=bool)
     stuck[0, 0] = True

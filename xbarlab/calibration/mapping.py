@@ -21,11 +21,17 @@ from xbarlab.errors import ConfigError
 
 @dataclass(frozen=True)
 class PairMapping:
-    """Signed weights ↔ differential conductances (S) over the usable range [g_lo, g_hi]."""
+    """Signed weights ↔ differential conductances (S) over the usable range [g_lo, g_hi].
+
+    One-sided by default (the device of the other sign at g_lo: least current); ``centered``
+    puts both devices around mid-range (G± = g_mid ± w·unit/2), the same weight range with a
+    pair current that does not depend on w (row load constant while weights change).
+    """
 
     g_lo: float
     g_hi: float
     w_max: float = 1.0
+    centered: bool = False  # both devices around mid-range: constant pair current (row load) for any w
 
     def __post_init__(self) -> None:
         if not (0 <= self.g_lo < self.g_hi and np.isfinite(self.g_hi)):
@@ -48,6 +54,11 @@ class PairMapping:
         """Targets (n_in × 2·n_out, S) for W (n_out × n_in); |w| is clipped at w_max."""
         w = np.clip(np.asarray(weights, dtype=float), -self.w_max, self.w_max).T
         g = np.empty((w.shape[0], 2 * w.shape[1]))
+        if self.centered:
+            mid = 0.5 * (self.g_lo + self.g_hi)
+            g[:, 0::2] = mid + 0.5 * w * self.unit
+            g[:, 1::2] = mid - 0.5 * w * self.unit
+            return g
         g[:, 0::2] = self.g_lo + np.maximum(w, 0.0) * self.unit
         g[:, 1::2] = self.g_lo + np.maximum(-w, 0.0) * self.unit
         return g

@@ -168,10 +168,10 @@ def program_residual(
     ``mvm_passes``: after write-verify, re-target each block that many times by the error its
     effective weights show through the MVM path (verification through the MVM itself: this
     takes out the systematic row IR drop that cell reads do not see); the mapping then leaves
-    ``headroom`` (× the largest |w|) for the compensation. ``precondition``: before block 1,
-    program the later blocks with placeholder residuals (normal, σ = w_max/3.5, seeded) to a
-    loose 3 % tolerance, so the shared rows already carry about the load the real residuals
-    will add and programming them later shifts the earlier blocks much less.
+    ``headroom`` (× the largest |w|) for the compensation. ``precondition``: the shared rows
+    carry their final load from the start: the later blocks use centred pairs
+    (G± = g_mid ± Δ/2, a pair current independent of the weight) and are first set to w = 0,
+    so programming the residuals later hardly changes the row IR drop the earlier blocks see.
     """
     from xbarlab.calibration.pipeline import program_matrix
 
@@ -191,6 +191,7 @@ def program_residual(
     pre_pass: list[float] = []  # array 1 before the MVM-path passes
     precondition_pulses: list[float] = []
     base = PairMapping.for_matrix(w, lo, hi, headroom=headroom if mvm_passes else 1.0)
+    centred = PairMapping(lo, hi, base.w_max, centered=True)
     masks: list[np.ndarray] = []  # per block: weights (n_out × n_in) whose pair a stuck device left short
 
     def union(k: int) -> np.ndarray:
@@ -264,13 +265,13 @@ def program_residual(
         return eff
 
     if precondition and len(col0s) > 1:
-        rng = np.random.default_rng(seed)
+        # later blocks hold centred pairs (constant pair current): set them to w = 0 now, so the
+        # shared rows carry their final load while block 1 is programmed
         for k in range(1, len(col0s)):
             cols = np.arange(col0s[k], col0s[k] + 2 * n_out)
-            placeholder = np.clip(rng.normal(0.0, base.w_max / 3.5, w.shape), -base.w_max, base.w_max)
             board.configure(read_v, prep.full_scale)
-            pre = program_matrix(station, prep, PairMapping(lo, hi, base.w_max).to_conductance(placeholder),
-                                 tolerance=3 * tol, rows=rows, cols=cols, checkpoint=checkpoint)
+            pre = program_matrix(station, prep, centred.to_conductance(np.zeros_like(w)), tolerance=2 * tol,
+                                 rows=rows, cols=cols, checkpoint=checkpoint)
             precondition_pulses.append(float(np.mean(pre.pulses)))
     for k in range(len(col0s)):
         if k == 0:
@@ -281,7 +282,7 @@ def program_residual(
             scale = min(max_scale, base.w_max / max(peak, 1e-300))
             target = resid * scale
         scales.append(scale)
-        mappings.append(PairMapping(lo, hi, base.w_max))
+        mappings.append(base if k == 0 or not precondition else centred)
         realised = program_measured(k, target)
         db = blocks(k)
         x0 = np.asarray(test_inputs, dtype=float)
