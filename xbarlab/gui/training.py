@@ -36,6 +36,7 @@ class TrainingTab(QWidget):
         self.baseline = QCheckBox("also train the float baseline first (same data split)")
         self.baseline.setChecked(True)
         self.acc = plot_widget("Test accuracy", "epoch", "accuracy")
+        self.acc.getPlotItem().legend.setOffset((-10, -10))  # bottom right: accuracy curves rise to the top
         self.loss = plot_widget("Training loss", "epoch", "cross-entropy (nat)")
         self.pulses = plot_widget("Pulses applied", "epoch", "pulses")
         self.weights = Heatmap("Conductance of the array after training", "G (µS)", scale=1e6)
