@@ -117,7 +117,7 @@ class BenchTab(QWidget):
             self.limits.setItem(k, 0, QTableWidgetItem(inst.name))
             self.limits.setItem(k, 1, QTableWidgetItem(limits))
         self.instruments.resizeColumnsToContents()
-        self.limits.resizeColumnsToContents()
+        self.limits.resizeColumnToContents(0)  # the limits column stretches and wraps
         self.limits.resizeRowsToContents()
         return True
 
