@@ -152,5 +152,6 @@ def test_calibration_tab_runs_write_verify_and_device_fit(qtbot, window):
     assert tab.run()
     _wait_idle(qtbot, window)
     names = [item.name() for item in tab.main_plot.getPlotItem().listDataItems()]
-    assert "cell 0: measured" in names and "cell 0: fitted model" in names, (tab.panels["device_fit"].status.text(), names)
+    status = tab.panels["device_fit"].status.text()
+    assert "cell 0: measured" in names and "cell 0: fitted model" in names, (status, names)
     assert "dw_up" in tab.live.text()
