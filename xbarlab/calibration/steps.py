@@ -319,8 +319,14 @@ class WriteVerifyStep(_CalStep):
         self.report(1, 2, "write-verify")
         from xbarlab.calibration.pipeline import program_matrix
 
+        live = max(int(np.sum(b.stuck == 0)), 1)
+
+        def round_done(rounds: int, active: int) -> None:  # live progress (cells settled) for bars and the GUI
+            self.report(1, 2, f"write-verify round {rounds}: {active} cells still active",
+                        round=rounds, active=active, settled_fraction=1.0 - active / live)
+
         rep = program_matrix(self.station, prep, targets, tolerance=p["tolerance"] * (hi - lo),
-                             max_pulses=p["max_pulses"], checkpoint=self.checkpoint)
+                             max_pulses=p["max_pulses"], checkpoint=self.checkpoint, progress=round_done)
         shape = targets.shape
         for name, arr, unit in (("targets", targets, "S"), ("achieved", rep.achieved, "S"),
                                 ("pulses", rep.pulses.astype(float), "1"), ("status", rep.status.astype(float), "1")):
