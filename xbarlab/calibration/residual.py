@@ -151,7 +151,7 @@ def program_residual(
     refine: bool = True,
     repeats: int = 1,
     mvm_passes: int = 0,
-    headroom: float = 1.15,
+    headroom: float = 1.3,
     precondition: bool = True,
     seed: int = 0,
     checkpoint: Any = None,
