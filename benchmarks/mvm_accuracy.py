@@ -10,8 +10,11 @@ uniform in [−1, 1], each product the mean of ``repeats`` MVMs (read noise alon
 * ``naive``: open-loop programming (strong RESET, then a pulse count computed from the
   nominal device model, no verify), datasheet window 1–100 µS, no read calibration.
 * ``calibrated`` (a separate n×2n array on its own): SMU-referenced read calibration,
-  range/stuck map, write-verify to 1 % of the usable range, stuck devices compensated by
+  range/stuck map, write-verify to 1 % of the usable range verified by READ_ALL rows (each
+  cell seen with its row's IR drop, as a forward MVM sees it), stuck devices compensated by
   their partner, pairs a stuck device leaves short corrected digitally (count reported).
+  ``calibrated_cell_reads``: the same with single-cell verify reads (device conductances;
+  the row IR drop of the MVM is then uncorrected).
 * ``calibrated_mvm_verified``: the same array after ``--mvm-passes`` re-targetings by the error its
   effective weights (least squares over probe MVMs) show: this removes the systematic row IR
   drop that single-cell verify reads cannot see (all blocks below use these passes).
@@ -87,19 +90,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         naive_single = open_loop(st, w, x, 1)
     with Station.from_text(sim_station_text(n, 2 * n, seed=args.seed + 1)) as st:  # one array on its own
         prep1 = prepare(st)
+        alone_cells = program_residual(st, prep1, w, col0s=[0], test_inputs=x, repeats=args.repeats,
+                                       mvm_passes=0, reader="cells")
+    with Station.from_text(sim_station_text(n, 2 * n, seed=args.seed + 1)) as st:  # the same array, fresh
+        prep1 = prepare(st)
+        alone_array = program_residual(st, prep1, w, col0s=[0], test_inputs=x, repeats=args.repeats,
+                                       mvm_passes=0, reader="array")
+    with Station.from_text(sim_station_text(n, 2 * n, seed=args.seed + 1)) as st:  # and again, MVM-verified
+        prep1 = prepare(st)
         alone = program_residual(st, prep1, w, col0s=[0], test_inputs=x, repeats=args.repeats,
-                                 mvm_passes=args.mvm_passes)
+                                 mvm_passes=args.mvm_passes, reader="array")
     with Station.from_text(sim_station_text(n, 6 * n, seed=args.seed)) as st:
         t0 = st.sim_time()
         prep = prepare(st)
         res = program_residual(st, prep, w, col0s=[0, 2 * n, 4 * n], test_inputs=x, repeats=args.repeats,
-                               mvm_passes=args.mvm_passes)
+                               mvm_passes=args.mvm_passes, reader="array")
         sim_s = st.sim_time() - t0
         stuck = int(np.count_nonzero(st.sim.model.stuck_mask))
     s = res.summary()
     out = {
         "naive": naive,
-        "calibrated": alone.first_write_verify_only,
+        "calibrated": alone_array.first_write_verify_only,
+        "calibrated_cell_reads": alone_cells.first_write_verify_only,
         "calibrated_mvm_verified": alone.first_alone,
         "calibrated_digital_corrections": alone.digital_corrections[0],
         "block1_of_3_write_verify_only": res.first_write_verify_only,

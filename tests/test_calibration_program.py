@@ -82,3 +82,14 @@ def test_bad_input_is_a_clear_error():
             program_conductances(b, [0], [0], np.ones((2, 1)), tolerance=1e-7, g_lo=1e-6, g_hi=1e-4)
         with pytest.raises(ConfigError):
             PulseModel(reset="sometimes")
+
+
+def test_array_verify_reads_and_bad_reader_name():
+    with _station(6) as st:
+        prep = prepare(st)
+        lo, hi = prep.usable_range()
+        targets = np.random.default_rng(2).uniform(lo, hi, (6, 6))
+        rep = program_matrix(st, prep, targets, tolerance=0.02 * (hi - lo), reader="array")
+        assert rep.yield_fraction >= 0.9
+        with pytest.raises(ConfigError, match="reader"):
+            program_matrix(st, prep, targets, tolerance=0.02 * (hi - lo), reader="rows")

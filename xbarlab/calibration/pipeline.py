@@ -15,7 +15,13 @@ import numpy as np
 
 from xbarlab.calibration.device import BoundsMap, measure_bounds
 from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration, calibrate_read_path
-from xbarlab.calibration.writeverify import ProgramReport, PulseModel, cell_reader, program_conductances
+from xbarlab.calibration.writeverify import (
+    ProgramReport,
+    PulseModel,
+    array_reader,
+    cell_reader,
+    program_conductances,
+)
 from xbarlab.errors import ConfigError
 
 
@@ -44,8 +50,14 @@ class Prepared:
     def usable_range(self, coverage: float = 0.995) -> tuple[float, float]:
         return self.bounds.usable_range(coverage)
 
-    def reader(self) -> Any:
-        return cell_reader(self.board, self.read_voltage)
+    def reader(self, kind: str = "cells") -> Any:
+        """Verify reads: "cells" (READ_CELLS: device conductances) or "array" (READ_ALL rows: with
+        the row IR drop a forward MVM sees)."""
+        if kind == "cells":
+            return cell_reader(self.board, self.read_voltage)
+        if kind == "array":
+            return array_reader(self.board, self.read_voltage)
+        raise ConfigError(f"reader {kind!r}: expected 'cells' or 'array'")
 
 
 def prepare(
@@ -91,9 +103,11 @@ def program_matrix(
     model: PulseModel | None = None,
     max_pulses: int = 100,
     checkpoint: Any = None,
+    reader: str = "cells",
     **kwargs: Any,
 ) -> ProgramReport:
-    """Write-verify ``targets`` (S) into rows × cols (default: the block of ``prep.bounds``)."""
+    """Write-verify ``targets`` (S) into rows × cols (default: the block of ``prep.bounds``);
+    ``reader``: "cells" or "array" (see :meth:`Prepared.reader`)."""
     rows = prep.bounds.rows if rows is None else np.asarray(rows, dtype=int)
     cols = prep.bounds.cols if cols is None else np.asarray(cols, dtype=int)
     ri = np.searchsorted(prep.bounds.rows, rows)
@@ -104,6 +118,6 @@ def program_matrix(
     sub = np.ix_(ri, ci)
     return program_conductances(
         prep.board, rows, cols, targets, tolerance=tolerance, g_lo=prep.bounds.g_lo[sub], g_hi=prep.bounds.g_hi[sub],
-        model=model, reader=prep.reader(), read_voltage=prep.read_voltage, max_pulses=max_pulses,
+        model=model, reader=prep.reader(reader), read_voltage=prep.read_voltage, max_pulses=max_pulses,
         skip=prep.bounds.stuck[sub] != 0, clock=sim_clock(station), checkpoint=checkpoint,
         **{"g_range": prep.usable_range(), **kwargs})

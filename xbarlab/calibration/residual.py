@@ -153,7 +153,7 @@ def program_residual(
     mvm_passes: int = 0,
     headroom: float = 1.3,
     precondition: bool = True,
-    seed: int = 0,
+    reader: str = "cells",
     checkpoint: Any = None,
 ) -> ResidualResult:
     """Program W into the first block at ``col0s[0]`` and the residuals into the next ones.
@@ -172,6 +172,8 @@ def program_residual(
     carry their final load from the start: the later blocks use centred pairs
     (G± = g_mid ± Δ/2, a pair current independent of the weight) and are first set to w = 0,
     so programming the residuals later hardly changes the row IR drop the earlier blocks see.
+    ``reader``: verify reads, "cells" (device conductances) or "array" (READ_ALL rows, which see
+    the row IR drop of a forward MVM; slower on the simulator).
     """
     from xbarlab.calibration.pipeline import program_matrix
 
@@ -228,7 +230,8 @@ def program_residual(
             targets, short = compensate_stuck(targets, stuck, g_stuck, lo, hi)
         else:
             short = np.zeros((targets.shape[0], n_out), dtype=bool)
-        rep = program_matrix(station, prep, targets, tolerance=tol, rows=rows, cols=cols, checkpoint=checkpoint)
+        rep = program_matrix(station, prep, targets, tolerance=tol, rows=rows, cols=cols, checkpoint=checkpoint,
+                             reader=reader)
         if k < len(masks):
             rep.pulses = rep.pulses + reports[k].pulses  # pulses of every pass on this block
             uncompensated[k], masks[k], reports[k] = int(short.sum()), short.T, rep
