@@ -293,6 +293,8 @@ class WriteVerifyStep(_CalStep):
         _CAL,
         Param("tolerance", float, 0.01, "", "tolerance, fraction of the usable range", min=1e-6, max=0.5),
         Param("max_pulses", int, 100, min=1, max=100000, help="pulse budget per cell"),
+        Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
+              choices=("cells", "array")),
         Param("seed", int, 0, help="target matrix"),
         Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9),
     )
@@ -354,6 +356,8 @@ class ResidualProgramStep(_CalStep):
         Param("vectors", int, 32, min=1, max=100000, help="test inputs"),
         Param("repeats", int, 8, min=1, max=1024, help="MVMs averaged per product"),
         Param("mvm_passes", int, 2, min=0, max=10, help="MVM-path re-targeting passes per block"),
+        Param("reader", str, "array", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
+              choices=("cells", "array")),
         Param("seed", int, 0, help="matrix and inputs"),
         Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9),
     )
@@ -386,7 +390,8 @@ class ResidualProgramStep(_CalStep):
         x = rng.uniform(-1, 1, (p["vectors"], n))
         self.report(0, 1, f"residual programming on {p['arrays']} arrays")
         res = program_residual(self.station, prep, w, col0s=[2 * n * k for k in range(p["arrays"])], test_inputs=x,
-                               repeats=p["repeats"], mvm_passes=p["mvm_passes"], checkpoint=self.checkpoint)
+                               repeats=p["repeats"], mvm_passes=p["mvm_passes"], reader=p["reader"],
+                               checkpoint=self.checkpoint)
         self.recorder.stream("error_vs_arrays", columns=["arrays", "rel_error", "rel_error_at_stage", "scale"],
                              units=["1", "1", "1", "1"]).append(
             np.column_stack([np.arange(1, p["arrays"] + 1), res.errors, res.stage_errors, res.scales]))
