@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with Station.from_text(sim_station_text(n, 6 * n, seed=args.seed)) as st:
         t0 = st.sim_time()
         prep = prepare(st)
+        # cell verify reads here: READ_ALL rows of a 64x384 array carry the IR drop of all three
+        # blocks' currents, so array reads pushed block 3 to unreachable targets (yield 0.65)
         res = program_residual(st, prep, w, col0s=[0, 2 * n, 4 * n], test_inputs=x, repeats=args.repeats,
-                               mvm_passes=args.mvm_passes, reader="array")
+                               mvm_passes=args.mvm_passes, reader="cells")
         sim_s = st.sim_time() - t0
         stuck = int(np.count_nonzero(st.sim.model.stuck_mask))
     s = res.summary()

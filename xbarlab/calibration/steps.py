@@ -356,7 +356,7 @@ class ResidualProgramStep(_CalStep):
         Param("vectors", int, 32, min=1, max=100000, help="test inputs"),
         Param("repeats", int, 8, min=1, max=1024, help="MVMs averaged per product"),
         Param("mvm_passes", int, 2, min=0, max=10, help="MVM-path re-targeting passes per block"),
-        Param("reader", str, "array", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
+        Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
               choices=("cells", "array")),
         Param("seed", int, 0, help="matrix and inputs"),
         Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9),
