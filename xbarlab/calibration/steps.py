@@ -46,8 +46,16 @@ def _read_cal_time(station_config: Any) -> float:
     return 4 * cols * 0.042 + rows * cols * 20e-6 * 9 + 1.5  # SMU readings dominate (measured 11 s on 64x64)
 
 
+_G_MAX = Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9)
+
+
 class _CalStep(Experiment):
     """Shared helpers: find or measure the read calibration, log records."""
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
+        """Every calibration step needs a board (steps with more constraints extend this)."""
+        return _board_problems(station_config, where)
 
     def read_calibration(self, full_scale: float | None = None) -> ReadCalibration:
         """The newest logged ``read_path`` record (noted as used), or a new measurement (logged)."""
@@ -118,10 +126,6 @@ class ReadCalibrationStep(_CalStep):
     )
 
     @classmethod
-    def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
-        return _board_problems(station_config, where)
-
-    @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
         rows, cols = _shape(station_config)
         return Estimate(cols * (params["cells_per_column"] + 1), _read_cal_time(station_config),
@@ -150,11 +154,7 @@ class RangeMapStep(_CalStep):
 
     kind = "range_map"
     title = "Range and stuck-cell map"
-    params_spec = (_CAL, Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9))
-
-    @classmethod
-    def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
-        return _board_problems(station_config, where)
+    params_spec = (_CAL, _G_MAX)
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
@@ -191,7 +191,7 @@ class DeviceFitStep(_CalStep):
         Param("width", float, 1e-6, "s", "pulse width", min=1e-9),
         Param("cycles", int, 3, min=1, max=1000, help="potentiate/depress cycles"),
         Param("seed", int, 0, help="cell selection"),
-        Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9),
+        _G_MAX,
     )
 
     @classmethod
@@ -296,12 +296,8 @@ class WriteVerifyStep(_CalStep):
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
               choices=("cells", "array")),
         Param("seed", int, 0, help="target matrix"),
-        Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9),
+        _G_MAX,
     )
-
-    @classmethod
-    def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
-        return _board_problems(station_config, where)
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
@@ -359,7 +355,7 @@ class ResidualProgramStep(_CalStep):
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
               choices=("cells", "array")),
         Param("seed", int, 0, help="matrix and inputs"),
-        Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9),
+        _G_MAX,
     )
 
     @classmethod
