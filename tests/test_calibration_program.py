@@ -5,7 +5,7 @@ import pytest
 
 from xbarlab.calibration import PulseModel, calibrate_read_path, prepare, program_conductances, program_matrix
 from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration
-from xbarlab.calibration.writeverify import BUDGET, STUCK
+from xbarlab.calibration.writeverify import BUDGET, STUCK, UNREACHABLE
 from xbarlab.errors import ConfigError
 from xbarlab.experiments import MemoryRecorder
 from xbarlab.instruments.station import Station
@@ -93,3 +93,17 @@ def test_array_verify_reads_and_bad_reader_name():
         assert rep.yield_fraction >= 0.9
         with pytest.raises(ConfigError, match="reader"):
             program_matrix(st, prep, targets, tolerance=0.02 * (hi - lo), reader="rows")
+
+
+def test_patience_gives_up_a_cell_whose_target_is_beyond_its_range():
+    with _station(6) as st:
+        prep = prepare(st)
+        lo, hi = prep.usable_range()
+        targets = np.full((6, 6), 0.5 * (lo + hi))
+        targets[1, 2] = 3.0 * float(prep.bounds.g_hi[1, 2])  # far above what the cell reaches
+        rep = program_matrix(st, prep, targets, tolerance=0.01 * (hi - lo), max_pulses=200, patience=20)
+        assert rep.status[1, 2] in (STUCK, UNREACHABLE)
+        assert rep.pulses[1, 2] < 200
+        others = np.ones((6, 6), bool)
+        others[1, 2] = False
+        assert np.mean(rep.within[others]) >= 0.9

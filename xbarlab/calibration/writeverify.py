@@ -14,7 +14,9 @@ cover ``aim`` × its remaining error; all pulses of a round go out as one batch,
 those cells are re-read (averaged reads once close to target). A cell that does not move
 after ``stuck_after`` pulses at the largest amplitude is reported as stuck (never having
 moved) or unreachable (its target beyond its range); a cell that spends ``max_pulses``
-is reported as out of budget. Nothing loops without bound: ``max_rounds`` caps the run.
+is reported as out of budget. Optionally (``patience``) a cell whose error has not shrunk
+by 10 % over that many pulses is given up as unreachable too (it churns at a bound).
+Nothing loops without bound: ``max_rounds`` caps the run.
 
 Abrupt-RESET devices (PCM) are handled by ``reset="abrupt"``: a cell above its target is
 reset to the bottom of its range and re-approached from below with gradual SETs.
@@ -202,6 +204,7 @@ def program_conductances(
     accept: float = 0.5,
     verify_reads: int = 4,
     stuck_after: int = 3,
+    patience: int = 0,
     skip: np.ndarray | None = None,
     clock: Callable[[], float] | None = None,
     checkpoint: Callable[[], None] | None = None,
@@ -217,6 +220,8 @@ def program_conductances(
     A cell is accepted when the mean of ``verify_reads`` reads is within ``accept`` ×
     tolerance (margin for read noise), and reported with a fresh final read.
     ``skip``: cells known stuck (not pulsed, reported as skipped). ``clock()``: instrument time (s).
+    ``patience`` (0 = off): give a cell up (unreachable, or stuck if it never moved) when its
+    error has not shrunk by 10 % over that many pulses.
     ``g_range``: the range (S) the tolerance is quoted against in the report (default: median bounds).
     """
     t_wall = time.perf_counter()
@@ -254,6 +259,8 @@ def program_conductances(
     n_obs = np.zeros((2, n))
     pulses = np.zeros(n, dtype=int)
     idle = np.zeros(n, dtype=int)  # consecutive pulses at full amplitude without the intended move
+    best = np.full(n, np.inf)  # smallest |error| read so far
+    since_best = np.zeros(n, dtype=int)  # pulses since the error last shrank by 10 %
     moved_ever = np.zeros(n, dtype=bool)
     g = np.full(n, np.nan)
     act = status == ACTIVE
@@ -340,6 +347,12 @@ def program_conductances(
         idle[idx[full]] += 1
         idle[idx[~still]] = 0
         given_up = idle[idx] >= stuck_after
+        if patience > 0:
+            e_new = np.abs(t[idx] - g_new)
+            better = e_new < 0.9 * best[idx]
+            best[idx] = np.where(better, e_new, best[idx])
+            since_best[idx] = np.where(better, 0, since_best[idx] + 1)
+            given_up |= since_best[idx] >= patience
         if given_up.any():
             gu = idx[given_up]
             status[gu] = np.where(moved_ever[gu], UNREACHABLE, STUCK)
