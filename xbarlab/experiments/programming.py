@@ -1,12 +1,13 @@
 """Programming target conductances into array cells and measuring the device step.
 
-.. note:: Interim. ``xbarlab.calibration`` (docs/calibration.md) now provides the SMU-referenced
-   read-path calibration, range/stuck maps, device fits and a batched model-based write-verify
-   (``program_matrix``); the experiments still call the loop below, kept unchanged so their
-   results stay comparable. The fallback here is a plain adaptive write-verify loop: read, pulse
-   every cell outside tolerance with a pulse count proportional to its error (SET up,
-   RESET down), re-estimate the mean step per pulse, repeat (Alibart et al., Nanotechnology
-   23, 075201 (2012): adaptive programming to ~1 % of the range).
+The write-verify is the calibration layer's
+(:func:`xbarlab.calibration.writeverify.program_conductances`, docs/calibration.md): a batched,
+model-based loop with bounded stopping and stuck detection. :func:`program` sets the TIA
+range for single-cell reads and picks the device model (abrupt RESET for PCM); with
+``absolute`` the read path is first calibrated against the SMU
+(:func:`~xbarlab.calibration.readpath.calibrate_read_path`) and cells are verified through
+the corrected single-cell reads. :func:`program_weights` adds defect-aware repair of
+differential pairs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.calibration.pipeline import sim_clock
+from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration, calibrate_read_path
+from xbarlab.calibration.writeverify import (
+    BUDGET,
+    STUCK,
+    UNREACHABLE,
+    ProgramReport,
+    PulseModel,
+    array_reader,
+    cell_reader,
+    program_conductances,
+)
 from xbarlab.errors import ConfigError, InstrumentError
 from xbarlab.experiments.analog import ADC_SATURATED, WeightMapping
 from xbarlab.experiments.support import board_limit, station_defaults, tia_range
@@ -35,6 +48,10 @@ class ProgrammingOutcome:
     rounds: int
     pulses: int
     repaired: int = 0  # differential pairs whose partner was re-targeted around a failed device
+    stuck: int = 0  # cells the write-verify found stuck (never moved at the largest amplitude)
+    unreachable: int = 0  # cells that moved but could not reach their target (beyond their range)
+    budget_spent: int = 0  # cells that spent their pulse budget outside tolerance
+    read_cal: ReadCalibration | None = None  # read-path calibration of absolute programming
 
     @property
     def yield_fraction(self) -> float:
@@ -52,7 +69,11 @@ class ProgrammingOutcome:
             "tolerance_S": self.tolerance,
             "rounds": self.rounds,
             "pulses": self.pulses,
+            "mean_pulses": self.pulses / self.targets.size if self.targets.size else 0.0,
             "repaired_pairs": self.repaired,
+            "stuck": self.stuck,
+            "unreachable": self.unreachable,
+            "budget_spent": self.budget_spent,
         }
 
 
@@ -96,8 +117,49 @@ def read_unclipped(station: Any, board: Any, rows: np.ndarray, cols: np.ndarray,
         return (g - offsets[None, :] / read_v)[np.ix_(rows, cols)]
 
 
-def _read_block(board: Any, rows: np.ndarray, cols: np.ndarray, read_voltage: float) -> np.ndarray:
-    return read_map(board, read_voltage)[np.ix_(rows, cols)]
+#: PCM: the population SET step (≈4 % of the range per nominal pulse), abrupt melt-quench RESET and
+#: ~5 % read noise right after programming (as in :func:`xbarlab.calibration.drift.drift_study`)
+PCM_MODEL = PulseModel(s_up=float(np.log(0.04)), s_down=0.0, read_sigma=0.05, reset="abrupt")
+
+
+#: pulse budget per cell (one pulse a round): gradual devices get the budget of the earlier
+#: experiments' loop (60 rounds × 8 pulses), as a device whose step hardly follows the amplitude
+#: needs hundreds of pulses across its range; abrupt-RESET (PCM) devices keep the calibration
+#: default, since their conductance drifts from the moment it is programmed and a longer run
+#: lets the cells settled early drift out of tolerance (quick drift benchmark, before the
+#: patience rule below: device yield 0.88 with 480 against 0.94 with 100)
+MAX_PULSES = {"gradual": 480, "abrupt": 100}
+#: a cell whose error has not shrunk by 10 % over this many pulses is given up (it churns at a
+#: bound, e.g. a repaired partner re-targeted beyond its range)
+PATIENCE = 30
+
+
+def device_kind(station: Any) -> str | None:
+    """The device technology of a simulated station (``[sim.array] device``), else None."""
+    sim = getattr(getattr(station, "config", None), "sim", None)
+    if not isinstance(sim, dict):
+        return None
+    array = sim.get("array")
+    kind = array.get("device") if isinstance(array, dict) else None
+    return str(kind).lower() if kind else None
+
+
+def pulse_model(station: Any) -> PulseModel | None:
+    """What the write-verify assumes of the devices: :data:`PCM_MODEL` for PCM, else None (gradual
+    soft bounds with the measured read noise, see :func:`write_verify`)."""
+    return PCM_MODEL if device_kind(station) == "pcm" else None
+
+
+def measured_read_sigma(read: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
+                        cols: np.ndarray) -> float:
+    """Relative 1σ read noise of the listed cells from two reads (median over cells that conduct)."""
+    a, b = read(rows, cols), read(rows, cols)
+    g = 0.5 * np.abs(a + b)
+    use = g > 0.05 * float(np.max(g, initial=0.0))
+    if not use.any():
+        return PulseModel().read_sigma
+    # a − b has σ·√2; the median of |N(0, 1)| is 0.6745
+    return float(np.median(np.abs(a - b)[use] / g[use]) / (0.6745 * np.sqrt(2.0)))
 
 
 def write_verify(
@@ -109,101 +171,80 @@ def write_verify(
     pulse: PulseSpec,
     tolerance: float,
     read_voltage: float = 0.2,
-    max_rounds: int = 60,
-    max_pulses_per_round: int = 8,
-    amplitude_step: float = 0.1,
+    g_lo: float | None = None,
+    g_hi: float | None = None,
+    model: PulseModel | None = None,
     max_amplitude: float | None = None,
+    max_pulses: int | None = None,
     active: np.ndarray | None = None,
-    patience: int = 6,
-    reader: Callable[[], np.ndarray] | None = None,
+    reader: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    clock: Callable[[], float] | None = None,
     checkpoint: Callable[[], None] | None = None,
 ) -> ProgrammingOutcome:
     """Program ``targets`` (len(rows) × len(cols), S) into the block ``rows`` × ``cols``.
 
+    Runs :func:`~xbarlab.calibration.writeverify.program_conductances` with
+
+    * ``model``: default gradual soft bounds with the read noise measured by two reads of the
+      block (:func:`measured_read_sigma`); a cell is then accepted within the tolerance less
+      3σ of its averaged verify read at the largest target (between 0.5 and 0.9 of the
+      tolerance; 0.5 is the calibration layer's default);
+    * the range ``g_lo``..``g_hi`` (S; default: the targets' span) as the soft bounds' prior;
+    * pulses of ``pulse.width`` s at amplitudes up to ``max_amplitude`` (default
+      ``pulse.amplitude`` + 1 V), never above the board's pulse limit;
+    * at most ``max_pulses`` pulses a cell (default :data:`MAX_PULSES` of the model's RESET kind);
+      a cell whose error has not shrunk by 10 % in :data:`PATIENCE` pulses is given up.
+
     ``tolerance`` in S; ``read_voltage`` (V) is the board's configured read voltage. Set a TIA
-    range suited to single-cell reads first (:func:`program` does). Every round reads the
-    block, then gives each cell outside tolerance a number of pulses proportional to its
-    error over its own measured step (SET up, RESET down). The amplitude adapts per cell
-    (Alibart et al. 2012): +``amplitude_step`` V when the cell needs more than
-    ``max_pulses_per_round`` pulses, −``amplitude_step`` V when one step overshoots the error,
-    within [pulse.amplitude/2, ``max_amplitude``] (default: the board's pulse limit, at most
-    pulse.amplitude + 1 V). A cell at the largest amplitude whose error has not improved for
-    ``patience`` rounds is given up (stuck, or its target beyond its range). Only cells where
-    ``active`` is True are programmed (default: all). Stops when every active cell is within
-    tolerance or given up, or after ``max_rounds``; failures stay flagged in ``within``.
-    ``reader()`` returns the block's conductances (default: a whole-array read);
-    ``checkpoint`` runs between rounds (abort at a safe point).
+    range suited to single-cell reads first (:func:`program` does). Only cells where ``active``
+    is True are programmed (default: all); the others are read once. ``reader(rows, cols)``
+    returns conductances of listed cells (default: whole-array reads, READ_ALL, as a forward
+    MVM sees them); ``clock()`` is the instrument time; ``checkpoint`` runs between rounds
+    (abort at a safe point). Failures (stuck, unreachable, out of budget) stay flagged in
+    ``within`` and are counted in the outcome.
     """
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     targets = np.asarray(targets, dtype=float)
-    read = reader or (lambda: _read_block(board, rows, cols, read_voltage))
     if targets.shape != (len(rows), len(cols)):
         raise ConfigError(f"targets have shape {targets.shape}, expected ({len(rows)}, {len(cols)})")
-    if not tolerance > 0:
-        raise ConfigError(f"write-verify tolerance must be > 0 S, got {tolerance}")
+    skip = None
+    if active is not None:
+        act = np.asarray(active, dtype=bool)
+        if act.shape != targets.shape:
+            raise ConfigError(f"active mask has shape {act.shape}, expected {targets.shape}")
+        skip = ~act
     limit = board_limit(board, "max_pulse_amplitude", pulse.amplitude + 1.0)
-    a_max = min(max_amplitude if max_amplitude is not None else pulse.amplitude + 1.0, limit)
-    a_min = 0.5 * pulse.amplitude
-    shape = targets.shape
-    amp = np.full(shape, min(pulse.amplitude, a_max))
-    step = np.zeros(shape)  # S per pulse at the cell's amplitude (0 = unknown)
-    todo = np.ones(shape, dtype=bool) if active is None else np.asarray(active, dtype=bool).copy()
-    if todo.shape != shape:
-        raise ConfigError(f"active mask has shape {todo.shape}, expected {shape}")
-    best = np.full(shape, np.inf)
-    stale = np.zeros(shape, dtype=int)
-    g = read()
-    pulses_total = 0
-    rounds = 0
-    for rounds in range(1, max_rounds + 1):  # noqa: B007 - rounds is reported
-        err = targets - g
-        improved = np.abs(err) < 0.9 * best
-        best = np.where(improved, np.abs(err), best)
-        stale = np.where(improved, 0, stale + 1)
-        todo &= ~((stale >= patience) & (amp >= a_max))  # give up: no progress at full strength
-        bad = (np.abs(err) > tolerance) & todo
-        if not bad.any():
-            rounds -= 1
-            break
-        if checkpoint is not None:
-            checkpoint()
-        ii, jj = np.nonzero(bad)
-        e = err[ii, jj]
-        known = step[ii, jj] > 0
-        need = np.where(known, np.abs(e) / np.where(known, step[ii, jj], 1.0), 1.0)
-        # amplitude adaptation: too slow -> stronger pulses; overshooting -> weaker pulses
-        faster = known & (need > max_pulses_per_round)
-        slower = known & (need < 0.5)
-        a = amp[ii, jj]
-        a = np.where(faster, np.minimum(a + amplitude_step, a_max), a)
-        a = np.where(slower, np.maximum(a - amplitude_step, a_min), a)
-        changed = a != amp[ii, jj]
-        amp[ii, jj] = a
-        step[ii[changed], jj[changed]] = 0.0  # re-learn the step at the new amplitude
-        counts = np.where(known & ~changed, np.clip(np.rint(0.7 * need), 1, max_pulses_per_round), 1).astype(int)
-        signs = np.sign(e)
-        # interleave: pass k pulses every cell that still needs a k-th pulse (devices see distinct cells per pass)
-        r_list, c_list, a_list = [], [], []
-        for k in range(int(counts.max())):
-            sel = counts > k
-            r_list.append(rows[ii[sel]])
-            c_list.append(cols[jj[sel]])
-            a_list.append(signs[sel] * a[sel])
-        pr, pc, pa = np.concatenate(r_list), np.concatenate(c_list), np.concatenate(a_list)
-        board.pulse_batch([Pulse(int(r), int(c), float(v), pulse.width) for r, c, v in zip(pr, pc, pa, strict=True)])
-        pulses_total += int(pr.size)
-        g_new = read()
-        moved = (g_new - g)[ii, jj] * signs / counts
-        ok = moved > 0
-        old = step[ii, jj]
-        est = np.where(old > 0, 0.5 * old + 0.5 * moved, moved)
-        step[ii[ok], jj[ok]] = est[ok]
-        # a cell that did not move in the intended direction gets a stronger pulse next round
-        amp[ii[~ok], jj[~ok]] = np.minimum(amp[ii[~ok], jj[~ok]] + amplitude_step, a_max)
-        step[ii[~ok], jj[~ok]] = 0.0
-        g = g_new
-    within = np.abs(targets - g) <= tolerance
-    return ProgrammingOutcome(targets, g, within, float(tolerance), rounds, pulses_total)
+    v_max = min(max_amplitude if max_amplitude is not None else pulse.amplitude + 1.0, limit)
+    lo = float(np.min(targets, initial=np.inf)) if g_lo is None else float(g_lo)
+    hi = float(np.max(targets, initial=-np.inf)) if g_hi is None else float(g_hi)
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        lo, hi = 0.0, max(hi if np.isfinite(hi) else 0.0, 1e-12)
+    read = reader or array_reader(board, read_voltage)
+    accept = 0.5
+    if model is None:
+        sigma = measured_read_sigma(read, np.repeat(rows, len(cols)), np.tile(cols, len(rows)))
+        model = PulseModel(read_sigma=sigma)
+        # acceptance margin: 3σ of the averaged verify read (4 reads) at the largest target
+        sigma_mean = sigma * float(np.max(np.abs(targets), initial=0.0)) / 2.0
+        accept = float(np.clip(1.0 - 3.0 * sigma_mean / tolerance, 0.5, 0.9))
+    if max_pulses is None:
+        max_pulses = MAX_PULSES[model.reset]
+    rep = program_conductances(
+        board, rows, cols, targets, tolerance=tolerance, g_lo=lo, g_hi=hi, model=model, reader=read,
+        read_voltage=read_voltage, width=pulse.width, max_pulses=max_pulses, max_rounds=max_pulses + 50, accept=accept,
+        patience=PATIENCE,
+        v_min=min(0.6, v_max), v_max=v_max, skip=skip, clock=clock, checkpoint=checkpoint,
+    )
+    return _outcome(rep)
+
+
+def _outcome(rep: ProgramReport) -> ProgrammingOutcome:
+    status = rep.status
+    return ProgrammingOutcome(
+        rep.targets, rep.achieved, rep.within, rep.tolerance, int(rep.rounds), int(np.sum(rep.pulses)),
+        stuck=int(np.sum(status == STUCK)), unreachable=int(np.sum(status == UNREACHABLE)),
+        budget_spent=int(np.sum(status == BUDGET)),
+    )
 
 
 def program(
@@ -219,102 +260,40 @@ def program(
     headroom: float = 1.5,
     active: np.ndarray | None = None,
     absolute: bool = False,
+    g_lo: float | None = None,
+    g_hi: float | None = None,
+    model: PulseModel | None = None,
+    read_cal: ReadCalibration | None = None,
 ) -> ProgrammingOutcome:
     """:func:`write_verify` with the TIA range set for single-cell reads of these targets.
 
     Full scale = ``headroom`` × the largest target × read voltage, so the ADC resolves the
     conductance window instead of the MVM range; the station default is restored afterwards.
+    ``model``: default :func:`pulse_model` of the station (abrupt RESET for PCM).
 
     ``absolute``: program true conductances rather than what the board's read path reports —
     needed when something other than the board's TIAs uses the array (the closed-loop
-    circuit). The column read gains are calibrated against an SMU (:func:`column_read_gains`)
-    and cells are verified one at a time (``read_cells``, no line IR drop) when the board offers it.
+    circuit). The read path (every column's gain and offset) is calibrated against an SMU at
+    this TIA range (:func:`~xbarlab.calibration.readpath.calibrate_read_path`) and cells are
+    verified one at a time through the corrected reads (READ_CELLS, no line IR drop); a
+    calibration given as ``read_cal`` (e.g. ``outcome.read_cal`` of an earlier call) is reused.
     """
     read_v, _ = station_defaults(station)
     targets = np.asarray(targets, dtype=float)
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
+    model = model or pulse_model(station)
     fs = headroom * float(np.max(targets, initial=0.0)) * abs(read_v)
     with tia_range(station, board, max(fs, 1e-6)) as fs_set:
-        first = write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
-                             active=active, checkpoint=checkpoint)
-        if not absolute:
-            return first
-        # the cells now sit in the window: calibrate the read path on them, then correct the programming
-        gains = column_read_gains(station, board, rows, cols, full_scale=fs_set)
-        second = write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
-                              active=active, reader=_cell_reader(board, rows, cols, gains, read_v),
-                              checkpoint=checkpoint)
-        second.rounds += first.rounds
-        second.pulses += first.pulses
-        return second
-
-
-def _cell_reader(
-    board: Any, rows: np.ndarray, cols: np.ndarray, gains: np.ndarray, read_v: float
-) -> Callable[[], np.ndarray]:
-    """Block conductances from per-cell reads (READ_CELLS) divided by the column read gains."""
-    read_cells = getattr(board, "read_cells", None)
-    rr, cc = np.repeat(rows, len(cols)), np.tile(cols, len(rows))
-
-    def read() -> np.ndarray:
-        if callable(read_cells):
-            try:
-                g = np.asarray(read_cells(rr, cc), dtype=float).reshape(len(rows), len(cols))
-            except InstrumentError as exc:
-                currents = getattr(exc, "currents", None)
-                if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
-                    raise
-                g = (np.asarray(currents, dtype=float) / read_v).reshape(len(rows), len(cols))
-        else:
-            g = _read_block(board, rows, cols, read_v)
-        return g / gains[None, :]
-
-    return read
-
-
-def column_read_gains(
-    station: Any, board: Any, rows: np.ndarray, cols: np.ndarray, *, reads: int = 8, smu: str | None = None,
-    full_scale: float | None = None,
-) -> np.ndarray:
-    """Read gain of each column (board reading / SMU reading of the same cell), one cell per column.
-
-    .. note:: Interim stand-in for the read-path calibration of ``xbarlab.calibration``.
-
-    For every column the cell with the largest conductance in ``rows`` that the board reads
-    without clipping (at the present TIA range ``full_scale``, A) is read ``reads`` times
-    by the board (READ_CELL through the column TIA) and once by the SMU routed to it at the
-    same read voltage (the reference); the ratio is the TIA's gain. Needs an SMU cabled to a
-    board port (``board_port`` in the station file).
-    """
-    read_v, _ = station_defaults(station)
-    name = smu
-    if name is None:
-        name = next((n for n in getattr(station, "smus", {}) if station.config.instruments[n].board_port is not None),
-                    None)
-    if name is None:
-        raise ConfigError("absolute programming needs an SMU cabled to a board port (board_port) as the reference")
-    meter, port = station.smu(name), station.board_port(name)
-    g_block = read_map(board, read_v)[np.ix_(rows, cols)]
-    if full_scale:
-        g_block = np.where(g_block < 0.9 * full_scale / abs(read_v), g_block, -np.inf)
-    limit = float(getattr(getattr(meter, "limits", None), "max_current", 1e-3))
-    gains = np.ones(len(cols))
-    for k, c in enumerate(cols):
-        if not np.isfinite(np.max(g_block[:, k])):
-            continue  # every cell of this column clips: keep gain 1
-        r = int(rows[int(np.argmax(g_block[:, k]))])
-        g_board = float(np.mean([board.read_cell(r, int(c)) for _ in range(reads)]))
-        board.route_smu(port, r, int(c))
-        try:
-            meter.source_voltage(read_v, min(limit, 1e-3))
-            meter.set_output(True)
-            current = float(np.mean([meter.measure_current() for _ in range(2)]))
-        finally:
-            meter.set_output(False)
-            board.unroute_smu(port)
-        if current / read_v > 0 and g_board > 0:
-            gains[k] = g_board / (current / read_v)
-    return gains
+        reader = None
+        if absolute:
+            if read_cal is None:
+                read_cal = calibrate_read_path(station, board, full_scale=fs_set, checkpoint=checkpoint)
+            reader = cell_reader(CalibratedBoard(board, read_cal, read_v, fs_set), read_v)
+        out = write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
+                           g_lo=g_lo, g_hi=g_hi, model=model, active=active, reader=reader,
+                           clock=sim_clock(station), checkpoint=checkpoint)
+    out.read_cal = read_cal if absolute else None
+    return out
 
 
 def program_weights(
@@ -340,8 +319,9 @@ def program_weights(
     target, stay flagged in ``within``. ``tolerance`` in S; ``absolute``: see :func:`program`.
     """
     targets = mapping.to_conductance(weights, centered=centered)
+    window = {"g_lo": mapping.g_min, "g_hi": mapping.g_max}
     out = program(station, board, rows, cols, targets, pulse=pulse, tolerance=tolerance, checkpoint=checkpoint,
-                  absolute=absolute)
+                  absolute=absolute, **window)
     if out.within.all():
         return out
     read_v, _ = station_defaults(station)
@@ -367,7 +347,7 @@ def program_weights(
         return out
     final_targets = np.where(fix, new, targets)
     second = program(station, board, rows, cols, final_targets, pulse=pulse, tolerance=tolerance,
-                     checkpoint=checkpoint, active=fix, absolute=absolute)
+                     checkpoint=checkpoint, active=fix, absolute=absolute, read_cal=out.read_cal, **window)
     within = np.where(fix, second.within, out.within)
     # a repaired pair counts as good for both devices: its weight is right
     failed_partner = fix & ~second.within
@@ -376,7 +356,9 @@ def program_weights(
     within[:, 1::2] |= pair_ok
     achieved = np.where(within, second.achieved, read_wide())
     return ProgrammingOutcome(final_targets, achieved, within, out.tolerance, out.rounds + second.rounds,
-                              out.pulses + second.pulses, int(pair_ok.sum()))
+                              out.pulses + second.pulses, int(pair_ok.sum()), out.stuck + second.stuck,
+                              out.unreachable + second.unreachable, out.budget_spent + second.budget_spent,
+                              out.read_cal)
 
 
 def defect_correction(mapping: WeightMapping, outcome: ProgrammingOutcome, weights: np.ndarray) -> np.ndarray:
