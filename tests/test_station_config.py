@@ -35,6 +35,7 @@ def test_good_file_parses_with_limits_and_defaults():
     assert cfg.instruments["smu1"].limits.max_current == 1e-4
     assert cfg.instruments["board"].limits.max_pulse_amplitude == 3.0  # default
     assert not cfg.is_simulated
+    assert cfg.device is None  # a real bench that does not state its device technology
 
 
 def test_embedded_sim_station_is_valid():
@@ -90,6 +91,17 @@ def test_read_voltage_above_board_limit_rejected():
     text = GOOD.replace("read_voltage = 0.1", "read_voltage = 0.9")
     with pytest.raises(ConfigError, match="read_voltage = 0.9 V exceeds the board limit"):
         parse_station(text)
+
+
+def test_device_technology_stated_checked_and_taken_from_the_simulator():
+    assert parse_station(GOOD.replace("read_voltage = 0.1", 'read_voltage = 0.1\ndevice = "PCM"')).device == "pcm"
+    with pytest.raises(ConfigError, match=r"station.defaults.device = 'oxram': expected one of rram, pcm, ecram"):
+        parse_station(GOOD.replace("read_voltage = 0.1", 'read_voltage = 0.1\ndevice = "oxram"'))
+    assert load_station(embedded_station_path("sim")).device == "rram"
+    sim = GOOD + '[sim]\n[sim.array]\ndevice = "pcm"\n'
+    assert parse_station(sim).device == "pcm"
+    with pytest.raises(ConfigError, match="but the simulated array is 'pcm'"):
+        parse_station(sim.replace("read_voltage = 0.1", 'read_voltage = 0.1\ndevice = "rram"'))
 
 
 def test_bad_channel():

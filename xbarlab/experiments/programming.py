@@ -135,12 +135,9 @@ PATIENCE = 30
 
 
 def device_kind(station: Any) -> str | None:
-    """The device technology of a simulated station (``[sim.array] device``), else None."""
-    sim = getattr(getattr(station, "config", None), "sim", None)
-    if not isinstance(sim, dict):
-        return None
-    array = sim.get("array")
-    kind = array.get("device") if isinstance(array, dict) else None
+    """The station's device technology: ``station.defaults.device`` in the station file, or on a
+    simulated bench its ``[sim.array] device``; None when the file does not say."""
+    kind = getattr(getattr(station, "config", None), "device", None)
     return str(kind).lower() if kind else None
 
 

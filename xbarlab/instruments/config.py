@@ -12,6 +12,7 @@ Example::
     [station.defaults]
     read_voltage = 0.2      # V
     tia_range = 1e-3        # A
+    device = "pcm"          # device technology on the board: rram | pcm | ecram (optional)
 
     [instruments.smu1]
     driver = "keithley2400"
@@ -43,7 +44,8 @@ from xbarlab.instruments.registry import DRIVERS, DriverSpec
 from xbarlab.instruments.safety import BoardLimits, SmuLimits, limits_from_mapping
 
 _INSTRUMENT_KEYS = {"driver", "address", "limits", "options", "board_port", "channel", "timeout", "baudrate"}
-_DEFAULT_KEYS = {"read_voltage", "tia_range"}
+_DEFAULT_KEYS = {"read_voltage", "tia_range", "device"}
+DEVICE_KINDS = ("rram", "pcm", "ecram")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class StationConfig:
     tia_range: float = 1e-3  # A
     visa_library: str = ""  # pyvisa library spec for real benches ("" = pyvisa default, "@py" = pyvisa-py)
     sim: dict[str, Any] | None = None
+    device: str | None = None  # device technology: "rram" | "pcm" | "ecram" (None: not stated)
 
     @property
     def is_simulated(self) -> bool:
@@ -141,6 +144,7 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
     if sim is not None and not isinstance(sim, dict):
         problems.append("[sim] must be a table")
         sim = None
+    device = _device_kind(defaults.get("device"), sim, problems)
 
     instruments_raw = data.get("instruments")
     instruments: dict[str, InstrumentConfig] = {}
@@ -197,7 +201,23 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
         tia_range=tia_range,
         visa_library=visa_library,
         sim=sim,
+        device=device,
     )
+
+
+def _device_kind(stated: Any, sim: dict[str, Any] | None, problems: list[str]) -> str | None:
+    """``station.defaults.device``, or the simulated array's ``[sim.array] device``; they must agree."""
+    array = sim.get("array") if isinstance(sim, dict) else None
+    simulated = array.get("device", "rram") if isinstance(array, dict) else ("rram" if sim is not None else None)
+    if stated is None:
+        return str(simulated).lower() if simulated is not None else None
+    if not isinstance(stated, str) or stated.lower() not in DEVICE_KINDS:
+        problems.append(f"station.defaults.device = {stated!r}: expected one of {', '.join(DEVICE_KINDS)}")
+        return None
+    if simulated is not None and str(simulated).lower() != stated.lower():
+        problems.append(f"station.defaults.device = {stated!r} but the simulated array is {simulated!r} "
+                        "([sim.array] device)")
+    return stated.lower()
 
 
 def _number(value: Any, where: str, problems: list[str], positive: bool = False, nonzero: bool = False) -> float:
