@@ -61,6 +61,22 @@ def test_limits_of_the_station_are_enforced_before_running():
         parse_campaign(text)
 
 
+def test_every_step_type_checks_its_voltages_against_the_board():
+    text = "".join(f'[[steps]]\ntype = "{kind}"\nparams = {{ {key} = {value} }}\n' for kind, key, value in [
+        ("array_read", "read_voltage", 0.9), ("train", "pulse_amplitude", 9.0), ("device_fit", "amplitude", 7.0),
+        ("linear_solve", "v_in", 2.0), ("pulse_response", "set_amplitude", 4.0), ("mvm", "pulse_amplitude", 5.0)])
+    with pytest.raises(ConfigError) as err:
+        parse_campaign(text)
+    msg = str(err.value)
+    for where, limit in [("steps[0].params.read_voltage = 0.9", "max_read_voltage = 0.5"),
+                         ("steps[1].params.pulse_amplitude = 9", "max_pulse_amplitude = 3.5"),
+                         ("steps[2].params.amplitude = 7", "max_pulse_amplitude = 3.5"),
+                         ("steps[3].params.v_in = 2", "max_mvm_voltage = 0.5"),
+                         ("steps[4].params.set_amplitude = 4", "max_pulse_amplitude = 3.5"),
+                         ("steps[5].params.pulse_amplitude = 5", "max_pulse_amplitude = 3.5")]:
+        assert f"{where} V exceeds the board limit {limit} V" in msg
+
+
 def test_missing_and_malformed(tmp_path):
     with pytest.raises(ConfigError, match="campaign file not found"):
         load_campaign(tmp_path / "nope.toml")

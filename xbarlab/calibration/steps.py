@@ -22,7 +22,7 @@ import numpy as np
 
 from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.support import bench_timing
+from xbarlab.experiments.support import bench_timing, board_limit_problems
 
 _CAL = Param("calibration", str, "auto", help="read-path calibration: auto (newest logged, else measure) | measure",
              choices=("auto", "measure"))
@@ -196,14 +196,8 @@ class DeviceFitStep(_CalStep):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
-        problems = _board_problems(station_config, where)
-        board = station_config.board_name()
-        if board is not None:
-            lim = station_config.instruments[board].limits
-            if params["amplitude"] > lim.max_pulse_amplitude:
-                problems.append(f"{where}.amplitude = {params['amplitude']:g} V exceeds the board limit "
-                                f"max_pulse_amplitude = {lim.max_pulse_amplitude:g} V")
-        return problems
+        return _board_problems(station_config, where) + board_limit_problems(
+            params, station_config, where, {"amplitude": "max_pulse_amplitude"})
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:

@@ -40,6 +40,7 @@ from xbarlab.experiments.support import (
     add_run_arguments,
     bench_timing,
     board_limit,
+    board_limit_problems,
     instrument_time,
     run_cli_experiment,
     station_defaults,
@@ -127,6 +128,9 @@ def load_system(spec: str, n: int, condition: float, seed: int) -> tuple[np.ndar
     return a, b
 
 
+_LIMITS = {"v_in": "max_mvm_voltage", "pulse_amplitude": "max_pulse_amplitude"}
+
+
 @register
 class LinearSolveExperiment(Experiment):
     """Mixed-precision iterative refinement with the inner solver's products on the array."""
@@ -171,15 +175,7 @@ class LinearSolveExperiment(Experiment):
         problems = []
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
-        board = station_config.board_name() if hasattr(station_config, "board_name") else None
-        if board is not None:
-            lim = station_config.instruments[board].limits
-            if params["v_in"] > lim.max_mvm_voltage:
-                problems.append(f"{where}.v_in = {params['v_in']:g} V exceeds the board limit max_mvm_voltage = "
-                                f"{lim.max_mvm_voltage:g} V")
-            if params["pulse_amplitude"] > lim.max_pulse_amplitude:
-                problems.append(f"{where}.pulse_amplitude = {params['pulse_amplitude']:g} V exceeds the board "
-                                f"limit max_pulse_amplitude = {lim.max_pulse_amplitude:g} V")
+        problems += board_limit_problems(params, station_config, where, _LIMITS)
         return problems
 
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.support import board_limit_problems
 from xbarlab.instruments.safety import BoardLimits, SmuLimits
 
 _LINE_FREQUENCY = 50.0  # Hz, for instrument-time estimates
@@ -132,14 +133,7 @@ class ArrayRead(Experiment):
         board = station_config.board_name()
         if board is None:
             return [f"{where}: the station has no crossbar board"]
-        lim = station_config.instruments[board].limits
-        assert isinstance(lim, BoardLimits)
-        if abs(params["read_voltage"]) > lim.max_read_voltage:
-            return [
-                f"{where}.read_voltage = {params['read_voltage']:g} V exceeds the board limit "
-                f"max_read_voltage = {lim.max_read_voltage:g} V"
-            ]
-        return []
+        return board_limit_problems(params, station_config, where, {"read_voltage": "max_read_voltage"})
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
@@ -192,11 +186,8 @@ class PulseResponse(Experiment):
             return [f"{where}: the station has no crossbar board"]
         lim = station_config.instruments[board].limits
         assert isinstance(lim, BoardLimits)
-        problems = []
-        for key in ("set_amplitude", "reset_amplitude"):
-            if abs(params[key]) > lim.max_pulse_amplitude:
-                problems.append(f"{where}.{key} = {params[key]:g} V exceeds the board limit "
-                                f"max_pulse_amplitude = {lim.max_pulse_amplitude:g} V")
+        problems = board_limit_problems(params, station_config, where, {
+            "set_amplitude": "max_pulse_amplitude", "reset_amplitude": "max_pulse_amplitude"})
         if not lim.min_pulse_width <= params["width"] <= lim.max_pulse_width:
             problems.append(f"{where}.width = {params['width']:g} s is outside the board limits "
                             f"[{lim.min_pulse_width:g}, {lim.max_pulse_width:g}] s")

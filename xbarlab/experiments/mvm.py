@@ -33,6 +33,7 @@ from xbarlab.experiments.support import (
     add_run_arguments,
     bench_timing,
     board_limit,
+    board_limit_problems,
     instrument_time,
     run_cli_experiment,
     station_defaults,
@@ -158,9 +159,7 @@ class MvmExperiment(Experiment):
                 if isinstance(v, (int, float)) and v > lim.max_mvm_voltage:
                     problems.append(f"{where}: input range {v:g} V exceeds the board limit max_mvm_voltage = "
                                     f"{lim.max_mvm_voltage:g} V")
-            if params["pulse_amplitude"] > lim.max_pulse_amplitude:
-                problems.append(f"{where}.pulse_amplitude = {params['pulse_amplitude']:g} V exceeds the board "
-                                f"limit max_pulse_amplitude = {lim.max_pulse_amplitude:g} V")
+        problems += board_limit_problems(params, station_config, where, {"pulse_amplitude": "max_pulse_amplitude"})
         return problems
 
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +74,25 @@ def board_limit(board: Any, name: str, default: float) -> float:
     """A board safety limit (``SafeCrossbar.limits``) or ``default`` when the board has none."""
     limits = getattr(board, "limits", None)
     return float(getattr(limits, name, default)) if limits is not None else float(default)
+
+
+def board_limit_problems(params: Mapping[str, Any], station_config: Any, where: str,
+                         limits: Mapping[str, str]) -> list[str]:
+    """One problem per voltage parameter above the station board's limit.
+
+    ``limits`` maps a parameter name (value in V, compared by magnitude) to a ``BoardLimits``
+    field, e.g. ``{"v_in": "max_mvm_voltage"}``. A station without a board gives no problem here.
+    """
+    board = station_config.board_name() if hasattr(station_config, "board_name") else None
+    if board is None:
+        return []
+    lim = station_config.instruments[board].limits
+    problems = []
+    for key, name in limits.items():
+        value, allowed = params.get(key), float(getattr(lim, name))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > allowed:
+            problems.append(f"{where}.{key} = {value:g} V exceeds the board limit {name} = {allowed:g} V")
+    return problems
 
 
 def station_defaults(station: Any) -> tuple[float, float]:

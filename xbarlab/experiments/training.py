@@ -36,6 +36,7 @@ from xbarlab.experiments.programming import measure_device_step, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
     bench_timing,
+    board_limit_problems,
     instrument_time,
     run_cli_experiment,
     station_defaults,
@@ -147,15 +148,9 @@ class TrainExperiment(Experiment):
         problems = []
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
-        board = station_config.board_name() if hasattr(station_config, "board_name") else None
-        if board is not None and params["rule"] != "float":
-            lim = station_config.instruments[board].limits
-            if params["pulse_amplitude"] > lim.max_pulse_amplitude:
-                problems.append(f"{where}.pulse_amplitude = {params['pulse_amplitude']:g} V exceeds the board "
-                                f"limit max_pulse_amplitude = {lim.max_pulse_amplitude:g} V")
-            if params["v_in"] > lim.max_mvm_voltage:
-                problems.append(f"{where}.v_in = {params['v_in']:g} V exceeds the board limit max_mvm_voltage = "
-                                f"{lim.max_mvm_voltage:g} V")
+        if params["rule"] != "float":
+            problems += board_limit_problems(params, station_config, where, {
+                "pulse_amplitude": "max_pulse_amplitude", "v_in": "max_mvm_voltage"})
         return problems
 
     @classmethod
