@@ -127,7 +127,8 @@ class ProgramReport:
         s = self.summary()
         return (f"write-verify: {s['yield']:.4f} of {s['live_cells']} live cells within ±{s['tolerance_S']:.3g} S "
                 f"({s['tolerance_frac_of_range']:.3g} of range); pulses mean {s['mean_pulses']:.1f}, max "
-                f"{s['max_pulses']}; stuck {s['stuck']}, unreachable {s['unreachable']}, budget spent "
+                f"{s['max_pulses']}; known stuck (not pulsed) {s['skipped_known_stuck']}, "
+                f"found stuck {s['stuck']}, unreachable {s['unreachable']}, budget spent "
                 f"{s['budget_spent']}; {s['rounds']} rounds, {s['sim_time_s']:.2f} s instrument, "
                 f"{s['wall_s']:.2f} s wall ({s['stop_reason']})")
 

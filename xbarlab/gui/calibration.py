@@ -134,7 +134,7 @@ class CalibrationTab(QWidget):
         from xbarlab.calibration.writeverify import DONE, SKIPPED, STUCK
 
         status = streams["status"].data[-1].ravel() if "status" in streams else np.full(t.shape, DONE)
-        groups = ((status == DONE, "within tolerance", "o", "#1f77b4"),
+        groups = ((status == DONE, "settled (verify accepted)", "o", "#1f77b4"),
                   ((status == STUCK) | (status == SKIPPED), "stuck (reported, not pulsed further)", "x", "#d62728"),
                   ((status != DONE) & (status != STUCK) & (status != SKIPPED), "not reached", "t", "#ff7f0e"))
         for mask, label, symbol, colour in groups:
