@@ -121,6 +121,8 @@ def format_report(result: DemoResult, station: Station) -> str:
         f"  I at {result.iv_voltage[-1]:+.3f} V = {result.iv_current[-1] * 1e6:.3f} uA; "
         f"low-field G = {result.iv_conductance * 1e6:.2f} uS "
         f"(board read: {result.board_conductance * 1e6:.2f} uS)",
+        "  board reads here are raw: column TIA gain and offset not yet calibrated against the SMU",
+        "  (xbarlab run campaigns/calibrate.toml does that; see docs/calibration.md)",
         "",
         f"Conductance map {g.shape[0]}x{g.shape[1]}: mean {g.mean():.2f} uS, "
         f"min {g.min():.2f} uS, max {g.max():.2f} uS",
