@@ -220,6 +220,9 @@ def test_saturation_raises_unless_the_mask_is_asked_for():
         lambda b: b.route_smu(2, 0, 0),
         lambda b: b.configure(0.0, 1e-3),
         lambda b: b.configure(0.2, 1e-3, active_rows=5),
+        lambda b: b.read_rows(4, 1),
+        lambda b: b.read_rows(2, 3),
+        lambda b: b.read_rows(0, 0),
     ],
 )
 def test_bad_arguments_raise_before_anything_is_sent(call):
@@ -368,6 +371,17 @@ def test_end_to_end_read_all_in_blocks_when_the_reply_limit_is_small():
     frames = emulator.frames
     np.testing.assert_allclose(board.read_all(), read_conductance(model), rtol=1e-5, atol=LSB / 0.2)
     assert emulator.frames - frames == 5  # 7 rows of 32 samples per 1024-byte reply
+
+
+def test_end_to_end_read_rows_reads_only_those_rows_in_blocks():
+    board, emulator, model = physics_board(rows=32, cols=32, limits={"max_payload": 1024})
+    frames, t0 = emulator.frames, emulator.clock.now
+    np.testing.assert_allclose(board.read_rows(9, 10), read_conductance(model)[9:19], rtol=1e-5, atol=LSB / 0.2)
+    assert emulator.frames - frames == 2  # 7 + 3 rows
+    t_rows = emulator.clock.now - t0
+    t0 = emulator.clock.now
+    board.read_all()
+    assert t_rows < 0.5 * (emulator.clock.now - t0)  # instrument time follows the rows read
 
 
 def test_end_to_end_smu_routing():

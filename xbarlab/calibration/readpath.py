@@ -309,6 +309,14 @@ class CalibratedBoard:
         g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale) / self.read_voltage
         return g / self.calibration.chord_factor
 
+    def read_rows(self, first: int, count: int) -> np.ndarray:
+        try:
+            g = np.asarray(self.inner.read_rows(first, count), dtype=float)
+        except InstrumentError as exc:
+            raise self._fix_exc(exc, None) from None
+        g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale) / self.read_voltage
+        return g / self.calibration.chord_factor
+
     def mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
         try:
             i = np.asarray(self.inner.mvm_forward(row_voltages), dtype=float)

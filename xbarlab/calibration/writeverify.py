@@ -152,18 +152,38 @@ def cell_reader(board: Any, read_voltage: float) -> Callable[[np.ndarray, np.nda
 
 def array_reader(board: Any, read_voltage: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Conductances (S) of listed cells taken from READ_ALL (one row driven at a time, every column
-    read): each cell is seen with the IR drop of its own row's current, as in a forward MVM."""
+    read): each cell is seen with the IR drop of its own row's current, as in a forward MVM.
 
-    def read(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        if rows.size == 0:
-            return np.zeros(0)
+    Only the rows holding listed cells are read (``board.read_rows`` per run of consecutive rows)
+    when the board offers it, else the whole array; a clipped sample reads as its clipped value.
+    """
+    read_rows = getattr(board, "read_rows", None)
+
+    def clipped_ok(call: Callable[[], Any]) -> np.ndarray:
         try:
-            g = np.asarray(board.read_all(), dtype=float)
+            return np.asarray(call(), dtype=float)
         except InstrumentError as exc:
             cur = getattr(exc, "currents", None)
             if cur is None:
                 raise
-            g = np.asarray(cur, dtype=float) / read_voltage
+            return np.asarray(cur, dtype=float) / read_voltage
+
+    def read(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
+        if rows.size == 0:
+            return np.zeros(0)
+        if not callable(read_rows):
+            return clipped_ok(board.read_all)[rows, cols]
+        needed = np.unique(rows)
+        runs = np.split(needed, np.nonzero(np.diff(needed) > 1)[0] + 1)
+        g: np.ndarray | None = None
+        for run in runs:
+            first, count = int(run[0]), int(run[-1] - run[0] + 1)
+            block = clipped_ok(lambda first=first, count=count: read_rows(first, count))
+            if g is None:
+                g = np.full((int(needed[-1]) + 1, block.shape[1]), np.nan)
+            g[first : first + count] = block
+        assert g is not None
         return g[rows, cols]
 
     return read

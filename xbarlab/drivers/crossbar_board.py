@@ -381,16 +381,25 @@ class CrossbarBoard(CrossbarArray):
 
         One frame when the reply fits the payload limit, otherwise blocks of rows.
         """
+        return self.read_rows_reading(0, self.shape[0])
+
+    def read_rows_reading(self, first: int, count: int) -> BoardReading:
+        """READ_ALL of the rows first .. first + count − 1 only: currents (A, count × cols), one row
+        driven at a time with every column read, and the saturation mask."""
         ar, ac = self.shape
+        first = self._index(first, ar, "row")
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= ar - first:
+            raise ValueError(f"{self.name}: row count {count!r} outside 1..{ar - first} (first row {first})")
+        end = first + int(count)
         per_frame = max(1, min(ar, (self._reply_limit * 8) // (33 * ac)))
         while per_frame > 1 and bp.measurement_size(per_frame * ac) > self._reply_limit:
             per_frame -= 1
         if bp.measurement_size(ac) > self._reply_limit:
             raise ValueError(f"{self.name}: one row of {ac} samples exceeds the {self._reply_limit}-byte frame limit")
         blocks, masks = [], []
-        for first in range(0, ar, per_frame):
-            count = min(per_frame, ar - first)
-            reply, _ = self._exchange(Op.READ_ALL, bp.pack_read_all(first, count), bp.measurement_size(count * ac))
+        for start in range(first, end, per_frame):
+            count = min(per_frame, end - start)
+            reply, _ = self._exchange(Op.READ_ALL, bp.pack_read_all(start, count), bp.measurement_size(count * ac))
             reading = self._reading(reply, count * ac, (count, ac))
             blocks.append(reading.currents)
             masks.append(reading.saturated)
@@ -406,6 +415,12 @@ class CrossbarBoard(CrossbarArray):
         """Conductance map (S, rows × cols) = currents at the read voltage / read voltage."""
         cfg = self._configured()
         return self.read_all_currents() / cfg.read_voltage
+
+    def read_rows(self, first: int, count: int) -> np.ndarray:
+        """Conductances (S, count × cols) of rows first .. first + count − 1, read as READ_ALL reads
+        them; raises AdcSaturationError for a clipped sample."""
+        cfg = self._configured()
+        return self._checked(self.read_rows_reading(first, count), f"READ_ALL rows {first}+{count}") / cfg.read_voltage
 
     # -- MVM ----------------------------------------------------------------------------------------
     def mvm_forward_reading(self, row_voltages: np.ndarray) -> BoardReading:

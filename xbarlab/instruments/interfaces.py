@@ -131,6 +131,11 @@ class CrossbarArray(ABC):
     def read_all(self) -> np.ndarray:
         """Conductance map (rows × cols) in S."""
 
+    def read_rows(self, first: int, count: int) -> np.ndarray:
+        """Conductances (count × cols, S) of rows first .. first + count − 1 as :meth:`read_all`
+        reads them; boards that can read a block of rows override this to read only those."""
+        return np.asarray(self.read_all())[first : first + count]
+
     @abstractmethod
     def mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
         """Apply row voltages (V), return column currents (A): I = Gᵀ·V."""

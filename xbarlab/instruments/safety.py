@@ -237,6 +237,9 @@ class SafeCrossbar(CrossbarArray):
     def read_all(self) -> np.ndarray:
         return self.inner.read_all()
 
+    def read_rows(self, first: int, count: int) -> np.ndarray:
+        return self.inner.read_rows(first, count)
+
     def mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
         v = self._vector_ok("MVM row voltage (V)", row_voltages, self.limits.max_mvm_voltage)
         return self.inner.mvm_forward(v)
