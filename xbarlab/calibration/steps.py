@@ -42,8 +42,7 @@ def _shape(station_config: Any) -> tuple[int, int]:
 
 
 def _read_cal_time(station_config: Any) -> float:
-    rows, cols = _shape(station_config)
-    return 4 * cols * 0.042 + rows * cols * 20e-6 * 9 + 1.5  # SMU readings dominate (measured 11 s on 64x64)
+    return bench_timing(station_config).read_calibration
 
 
 _G_MAX = Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9)

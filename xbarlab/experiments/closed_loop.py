@@ -220,9 +220,9 @@ class ClosedLoopExperiment(Experiment):
             ops, mvms = int(1.5 * params["rhs"]) + 1, 0
         else:
             ops, mvms = 4, min(n, 20) + 20  # Arnoldi products on the array + calibration, then the eigen mode
-        time = t.write_verify(2 * n * n, params["tolerance"]) + ops * op_time + mvms * t.mvm
+        time = t.write_verify(2 * n * n, params["tolerance"], rows=n) + ops * op_time + mvms * t.mvm
         if params["absolute"]:
-            time += 2 * n * t.column_gain
+            time += t.read_calibration
         return Estimate(operations=ops + mvms, instrument_time=time,
                         detail=f"write-verify of {2 * n * n} cells, {ops} closed-loop operations, {mvms} MVMs")
 

@@ -195,9 +195,9 @@ class LinearSolveExperiment(Experiment):
             ops = outer * params["inner_maxiter"] * params["repeats"] * planes[params["encoding"]]
             op_time = t.mvm
             detail = f"~{outer} outer iterations, ~{ops} MVMs"
-        time = t.write_verify(cells, params["tolerance"]) + ops * op_time + 20 * t.mvm
+        time = t.write_verify(cells, params["tolerance"], rows=n) + ops * op_time + 20 * t.mvm
         if params["inner"] == "closed_loop" and params["absolute"]:
-            time += 2 * n * t.column_gain
+            time += t.read_calibration
         return Estimate(operations=ops, instrument_time=time, detail=detail + f", write-verify of {cells} cells")
 
     # -- steps -------------------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ class MvmExperiment(Experiment):
         if params["direction"] != "forward":
             calibration += cases * columns  # one-hot transpose gain calibration
         mvms = vector_mvms + calibration
-        time = t.write_verify(n_in * columns, params["tolerance"]) + mvms * t.mvm
+        time = t.write_verify(n_in * columns, params["tolerance"], rows=n_in) + mvms * t.mvm
         return Estimate(operations=mvms, instrument_time=time,
                         detail=f"write-verify of {n_in * columns} cells, {vector_mvms} MVMs + {calibration} "
                                "calibration")
