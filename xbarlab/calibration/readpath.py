@@ -301,21 +301,20 @@ class CalibratedBoard:
     def read_cell(self, row: int, col: int) -> float:
         return float(self.read_cells([row], [col])[0])
 
-    def read_all(self) -> np.ndarray:
+    def _corrected_rows(self, read: Any) -> np.ndarray:
+        """Conductances (S) of whole rows from ``read()``, every column corrected."""
         try:
-            g = np.asarray(self.inner.read_all(), dtype=float)
+            g = np.asarray(read(), dtype=float)
         except InstrumentError as exc:
             raise self._fix_exc(exc, None) from None
         g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale) / self.read_voltage
         return g / self.calibration.chord_factor
 
+    def read_all(self) -> np.ndarray:
+        return self._corrected_rows(self.inner.read_all)
+
     def read_rows(self, first: int, count: int) -> np.ndarray:
-        try:
-            g = np.asarray(self.inner.read_rows(first, count), dtype=float)
-        except InstrumentError as exc:
-            raise self._fix_exc(exc, None) from None
-        g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale) / self.read_voltage
-        return g / self.calibration.chord_factor
+        return self._corrected_rows(lambda: self.inner.read_rows(first, count))
 
     def mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
         try:

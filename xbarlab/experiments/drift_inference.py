@@ -148,9 +148,8 @@ class DriftInferenceExperiment(Experiment):
         per_time = 2 * n_test * 2 + 2 * params["calibration_vectors"] * 2 + 2 * 20  # raw + compensated, calibration
         mvms = len(params["times"]) * per_time + 2 * params["calibration_vectors"]
         wait_s = float(max(params["times"] or [0.0]))
-        hidden = params["hidden"]
-        time = (t.write_verify(features * 2 * hidden, params["tolerance"], rows=features)  # one pass per layer
-                + t.write_verify(hidden * 2 * classes, params["tolerance"], rows=hidden) + mvms * t.mvm + wait_s)
+        time = (t.write_verify_layers([features, params["hidden"], classes], params["tolerance"])
+                + mvms * t.mvm + wait_s)
         return Estimate(operations=mvms, instrument_time=time,
                         detail=f"write-verify of {cells} cells, {mvms} MVMs; waits until t = {wait_s:g} s")
 

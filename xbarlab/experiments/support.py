@@ -62,6 +62,12 @@ class BenchTiming:
         repair = 1.0 - math.exp(-0.015 * cells)
         return (70.0 + 15.0 * repair) * block_read + 8 * cells * self.pulse
 
+    def write_verify_layers(self, sizes: list[int], tolerance: float = 0.01) -> float:
+        """Programming a network's layers (sizes = [inputs, hidden..., outputs]) as differential
+        pairs, one write-verify pass per layer on its n_in rows, s."""
+        return sum(self.write_verify(n_in * 2 * n_out, tolerance, rows=n_in)
+                   for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
+
 
 def bench_timing(station_config: Any) -> BenchTiming:
     """Timing of the station's board; the array size comes from ``[sim.array]`` (else 64×64)."""

@@ -168,8 +168,7 @@ class TrainExperiment(Experiment):
         arrays = 2 if params["rule"] == "tiki_taka" else 1
         cells = sum(n_in * 2 * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
         # programming, then the device step (3 reads, 20 pulses on 64 cells)
-        setup = sum(t.write_verify(n_in * 2 * n_out, params["tolerance"], rows=n_in)  # one pass per layer
-                    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)) + 3 * t.read_all + 64 * 20 * t.pulse
+        setup = t.write_verify_layers(sizes, params["tolerance"]) + 3 * t.read_all + 64 * 20 * t.pulse
         if arrays == 2:
             setup += layers * 2 * params["zero_shift_pulses"] * t.slot
         per_sample_mvms = arrays * (2 * layers - 1) + (0.5 * layers / params["transfer_every"] if arrays == 2 else 0)
