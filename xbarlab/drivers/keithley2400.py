@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xbarlab.drivers.identity import KEITHLEY_2400, TRAFFIC_REVISION, Rating, check_identity
 from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ProtocolError
@@ -17,9 +18,16 @@ class Keithley2400(ScpiInstrument, SourceMeter):
 
     def __init__(self, transport: MessageTransport, name: str = "smu") -> None:
         ScpiInstrument.__init__(self, transport, name)
+        self.traffic_revision = TRAFFIC_REVISION
+        self.rating: Rating | None = None
 
     def identify(self) -> str:
-        return self.query("*IDN?")
+        """``*IDN?``; refuses anything but a 2400-series model, then clears status (``*CLS``)."""
+        identity = self.query("*IDN?")
+        if self.traffic_revision >= 2:
+            self.rating = check_identity(self.name, "keithley2400", KEITHLEY_2400, identity)
+            self.write("*CLS")
+        return identity
 
     def reset(self) -> None:
         self.configure("*RST", "*CLS", ":FORM:ELEM VOLT,CURR")
@@ -47,6 +55,8 @@ class Keithley2400(ScpiInstrument, SourceMeter):
 
     def set_output(self, enabled: bool) -> None:
         self.configure(f":OUTP {'ON' if enabled else 'OFF'}")
+        if not enabled and self.traffic_revision >= 2:
+            self.verify_output_off()
 
     def output_enabled(self) -> bool:
         return self.query(":OUTP?") == "1"
@@ -88,7 +98,10 @@ class Keithley2400(ScpiInstrument, SourceMeter):
         self.write(":INIT")
         self.query("*OPC?")
         data = parse_floats(self.query(":TRAC:DATA?"), ":TRAC:DATA?")
-        self.configure(":SOUR:VOLT:MODE FIX")
+        if self.traffic_revision >= 2:
+            self.configure(":SOUR:VOLT:MODE FIX", ":TRIG:COUN 1")  # :READ? takes TRIG:COUN readings
+        else:
+            self.configure(":SOUR:VOLT:MODE FIX")
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")
         pairs = data.reshape(points, 2)

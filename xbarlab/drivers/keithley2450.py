@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xbarlab.drivers.identity import KEITHLEY_2450, TRAFFIC_REVISION, Rating, check_identity
 from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ConfigError, ProtocolError
@@ -16,12 +17,18 @@ class Keithley2450(ScpiInstrument, SourceMeter):
     def __init__(self, transport: MessageTransport, name: str = "smu") -> None:
         ScpiInstrument.__init__(self, transport, name)
         self._compliance = 0.0
+        self.traffic_revision = TRAFFIC_REVISION
+        self.rating: Rating | None = None
 
     def identify(self) -> str:
         lang = self.query("*LANG?")
         if lang.upper() != "SCPI":
             raise ConfigError(f"{self.name}: the 2450 is in {lang} mode; set it to SCPI (menu System > Settings)")
-        return self.query("*IDN?")
+        identity = self.query("*IDN?")
+        if self.traffic_revision >= 2:
+            self.rating = check_identity(self.name, "keithley2450", KEITHLEY_2450, identity)
+            self.write("*CLS")
+        return identity
 
     def reset(self) -> None:
         self.configure("*RST", "*CLS")
@@ -40,6 +47,8 @@ class Keithley2450(ScpiInstrument, SourceMeter):
 
     def set_output(self, enabled: bool) -> None:
         self.configure(f":OUTP {'ON' if enabled else 'OFF'}")
+        if not enabled and self.traffic_revision >= 2:
+            self.verify_output_off()
 
     def output_enabled(self) -> bool:
         return self.query(":OUTP?") == "1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xbarlab.drivers.identity import KEITHLEY_2600B, TRAFFIC_REVISION, Rating, check_identity
 from xbarlab.drivers.scpi import parse_floats
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import InstrumentError, ProtocolError
@@ -28,6 +29,8 @@ class Keithley2600(SourceMeter):
         self.channel = channel
         self.name = name
         self.smu = f"smu{channel}"
+        self.traffic_revision = TRAFFIC_REVISION
+        self.rating: Rating | None = None
 
     def _send(self, *statements: str) -> None:
         for s in statements:
@@ -57,7 +60,12 @@ class Keithley2600(SourceMeter):
             raise InstrumentError(self.name, *first)
 
     def identify(self) -> str:
-        return self.transport.query("*IDN?").strip()
+        """``*IDN?``; refuses anything but a 2600B, then empties the error queue (``errorqueue.clear()``)."""
+        identity = self.transport.query("*IDN?").strip()
+        if self.traffic_revision >= 2:
+            self.rating = check_identity(self.name, "keithley2600", KEITHLEY_2600B, identity)
+            self.transport.write("errorqueue.clear()")
+        return identity
 
     def reset(self) -> None:
         self._send(f"{self.smu}.reset()")
@@ -77,6 +85,8 @@ class Keithley2600(SourceMeter):
 
     def set_output(self, enabled: bool) -> None:
         self._send(f"{self.smu}.source.output = {self.smu}.OUTPUT_{'ON' if enabled else 'OFF'}")
+        if not enabled and self.traffic_revision >= 2 and self.output_enabled():
+            raise InstrumentError(self.name, 0, "output still on after switching it off")
 
     def output_enabled(self) -> bool:
         return self._number(f"{self.smu}.source.output") == 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xbarlab.drivers.identity import KEYSIGHT_B2900, TRAFFIC_REVISION, Rating, check_identity
 from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ProtocolError
@@ -20,13 +21,20 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
             raise ValueError(f"B2900 channel must be '1' or '2', got {channel!r}")
         ScpiInstrument.__init__(self, transport, name)
         self.channel = str(channel)
+        self.traffic_revision = TRAFFIC_REVISION
+        self.rating: Rating | None = None
 
     @property
     def _ch(self) -> str:
         return self.channel
 
     def identify(self) -> str:
-        return self.query("*IDN?")
+        """``*IDN?``; refuses anything but a B2900-family SMU, then clears status (``*CLS``)."""
+        identity = self.query("*IDN?")
+        if self.traffic_revision >= 2:
+            self.rating = check_identity(self.name, "keysight_b2900", KEYSIGHT_B2900, identity)
+            self.write("*CLS")
+        return identity
 
     def reset(self) -> None:
         self.configure("*RST", "*CLS")
@@ -46,6 +54,8 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
 
     def set_output(self, enabled: bool) -> None:
         self.configure(f":OUTP{self._ch} {'ON' if enabled else 'OFF'}")
+        if not enabled and self.traffic_revision >= 2:
+            self.verify_output_off()
 
     def output_enabled(self) -> bool:
         return self.query(f":OUTP{self._ch}?") == "1"

@@ -61,6 +61,11 @@ class ScpiInstrument:
         if first is not None:
             raise InstrumentError(self.name, first[0], first[1])
 
+    def verify_output_off(self) -> None:
+        """Read the output state back after switching it off; still on is an InstrumentError."""
+        if self.output_enabled():  # type: ignore[attr-defined]
+            raise InstrumentError(self.name, 0, "output still on after switching it off")
+
     def configure(self, *commands: str) -> None:
         """Send configuration commands, then check the error queue once."""
         for c in commands:

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from xbarlab.drivers.identity import TRAFFIC_REVISION
 from xbarlab.drivers.transport import (
     ByteTransport,
     MessageTransport,
@@ -57,6 +58,8 @@ class Station:
         self.sim: Any = None  # SimBench for simulated stations
         self.transports: dict[tuple[str, ...], Transport] = {}
         self.identities: dict[str, str] = {}
+        self.traffic_revision = TRAFFIC_REVISION  # driver open-time traffic (older logs replay at theirs)
+        self._drivers: dict[str, Any] = {}
         self._closed = False
 
     # -- opening ------------------------------------------------------------------------
@@ -69,6 +72,7 @@ class Station:
         open_transport: TransportOpener | None = None,
         identify: bool = True,
         on_created: Callable[[Station], None] | None = None,
+        traffic_revision: int | None = None,
     ) -> Station:
         """Open the bench described by a station file path, TOML config or None (embedded sim).
 
@@ -85,6 +89,8 @@ class Station:
         else:
             config = load_station(source)
         station = cls(config)
+        if traffic_revision is not None:
+            station.traffic_revision = traffic_revision
         if on_created is not None:
             on_created(station)
         try:
@@ -164,6 +170,9 @@ class Station:
             raise ConfigError(
                 f"{self.config.source}: instruments.{inst.name}.options: not accepted by {inst.driver}: {exc}"
             ) from None
+        if hasattr(driver, "traffic_revision"):
+            driver.traffic_revision = self.traffic_revision
+        self._drivers[inst.name] = driver
         if inst.spec.kind == "smu":
             assert isinstance(inst.limits, SmuLimits)
             self.smus[inst.name] = SafeSourceMeter(driver, inst.limits)
@@ -174,11 +183,14 @@ class Station:
     def _identify_all(self) -> None:
         cfg = self.config
         for name, smu in self.smus.items():
+            addr = cfg.instruments[name].address
             try:
                 self.identities[name] = smu.identify()
             except TransportError as exc:
-                addr = cfg.instruments[name].address
                 raise TransportError(f"{cfg.source}: instruments.{name} ({addr}) does not answer: {exc}") from None
+            except ConfigError as exc:
+                raise ConfigError(f"{cfg.source}: instruments.{name} ({addr}): {exc}") from None
+            self._check_rating(name)
         if self.board is not None:
             try:
                 self.identities[self.board.name] = self.board.identify().identity
@@ -187,6 +199,18 @@ class Station:
                 raise TransportError(
                     f"{cfg.source}: instruments.{self.board.name} ({addr}) does not answer: {exc}"
                 ) from None
+
+    def _check_rating(self, name: str) -> None:
+        """The station's limits must be within what the identified model can source."""
+        rating = getattr(self._drivers.get(name), "rating", None)
+        limits = self.config.instruments[name].limits
+        if rating is None or not isinstance(limits, SmuLimits):
+            return
+        for field, rated, unit in (("max_voltage", rating.voltage, "V"), ("max_current", rating.current, "A")):
+            value = getattr(limits, field)
+            if value > rated:
+                raise ConfigError(f"{self.config.source}: instruments.{name}.limits.{field} = {value:g} {unit} is "
+                                  f"beyond what a {rating.model} can source ({rated:g} {unit})")
 
     # -- use -----------------------------------------------------------------------------
     def smu(self, name: str | None = None) -> SourceMeter:

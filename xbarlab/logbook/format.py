@@ -14,7 +14,9 @@ import numpy as np
 from xbarlab.errors import LogbookError
 
 FORMAT = "xbarlab-logbook"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: format 2: SMU drivers clear status on open, check identity and read back outputs switched off
+#: (driver traffic revision 2); replay opens drivers of a format-1 log at traffic revision 1
 RUNS = "runs"
 
 STR = h5py.string_dtype()

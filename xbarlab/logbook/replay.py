@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.drivers.identity import TRAFFIC_REVISION
 from xbarlab.errors import ConfigError, ReplayDivergence, XbarlabError
 from xbarlab.experiments.base import STEP_TYPES, MemoryRecorder, Progress
 from xbarlab.instruments.config import InstrumentConfig, parse_station
@@ -219,7 +220,8 @@ def _open_session(reader: LogReader, session: dict[str, Any]) -> tuple[ReplaySta
         st.replay_clock = clock  # type: ignore[attr-defined]
 
     try:
-        station = ReplayStation.open(config, open_transport=opener, on_created=created)
+        revision = 1 if int(reader.attrs.get("format_version", 1)) < 2 else TRAFFIC_REVISION
+        station = ReplayStation.open(config, open_transport=opener, on_created=created, traffic_revision=revision)
     except ReplayDivergence as exc:
         raise ReplayDivergence(f"{reader.path}: opening the station: {exc}") from None
     assert isinstance(station, ReplayStation)

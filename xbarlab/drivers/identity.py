@@ -1,0 +1,83 @@
+"""What a driver is talking to: model families from ``*IDN?`` and each model's rated source ranges.
+
+A driver checks the identity on open and refuses a mismatch with one clear line naming both the
+expected family and what answered (another SMU, or an HTTP server on the port). Ratings are the
+DC source maxima from the models' data sheets (V, A); the station compares its limits with them.
+
+``TRAFFIC_REVISION``: the drivers' open-time traffic. Revision 1 (logs written before the open
+checks) only queried the identity; revision 2 adds the status clear, the 2400's ``:TRIG:COUN 1``
+after a sweep and the read-back of an output switched off. Replay of an old log opens its
+drivers at the revision the log was written with.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from xbarlab.errors import ConfigError
+
+TRAFFIC_REVISION = 2
+
+
+@dataclass(frozen=True)
+class Rating:
+    """Largest DC source level of a model: ``voltage`` V, ``current`` A."""
+
+    model: str
+    voltage: float
+    current: float
+
+
+@dataclass(frozen=True)
+class Family:
+    """A driver's model family: a regex on ``*IDN?`` and per-model ratings."""
+
+    description: str
+    pattern: str
+    ratings: dict[str, tuple[float, float]]
+
+    def match(self, identity: str) -> Rating | None:
+        m = re.search(self.pattern, identity, re.I)
+        if not m:
+            return None
+        model = m.group(1).upper()
+        volts, amps = self.ratings.get(model, (float("nan"), float("nan")))
+        return Rating(model, volts, amps)
+
+
+KEITHLEY_2400 = Family(
+    "a Keithley 2400-series SourceMeter (2400/2401/2410/2420/2425/2430/2440)",
+    r"^KEITHLEY INSTRUMENTS(?: INC\.)?,\s*MODEL (24[0-4][015])\b",
+    {"2400": (210.0, 1.05), "2401": (21.0, 1.05), "2410": (1100.0, 1.05), "2420": (63.0, 3.15),
+     "2425": (105.0, 3.15), "2430": (105.0, 3.15), "2440": (42.0, 5.25)},
+)
+KEITHLEY_2450 = Family(
+    "a Keithley 2450 SourceMeter",
+    r"^KEITHLEY INSTRUMENTS(?: INC\.)?,\s*MODEL (2450)\b",
+    {"2450": (210.0, 1.05)},
+)
+KEITHLEY_2600B = Family(
+    "a Keithley 2600B System SourceMeter (2601B/2602B/2604B/2611B/2612B/2614B/2634B/2635B/2636B)",
+    r"^KEITHLEY INSTRUMENTS(?: INC\.)?,\s*MODEL (26[0-3][1-6]B)\b",
+    {"2601B": (40.4, 3.03), "2602B": (40.4, 3.03), "2604B": (40.4, 3.03), "2611B": (202.0, 1.515),
+     "2612B": (202.0, 1.515), "2614B": (202.0, 1.515), "2634B": (202.0, 1.515), "2635B": (202.0, 1.515),
+     "2636B": (202.0, 1.515)},
+)
+KEYSIGHT_B2900 = Family(
+    "a Keysight B2900-series SMU (B2901A/B2902A/B2911A/B2912A/B2961A/B2962A)",
+    r"^(?:KEYSIGHT|AGILENT) TECHNOLOGIES,\s*(B29[0-6][12][AB]?)\b",
+    {"B2901A": (210.0, 3.03), "B2902A": (210.0, 3.03), "B2911A": (210.0, 3.03), "B2912A": (210.0, 3.03),
+     "B2961A": (210.0, 3.03), "B2962A": (210.0, 3.03), "B2901B": (210.0, 3.03), "B2902B": (210.0, 3.03),
+     "B2911B": (210.0, 3.03), "B2912B": (210.0, 3.03)},
+)
+
+
+def check_identity(name: str, driver: str, family: Family, identity: str) -> Rating:
+    """The model's rating, or ConfigError naming the expected family and what answered."""
+    rating = family.match(identity.strip())
+    if rating is None:
+        shown = identity.strip()[:80] or "an empty reply"
+        raise ConfigError(f"{name}: driver {driver} expects {family.description}, "
+                          f"but the instrument answered *IDN? with {shown!r}")
+    return rating
