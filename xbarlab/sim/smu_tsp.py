@@ -115,7 +115,7 @@ class Keithley2600Emulator(LineEmulator):
         self._script: list[str] | None = None
         self._script_name: str | None = None
         self._deadline = float("inf")
-        self._out: list[str] = []
+        self._out: list[bytes] = []
         self.power_on_reset()
 
     def terminal(self, channel: str | int | None = None) -> SmuTerminal:
@@ -240,7 +240,7 @@ class Keithley2600Emulator(LineEmulator):
         finally:
             self._deadline = float("inf")
         out, self._out = self._out, []
-        return "\n".join(out).encode() if out else None
+        return b"\n".join(out) if out else None
 
     # -- errors and status -------------------------------------------------------------------------
     def _push_error(self, code: int, message: str) -> None:
@@ -296,7 +296,7 @@ class Keithley2600Emulator(LineEmulator):
         }
 
     def _out_line(self, text: str) -> None:
-        self._out.append(text)
+        self._out.append(text.encode("latin-1", errors="replace"))
 
     def _opc(self) -> None:
         self.esr |= 1
@@ -461,8 +461,14 @@ class Keithley2600Emulator(LineEmulator):
         n = min(len(col) for col in columns)
         if not 1 <= i0 <= i1 <= n:
             raise TspError(1400, "Buffer index out of range")
-        values = [self._format_value(col[k]) for k in range(i0 - 1, i1) for col in columns]
-        self._out.append(", ".join(values))
+        values = [col[k] for k in range(i0 - 1, i1) for col in columns]
+        kind = self.format["data"]
+        if kind == 1.0:
+            self._out.append(", ".join(self._format_value(x) for x in values).encode())
+        else:  # format.REAL32 / REAL64: "#0" then the raw IEEE floats (2600B manual, format.data)
+            order = ">" if self.format["byteorder"] == 1.0 else "<"
+            dtype = np.dtype(f"{order}f{4 if kind == 4.0 else 8}")
+            self._out.append(b"#0" + np.asarray(values, dtype=dtype).tobytes())
 
     # trigger model
     def _trigger_sweep(self, ch: int, unit: str, spacing: str, start: Any, stop: Any, points: Any) -> None:
@@ -593,8 +599,10 @@ class Keithley2600Emulator(LineEmulator):
         if key not in self.format:
             raise TspError(-286, f"TSP Runtime error: attempt to set unknown format attribute '{key}'")
         x = _num(value, key)
-        if key == "data" and x != 1.0:
-            raise TspError(1100, "Parameter out of range (only format.ASCII is emulated)")
+        if key == "data" and x not in (1.0, 4.0, 8.0):
+            raise TspError(1100, "Parameter out of range")
+        if key == "byteorder" and x not in (0.0, 1.0):
+            raise TspError(1100, "Parameter out of range")
         if key == "asciiprecision" and not 1 <= x <= 16:
             raise TspError(1100, "Parameter out of range")
         self.format[key] = x

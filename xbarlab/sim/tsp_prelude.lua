@@ -51,6 +51,7 @@ local function make_smu(ch, label)
     SOURCE_IDLE = 0, SOURCE_HOLD = 1, SOURCE_DCAMPS = 0, SOURCE_DCVOLTS = 1,
   }
   for k, v in pairs(consts) do smu[k] = v end
+  smu.sense = 0  -- SENSE_LOCAL
   smu.nvbuffer1 = make_buffer(ch, "nvbuffer1")
   smu.nvbuffer2 = make_buffer(ch, "nvbuffer2")
   local measure_methods = {
