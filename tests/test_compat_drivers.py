@@ -226,6 +226,39 @@ def test_qcodes_keithley2400(bench):
         k.close()
 
 
+def test_qcodes_keithley2450_sweep_and_buffer(bench):
+    from qcodes.instrument_drivers.Keithley import Keithley2450
+
+    k = _qc(Keithley2450, bench, "k2450")
+    try:
+        k.reset()
+        k.source_function("voltage")
+        k.sense_function("current")
+        assert (k.source_function(), k.sense_function()) == ("voltage", "current")
+        k.source.voltage(0.5)
+        assert k.source.voltage() == pytest.approx(0.5)
+        k.source.limit(1e-3)
+        assert k.source.limit() == pytest.approx(1e-3)
+        k.sense.nplc(0.5)
+        assert float(k.sense.nplc()) == pytest.approx(0.5)  # the driver returns the raw string
+        k.output_enabled(True)
+        assert k.output_enabled() is True
+        assert k.sense.current() == pytest.approx(0.5 / R_LOAD, rel=2e-3)
+        assert k.source.limit_tripped() is False or k.source.limit_tripped() == 0
+        k.source.sweep_setup(-1.0, 1.0, 11)
+        np.testing.assert_allclose(k.sense.sweep(), np.linspace(-1, 1, 11) / R_LOAD, rtol=2e-3, atol=1e-9)
+        k.source.limit(20e-6)  # 1 V into 10 kΩ wants 100 µA
+        k.source.voltage(1.0)
+        assert k.sense.current() == pytest.approx(20e-6, rel=2e-3)
+        assert int(k.source.limit_tripped()) == 1
+        buf = k.buffer("defbuffer1")
+        assert buf.number_of_readings() >= 1
+        k.output_enabled(False)
+        assert k.ask(":SYST:ERR?").startswith("0,")
+    finally:
+        k.close()
+
+
 def test_qcodes_keysight_b2962a_two_channels(bench):
     from qcodes.instrument_drivers.Keysight import KeysightB2962A
 

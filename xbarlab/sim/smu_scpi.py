@@ -641,6 +641,7 @@ class Keithley2450Emulator(ScpiSmuEmulator):
                     readings.append(self._read(c))
             c.s[key] = level
             c.output = was_on
+            self.buffers[sw["buffer"]].clear()  # a sweep's trigger model starts with its buffer cleared
             self._store(sw["buffer"], readings)
 
         def trip(call: Call) -> str:
