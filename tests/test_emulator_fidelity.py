@@ -300,3 +300,18 @@ def test_sim_serve_prints_each_port_with_its_model(served):
 def test_format1_log_written_before_the_open_checks_still_replays():
     report = replay(DATA / "format1_iv_sweeps.h5")  # written by the pre-change code: no *CLS, no readbacks
     assert [r.exchanges for r in report.runs] == [16, 36, 28]
+
+
+def test_a_failed_output_off_is_a_failure_never_outputs_off(tmp_path):
+    from xbarlab.errors import InstrumentError
+    from xbarlab.session import LabSession
+
+    with LabSession.open(station=None, log=str(tmp_path / "log.h5")) as lab:
+        emu = lab.station.sim.emulators["smu1"]
+        node = emu.tree.resolve("OUTP")[0]
+        stuck = node.on_set
+        node.on_set = lambda call, value: setattr(emu.ch[0], "output", True)  # a welded output relay
+        emu.handle_line(":OUTP ON")
+        with pytest.raises(InstrumentError, match="safe state NOT reached: smu1: output off failed.*still on"):
+            lab.run("safe_state", {})
+        node.on_set = stuck

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.errors import InstrumentError
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.support import board_limit_problems
 from xbarlab.instruments.safety import BoardLimits, SmuLimits
@@ -233,4 +234,6 @@ class SafeState(Experiment):
     def execute(self) -> list[str]:
         problems = self.station.safe_state()
         self.commit("safe_state", problems=problems)
+        if problems:  # never reported as "outputs off": the run fails and says what is not safe
+            raise InstrumentError("station", 0, "safe state NOT reached: " + "; ".join(problems))
         return problems
