@@ -174,6 +174,7 @@ def test_random_scpi_messages_get_a_reply_or_an_error_and_the_next_query_answers
     assert reply.count(b"\n") <= 1 and (not reply or reply.endswith(b"\n"))  # at most one reply line
     if "?" in message and not reply:  # a query that is not answered leaves its error in the queue
         assert emu.errors
+    assert all(code != -300 for code, _ in emu.errors)  # no emulator fault
     assert ask(emu, "*IDN?") == emu.IDENTITY
     assert float(ask(emu, "*RST;:SOUR:VOLT 0.25;:SOUR:VOLT?")) == 0.25
     assert emu.pending_output() == 0
@@ -207,6 +208,21 @@ def test_tsp_chunks_functions_factory_sweeps_and_status():
     assert emu.clock.now - t0 == pytest.approx(5.0)
     ask(emu, "reset() waitcomplete()")
     assert ask(emu, "print(smua.source.levelv, errorqueue.count)") == "0.00000e+00\t0.00000e+00"
+
+
+def test_tsp_trigger_model_sweep_into_buffers():
+    emu = Keithley2600Emulator(seed=2)
+    emu.terminal("b").connect(Resistor(2e3))
+    script = ("smub.reset() smub.nvbuffer1.clear() smub.nvbuffer2.clear() "
+              "smub.trigger.source.linearv(0, 1, 5) smub.trigger.source.action = smub.ENABLE "
+              "smub.trigger.measure.iv(smub.nvbuffer1, smub.nvbuffer2) smub.trigger.measure.action = smub.ENABLE "
+              "smub.trigger.count = 5 smub.source.output = smub.OUTPUT_ON smub.trigger.initiate() waitcomplete() "
+              "smub.source.output = smub.OUTPUT_OFF "
+              "printbuffer(1, smub.nvbuffer1.n, smub.nvbuffer1.readings, smub.nvbuffer2.readings)")
+    values = [float(x) for x in ask(emu, script).split(",")]
+    i, v = values[0::2], values[1::2]
+    assert v == pytest.approx([0, 0.25, 0.5, 0.75, 1.0], abs=1e-4)
+    assert i == pytest.approx([x / 2e3 for x in v], rel=1e-3, abs=1e-9)
 
 
 def test_tsp_errors_and_endless_loops_do_not_hang_or_desynchronise():

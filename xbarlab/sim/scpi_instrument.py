@@ -17,6 +17,7 @@ device errors DDE, -4xx QYE.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from xbarlab.sim.emulator import LineEmulator
@@ -31,6 +32,8 @@ from xbarlab.sim.scpi_tree import (
     split_units,
     take_channel_list,
 )
+
+log = logging.getLogger(__name__)
 
 ESR_OPC, ESR_QYE, ESR_DDE, ESR_EXE, ESR_CME, ESR_PON = 1, 4, 8, 16, 32, 128
 STB_MSB, STB_EAV, STB_QSB, STB_ESB, STB_MSS, STB_OSB = 1, 4, 8, 32, 64, 128
@@ -128,6 +131,10 @@ class ScpiInstrumentEmulator(LineEmulator):
                 reply = self._execute(unit.header, unit.query, unit.args)
             except ScpiError as err:
                 self.push_error(err.code, err.message)
+                break
+            except Exception as exc:  # noqa: BLE001 - an emulator fault must not take the link down
+                log.error("emulator fault on %r: %s", text, exc, exc_info=True)
+                self.push_error(-300, "Device-specific error")
                 break
             if reply is not None:
                 replies.append(reply)
