@@ -5,8 +5,9 @@ expected family and what answered (another SMU, or an HTTP server on the port). 
 DC source maxima from the models' data sheets (V, A); the station compares its limits with them.
 
 ``TRAFFIC_REVISION``: the drivers' open-time traffic. Revision 1 (logs written before the open
-checks) only queried the identity; revision 2 adds the status clear, the 2400's ``:TRIG:COUN 1``
-after a sweep and the read-back of an output switched off. Replay of an old log opens its
+checks) only queried the identity; revision 2 adds the status clear, the 2400's ``:OUTP ON`` before
+a sweep's ``:INIT`` (the manual's +803 otherwise) with ``:OUTP OFF`` and ``:TRIG:COUN 1`` after it, and
+the read-back of an output switched off. Replay of an old log opens its
 drivers at the revision the log was written with.
 """
 

@@ -95,11 +95,13 @@ class Keithley2400(ScpiInstrument, SourceMeter):
             ":TRAC:FEED SENS",
             ":TRAC:FEED:CONT NEXT",
         )
+        if self.traffic_revision >= 2:  # with auto output-off disabled (the *RST default) :INIT needs the output on
+            self.configure(":OUTP ON")
         self.write(":INIT")
         self.query("*OPC?")
         data = parse_floats(self.query(":TRAC:DATA?"), ":TRAC:DATA?")
         if self.traffic_revision >= 2:
-            self.configure(":SOUR:VOLT:MODE FIX", ":TRIG:COUN 1")  # :READ? takes TRIG:COUN readings
+            self.configure(":OUTP OFF", ":SOUR:VOLT:MODE FIX", ":TRIG:COUN 1")  # :READ? takes TRIG:COUN readings
         else:
             self.configure(":SOUR:VOLT:MODE FIX")
         if data.size != 2 * points:

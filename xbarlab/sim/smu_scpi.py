@@ -5,9 +5,8 @@ manual: 2400 Series User's Manual §18 (2400S-900-01), 2450 Reference Manual §6
 Keysight B2900 Programming Guide. A setting is one line; the same line answers its query.
 Physics: :mod:`xbarlab.sim.smu_engine`. Readings and replies use each model's own format.
 
-Documented deviations: a 2400 sweep (``:SOUR:VOLT:MODE SWE``) started with the output off
-turns the output on for the sweep and off after it, as with auto output-off; the 2450's and
-the B2900's trigger models run each ``:INIT`` to completion at once (``*OPC?`` answers 1).
+Documented deviation: the trigger models run each ``:INIT`` to completion at once (``*OPC?``
+answers 1); bus, timer and external trigger sources are stored, not waited for.
 """
 
 from __future__ import annotations
@@ -254,8 +253,8 @@ class Keithley2400Emulator(ScpiSmuEmulator):
         """The trigger model: ARM:COUN × TRIG:COUN readings; buffer and status updated."""
         c = self.ch[0]
         s = c.s
-        auto_off = s["clear_auto"] or s["v_mode"] in ("SWE", "LIST")
-        if not c.output and not auto_off:
+        auto_off = s["clear_auto"]
+        if not c.output and not auto_off:  # manual §18, :SOURce:CLEar:AUTO
             raise ScpiError(803, "Not permitted with OUTPUT off")
         was_on = c.output
         c.output = True
@@ -366,6 +365,7 @@ class Keithley2400Emulator(ScpiSmuEmulator):
             Node(":SOURce[1]:DELay", Num(0, 9999.999, 0.0), key="sour_delay"),
             Node(":SOURce[1]:DELay:AUTO", Bool(), key="sour_delay_auto", default=True),
             Node(":SOURce[1]:CLEar:AUTO", Bool(), key="clear_auto"),
+            Node(":SOURce[1]:CLEar:AUTO:MODE", Choice(("ALWays", "TCOunt")), key="clear_auto_mode"),
             Node(":SOURce[1]:CLEar[:IMMediate]", action=lambda c: setattr(self.ch[0], "output", False),
                  queryable=False),
             Node(":SENSe[1]:CURRent[:DC]:PROTection[:LEVel]", Num(-imax, imax, 105e-6), key="comp_i"),
