@@ -331,3 +331,13 @@ def test_a_failed_output_off_is_a_failure_never_outputs_off(tmp_path):
         with pytest.raises(InstrumentError, match="safe state NOT reached: smu1: output off failed.*still on"):
             lab.run("safe_state", {})
         node.on_set = stuck
+
+
+def test_2400_auto_output_off_and_measure_turns_the_output_on():
+    emu = Keithley2400Emulator(seed=1)
+    emu.terminal().connect(Resistor(1e4))
+    values = ask(emu, ":FORM:ELEM VOLT,CURR;:SOUR:VOLT 1;:MEAS:CURR?").split(",")
+    assert float(values[1]) == pytest.approx(1e-4, rel=1e-3) and ask(emu, ":OUTP?") == "1"  # stays on
+    ask(emu, ":OUTP OFF;:SOUR:CLE:AUTO ON")
+    assert float(ask(emu, ":READ?").split(",")[1]) == pytest.approx(1e-4, rel=1e-3)
+    assert ask(emu, ":OUTP?") == "0" and errors(emu) == []  # auto output-off: off after the measurement

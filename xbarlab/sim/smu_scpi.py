@@ -256,12 +256,11 @@ class Keithley2400Emulator(ScpiSmuEmulator):
         auto_off = s["clear_auto"]
         if not c.output and not auto_off:  # manual §18, :SOURce:CLEar:AUTO
             raise ScpiError(803, "Not permitted with OUTPUT off")
-        was_on = c.output
         c.output = True
         try:
             readings = self._run_readings(c, int(s["arm_count"]) * int(s["trig_count"]))
         finally:
-            if not was_on:
+            if auto_off:  # on for each source-delay-measure cycle, off after it
                 c.output = False
         self.latest = readings
         self.set_condition("MEAS", self.RAV, True)
