@@ -60,6 +60,7 @@ class Station:
         self.identities: dict[str, str] = {}
         self.traffic_revision = TRAFFIC_REVISION  # driver open-time traffic (older logs replay at theirs)
         self._drivers: dict[str, Any] = {}
+        self._unidentified: set[str] = set()
         self._closed = False
 
     # -- opening ------------------------------------------------------------------------
@@ -189,6 +190,7 @@ class Station:
             except TransportError as exc:
                 raise TransportError(f"{cfg.source}: instruments.{name} ({addr}) does not answer: {exc}") from None
             except ConfigError as exc:
+                self._unidentified.add(name)  # not what the station says: send it nothing more
                 raise ConfigError(f"{cfg.source}: instruments.{name} ({addr}): {exc}") from None
             self._check_rating(name)
         if self.board is not None:
@@ -267,6 +269,9 @@ class Station:
         """Outputs off, board lines grounded, SMUs unrouted. Returns problems met (if any)."""
         problems: list[str] = []
         for name, smu in self.smus.items():
+            if name in self._unidentified:
+                problems.append(f"{name}: not the instrument the station names; its outputs were not touched")
+                continue
             try:
                 smu.set_output(False)
             except XbarlabError as exc:
