@@ -211,7 +211,7 @@ def test_qcodes_keithley2400(bench):
         k.compliancei(1e-3)
         assert k.compliancei() == pytest.approx(1e-3)
         k.rangev(2)
-        assert k.rangev() == pytest.approx(21.0)  # SENS:VOLT:RANG? — the measure range
+        assert k.ask("SOUR:VOLT:RANG?") == "+2.000000E+00"  # its getter reads SENS:VOLT:RANG?, the measure range
         k.nplci(1)
         assert k.nplci() == pytest.approx(1)
         k.volt(0.7)

@@ -268,7 +268,17 @@ def test_model_mismatch_is_refused_naming_both(served, tmp_path, capsys):
 
 
 def test_an_http_server_on_the_port_is_refused(tmp_path, capsys):
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    seen: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def handle_one_request(self):
+            super().handle_one_request()
+            seen.append(self.raw_requestline)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -278,6 +288,7 @@ def test_an_http_server_on_the_port_is_refused(tmp_path, capsys):
         assert main(["station", "check", path, "--connect"]) == 2
         err = capsys.readouterr().err
         assert "B2900" in err and "answered *IDN? with" in err and "HTML" in err and "Traceback" not in err
+        assert seen == [b"*IDN?\n"]  # refused after the identity: nothing else was sent
     finally:
         httpd.shutdown()
 
