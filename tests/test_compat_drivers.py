@@ -313,3 +313,78 @@ def test_qcodes_keithley2600_sweep_and_buffers(bench):
         smu.output("off")
     finally:
         k.close()
+
+
+# -- every property of the drivers: read, write back, no instrument error ----------------------------------
+# Calls that fail on the real instrument too, for reasons in the driver (each one checked by hand):
+PYMEASURE_DRIVER_FAULTS = {
+    "Keithley2400": {"options": "*OPT? is not in the 2400's command set (-113)"},
+    "Keithley2450": {
+        "options": "*OPT? is not in the 2450 SCPI command set here (-113)",
+        "buffer_data": "sends the 2400's :TRAC:DATA? without the 2450's start,end arguments (-109)",
+        **{f"{stat}_{q}": "indexes the single value the 2450's :TRAC:STAT:* answers"
+           for stat in ("mean", "max", "min", "std") for q in ("current", "voltage", "resistance")},
+    },
+}
+
+
+def _properties(cls) -> list[str]:
+    return sorted({n for k in cls.__mro__ for n, v in vars(k).items() if isinstance(v, property) and n[0] != "_"})
+
+
+@pytest.mark.parametrize("driver, key", [("Keithley2400", "k2400"), ("Keithley2450", "k2450")])
+def test_pymeasure_every_property_reads_and_writes_back_without_an_instrument_error(bench, driver, key):
+    if bench.library == "@py":
+        pytest.skip("one way in is enough for the property sweep")
+    import warnings
+
+    cls = getattr(pymeasure_keithley, driver)
+    k = cls(bench.addresses[key], **{**bench.pymeasure_kw, "timeout": 500})
+    faults = PYMEASURE_DRIVER_FAULTS[driver]
+    try:
+        k.write("*RST;:OUTP ON")
+        if driver == "Keithley2400":  # a full buffer, so the buffer statistics have data
+            k.config_buffer(points=4)
+            k.start_buffer()
+        else:
+            k.write(":READ?")
+            k.read()
+        checked = 0
+        for name in _properties(cls):
+            if name in faults:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = getattr(k, name)
+                try:
+                    setattr(k, name, value)
+                except (AttributeError, LookupError, ValueError):
+                    pass  # read-only, or refused by the driver's own validator before anything is sent
+            assert k.ask(":SYST:ERR?").strip() == '0,"No error"', name
+            checked += 1
+        assert checked >= 35
+    finally:
+        _close(k)
+
+
+def test_qcodes_snapshots_update_every_parameter_without_an_instrument_error(bench):
+    if bench.library == "@py":
+        pytest.skip("one way in is enough for the snapshot sweep")
+    from qcodes.instrument_drivers.Keithley import Keithley2400, Keithley2450, Keithley2636B
+    from qcodes.instrument_drivers.Keysight import KeysightB2962A
+
+    logging.getLogger("qcodes").setLevel(logging.CRITICAL)
+    for cls, key, error_query in ((Keithley2400, "k2400", ":SYST:ERR?"), (Keithley2450, "k2450", ":SYST:ERR?"),
+                                  (KeysightB2962A, "b2900a", ":SYST:ERR?"),
+                                  (Keithley2636B, "k2600a", "errorqueue.next()")):
+        k = _qc(cls, bench, key)
+        try:
+            if cls is Keithley2450:  # the driver's user_delay getters need a user number (else :DEL:USERNone?)
+                for sub in ("_source_voltage", "_source_current", "_sense_current", "_sense_voltage",
+                            "_sense_resistance"):
+                    k.submodules[sub].user_number(1)
+            k.snapshot(update=True)
+            reply = k.ask(error_query).strip()
+            assert reply.lstrip("+").startswith("0") or reply.startswith("0.00000e+00"), (cls.__name__, reply)
+        finally:
+            k.close()

@@ -162,7 +162,8 @@ class ScpiInstrumentEmulator(LineEmulator):
                 if special is None:
                     raise ScpiError(-108, "Parameter not allowed")
                 return node.param.format(special)
-            return node.param.format(self.settings(call.channel)[node.key])
+            store = self.settings(call.channel)
+            return node.param.format(store.get(self._key(node, call), store.get(node.key)))
         if node.action is not None:
             node.action(call)
             return None
@@ -172,15 +173,24 @@ class ScpiInstrumentEmulator(LineEmulator):
             raise ScpiError(-109, "Missing parameter")
         value = node.param.parse(rest)
         store = self.settings(call.channel)
-        old = store.get(node.key)
-        store[node.key] = value
+        key = self._key(node, call)
+        old = store.get(key)
+        store[key] = value
         if node.on_set is not None:
             try:
                 node.on_set(call, value)
             except ScpiError:
-                store[node.key] = old
+                store[key] = old
                 raise
         return None
+
+    @staticmethod
+    def _key(node: Node, call: Call) -> str:
+        """A setting's storage key; a node with another numeric suffix (``USER3``) keeps one per suffix."""
+        assert node.key is not None
+        if not call.suffixes:
+            return node.key
+        return node.key + "".join(f"_{n}" for n in call.suffixes.values())
 
     def _common_nodes(self) -> list[Node]:
         """IEEE 488.2 common commands and the SCPI STATus/SYSTem:ERRor subsystem."""

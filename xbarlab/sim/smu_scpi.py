@@ -316,6 +316,8 @@ class Keithley2400Emulator(ScpiSmuEmulator):
             self.ch[0].s["elements"] = names
 
         def trace_data(call: Call) -> str:
+            if not self.buffer:
+                raise ScpiError(-230, "Data corrupt or stale")
             return self._format(self.buffer)
 
         def trace_clear(call: Call) -> None:
@@ -706,6 +708,7 @@ class Keithley2450Emulator(ScpiSmuEmulator):
                  on_set=lambda c, v: setattr(self.ch[0], "output", v),
                  query=lambda c: "1" if self.ch[0].output else "0"),
             Node(":ROUTe:TERMinals", Choice(("FRONt", "REAR")), key="terminals"),
+            Node(":FORMat[:DATA]", Choice(("ASCii",)), key="form_data"),
             Node(":READ", query=read, settable=False),
             Node(":FETCh", query=fetch, settable=False),
             Node(":MEASure", query=measure(None), settable=False),
