@@ -352,3 +352,22 @@ def test_2400_auto_output_off_and_measure_turns_the_output_on():
     ask(emu, ":OUTP OFF;:SOUR:CLE:AUTO ON")
     assert float(ask(emu, ":READ?").split(",")[1]) == pytest.approx(1e-4, rel=1e-3)
     assert ask(emu, ":OUTP?") == "0" and errors(emu) == []  # auto output-off: off after the measurement
+
+
+_TSP_TOKENS = ["smua", "smub", ".source", ".measure", ".levelv", ".limiti", ".output", ".i()", ".iv()", " = ", "1",
+               "1e9", "-5", "print(", ")", "(", " ", "for k = 1, 3 do ", " end", "errorqueue.next()", "nil", "{",
+               "}", ",", '"x"', "smua.nvbuffer1", ".readings", "printbuffer(1, 2, ", "reset()", "local x",
+               "function f() ", "status.", "format.data = format.REAL32", "*IDN?", "while true do end"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(chunk=st.one_of(st.lists(st.sampled_from(_TSP_TOKENS), max_size=8).map("".join),
+                       st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)))
+def test_random_tsp_chunks_never_crash_or_desynchronise(chunk):
+    emu = _EMULATORS.get("tsp") or _EMULATORS.setdefault("tsp", Keithley2600Emulator(seed=4, time_limit=0.05))
+    emu.power_on_reset()
+    emu.clear()
+    emu.feed((chunk + "\n").encode())
+    emu.read_output()
+    assert ask(emu, "format.data = format.ASCII print(localnode.model)") == "2636B"
+    assert emu.pending_output() == 0

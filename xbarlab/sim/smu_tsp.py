@@ -37,7 +37,7 @@ from xbarlab.sim.smu_engine import Channel, SmuModel, SourceMeasure, pick_range
 from xbarlab.sim.terminals import SmuTerminal
 
 IDENTITY = "Keithley Instruments Inc., Model 2636B, 4321234, 3.3.5"
-TIME_LIMIT = 2.0  # s of wall time per chunk
+TIME_LIMIT = 10.0  # s of wall time per chunk (an endless loop ends here; real scripts finish well before)
 ERROR_QUEUE_DEPTH = 100
 _TIMEOUT_MARK = "xbarlab-tsp-time-limit"
 
