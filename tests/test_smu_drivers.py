@@ -79,9 +79,12 @@ def test_2400_measure_and_error_queue_transcript():
 
 
 def test_2450_refuses_tsp_mode_and_uses_native_commands():
-    t = Scripted([("*LANG?", "TSP")])
+    t = Scripted([("*IDN?", "KEITHLEY INSTRUMENTS,MODEL 2450,04412345,1.7.12b"), ("*LANG?", "TSP")])
     with pytest.raises(ConfigError, match="TSP mode"):
         Keithley2450(t).identify()
+    t = Scripted([("*IDN?", "KEITHLEY INSTRUMENTS INC.,MODEL 2400,4112345,C32")])
+    with pytest.raises(ConfigError, match="keithley2450 expects a Keithley 2450.*MODEL 2400"):
+        Keithley2450(t).identify()  # a 2400 would not answer *LANG?: the identity comes first
     t = Scripted([(":SOUR:FUNC VOLT", None), (":SOUR:VOLT:ILIM 1e-05", None), (":SOUR:VOLT 0.1", None),
                   (':SENS:FUNC "CURR"', None), OK, (":SOUR:VOLT:ILIM:TRIP?", "1")])
     smu = Keithley2450(t)

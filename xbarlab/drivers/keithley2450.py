@@ -21,14 +21,20 @@ class Keithley2450(ScpiInstrument, SourceMeter):
         self.rating: Rating | None = None
 
     def identify(self) -> str:
+        """``*IDN?`` (refusing anything but a 2450), the SCPI command set (``*LANG?``), then ``*CLS``."""
+        if self.traffic_revision < 2:  # logs written before the open checks
+            self._check_language()
+            return self.query("*IDN?")
+        identity = self.query("*IDN?")
+        self.rating = check_identity(self.name, "keithley2450", KEITHLEY_2450, identity)
+        self._check_language()
+        self.write("*CLS")
+        return identity
+
+    def _check_language(self) -> None:
         lang = self.query("*LANG?")
         if lang.upper() != "SCPI":
             raise ConfigError(f"{self.name}: the 2450 is in {lang} mode; set it to SCPI (menu System > Settings)")
-        identity = self.query("*IDN?")
-        if self.traffic_revision >= 2:
-            self.rating = check_identity(self.name, "keithley2450", KEITHLEY_2450, identity)
-            self.write("*CLS")
-        return identity
 
     def reset(self) -> None:
         self.configure("*RST", "*CLS")
