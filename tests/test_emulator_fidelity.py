@@ -371,3 +371,41 @@ def test_random_tsp_chunks_never_crash_or_desynchronise(chunk):
     emu.read_output()
     assert ask(emu, "format.data = format.ASCII print(localnode.model)") == "2636B"
     assert emu.pending_output() == 0
+
+
+# -- open-time traffic of our drivers (revision 2) and of logs written before it (revision 1) ---------------
+class _Scripted:
+    def __init__(self, script):
+        self.script, self.pending = list(script), []
+
+    def write(self, message):
+        expected, reply = self.script.pop(0)
+        assert message == expected
+        if reply is not None:
+            self.pending.append(reply)
+
+    def query(self, message):
+        self.write(message)
+        return self.pending.pop(0)
+
+    def read(self):
+        return self.pending.pop(0)
+
+
+@pytest.mark.parametrize("revision", [1, 2])
+def test_drivers_open_time_traffic(revision):
+    from xbarlab.drivers.keithley2400 import Keithley2400
+    from xbarlab.drivers.keithley2600 import Keithley2600
+    from xbarlab.drivers.keysight_b2900 import KeysightB2900
+
+    cases = [(Keithley2400, {}, Keithley2400Emulator.MODEL.identity, "*CLS"),
+             (KeysightB2900, {"channel": "2"}, KeysightB2900Emulator.MODEL.identity, "*CLS"),
+             (Keithley2600, {"channel": "b"}, Keithley2600Emulator.MODEL.identity, "errorqueue.clear()")]
+    for cls, kw, identity, clear in cases:
+        script = [("*IDN?", identity)] + ([(clear, None)] if revision == 2 else [])
+        t = _Scripted(script)
+        drv = cls(t, name="smu", **kw)
+        drv.traffic_revision = revision
+        assert drv.identify() == identity
+        assert not t.script
+        assert (drv.rating is not None) == (revision == 2)
