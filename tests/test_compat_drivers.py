@@ -86,6 +86,15 @@ def bench(request):
     sim.close()
 
 
+@pytest.fixture(scope="module")
+def inproc():
+    """The in-process way in only (for the slower sweeps over every property)."""
+    sim = SimBench.from_station(parse_station(STATION))
+    cfg = parse_station(STATION)
+    yield Bench(sim, {n: i.address for n, i in cfg.instruments.items()}, f"{sim.bench_id}@xbarsim")
+    sim.close()
+
+
 def _close(inst):
     inst.adapter.close() if hasattr(inst, "adapter") else inst.close()
 
@@ -333,11 +342,10 @@ def _properties(cls) -> list[str]:
 
 
 @pytest.mark.parametrize("driver, key", [("Keithley2400", "k2400"), ("Keithley2450", "k2450")])
-def test_pymeasure_every_property_reads_and_writes_back_without_an_instrument_error(bench, driver, key):
-    if bench.library == "@py":
-        pytest.skip("one way in is enough for the property sweep")
+def test_pymeasure_every_property_reads_and_writes_back_without_an_instrument_error(inproc, driver, key):
     import warnings
 
+    bench = inproc
     cls = getattr(pymeasure_keithley, driver)
     k = cls(bench.addresses[key], **{**bench.pymeasure_kw, "timeout": 500})
     faults = PYMEASURE_DRIVER_FAULTS[driver]
@@ -367,9 +375,8 @@ def test_pymeasure_every_property_reads_and_writes_back_without_an_instrument_er
         _close(k)
 
 
-def test_qcodes_snapshots_update_every_parameter_without_an_instrument_error(bench):
-    if bench.library == "@py":
-        pytest.skip("one way in is enough for the snapshot sweep")
+def test_qcodes_snapshots_update_every_parameter_without_an_instrument_error(inproc):
+    bench = inproc
     from qcodes.instrument_drivers.Keithley import Keithley2400, Keithley2450, Keithley2636B
     from qcodes.instrument_drivers.Keysight import KeysightB2962A
 
