@@ -409,3 +409,53 @@ def test_drivers_open_time_traffic(revision):
         assert drv.identify() == identity
         assert not t.script
         assert (drv.rating is not None) == (revision == 2)
+
+
+def _spelled(draw, pattern: str) -> str:
+    """A random valid spelling of a tree pattern: short or long form, any case, optional nodes or not."""
+    import re
+
+    out = []
+    for m in re.finditer(r"(\[)?:?([*A-Za-z][A-Za-z0-9]*)([#&])?\]?", pattern.replace("[1]", "#")):
+        optional, word, suffix = m.group(1) is not None, m.group(2), m.group(3)
+        if optional and not draw(st.booleans()):
+            continue
+        form = word if draw(st.booleans()) else "".join(ch for ch in word if not ch.islower())
+        form = "".join(ch.lower() if draw(st.booleans()) else ch.upper() for ch in form)
+        out.append(form + (draw(st.sampled_from(["", "1"])) if suffix else ""))
+    return ":" + ":".join(out)
+
+
+@pytest.mark.parametrize("cls", [Keithley2400Emulator, Keithley2450Emulator, KeysightB2900Emulator])
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_valid_random_spellings_of_every_setting_are_accepted_and_read_back(cls, data):
+    from xbarlab.sim.scpi_tree import Bool, Choice, Num
+
+    emu = _EMULATORS.get(("valid", cls)) or _EMULATORS.setdefault(("valid", cls), cls(seed=5))
+    emu.power_on_reset()
+    nodes = [n for n in emu.tree.nodes if n.key and n.query is None and n.settable and n.queryable
+             and isinstance(n.param, (Num, Bool, Choice))]
+    node = data.draw(st.sampled_from(nodes))
+    p = node.param
+    if isinstance(p, Num):
+        value = data.draw(st.integers(int(p.lo), int(p.hi)) if p.integer else
+                          st.floats(p.lo, p.hi, allow_nan=False))
+        text, expected = repr(value), float(value)
+    elif isinstance(p, Bool):
+        text = data.draw(st.sampled_from(["ON", "OFF", "1", "0", "on", "off"]))
+        expected = text.upper() in ("ON", "1")
+    else:
+        choice = data.draw(st.sampled_from(p.choices))
+        text = _spelled(data.draw, choice).lstrip(":").replace(":#", "")
+        expected = p.parse(choice)
+    header = _spelled(data.draw, node.pattern)
+    ask(emu, f"{header} {text}")
+    if emu.errors:  # only a setting's own rule may refuse a valid value
+        assert emu.errors[0][0] in (-222, -224, 800), (header, text, emu.errors)
+        return
+    reply = ask(emu, f"{header}?")
+    if node.key in ("v_range", "i_range"):
+        assert float(reply) >= abs(expected) * (1 - 1e-6), (header, text, reply)
+    else:
+        assert reply == p.format(expected), (header, text, reply)
