@@ -111,6 +111,26 @@ def Int(lo: int, hi: int, default: int = 0) -> Num:  # noqa: N802 - a parameter 
 
 
 @dataclass(frozen=True)
+class Discrete(Param):
+    """One of a few numbers (``:SYST:LFR 50|60``); -224 for any other; answered as an integer."""
+
+    values: tuple[int, ...]
+
+    def special(self, word: str) -> int | None:
+        w = word.strip().upper()
+        return {"MIN": min(self.values), "MINIMUM": min(self.values), "MAX": max(self.values),
+                "MAXIMUM": max(self.values)}.get(w)
+
+    def parse(self, text: str) -> int:
+        x = self.special(text)
+        if x is None:
+            x = parse_number(text)
+            if x not in self.values:
+                raise ScpiError(-224, "Illegal parameter value")
+        return int(x)
+
+
+@dataclass(frozen=True)
 class Bool(Param):
     """ON|OFF|1|0 (a number is rounded: non-zero is ON); answered 1 or 0."""
 
@@ -211,6 +231,8 @@ class Node:
             return self.default
         if isinstance(self.param, Num):
             return self.param.default
+        if isinstance(self.param, Discrete):
+            return self.param.values[0]
         if isinstance(self.param, Choice):
             return _short(self.param.choices[0])
         if isinstance(self.param, Bool):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xbarlab.sim.scpi_tree import Bool, Call, Choice, Int, Node, Num, ScpiError, fmt_e, split_args
+from xbarlab.sim.scpi_tree import Bool, Call, Choice, Discrete, Int, Node, Num, ScpiError, fmt_e, split_args
 from xbarlab.sim.smu_engine import Reading, SmuModel
 from xbarlab.sim.smu_scpi_base import NAN_READING, FloatList, ScpiSmuEmulator, sense_functions
 
@@ -167,7 +167,7 @@ class KeysightB2900Emulator(ScpiSmuEmulator):
             Node(":MEASure[:SCALar]:RESistance", query=measure("RES"), settable=False),
             Node(":FORMat[:DATA]", Choice(("ASCii",)), key="form_data"),
             Node(":FORMat:ELEMents:SENSe", action=elements, query=lambda c: ",".join(self.ch[0].s["elements"])),
-            Node(":SYSTem:LFRequency", Int(50, 60, 50), key="lfreq", default=50),
+            Node(":SYSTem:LFRequency", Discrete((50, 60)), key="lfreq"),
             Node(":SYSTem:BEEPer[:IMMediate]", action=lambda c: None, queryable=False),
         ]
         self._b2900_defaults = {"elements": ["VOLT", "CURR", "RES", "TIME", "STAT", "SOUR"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xbarlab.sim.scpi_tree import Bool, Call, Choice, Int, Node, Num, ScpiError, split_args
+from xbarlab.sim.scpi_tree import Bool, Call, Choice, Discrete, Int, Node, Num, ScpiError, split_args
 from xbarlab.sim.smu_engine import Reading, SmuModel
 from xbarlab.sim.smu_scpi_base import NAN_READING, SENSE_NAMES, FloatList, OnOffOnce, ScpiSmuEmulator, sense_functions
 
@@ -233,9 +233,7 @@ class Keithley2400Emulator(ScpiSmuEmulator):
             Node("*TRG", action=lambda c: None, queryable=False),
             Node(":SYSTem:AZERo[:STATe]", OnOffOnce(), key="azero", default="ON"),
             Node(":SYSTem:RSENse", Bool(), key="rsense"),
-            Node(":SYSTem:LFRequency", Int(50, 60, 60), key="lfreq", default=50,
-                 on_set=lambda c, v: None if v in (50, 60) else (_ for _ in ()).throw(
-                     ScpiError(-224, "Illegal parameter value"))),
+            Node(":SYSTem:LFRequency", Discrete((50, 60)), key="lfreq"),
             Node(":SYSTem:LFRequency:AUTO", Bool(), key="lfreq_auto"),
             Node(":SYSTem:BEEPer[:IMMediate]", action=lambda c: None, queryable=False),
             Node(":SYSTem:TIME", query=lambda c: _fmt2400(self.clock.now), settable=False),
