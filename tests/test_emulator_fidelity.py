@@ -459,3 +459,11 @@ def test_valid_random_spellings_of_every_setting_are_accepted_and_read_back(cls,
         assert float(reply) >= abs(expected) * (1 - 1e-6), (header, text, reply)
     else:
         assert reply == p.format(expected), (header, text, reply)
+
+
+def test_a_long_form_of_another_mnemonic_is_not_accepted():
+    emu = Keithley2400Emulator(seed=1)
+    ask(emu, ":OUTP:STATUS 1;:STATE:PRES")  # STATe and STATus share the short form STAT
+    assert errors(emu) == ['-113,"Undefined header"'] and ask(emu, ":OUTP?") == "0"
+    ask(emu, ":OUTP:STATE 1;:STATUS:PRES")
+    assert errors(emu) == [] and ask(emu, ":OUTP?") == "1"

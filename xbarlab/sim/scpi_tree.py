@@ -261,14 +261,14 @@ class CommandTree:
 
     def __init__(self, nodes: Sequence[Node]) -> None:
         self.nodes = list(nodes)
-        self._index: dict[tuple[str, ...], tuple[Node, tuple[str, ...], tuple[str, ...]]] = {}
+        self._index: dict[tuple[str, ...], tuple[Node, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
         self._spell: dict[str, str] = {}
         for node in self.nodes:
             for path in node.paths():
                 key = tuple(s for s, _, _ in path)
                 if key in self._index and self._index[key][0] is not node:
                     raise ValueError(f"SCPI tree: {node.pattern!r} collides with {self._index[key][0].pattern!r}")
-                self._index[key] = (node, tuple(suf for _, _, suf in path), tuple(s for s, _, _ in path))
+                self._index[key] = (node, tuple(suf for _, _, suf in path), key, tuple(lng for _, lng, _ in path))
                 for short, long_, _ in path:
                     self._spell[short] = short
                     self._spell[long_] = short
@@ -280,7 +280,7 @@ class CommandTree:
             if entry is None:
                 raise undefined_header()
             return entry[0], {}, None
-        shorts, suffixes = [], {}
+        shorts, words, suffixes = [], [], {}
         for part in header.split(":"):
             m = _NODE.match(part)
             if not m:
@@ -295,10 +295,13 @@ class CommandTree:
             if digits:
                 suffixes[short] = int(digits)
             shorts.append(short)
+            words.append(word)
         entry = self._index.get(tuple(shorts))
         if entry is None:
             raise undefined_header()
-        node, kinds, path = entry
+        node, kinds, path, longs = entry
+        if any(w not in (s, lng) for w, s, lng in zip(words, path, longs, strict=True)):
+            raise undefined_header()  # e.g. STATe spelled where STATus is meant
         channel = None
         for short, kind in zip(path, kinds, strict=True):
             if short in suffixes:
