@@ -329,6 +329,28 @@ def test_format1_log_written_before_the_open_checks_still_replays():
     assert [r.exchanges for r in report.runs] == [16, 36, 28]
 
 
+def test_a_format1_log_appended_to_by_the_new_code_replays_session_by_session(tmp_path):
+    import shutil
+
+    from xbarlab.experiments.measurements import IVSweep
+    from xbarlab.session import LabSession
+
+    log = tmp_path / "old.h5"
+    shutil.copy(DATA / "format1_iv_sweeps.h5", log)
+    station = tmp_path / "small.toml"
+    station.write_text(_small_station())
+    with LabSession.open(station=station, log=log, append=True) as lab:
+        lab.run(IVSweep, {"points": 5, "row": 1, "col": 1})
+    report = replay(log)
+    assert [r.run_id for r in report.runs][-2:] == ["session-2", "iv_sweep-1@session-2"]
+    assert report.runs[-1].exchanges > 36  # the new session's sweep carries :OUTP ON/OFF and :TRIG:COUN 1
+
+
+def _small_station() -> str:
+    text = (Path(__file__).parents[1] / "xbarlab" / "stations" / "sim.toml").read_text()
+    return text.replace("rows = 64", "rows = 8").replace("cols = 64", "cols = 8")
+
+
 def test_a_failed_output_off_is_a_failure_never_outputs_off(tmp_path):
     from xbarlab.errors import InstrumentError
     from xbarlab.session import LabSession

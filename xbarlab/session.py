@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from xbarlab.drivers.identity import TRAFFIC_REVISION
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import STEP_TYPES, Aborted, AbortToken, Experiment, MemoryRecorder, Progress
 from xbarlab.instruments.config import StationConfig, load_station
@@ -82,7 +83,8 @@ class LabSession:
         try:
             n = sum(1 for r in LogReader.from_book(book).runs() if r["kind"] == SESSION_KIND) if append and book else 0
             session_id = f"{SESSION_KIND}-{n + 1}"
-            run = book.start_run(SESSION_KIND, {"title": title}, config.text, run_id=session_id) if book else None
+            params = {"title": title, "driver_traffic": TRAFFIC_REVISION}  # replay opens the drivers at this revision
+            run = book.start_run(SESSION_KIND, params, config.text, run_id=session_id) if book else None
             sink.run = run
             try:
                 st = open_recorded_station(config, sink)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xbarlab.campaigns.spec import Campaign, StepInstance, parse_campaign
+from xbarlab.drivers.identity import TRAFFIC_REVISION
 from xbarlab.errors import InstrumentError, LogbookError, ProtocolError, TransportError
 from xbarlab.experiments.base import Aborted, AbortToken, Progress
 from xbarlab.instruments.config import parse_station
@@ -126,7 +127,7 @@ class CampaignRunner:
         session = book.start_run(
             kind=SESSION,
             params={"campaign_text": self.campaign.text, "campaign_source": self.campaign.source,
-                    "campaign_name": self.campaign.name},
+                    "campaign_name": self.campaign.name, "driver_traffic": TRAFFIC_REVISION},
             station_text=self.campaign.station.text,
             run_id=session_id,
         )

@@ -7,8 +7,8 @@ DC source maxima from the models' data sheets (V, A); the station compares its l
 ``TRAFFIC_REVISION``: the drivers' open-time traffic. Revision 1 (logs written before the open
 checks) only queried the identity; revision 2 adds the status clear, the 2400's ``:OUTP ON`` before
 a sweep's ``:INIT`` (the manual's +803 otherwise) with ``:OUTP OFF`` and ``:TRIG:COUN 1`` after it, and
-the read-back of an output switched off. Replay of an old log opens its
-drivers at the revision the log was written with.
+the read-back of an output switched off. Each session run records its revision (``driver_traffic``
+in its params); replay opens the drivers of every session at that revision (none recorded: 1).
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from xbarlab.errors import LogbookError
 
 FORMAT = "xbarlab-logbook"
 FORMAT_VERSION = 2
-#: format 2: SMU drivers clear status on open, check identity and read back outputs switched off
-#: (driver traffic revision 2); replay opens drivers of a format-1 log at traffic revision 1
+#: format 2: SMU drivers clear status on open, check identity and read back outputs switched off;
+#: each session run records its ``driver_traffic`` revision in its params (none: revision 1), which
+#: replay uses, so a format-1 log resumed by newer code still replays session by session
 RUNS = "runs"
 
 STR = h5py.string_dtype()

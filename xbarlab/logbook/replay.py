@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.drivers.identity import TRAFFIC_REVISION
 from xbarlab.errors import ConfigError, ReplayDivergence, XbarlabError
 from xbarlab.experiments.base import STEP_TYPES, MemoryRecorder, Progress
 from xbarlab.instruments.config import InstrumentConfig, parse_station
@@ -220,7 +219,8 @@ def _open_session(reader: LogReader, session: dict[str, Any]) -> tuple[ReplaySta
         st.replay_clock = clock  # type: ignore[attr-defined]
 
     try:
-        revision = 1 if int(reader.attrs.get("format_version", 1)) < 2 else TRAFFIC_REVISION
+        # the drivers' open-time traffic of this session (sessions written before it was recorded: revision 1)
+        revision = int(session["params"].get("driver_traffic", 1))
         station = ReplayStation.open(config, open_transport=opener, on_created=created, traffic_revision=revision)
     except ReplayDivergence as exc:
         raise ReplayDivergence(f"{reader.path}: opening the station: {exc}") from None
