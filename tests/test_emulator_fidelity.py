@@ -489,3 +489,18 @@ def test_a_long_form_of_another_mnemonic_is_not_accepted():
     assert errors(emu) == ['-113,"Undefined header"'] and ask(emu, ":OUTP?") == "0"
     ask(emu, ":OUTP:STATE 1;:STATUS:PRES")
     assert errors(emu) == [] and ask(emu, ":OUTP?") == "1"
+
+
+def test_an_interrupted_cli_never_claims_outputs_off_when_one_failed(monkeypatch, capsys):
+    import xbarlab.cli as cli
+    from xbarlab.instruments import station as station_mod
+
+    def interrupted(args):
+        station_mod.CLOSE_PROBLEMS.append("smu1: output off failed: output still on after switching it off")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(station_mod, "CLOSE_PROBLEMS", [])
+    monkeypatch.setattr(cli, "cmd_station_check", interrupted)
+    assert cli.main(["station", "check", "x.toml"]) == 1
+    err = capsys.readouterr().err
+    assert "outputs NOT confirmed off: smu1: output off failed" in err and "were switched off" not in err

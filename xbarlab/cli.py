@@ -226,6 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xbarlab: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        from xbarlab.instruments.station import CLOSE_PROBLEMS
+
+        if CLOSE_PROBLEMS:  # never "outputs off" when switching one off failed
+            print("xbarlab: interrupted; outputs NOT confirmed off: " + "; ".join(CLOSE_PROBLEMS), file=sys.stderr)
+            return 1
         print("xbarlab: interrupted; outputs were switched off", file=sys.stderr)
         return 130
 

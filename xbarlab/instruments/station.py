@@ -33,6 +33,10 @@ from xbarlab.instruments.safety import BoardLimits, SafeCrossbar, SafeSourceMete
 
 log = logging.getLogger(__name__)
 
+#: problems met while closing stations in this process ("smu1: output off failed: ..."); a caller that
+#: reports "outputs off" after an interruption checks this first
+CLOSE_PROBLEMS: list[str] = []
+
 Transport = MessageTransport | ByteTransport
 #: ``wrap(instrument_names, transport) -> transport``: e.g. the logbook's recorder
 TransportWrapper = Callable[[tuple[str, ...], Transport], Transport]
@@ -290,6 +294,7 @@ class Station:
         self._closed = True
         for problem in self.safe_state():
             log.warning("while closing station: %s", problem)
+            CLOSE_PROBLEMS.append(problem)
         for names, transport in self.transports.items():
             try:
                 transport.close()
