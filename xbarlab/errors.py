@@ -30,6 +30,11 @@ class SafetyLimitError(XbarlabError):
         )
 
 
+class SafetyAccessError(XbarlabError, AttributeError):
+    """A name that is not a checked operation or a read-only query of the safety layer was asked for
+    (a raw command, transport, driver, private member) or an attribute was assigned. Nothing was sent."""
+
+
 class TransportError(XbarlabError):
     """The link to an instrument failed (closed port, unreachable address)."""
 

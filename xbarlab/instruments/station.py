@@ -14,9 +14,10 @@ hardware.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from xbarlab.drivers.transport import (
@@ -52,12 +53,22 @@ class Station:
 
     def __init__(self, config: StationConfig) -> None:
         self.config = config
-        self.smus: dict[str, SourceMeter] = {}
-        self.board: CrossbarArray | None = None
-        self.sim: Any = None  # SimBench for simulated stations
-        self.transports: dict[tuple[str, ...], Transport] = {}
+        self._smus: dict[str, SafeSourceMeter] = {}
+        self._board: SafeCrossbar | None = None
+        self.sim: Any = None  # SimBench for simulated stations (the simulated world, not an instrument)
+        self._transports: dict[tuple[str, ...], Transport] = {}
         self.identities: dict[str, str] = {}
         self._closed = False
+
+    @property
+    def smus(self) -> Mapping[str, SourceMeter]:
+        """The safety-wrapped SMUs by name (read-only mapping)."""
+        return MappingProxyType(self._smus)
+
+    @property
+    def board(self) -> CrossbarArray | None:
+        """The safety-wrapped crossbar board, or None."""
+        return self._board
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
@@ -122,7 +133,7 @@ class Station:
             transport = opener(names, first) if opener is not None else self._open_link(first)
             if wrap is not None:
                 transport = wrap(names, transport)
-            self.transports[names] = transport
+            self._transports[names] = transport
             for inst in members:
                 self._make_driver(inst, transport)
 
@@ -166,10 +177,10 @@ class Station:
             ) from None
         if inst.spec.kind == "smu":
             assert isinstance(inst.limits, SmuLimits)
-            self.smus[inst.name] = SafeSourceMeter(driver, inst.limits)
+            self._smus[inst.name] = SafeSourceMeter(driver, inst.limits)
         else:
             assert isinstance(inst.limits, BoardLimits)
-            self.board = SafeCrossbar(driver, inst.limits)
+            self._board = SafeCrossbar(driver, inst.limits)
 
     def _identify_all(self) -> None:
         cfg = self.config
@@ -261,7 +272,7 @@ class Station:
         self._closed = True
         for problem in self.safe_state():
             log.warning("while closing station: %s", problem)
-        for names, transport in self.transports.items():
+        for names, transport in self._transports.items():
             try:
                 transport.close()
             except Exception as exc:  # noqa: BLE001 - closing must go on
