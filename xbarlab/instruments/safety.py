@@ -326,6 +326,7 @@ class SafeSourceMeter(_Guarded, SourceMeter):
         "check_errors": "query: drains the error queue",
         "name": "query: instrument name",
         "limits": "query: the frozen SmuLimits",
+        "OPERATIONS": "query: this table",
     })
 
     def __init__(self, driver: SourceMeter, limits: SmuLimits) -> None:
@@ -566,6 +567,7 @@ class SafeCrossbar(_Guarded, CrossbarArray):
         "configuration": "query: the configuration the board echoed (frozen)",
         "name": "query: instrument name",
         "limits": "query: the frozen BoardLimits",
+        "OPERATIONS": "query: this table",
     })
 
     def __init__(self, driver: CrossbarArray, limits: BoardLimits) -> None:

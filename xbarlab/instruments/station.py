@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from xbarlab.drivers.transport import (
     ByteTransport,
@@ -49,7 +49,30 @@ def embedded_station_path(name: str = "sim") -> Path:
 
 
 class Station:
-    """An open bench: safety-wrapped SMUs and crossbar board."""
+    """An open bench: safety-wrapped SMUs and crossbar board.
+
+    It hands out only :class:`SafeSourceMeter` and :class:`SafeCrossbar` objects (never a driver
+    or a transport); ``OPERATIONS`` lists its public members (``tests/test_safety_allowlist.py``
+    fails for any public member not listed there).
+    """
+
+    OPERATIONS: ClassVar[Mapping[str, str]] = MappingProxyType({
+        "open": "opens a bench; every instrument is wrapped in the safety layer",
+        "from_text": "opens a bench from TOML text (as open)",
+        "smus": "query: read-only mapping name -> SafeSourceMeter",
+        "board": "query: the SafeCrossbar, or None",
+        "smu": "query: one SafeSourceMeter",
+        "require_board": "query: the SafeCrossbar",
+        "board_port": "query: board port an SMU is cabled to",
+        "config": "query: the frozen StationConfig it was opened from",
+        "identities": "query: identity strings read at open",
+        "sim": "query: the simulated world (None on hardware): physics and emulators, not an instrument link",
+        "sim_time": "query: simulated clock (s)",
+        "wait": "checked: lets time pass with outputs idle (sources nothing)",
+        "safe_state": "checked: outputs off, lines grounded, SMUs unrouted",
+        "close": "checked: safe state, then links released",
+        "OPERATIONS": "query: this table",
+    })
 
     def __init__(self, config: StationConfig) -> None:
         self.config = config
