@@ -165,6 +165,7 @@ class _Context:
     driver: Any
     limits: Any
     rail: float | None = None  # V, closed-loop output rail as the board reported it (hardware constant)
+    armed: bool = False  # SMU: a checked level and compliance were set since open/reset (output may go on)
 
 
 _Operation = Callable[..., Any]
@@ -257,12 +258,14 @@ def _smu_source_voltage(ctx: _Context, level: Any, compliance_current: Any) -> N
     level = _check_abs(ctx.name, "source voltage (V)", level, ctx.limits.max_voltage)
     compliance = _smu_compliance_current(ctx, compliance_current)
     ctx.driver.source_voltage(level, compliance)
+    ctx.armed = True
 
 
 def _smu_source_current(ctx: _Context, level: Any, compliance_voltage: Any) -> None:
     level = _check_abs(ctx.name, "source current (A)", level, ctx.limits.max_current)
     compliance = _smu_compliance_voltage(ctx, compliance_voltage)
     ctx.driver.source_current(level, compliance)
+    ctx.armed = True
 
 
 def _smu_sweep_voltage(ctx: _Context, start: Any, stop: Any, points: Any, compliance_current: Any) -> SweepResult:
@@ -273,7 +276,9 @@ def _smu_sweep_voltage(ctx: _Context, start: Any, stop: Any, points: Any, compli
     if int(n) != n or not 2 <= n <= lim.max_sweep_points:
         raise SafetyLimitError(ctx.name, "sweep points", n, f"an integer in [2, {lim.max_sweep_points}]")
     compliance = _smu_compliance_current(ctx, compliance_current)
-    return ctx.driver.sweep_voltage(start, stop, int(n), compliance)
+    result = ctx.driver.sweep_voltage(start, stop, int(n), compliance)
+    ctx.armed = True
+    return result
 
 
 def _smu_set_nplc(ctx: _Context, nplc: Any) -> None:
@@ -283,7 +288,16 @@ def _smu_set_nplc(ctx: _Context, nplc: Any) -> None:
 def _smu_set_output(ctx: _Context, enabled: Any) -> None:
     if not isinstance(enabled, (bool, np.bool_, int)):
         raise SafetyLimitError(ctx.name, "output state", float("nan"), "True or False")
+    if enabled and not ctx.armed:
+        # after open or reset the instrument holds its own defaults (a 2600B: 100 mA compliance)
+        raise SafetyLimitError(ctx.name, "output on", 1.0, "only after source_voltage/source_current set a checked "
+                               "level and compliance")
     ctx.driver.set_output(bool(enabled))
+
+
+def _smu_reset(ctx: _Context) -> None:
+    ctx.armed = False
+    ctx.driver.reset()
 
 
 def _passthrough(method: str) -> _Operation:
@@ -300,7 +314,8 @@ _SMU_OPERATIONS: Mapping[str, _Operation] = MappingProxyType({
     "sweep_voltage": _smu_sweep_voltage,
     "set_nplc": _smu_set_nplc,
     "set_output": _smu_set_output,
-    **{m: _passthrough(m) for m in ("identify", "reset", "output_enabled", "measure_current", "measure_voltage",
+    "reset": _smu_reset,
+    **{m: _passthrough(m) for m in ("identify", "output_enabled", "measure_current", "measure_voltage",
                                     "compliance_tripped", "check_errors", "close")},
 })
 
@@ -315,8 +330,9 @@ class SafeSourceMeter(_Guarded, SourceMeter):
         "sweep_voltage": "checked: |start|, |stop| <= max_voltage, points <= max_sweep_points, "
                          "0 < compliance current <= max_current",
         "set_nplc": "checked: 0.001 <= NPLC <= 25 (no sourcing)",
-        "set_output": "checked: a bool; switches the level last set by a checked operation",
-        "reset": "checked: power-on state, output off",
+        "set_output": "checked: a bool; on only after a checked source_voltage/source_current/sweep since "
+                      "open or reset",
+        "reset": "checked: power-on state, output off; the output stays off until a checked source call",
         "close": "checked: releases the link (the station switched the output off)",
         "identify": "query: identity string",
         "output_enabled": "query: output state",
