@@ -23,7 +23,14 @@ from safety_bench import bench_text
 
 from xbarlab.errors import SafetyAccessError, SafetyLimitError, XbarlabError
 from xbarlab.instruments.interfaces import Pulse
-from xbarlab.instruments.safety import BoardLimits, SafeCrossbar, SafeSourceMeter, SmuLimits
+from xbarlab.instruments.safety import (
+    BoardLimits,
+    ExpertRawBoard,
+    ExpertRawSmu,
+    SafeCrossbar,
+    SafeSourceMeter,
+    SmuLimits,
+)
 from xbarlab.instruments.station import Station
 from xbarlab.protocol import board as bp
 
@@ -71,7 +78,7 @@ def unregistered(obj: Any) -> list[str]:
         desc = registry[name]
         if not (desc.startswith(("checked:", "query:")) or type(obj) is Station):
             problems.append(f"{type(obj).__name__}.{name}: registry entry {desc!r} is not 'checked:' or 'query:'")
-        if isinstance(obj, (SafeSourceMeter, SafeCrossbar)):
+        if isinstance(obj, (SafeSourceMeter, SafeCrossbar, ExpertRawSmu, ExpertRawBoard)):
             value = getattr(obj, name)
             if not callable(value) and not (isinstance(value, _IMMUTABLE) or _frozen(value)):
                 problems.append(f"{type(obj).__name__}.{name} returns mutable {type(value).__name__}")
@@ -89,6 +96,7 @@ def _frozen(value: Any) -> bool:
 def handed_out(station: Station) -> list[Any]:
     objs: list[Any] = [station, station.require_board(), station.board]
     objs += [station.smu(n) for n in station.smus] + list(station.smus.values()) + [station.smu()]
+    objs += [station.expert_raw(n) for n in station.config.instruments]
     return objs
 
 
@@ -96,6 +104,8 @@ def test_every_public_member_is_a_registered_checked_operation_or_query(station)
     problems = [p for obj in handed_out(station) for p in unregistered(obj)]
     assert not problems, "\n".join(problems)
     assert all(isinstance(s, SafeSourceMeter) for s in station.smus.values())
+    assert isinstance(station.expert_raw("smu2"), ExpertRawSmu) and isinstance(station.expert_raw("board"),
+                                                                               ExpertRawBoard)
     assert isinstance(station.board, SafeCrossbar)
 
 
@@ -117,8 +127,9 @@ def test_every_checked_operation_exists_on_the_driver_side_of_the_gate():
     """The gate tables and the public registries name the same operations (no silent passthrough)."""
     from xbarlab.instruments import safety
 
+    expert = {SafeSourceMeter: {"expert_send", "expert_ask"}, SafeCrossbar: {"expert_exchange"}}
     for cls, table in ((SafeSourceMeter, safety._SMU_OPERATIONS), (SafeCrossbar, safety._BOARD_OPERATIONS)):
-        public = set(cls.OPERATIONS) - {"name", "limits", "OPERATIONS"}
+        public = set(cls.OPERATIONS) - {"name", "limits", "OPERATIONS"} | expert[cls]
         assert public == set(table), (cls.__name__, public ^ set(table))
 
 
@@ -197,6 +208,31 @@ ATTEMPTS += [
 ]
 
 
+def _expert_attempts() -> list[tuple[str, Callable[[Station], Any]]]:
+    out: list[tuple[str, Callable[[Station], Any]]] = []
+    scpi = [":SOUR:VOLT:LEV 50", ":SENS:CURR:PROT 1", ":SOUR:VOLT:LEV 60;:OUTP ON;:READ?", ":SOUR1:VOLT 50",
+            ":SOUR:FUNC VOLT;:SENS:CURR:PROT 1e-4;:SOUR:VOLT 50", ":SOUR:VOLT MAX", "*RCL 1",
+            ":SENS:CURR:PROT 1e-4;:SOUR:FUNC VOLT;:SOUR:VOLT 1;LEV 50", ":OUTP ON", ":SOUR:VOLT 1",
+            ":SENS:VOLT:PROT 5;:SOUR:FUNC CURR;:SOUR:CURR 0.5", ":SOUR:FUNC CURR;:OUTP ON"]
+    tsp = ["smua.source.levelv = 50", "smua.source.limiti = 1", "smua.source.output = smua.OUTPUT_ON",
+           "smua.source.func = smua.OUTPUT_DCVOLTS; smua.source.limiti = 1e-4; smua.source.levelv = 50",
+           "for i = 1, 10 do smua.source.levelv = i end", "smub.source.levelv = 1", "loadscript x",
+           "smua.source.limiti = 1e-4; smua.source.func = 1; smua.source.levelv = 2 * 30"]
+    for n in ("smu1", "smu3", "smu4"):
+        out += [(n, lambda st, n=n, m=m: st.expert_raw(n).send(m)) for m in scpi]
+    out += [("smu2", lambda st, m=m: st.expert_raw("smu2").send(m)) for m in tsp]
+    frames = [(bp.Op.PULSE, bp.pack_pulse(0, 0, 9.0, 1000)), (bp.Op.PULSE, bp.pack_pulse(0, 0, 1.0, 500_000_000)),
+              (bp.Op.MVM_FORWARD, bp.pack_vector(np.full(8, 0.95))),
+              (bp.Op.CONFIGURE, bp.Configuration(8, 8, 0.95, 1e-3).pack()), (0x7F, b""),
+              (bp.Op.CLOSED_LOOP_SOLVE, bp.pack_closed_loop_solve(bp.ClosedLoopBlock(2, 0, 0, "differential"),
+                                                                   np.full(2, 0.9)))]
+    out += [(_B, lambda st, f=f: st.expert_raw("board").exchange(*f)) for f in frames]
+    return out
+
+
+ATTEMPTS += _expert_attempts()
+
+
 def _limits_attempts() -> list[tuple[str, Callable[[Station], Any]]]:
     out: list[tuple[str, Callable[[Station], Any]]] = []
     for n in ("smu1", "smu2", "smu3", "smu4"):
@@ -228,6 +264,7 @@ def test_each_bypass_attempt_is_refused_and_nothing_arrives(station, received, i
 def test_the_number_of_attempts_blocked(station):
     """The regression list holds every route of the issue on every SMU model (N of N must be blocked)."""
     assert len(ATTEMPTS) >= 51
+    assert len(ATTEMPTS) == 145
 
 
 def test_limits_cannot_be_changed_even_below_the_public_api(station, received):

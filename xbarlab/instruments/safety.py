@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from xbarlab.errors import ConfigError, SafetyAccessError, SafetyLimitError
+from xbarlab.instruments import expert
 from xbarlab.instruments.interfaces import (
     BoardInfo,
     CrossbarArray,
@@ -300,6 +301,31 @@ def _smu_reset(ctx: _Context) -> None:
     ctx.driver.reset()
 
 
+def _smu_expert(ctx: _Context, message: Any, reply: bool) -> str | None:
+    """Expert link: parse ``message`` (SCPI or TSP), check every sourcing value, then send it."""
+    from xbarlab.drivers.keithley2400 import Keithley2400
+    from xbarlab.drivers.keithley2450 import Keithley2450
+    from xbarlab.drivers.keithley2600 import Keithley2600
+    from xbarlab.drivers.keysight_b2900 import KeysightB2900
+
+    if not isinstance(message, str) or not message.isascii():
+        raise SafetyAccessError(f"{ctx.name}: the expert link sends one ASCII message (str); nothing was sent")
+    driver = ctx.driver
+    if isinstance(driver, Keithley2600):
+        resets = expert.check_tsp(ctx.name, message, ctx.limits, driver.smu)
+    elif isinstance(driver, (Keithley2400, Keithley2450, KeysightB2900)):
+        channel = str(getattr(driver, "channel", "")) if isinstance(driver, KeysightB2900) else ""
+        resets = expert.check_scpi(ctx.name, message, ctx.limits, channel)
+    else:
+        raise SafetyAccessError(f"{ctx.name}: no expert parser for {type(driver).__name__}; nothing was sent")
+    if resets:
+        ctx.armed = False
+    if reply:
+        return driver.transport.query(message)
+    driver.transport.write(message)
+    return None
+
+
 def _passthrough(method: str) -> _Operation:
     def op(ctx: _Context) -> Any:
         return getattr(ctx.driver, method)()
@@ -315,6 +341,8 @@ _SMU_OPERATIONS: Mapping[str, _Operation] = MappingProxyType({
     "set_nplc": _smu_set_nplc,
     "set_output": _smu_set_output,
     "reset": _smu_reset,
+    "expert_send": lambda ctx, message: _smu_expert(ctx, message, False),
+    "expert_ask": lambda ctx, message: _smu_expert(ctx, message, True),
     **{m: _passthrough(m) for m in ("identify", "output_enabled", "measure_current", "measure_voltage",
                                     "compliance_tripped", "check_errors", "close")},
 })
@@ -514,6 +542,22 @@ def _board_closed_loop_info(ctx: _Context) -> Any:
     return info
 
 
+def _board_expert(ctx: _Context, opcode: Any, payload: Any = b"") -> bytes:
+    """Expert link: check one raw board request (opcode, payload) against the limits, then exchange it."""
+    if not isinstance(payload, (bytes, bytearray)) or isinstance(opcode, bool) or not isinstance(opcode, int):
+        raise SafetyAccessError(f"{ctx.name}: the expert link takes an opcode (int) and a payload (bytes); "
+                                "nothing was sent")
+    def rail() -> float:
+        if ctx.rail is None:
+            ctx.rail = float(ctx.driver.closed_loop_info().rail)
+        return ctx.rail
+
+    cfg = getattr(ctx.driver, "configuration", None)
+    op = expert.check_board(ctx.name, opcode, bytes(payload), ctx.limits, cfg.read_voltage if cfg else None, rail)
+    reply, _ = ctx.driver._exchange(op, bytes(payload))
+    return reply
+
+
 def _board_route(ctx: _Context, port: int, row: int, col: int) -> None:
     ctx.driver.route_smu(port, row, col)
 
@@ -546,6 +590,7 @@ _BOARD_OPERATIONS: Mapping[str, _Operation] = MappingProxyType({
     "closed_loop_solve": _board_closed_loop_solve,
     "closed_loop_eigen": _board_closed_loop_eigen,
     "closed_loop_info": _board_closed_loop_info,
+    "expert_exchange": _board_expert,
     "route_smu": _board_route,
     "unroute_smu": _board_unroute,
     **{m: _passthrough(m) for m in ("identify", "status", "all_off", "close")},
@@ -702,3 +747,52 @@ class SafeCrossbar(_Guarded, CrossbarArray):
 
     def close(self) -> None:
         _call(self, "close")
+
+
+# -- the expert escape hatch ------------------------------------------------------------------------------
+class ExpertRawSmu(_Guarded):
+    """EXPERT: raw SCPI/TSP messages to one SMU. Each message is parsed first; every sourcing value is
+    checked against the station limits and any command not on the allowlist is refused (nothing sent)."""
+
+    __slots__ = ()
+    OPERATIONS: ClassVar[Mapping[str, str]] = MappingProxyType({
+        "send": "checked: parses the message; levels, sweep/list points and compliance within the limits; "
+                "output on only after a checked level and compliance; unknown commands refused",
+        "ask": "checked: as send, then returns the reply",
+        "name": "query: instrument name",
+        "limits": "query: the frozen SmuLimits",
+        "OPERATIONS": "query: this table",
+    })
+
+    def send(self, message: str) -> None:
+        """Send one raw message after it passed the checks."""
+        _call(self, "expert_send", message)
+
+    def ask(self, message: str) -> str:
+        """Send one raw message after it passed the checks and return the reply."""
+        return _call(self, "expert_ask", message)
+
+
+class ExpertRawBoard(_Guarded):
+    """EXPERT: raw board requests (opcode, payload). Pulses, MVM and closed-loop inputs are checked against the
+    station limits; CONFIGURE and unknown opcodes are refused (nothing sent)."""
+
+    __slots__ = ()
+    OPERATIONS: ClassVar[Mapping[str, str]] = MappingProxyType({
+        "exchange": "checked: decodes the payload; pulse amplitudes/widths, MVM, read and closed-loop inputs and "
+                    "the closed-loop rail within the limits; CONFIGURE and unknown opcodes refused",
+        "name": "query: instrument name",
+        "limits": "query: the frozen BoardLimits",
+        "OPERATIONS": "query: this table",
+    })
+
+    def exchange(self, opcode: int, payload: bytes = b"") -> bytes:
+        """One request/reply round trip after the request passed the checks; returns the reply payload."""
+        return _call(self, "expert_exchange", opcode, payload)
+
+
+def expert_link(instrument: SafeSourceMeter | SafeCrossbar) -> ExpertRawSmu | ExpertRawBoard:
+    """The expert escape hatch of a safe instrument: shares its checks, limits and output state."""
+    gate = object.__getattribute__(instrument, "_gate")
+    cls = ExpertRawSmu if isinstance(instrument, SafeSourceMeter) else ExpertRawBoard
+    return cls(gate, instrument.name, instrument.limits)

@@ -29,7 +29,15 @@ from xbarlab.drivers.transport import (
 from xbarlab.errors import ConfigError, TransportError, XbarlabError
 from xbarlab.instruments.config import InstrumentConfig, StationConfig, load_station, parse_station
 from xbarlab.instruments.interfaces import CrossbarArray, SourceMeter
-from xbarlab.instruments.safety import BoardLimits, SafeCrossbar, SafeSourceMeter, SmuLimits
+from xbarlab.instruments.safety import (
+    BoardLimits,
+    ExpertRawBoard,
+    ExpertRawSmu,
+    SafeCrossbar,
+    SafeSourceMeter,
+    SmuLimits,
+    expert_link,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,8 @@ class Station:
         "smu": "query: one SafeSourceMeter",
         "require_board": "query: the SafeCrossbar",
         "board_port": "query: board port an SMU is cabled to",
+        "expert_raw": "checked: the expert escape hatch (ExpertRawSmu/ExpertRawBoard: every message parsed and "
+                      "checked)",
         "config": "query: the frozen StationConfig it was opened from",
         "identities": "query: identity strings read at open",
         "sim": "query: the simulated world (None on hardware): physics and emulators, not an instrument link",
@@ -239,6 +249,18 @@ class Station:
         if self.board is None:
             raise ConfigError(f"{self.config.source}: the station has no crossbar board")
         return self.board
+
+    def expert_raw(self, name: str) -> ExpertRawSmu | ExpertRawBoard:
+        """EXPERT escape hatch: raw SCPI/TSP messages or board requests to instrument ``name``.
+
+        Every message is parsed and every sourcing value checked against the station limits before it
+        is sent; commands the parser does not know are refused. Prefer the typed operations.
+        """
+        if self._board is not None and name == self._board.name:
+            return expert_link(self._board)
+        if name in self._smus:
+            return expert_link(self._smus[name])
+        raise ConfigError(f"no instrument named {name!r}; the station has {', '.join(self.config.instruments)}")
 
     def board_port(self, smu_name: str) -> int:
         """The board SMU port that ``smu_name`` is cabled to."""
