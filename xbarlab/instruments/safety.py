@@ -503,11 +503,16 @@ def _board_outer_product(ctx: _Context, row_trains: Any, col_trains: Any, amplit
     ctx.driver.outer_product_update(row_trains, col_trains, a, w)
 
 
+def _f32(value: float) -> float:
+    """A float32 from the board as the shortest decimal that reads back to it (0.9, not 0.8999999761581421)."""
+    return float(str(np.float32(value)))
+
+
 def _closed_loop_rail_ok(ctx: _Context) -> None:
     """The op-amp outputs drive array lines up to the board's rail: it must lie within max_mvm_voltage."""
     if ctx.rail is None:
         info = ctx.driver.closed_loop_info()
-        ctx.rail = float(info.rail)
+        ctx.rail = _f32(info.rail)
     if not (math.isfinite(ctx.rail) and ctx.rail <= ctx.limits.max_mvm_voltage):
         raise SafetyLimitError(ctx.name, "closed-loop output rail (V)", ctx.rail,
                                f"<= max_mvm_voltage {ctx.limits.max_mvm_voltage:g} (the outputs drive the array)")
@@ -538,7 +543,7 @@ def _board_closed_loop_eigen(ctx: _Context, g_lambda: Any, n: int, **where: Any)
 
 def _board_closed_loop_info(ctx: _Context) -> Any:
     info = ctx.driver.closed_loop_info()
-    ctx.rail = float(info.rail)
+    ctx.rail = _f32(info.rail)
     return info
 
 
@@ -549,7 +554,7 @@ def _board_expert(ctx: _Context, opcode: Any, payload: Any = b"") -> bytes:
                                 "nothing was sent")
     def rail() -> float:
         if ctx.rail is None:
-            ctx.rail = float(ctx.driver.closed_loop_info().rail)
+            ctx.rail = _f32(ctx.driver.closed_loop_info().rail)
         return ctx.rail
 
     cfg = getattr(ctx.driver, "configuration", None)
