@@ -161,6 +161,7 @@ OPS = {
     "closed_loop_eigen": st.tuples(st.sampled_from([1e-6, 1e-5, 1e-4, 0.0, -1e-5, float("nan")]), st.integers(1, 4)),
     "route_and_source": st.tuples(st.sampled_from(["smu1", "smu2"]), V_ANY, COMP_I),
     "unroute_smu": st.tuples(st.integers(0, 1)),
+    "route_uncabled": st.tuples(st.integers(2, 3)),
     "all_off": st.tuples(),
 }
 #: which station operations each strategy drives
@@ -244,6 +245,8 @@ def _run(station: Station, op: str, args: tuple) -> None:
         smu.set_output(True)
         smu.measure_current()
         smu.set_output(False)
+    elif op == "route_uncabled":
+        board.route_smu(args[0], 0, 0)  # refused: nothing of the station is cabled there
     elif op == "unroute_smu":
         board.unroute_smu(*args)
     elif op == "all_off":

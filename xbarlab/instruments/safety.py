@@ -167,14 +167,16 @@ class _Context:
     limits: Any
     rail: float | None = None  # V, closed-loop output rail as the board reported it (hardware constant)
     armed: bool = False  # SMU: a checked level and compliance were set since open/reset (output may go on)
+    ports: frozenset[int] | None = None  # board: SMU ports cabled to a station SMU (None: not known)
 
 
 _Operation = Callable[..., Any]
 
 
-def _make_gate(operations: Mapping[str, _Operation], name: str, driver: Any, limits: Any) -> Callable[..., Any]:
+def _make_gate(operations: Mapping[str, _Operation], name: str, driver: Any, limits: Any,
+               ports: frozenset[int] | None = None) -> Callable[..., Any]:
     """A dispatcher that runs only the named checked operations on ``driver`` (held in its closure)."""
-    ctx = _Context(name, driver, dataclasses.replace(limits))
+    ctx = _Context(name, driver, dataclasses.replace(limits), ports=ports)
 
     def gate(op: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -564,6 +566,11 @@ def _board_expert(ctx: _Context, opcode: Any, payload: Any = b"") -> bytes:
 
 
 def _board_route(ctx: _Context, port: int, row: int, col: int) -> None:
+    if ctx.ports is not None and port not in ctx.ports:
+        # whatever is cabled to another port has no limits in this station
+        allowed = ", ".join(str(p) for p in sorted(ctx.ports)) or "none"
+        raise SafetyLimitError(ctx.name, "SMU port", float(port) if isinstance(port, (int, float)) else float("nan"),
+                               f"a port cabled to a station SMU ({allowed})")
     ctx.driver.route_smu(port, row, col)
 
 
@@ -622,7 +629,7 @@ class SafeCrossbar(_Guarded, CrossbarArray):
         "closed_loop_solve": "checked: every |input voltage| <= max_mvm_voltage; board output rail <= max_mvm_voltage",
         "closed_loop_eigen": "checked: g_lambda finite and > 0; board output rail <= max_mvm_voltage",
         "closed_loop_info": "query: the board's closed-loop rail (V) and input conductance (S)",
-        "route_smu": "checked: switches an SMU port to a cell (sources nothing; the SMU is checked by its limits)",
+        "route_smu": "checked: only a port cabled to a station SMU (whose own limits then apply) to a cell",
         "unroute_smu": "checked: disconnects an SMU port",
         "all_off": "checked: safe state (lines grounded, ports unrouted)",
         "close": "checked: releases the link",
@@ -636,10 +643,12 @@ class SafeCrossbar(_Guarded, CrossbarArray):
         "OPERATIONS": "query: this table",
     })
 
-    def __init__(self, driver: CrossbarArray, limits: BoardLimits) -> None:
+    def __init__(self, driver: CrossbarArray, limits: BoardLimits, cabled_ports: Any = None) -> None:
+        """``cabled_ports``: the board SMU ports a station SMU is cabled to (None: any port may be routed)."""
         if not isinstance(limits, BoardLimits):
             raise ConfigError(f"{driver.name}: board limits must be BoardLimits, got {type(limits).__name__}")
-        super().__init__(_make_gate(_BOARD_OPERATIONS, driver.name, driver, limits), driver.name, limits)
+        ports = None if cabled_ports is None else frozenset(int(p) for p in cabled_ports)
+        super().__init__(_make_gate(_BOARD_OPERATIONS, driver.name, driver, limits, ports), driver.name, limits)
 
     # -- queries -----------------------------------------------------------------------------------
     def identify(self) -> BoardInfo:

@@ -213,7 +213,9 @@ class Station:
             self._smus[inst.name] = SafeSourceMeter(driver, inst.limits)
         else:
             assert isinstance(inst.limits, BoardLimits)
-            self._board = SafeCrossbar(driver, inst.limits)
+            ports = {i.board_port for i in self.config.instruments.values()
+                     if i.spec.kind == "smu" and i.board_port is not None}
+            self._board = SafeCrossbar(driver, inst.limits, cabled_ports=ports)
 
     def _identify_all(self) -> None:
         cfg = self.config
