@@ -241,6 +241,7 @@ def _limits_attempts() -> list[tuple[str, Callable[[Station], Any]]]:
     out.append((_B, lambda st: setattr(st.board, "limits", BoardLimits(max_pulse_amplitude=20.0))))
     out.append((_B, lambda st: setattr(st, "board", None)))
     out.append((_B, lambda st: st.smus.__setitem__("smu1", None)))
+    out.append(("station", lambda st: setattr(st, "config", None)))
     return out
 
 
@@ -265,7 +266,7 @@ def test_each_bypass_attempt_is_refused_and_nothing_arrives(station, received, i
 def test_the_number_of_attempts_blocked(station):
     """The regression list holds every route of the issue on every SMU model (N of N must be blocked)."""
     assert len(ATTEMPTS) >= 51
-    assert len(ATTEMPTS) == 146
+    assert len(ATTEMPTS) == 147
 
 
 def test_limits_cannot_be_changed_even_below_the_public_api(station, received):

@@ -26,7 +26,7 @@ from xbarlab.drivers.transport import (
     SerialTransport,
     VisaTransport,
 )
-from xbarlab.errors import ConfigError, TransportError, XbarlabError
+from xbarlab.errors import ConfigError, SafetyAccessError, TransportError, XbarlabError
 from xbarlab.instruments.config import InstrumentConfig, StationConfig, load_station, parse_station
 from xbarlab.instruments.interfaces import CrossbarArray, SourceMeter
 from xbarlab.instruments.safety import (
@@ -92,6 +92,12 @@ class Station:
         self._transports: dict[tuple[str, ...], Transport] = {}
         self.identities: dict[str, str] = {}
         self._closed = False
+        self._sealed = False
+
+    def __setattr__(self, item: str, value: Any) -> None:
+        if not item.startswith("_") and self.__dict__.get("_sealed"):
+            raise SafetyAccessError(f"station: {item!r} is read-only once the station is open")
+        object.__setattr__(self, item, value)
 
     @property
     def smus(self) -> Mapping[str, SourceMeter]:
@@ -140,6 +146,7 @@ class Station:
         except BaseException:
             station.close()
             raise
+        station._sealed = True
         return station
 
     @classmethod
