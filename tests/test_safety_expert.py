@@ -109,7 +109,7 @@ messages = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(messages, min_size=1, max_size=6))
 def test_whatever_the_expert_link_lets_through_stays_within_the_limits(audited, sequence):
     station, wire, physics = audited

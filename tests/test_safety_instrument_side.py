@@ -258,7 +258,7 @@ def _run(station: Station, op: str, args: tuple) -> None:
 calls = st.lists(st.one_of(*(st.tuples(st.just(k), v) for k, v in OPS.items())), min_size=1, max_size=8)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(calls)
 def test_nothing_beyond_a_limit_ever_arrives(audited, sequence):
     station, wire, physics = audited
