@@ -149,6 +149,23 @@ class CampaignRunner:
         sink.run = None
         return station, session_id
 
+    def _check_sim_state(self, done: set[str]) -> None:
+        """Before anything is logged: the simulator checkpoint a resume would restore must load.
+
+        It is restored into a throwaway bench built from the station, so a damaged, foreign or
+        old (pickle) checkpoint stops the resume with one line and appends nothing to the log.
+        """
+        config = parse_station(self.campaign.station.text, self.campaign.station.source)
+        if config.sim is None or not self.sim_state_path.exists():
+            return
+        from xbarlab.sim.bench import SimBench
+
+        bench = SimBench.from_station(config)
+        try:
+            checkpoint.load(bench, self.sim_state_path, [s.step_id for s in self.campaign.steps if s.step_id in done])
+        finally:
+            bench.close()
+
     @property
     def sim_state_path(self) -> Path:
         """Where a simulated bench keeps its state between sessions (next to the log)."""
@@ -158,6 +175,11 @@ class CampaignRunner:
         if self.resume:
             book = Logbook.open_append(self.log_path)
             done = completed_steps(LogReader.from_book(book))
+            try:
+                self._check_sim_state(done)
+            except BaseException:
+                book.close()
+                raise
         else:
             book = Logbook.create(self.log_path, overwrite=self.overwrite)
             self.sim_state_path.unlink(missing_ok=True)
