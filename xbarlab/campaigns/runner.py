@@ -142,7 +142,10 @@ class CampaignRunner:
             done = completed_steps(LogReader.from_book(book))
             restored = checkpoint.load(station.sim, self.sim_state_path,
                                        [s.step_id for s in self.campaign.steps if s.step_id in done])
-        session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored})
+        faults = {name: str(emu.faults.entropy) for name, emu in station.sim.emulators.items()} \
+            if station.sim is not None else {}
+        session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored,
+                                       "sim_fault_entropy": faults})
         if self.on_session is not None:
             self.on_session(station)
         session.finish("completed")
