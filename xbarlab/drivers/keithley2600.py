@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xbarlab.drivers import replies
 from xbarlab.drivers.scpi import parse_floats
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import InstrumentError, ProtocolError
@@ -28,6 +29,12 @@ class Keithley2600(SourceMeter):
         self.channel = channel
         self.name = name
         self.smu = f"smu{channel}"
+        self._output_expected = False  # what the host last set (a reset switches it off)
+        self._level_v: float | None = None  # the voltage level the host set, while sourcing voltage
+
+    #: absolute agreement floor of two current readings (A) and two voltage readings (V)
+    CURRENT_FLOOR = 1e-9
+    VOLTAGE_FLOOR = 1e-4
 
     def _send(self, *statements: str) -> None:
         for s in statements:
@@ -35,40 +42,50 @@ class Keithley2600(SourceMeter):
         self.check_errors()
 
     def _print(self, expr: str) -> str:
-        return self.transport.query(f"print({expr})").strip()
+        return replies.printable(self.transport.query(f"print({expr})").strip(), self.name, f"print({expr})")
 
     def _number(self, expr: str) -> float:
-        values = parse_floats(self._print(expr), expr)
-        if values.size != 1:
-            raise ProtocolError(f"{self.name}: expected one number from print({expr})")
-        return float(values[0])
+        return replies.repeat(lambda: replies.numbers(self._print(expr), self.name, f"print({expr})", count=1)[0])
 
     def check_errors(self) -> None:
-        count = int(self._number("errorqueue.count"))
+        count = self._number("errorqueue.count")
+        if count != int(count) or not 0 <= count <= 1000:
+            raise ProtocolError(f"{self.name}: errorqueue.count read {count:g}")
         first = None
-        for _ in range(count):
-            reply = self._print("errorqueue.next()").split("\t")
-            if len(reply) < 2:
-                raise ProtocolError(f"{self.name}: cannot parse errorqueue.next() reply {reply!r}")
-            code = int(float(reply[0]))
+        for _ in range(int(count)):
+            reply = self.transport.query("print(errorqueue.next())").strip().split("\t")
+            try:
+                code = int(replies.numbers(reply[0], self.name, "errorqueue.next()", count=1)[0])
+                message = replies.printable(reply[1], self.name, "errorqueue.next()")
+            except (ProtocolError, IndexError):
+                raise ProtocolError(f"{self.name}: garbled errorqueue.next() reply {reply!r}; an instrument error "
+                                    "may have been lost") from None
             if first is None and code != 0:
-                first = (code, reply[1])
+                first = (code, message)
         if first is not None:
             raise InstrumentError(self.name, *first)
 
     def identify(self) -> str:
-        return self.transport.query("*IDN?").strip()
+        def once() -> str | None:
+            try:
+                return replies.printable(self.transport.query("*IDN?").strip(), self.name, "*IDN?")
+            except ProtocolError:
+                return None
+        return replies.same_twice(once, self.name, "*IDN?")
 
     def reset(self) -> None:
+        self._output_expected, self._level_v = False, None
         self._send(f"{self.smu}.reset()")
 
     def source_voltage(self, level: float, compliance_current: float) -> None:
         s = self.smu
+        self._level_v = float(f"{level:.6g}")
         self._send(f"{s}.source.func = {s}.OUTPUT_DCVOLTS", f"{s}.source.limiti = {compliance_current:.6g}",
                    f"{s}.source.levelv = {level:.6g}")
 
     def source_current(self, level: float, compliance_voltage: float) -> None:
         s = self.smu
+        self._level_v = None
         self._send(f"{s}.source.func = {s}.OUTPUT_DCAMPS", f"{s}.source.limitv = {compliance_voltage:.6g}",
                    f"{s}.source.leveli = {level:.6g}")
 
@@ -76,22 +93,47 @@ class Keithley2600(SourceMeter):
         self._send(f"{self.smu}.measure.nplc = {nplc:.6g}")
 
     def set_output(self, enabled: bool) -> None:
+        self._output_expected = enabled
         self._send(f"{self.smu}.source.output = {self.smu}.OUTPUT_{'ON' if enabled else 'OFF'}")
 
     def output_enabled(self) -> bool:
-        return self._number(f"{self.smu}.source.output") == 1.0
+        value = self._number(f"{self.smu}.source.output")
+        if value not in (0.0, 1.0):
+            raise ProtocolError(f"{self.name}: {self.smu}.source.output read {value:g}")
+        return value == 1.0
+
+    def _readings(self, what: str, count: int) -> list[float]:
+        """``count`` readings of ``smuX.measure.<what>()`` in one print, with the output state and level."""
+        s = self.smu
+        expr = ", ".join([f"{s}.measure.{what}()"] * count + [f"{s}.source.output", f"{s}.source.levelv"])
+        values = replies.numbers(self._print(expr), self.name, f"print({expr})", count=count + 2, sep="\t")
+        output, level = values[-2:]
+        if output not in (0.0, 1.0):
+            raise ProtocolError(f"{self.name}: {s}.source.output read {output:g}")
+        if self._output_expected and output == 0.0:
+            raise replies.InstrumentResetDetected(
+                f"{self.name}: the output is off although it was switched on: the instrument reset itself")
+        if self._output_expected and self._level_v is not None and \
+                abs(level - self._level_v) > 1e-3 * abs(self._level_v) + self.VOLTAGE_FLOOR:
+            raise replies.InstrumentResetDetected(
+                f"{self.name}: sourcing {level:.6g} V instead of the {self._level_v:.6g} V set: the instrument "
+                "lost its settings (it reset itself)")
+        return values[:count]
+
+    def _measure(self, what: str, floor: float) -> float:
+        a, b = replies.repeat(lambda: self._readings(what, 2))
+        return replies.confirmed(a, b, lambda: replies.repeat(lambda: self._readings(what, 1))[0], floor, self.name,
+                                 f"{self.smu}.measure.{what}()")
 
     def measure_current(self) -> float:
-        return self._number(f"{self.smu}.measure.i()")
+        return self._measure("i", self.CURRENT_FLOOR)
 
     def measure_voltage(self) -> float:
-        return self._number(f"{self.smu}.measure.v()")
+        return self._measure("v", self.VOLTAGE_FLOOR)
 
     def compliance_tripped(self) -> bool:
-        reply = self._print(f"{self.smu}.source.compliance")
-        if reply not in ("true", "false"):
-            raise ProtocolError(f"{self.name}: expected true/false for compliance, got {reply!r}")
-        return reply == "true"
+        return replies.repeat(lambda: replies.flag(self._print(f"{self.smu}.source.compliance"), self.name,
+                                                   "compliance", true="true", false="false"))
 
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if not 2 <= points <= BUFFER_POINTS:
@@ -111,9 +153,19 @@ class Keithley2600(SourceMeter):
             f"{s}.measure.iv({s}.nvbuffer1, {s}.nvbuffer2) end"
         )
         self._send(f"{s}.source.output = {s}.OUTPUT_OFF")
-        current = parse_floats(self.transport.query(f"printbuffer(1, {points}, {s}.nvbuffer1.readings)"), "printbuffer")
-        voltage = parse_floats(self.transport.query(f"printbuffer(1, {points}, {s}.nvbuffer2.readings)"), "printbuffer")
+        self._output_expected, self._level_v = False, None
+        current = parse_floats(self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer1.readings)"), "printbuffer")
+        voltage = parse_floats(self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer2.readings)"), "printbuffer")
         if current.size != points or voltage.size != points:
             raise ProtocolError(f"{self.name}: sweep returned {current.size} of {points} points")
         return SweepResult(voltage=voltage, current=current,
                            compliance=np.abs(current) >= compliance_current * (1 - 1e-3))
+
+    def _buffer(self, command: str) -> str:
+        """A stored buffer, read until two copies are identical."""
+        def once() -> str | None:
+            try:
+                return replies.printable(self.transport.query(command).strip(), self.name, command)
+            except ProtocolError:
+                return None
+        return replies.same_twice(once, self.name, command)
