@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.drivers import replies
-from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
+from xbarlab.drivers.scpi import ScpiInstrument
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import InstrumentError, ProtocolError
 from xbarlab.instruments.interfaces import SourceMeter, SweepResult
@@ -69,9 +69,7 @@ class Keithley2400(ScpiInstrument, SourceMeter):
                 raise ProtocolError(f"{self.name}: reading {measured:.6g} beyond the compliance {limit:.6g} set")
             if not at_limit and abs(sourced - level) > 1e-3 * abs(level) + (
                     self.VOLTAGE_FLOOR if func == "VOLT" else self.CURRENT_FLOOR):
-                raise replies.InstrumentResetDetected(
-                    f"{self.name}: sourcing {sourced:.6g} instead of the {level:.6g} set: the instrument lost its "
-                    "settings (it reset itself)")
+                raise replies.SettingMismatch(f"{self.name}: sourcing {sourced:.6g} instead of the {level:.6g} set")
         return v, i
 
     def _readings(self, count: int) -> list[tuple[float, float]]:
@@ -128,7 +126,7 @@ class Keithley2400(ScpiInstrument, SourceMeter):
                     f"{self.name}: the sweep set-up was lost before :INIT ({exc}): the instrument reset itself"
                 ) from None
             raise
-        data = parse_floats(self.query_stable(":TRAC:DATA?"), ":TRAC:DATA?")
+        data = self.query_stored(":TRAC:DATA?", 2 * points)
         self.configure(":SOUR:VOLT:MODE FIX")
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")

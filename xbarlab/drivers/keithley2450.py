@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
+from xbarlab.drivers.scpi import ScpiInstrument
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ConfigError, ProtocolError
 from xbarlab.instruments.interfaces import SourceMeter, SweepResult
@@ -63,7 +63,7 @@ class Keithley2450(ScpiInstrument, SourceMeter):
         self.write(":INIT")
         self.write("*WAI")
         self._set_output_flag(False)  # the output state after a sweep is the sweep's, not the host's
-        data = parse_floats(self.query_stable(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ'), ":TRAC:DATA?")
+        data = self.query_stored(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ', 2 * points)
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")
         pairs = data.reshape(points, 2)

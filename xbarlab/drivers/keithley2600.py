@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.drivers import replies
-from xbarlab.drivers.scpi import parse_floats
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import InstrumentError, ProtocolError
 from xbarlab.instruments.interfaces import SourceMeter, SweepResult
@@ -33,7 +32,7 @@ class Keithley2600(SourceMeter):
         self._level_v: float | None = None  # the voltage level the host set, while sourcing voltage
 
     #: absolute agreement floor of two current readings (A) and two voltage readings (V)
-    CURRENT_FLOOR = 1e-9
+    CURRENT_FLOOR = 1e-10
     VOLTAGE_FLOOR = 1e-4
 
     def _send(self, *statements: str) -> None:
@@ -111,13 +110,10 @@ class Keithley2600(SourceMeter):
         if output not in (0.0, 1.0):
             raise ProtocolError(f"{self.name}: {s}.source.output read {output:g}")
         if self._output_expected and output == 0.0:
-            raise replies.InstrumentResetDetected(
-                f"{self.name}: the output is off although it was switched on: the instrument reset itself")
+            raise replies.SettingMismatch(f"{self.name}: the output reads off although it was switched on")
         if self._output_expected and self._level_v is not None and \
                 abs(level - self._level_v) > 1e-3 * abs(self._level_v) + self.VOLTAGE_FLOOR:
-            raise replies.InstrumentResetDetected(
-                f"{self.name}: sourcing {level:.6g} V instead of the {self._level_v:.6g} V set: the instrument "
-                "lost its settings (it reset itself)")
+            raise replies.SettingMismatch(f"{self.name}: sourcing {level:.6g} V instead of the {self._level_v:.6g} V")
         return values[:count]
 
     def _measure(self, what: str, floor: float) -> float:
@@ -154,18 +150,18 @@ class Keithley2600(SourceMeter):
         )
         self._send(f"{s}.source.output = {s}.OUTPUT_OFF")
         self._output_expected, self._level_v = False, None
-        current = parse_floats(self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer1.readings)"), "printbuffer")
-        voltage = parse_floats(self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer2.readings)"), "printbuffer")
+        current = self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer1.readings)", points)
+        voltage = self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer2.readings)", points)
         if current.size != points or voltage.size != points:
             raise ProtocolError(f"{self.name}: sweep returned {current.size} of {points} points")
         return SweepResult(voltage=voltage, current=current,
                            compliance=np.abs(current) >= compliance_current * (1 - 1e-3))
 
-    def _buffer(self, command: str) -> str:
-        """A stored buffer, read until two copies are identical."""
+    def _buffer(self, command: str, count: int) -> np.ndarray:
+        """``count`` numbers of a stored buffer, each confirmed by two identical copies."""
         def once() -> str | None:
             try:
                 return replies.printable(self.transport.query(command).strip(), self.name, command)
             except ProtocolError:
                 return None
-        return replies.same_twice(once, self.name, command)
+        return np.array(replies.stored_numbers(once, count, self.name, command), dtype=float)

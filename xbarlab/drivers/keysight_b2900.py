@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
+from xbarlab.drivers.scpi import ScpiInstrument
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ProtocolError
 from xbarlab.instruments.interfaces import SourceMeter, SweepResult
@@ -70,8 +70,8 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
                        f":SOUR{c}:VOLT:STOP {stop:.6g}", f":SOUR{c}:VOLT:POIN {points}",
                        f":TRIG{c}:SOUR AINT", f":TRIG{c}:COUN {points}")
         self.write(f":INIT (@{c})")
-        current = parse_floats(self.query_stable(f":FETC:ARR:CURR? (@{c})"), ":FETC:ARR:CURR?")
-        voltage = parse_floats(self.query_stable(f":FETC:ARR:VOLT? (@{c})"), ":FETC:ARR:VOLT?")
+        current = self.query_stored(f":FETC:ARR:CURR? (@{c})", points)
+        voltage = self.query_stored(f":FETC:ARR:VOLT? (@{c})", points)
         self.configure(f":SOUR{c}:VOLT:MODE FIX")
         if current.size != points or voltage.size != points:
             raise ProtocolError(f"{self.name}: sweep returned {current.size} of {points} points")

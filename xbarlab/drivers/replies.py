@@ -27,11 +27,15 @@ _ERROR = re.compile(r'^\s*([+-]?\d+)\s*,\s*"(.*)"\s*$')
 #: how many times an idempotent query is repeated after a garbled reply
 ATTEMPTS = 4
 #: two readings of one quantity agree when they differ by at most REL·|x| + the absolute floor
-AGREE_REL = 0.02
+AGREE_REL = 0.005
 
 
 class InstrumentResetDetected(ProtocolError):
     """The instrument lost the state the host set (it reset itself, e.g. after a power glitch)."""
+
+
+class SettingMismatch(ProtocolError):
+    """A reply shows a setting other than the one the host made: garbled once, or lost (a reset) if it persists."""
 
 
 def printable(reply: str, name: str, what: str) -> str:
@@ -73,28 +77,34 @@ def agree(a: float, b: float, floor: float, rel: float = AGREE_REL) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b)) + floor
 
 
-def confirmed(first: float, second: float, third: Callable[[], float], floor: float, name: str, what: str) -> float:
-    """The first reading when the second agrees; else whichever of the two a third reading confirms."""
-    if agree(first, second, floor):
-        return first
-    x = third()
-    if agree(first, x, floor):
-        return first
-    if agree(second, x, floor):
-        return second
-    raise ProtocolError(f"{name}: three readings of {what} disagree ({first:.6g}, {second:.6g}, {x:.6g})")
+def confirmed(first: float, second: float, more: Callable[[], float], floor: float, name: str, what: str,
+              limit: int = 5) -> float:
+    """The earliest reading that another one agrees with: the first when the second agrees, else more
+    readings (``more``) are taken, up to ``limit`` in all; ProtocolError when no two agree."""
+    seen = [first, second]
+    while True:
+        for k, x in enumerate(seen):
+            if any(agree(x, y, floor) for j, y in enumerate(seen) if j != k):
+                return x
+        if len(seen) >= limit:
+            raise ProtocolError(f"{name}: {len(seen)} readings of {what} disagree pairwise "
+                                f"({', '.join(f'{x:.6g}' for x in seen)})")
+        seen.append(more())
 
 
 def repeat(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     """Call an idempotent exchange until its reply passes validation (ProtocolError), at most ``attempts`` times.
 
-    An instrument reset is not retried here: the state it lost must be set again by the caller.
+    A setting that reads back wrong in every attempt was lost: :class:`InstrumentResetDetected`.
     """
     for k in range(attempts):
         try:
             return fn()
         except InstrumentResetDetected:
             raise
+        except SettingMismatch as exc:
+            if k == attempts - 1:
+                raise InstrumentResetDetected(f"{exc} in {attempts} replies: the instrument reset itself") from None
         except ProtocolError:
             if k == attempts - 1:
                 raise
@@ -117,20 +127,46 @@ def scpi_error(reply: str, name: str) -> tuple[int, str]:
             return 0, "No error"
         if message.lower() != "no error" and message.isprintable() and message.isascii():
             return code, message
-    head = text.split(",", 1)
-    if head[0].strip() in ("0", "+0") or (
-            len(head) == 2 and difflib.SequenceMatcher(None, head[1].strip().strip('"').lower(), "no error").ratio()
-            >= 0.8):
-        return 0, "No error"
+    if difflib.SequenceMatcher(None, text.strip().lower(), '0,"no error"').ratio() >= 0.85:
+        return 0, "No error"  # one or two bytes garbled in the empty-queue reply (a real error's code differs)
     raise ProtocolError(f"{name}: garbled error-queue reply {reply[:60]!r}; an instrument error may have been lost")
 
 
-def same_twice(query: Callable[[], str | None], name: str, what: str, attempts: int = ATTEMPTS) -> str:
-    """A reply that reads back identically twice in a row (stored data: identity, buffers); None never matches."""
-    previous = None
-    for _ in range(attempts + 1):
+def same_twice(query: Callable[[], str | None], name: str, what: str, attempts: int = 8) -> str:
+    """A reply that reads back identically twice (stored data: identity, buffers); None never matches.
+
+    Line noise hits each copy independently, so two identical copies are the uncorrupted reply.
+    """
+    seen: set[str] = set()
+    for _ in range(attempts):
         r = query()
-        if r is not None and r == previous:
-            return r
-        previous = r
-    raise ProtocolError(f"{name}: {what} read back differently {attempts + 1} times in a row")
+        if r is not None:
+            if r in seen:
+                return r
+            seen.add(r)
+    raise ProtocolError(f"{name}: {what} never read back the same twice in {attempts} tries")
+
+
+def stored_numbers(query: Callable[[], str | None], count: int, name: str, what: str, sep: str = ",",
+                   attempts: int = 8) -> list[float]:
+    """``count`` numbers of stored data (a reading buffer), read as often as needed (at most ``attempts``
+    times) until every field has arrived identically in two copies; copies with the wrong number of
+    fields are set aside. Long replies rarely arrive whole under line noise, but each field does."""
+    copies: list[list[str]] = []
+    agreed: list[str | None] = [None] * count
+    for _ in range(attempts):
+        r = query()
+        if r is None:
+            continue
+        fields = [f.strip() for f in r.strip().split(sep)]
+        if len(fields) != count:
+            continue
+        for k, f in enumerate(fields):
+            if agreed[k] is None and _NUMBER.match(f) and any(c[k] == f for c in copies):
+                agreed[k] = f
+        copies.append(fields)
+        if all(a is not None for a in agreed):
+            return [float(a) for a in agreed if a is not None]
+    missing = sum(a is None for a in agreed)
+    raise ProtocolError(f"{name}: {missing} of {count} values of {what} never arrived the same twice "
+                        f"in {attempts} reads")

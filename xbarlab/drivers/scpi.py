@@ -25,7 +25,7 @@ class ScpiInstrument:
     #: how many queued errors are read at most when draining (the queue depth of these instruments)
     MAX_ERRORS = 32
     #: absolute agreement floor of two current readings (A) and two voltage readings (V)
-    CURRENT_FLOOR = 1e-9
+    CURRENT_FLOOR = 1e-10
     VOLTAGE_FLOOR = 1e-4
 
     def __init__(self, transport: MessageTransport, name: str) -> None:
@@ -53,6 +53,15 @@ class ScpiInstrument:
             except ProtocolError:  # non-ASCII: never taken
                 return None
         return replies.same_twice(once, self.name, command)
+
+    def query_stored(self, command: str, count: int) -> np.ndarray:
+        """``count`` numbers of stored data (a buffer), each confirmed by two identical copies."""
+        def once() -> str | None:
+            try:
+                return self.query(command)
+            except ProtocolError:
+                return None
+        return np.array(replies.stored_numbers(once, count, self.name, command), dtype=float)
 
     def check_errors(self) -> None:
         """Drain ``:SYST:ERR?``; raise InstrumentError for the first error found."""
@@ -91,5 +100,4 @@ class ScpiInstrument:
         """The instrument's output state (``reply``, 1/0) must be what the host set."""
         on = replies.flag(reply, self.name, what)
         if self._output_expected and not on:
-            raise replies.InstrumentResetDetected(
-                f"{self.name}: the output is off although it was switched on: the instrument reset itself")
+            raise replies.SettingMismatch(f"{self.name}: the output reads off although it was switched on")

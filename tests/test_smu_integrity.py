@@ -1,0 +1,106 @@
+"""No silent wrong data from the SMU links: line noise, non-ASCII bytes, garbled error queue,
+corrupted identity, resets (issue 11 §2). Every figure is measured here, on the simulated bench."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbarlab.calibration.readpath import smu_cell_current
+from xbarlab.drivers.replies import scpi_error
+from xbarlab.errors import ProtocolError
+from xbarlab.instruments.station import Station
+from xbarlab.sim.stations import sim_station_text
+
+SEEDS = range(50)
+CELLS = [(0, 0), (1, 2), (2, 1), (3, 3)]
+READ_V = 0.2
+NOISE_REL, NOISE_FLOOR = 1.2e-4, 1e-11  # the simulated 2400's reading noise (1σ), only for judging results
+AGREE_REL, AGREE_FLOOR = 0.005, 1e-10  # the drivers' agreement tolerance: smaller corruptions are noise
+
+
+def _noisy_station(seed: int, rate: float = 0.003) -> Station:
+    text = sim_station_text(4, 4, seed=seed) + (
+        "[sim.faults.smu1]\n"
+        f"corrupt_byte_probability = {rate}\n"
+        f"drop_byte_probability = {rate}\n"
+        f"seed = {seed}\n")
+    return Station.from_text(text)
+
+
+def _bound(truth: float) -> float:
+    return AGREE_REL * abs(truth) + AGREE_FLOOR + 6 * (NOISE_REL * abs(truth) + NOISE_FLOOR)
+
+
+def test_line_noise_on_the_smu_link_never_becomes_data():
+    """0.3 % of reply bytes flipped and 0.3 % dropped, 50 seeds: every value returned is the truth within noise."""
+    values = wrong = errors = replies_faulted = 0
+    for seed in SEEDS:
+        try:
+            st = _noisy_station(seed)
+        except ProtocolError:
+            errors += 1
+            continue
+        with st:
+            assert "MODEL 2400" in st.identities["smu1"]  # identity read twice: never logged corrupted
+            board, model = st.require_board(), st.sim.model
+            for r, c in CELLS:
+                try:
+                    got = smu_cell_current(st, board, "smu1", r, c, READ_V)
+                except ProtocolError:
+                    errors += 1
+                    continue
+                truth = model.cell_current(r, c, READ_V, noise=False)
+                values += 1
+                wrong += abs(got - truth) > _bound(truth)
+            board.route_smu(0, 2, 2)
+            try:
+                sw = st.smu("smu1").sweep_voltage(-0.2, 0.2, 9, 1e-3)
+            except ProtocolError:
+                errors += 1
+            else:
+                truth = np.array([model.cell_current(2, 2, v, noise=False) for v in sw.voltage])
+                values += sw.current.size
+                wrong += int(np.sum(np.abs(sw.current - truth) > [_bound(t) for t in truth]))
+            finally:
+                st.smu("smu1").set_output(False)
+                board.unroute_smu(0)
+            replies_faulted += 1
+    assert wrong == 0, f"{wrong} of {values} values off the truth"
+    assert values >= 50 * (len(CELLS) + 9) * 0.9 and errors <= 50 * 0.1, (values, errors)
+
+
+@pytest.mark.parametrize("reply", ['8,"No error"', '0,"No errnr"', '0,"No eror"', '0,"No \x85rror"'])
+def test_a_garbled_empty_error_queue_is_empty_never_error_8(reply):
+    assert scpi_error(reply, "smu1") == (0, "No error")
+
+
+@pytest.mark.parametrize("reply", ['-113,"Undefined he\x01der"', '-1#3,"Undefined header"', 'garbage'])
+def test_a_garbled_error_reply_is_a_protocol_error(reply):
+    with pytest.raises(ProtocolError, match="garbled error-queue reply"):
+        scpi_error(reply, "smu1")
+
+
+def test_a_non_ascii_byte_in_a_reply_is_a_protocol_error_not_a_unicode_traceback():
+    with Station.from_text(sim_station_text(4, 4, seed=1)) as st:
+        smu, emu = st.smu("smu1"), st.sim.emulators["smu1"]
+        original = emu.faults.mangle_reply
+        emu.faults.mangle_reply = lambda b: b"\xe9" + b[1:]  # every reply: its first byte becomes non-ASCII
+        with pytest.raises(ProtocolError, match="non-ASCII byte 0xe9"):
+            smu.output_enabled()  # retried (an idempotent query), then a clear error
+        emu.faults.mangle_reply = original
+        assert smu.output_enabled() is False
+
+
+def test_one_non_ascii_reply_is_retried_transparently():
+    with Station.from_text(sim_station_text(4, 4, seed=1)) as st:
+        smu, emu = st.smu("smu1"), st.sim.emulators["smu1"]
+        original = emu.faults.mangle_reply
+        seen = []
+
+        def once(b):
+            seen.append(b)
+            return b"\xff" + b[1:] if len(seen) == 1 else original(b)
+
+        emu.faults.mangle_reply = once
+        assert smu.output_enabled() is False and len(seen) == 2
