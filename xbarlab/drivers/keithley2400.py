@@ -78,6 +78,7 @@ class Keithley2400(ScpiInstrument, SourceMeter):
         if len(parts) != count + 1:
             raise ProtocolError(f"{self.name}: expected {count + 1} replies to {command}, got {len(parts)}")
         self._check_output(parts[-1], ":OUTP?")
+        replies.same_format(",".join(parts[:-1]).split(","), self.name, ":READ?")
         return [self._pair(p) for p in parts[:-1]]
 
     def _read(self, index: int) -> float:
@@ -126,7 +127,8 @@ class Keithley2400(ScpiInstrument, SourceMeter):
                     f"{self.name}: the sweep set-up was lost before :INIT ({exc}): the instrument reset itself"
                 ) from None
             raise
-        data = self.query_stored(":TRAC:DATA?", 2 * points)
+        data = self.query_stored(":TRAC:DATA?", 2 * points, replies.sweep_point_check(
+            float(f"{start:.6g}"), float(f"{stop:.6g}"), points, compliance_current, voltage_every=2))
         self.configure(":SOUR:VOLT:MODE FIX")
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")

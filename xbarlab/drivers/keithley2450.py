@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xbarlab.drivers import replies
 from xbarlab.drivers.scpi import ScpiInstrument
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ConfigError, ProtocolError
@@ -63,7 +64,9 @@ class Keithley2450(ScpiInstrument, SourceMeter):
         self.write(":INIT")
         self.write("*WAI")
         self._set_output_flag(False)  # the output state after a sweep is the sweep's, not the host's
-        data = self.query_stored(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ', 2 * points)
+        data = self.query_stored(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ', 2 * points,
+                                 replies.sweep_point_check(float(f"{start:.6g}"), float(f"{stop:.6g}"), points,
+                                                           compliance_current, voltage_every=2))
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")
         pairs = data.reshape(points, 2)

@@ -8,6 +8,8 @@ and are read back with ``printbuffer``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from xbarlab.drivers import replies
@@ -47,9 +49,14 @@ class Keithley2600(SourceMeter):
         return replies.repeat(lambda: replies.numbers(self._print(expr), self.name, f"print({expr})", count=1)[0])
 
     def check_errors(self) -> None:
-        count = self._number("errorqueue.count")
-        if count != int(count) or not 0 <= count <= 1000:
-            raise ProtocolError(f"{self.name}: errorqueue.count read {count:g}")
+        def read_count() -> float:
+            n = replies.numbers(self._print("errorqueue.count"), self.name, "errorqueue.count", count=1,
+                                signed=False)[0]
+            if n != int(n) or not 0 <= n <= 1000:
+                raise ProtocolError(f"{self.name}: errorqueue.count read {n:g}")
+            return n
+
+        count = replies.repeat(read_count)
         first = None
         for _ in range(int(count)):
             reply = self.transport.query("print(errorqueue.next())").strip().split("\t")
@@ -105,7 +112,10 @@ class Keithley2600(SourceMeter):
         """``count`` readings of ``smuX.measure.<what>()`` in one print, with the output state and level."""
         s = self.smu
         expr = ", ".join([f"{s}.measure.{what}()"] * count + [f"{s}.source.output", f"{s}.source.levelv"])
-        values = replies.numbers(self._print(expr), self.name, f"print({expr})", count=count + 2, sep="\t")
+        fields = self._print(expr).split("\t")
+        replies.same_format(fields[:count], self.name, f"print({expr})", signed=False)
+        values = replies.numbers("\t".join(fields), self.name, f"print({expr})", count=count + 2, sep="\t",
+                                 signed=False)
         output, level = values[-2:]
         if output not in (0.0, 1.0):
             raise ProtocolError(f"{self.name}: {s}.source.output read {output:g}")
@@ -150,18 +160,22 @@ class Keithley2600(SourceMeter):
         )
         self._send(f"{s}.source.output = {s}.OUTPUT_OFF")
         self._output_expected, self._level_v = False, None
-        current = self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer1.readings)", points)
-        voltage = self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer2.readings)", points)
+        current = self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer1.readings)", points,
+                               replies.sweep_point_check(start, stop, points, compliance_current))
+        voltage = self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer2.readings)", points,
+                               replies.sweep_point_check(start, start + (points - 1) * step, points, compliance_current,
+                                                         voltage_every=-1))
         if current.size != points or voltage.size != points:
             raise ProtocolError(f"{self.name}: sweep returned {current.size} of {points} points")
         return SweepResult(voltage=voltage, current=current,
                            compliance=np.abs(current) >= compliance_current * (1 - 1e-3))
 
-    def _buffer(self, command: str, count: int) -> np.ndarray:
-        """``count`` numbers of a stored buffer, each confirmed by two identical copies."""
+    def _buffer(self, command: str, count: int, valid: Any = None) -> np.ndarray:
+        """``count`` numbers of a stored buffer, each confirmed by two identical copies and ``valid``."""
         def once() -> str | None:
             try:
                 return replies.printable(self.transport.query(command).strip(), self.name, command)
             except ProtocolError:
                 return None
-        return np.array(replies.stored_numbers(once, count, self.name, command), dtype=float)
+        return np.array(replies.stored_numbers(once, count, self.name, command, sep=",", valid=valid,
+                                               signed=False), dtype=float)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xbarlab.drivers import replies
 from xbarlab.drivers.scpi import ScpiInstrument
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ProtocolError
@@ -70,8 +71,11 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
                        f":SOUR{c}:VOLT:STOP {stop:.6g}", f":SOUR{c}:VOLT:POIN {points}",
                        f":TRIG{c}:SOUR AINT", f":TRIG{c}:COUN {points}")
         self.write(f":INIT (@{c})")
-        current = self.query_stored(f":FETC:ARR:CURR? (@{c})", points)
-        voltage = self.query_stored(f":FETC:ARR:VOLT? (@{c})", points)
+        s0, s1 = float(f"{start:.6g}"), float(f"{stop:.6g}")
+        current = self.query_stored(f":FETC:ARR:CURR? (@{c})", points,
+                                    replies.sweep_point_check(s0, s1, points, compliance_current))
+        voltage = self.query_stored(f":FETC:ARR:VOLT? (@{c})", points,
+                                    replies.sweep_point_check(s0, s1, points, compliance_current, voltage_every=-1))
         self.configure(f":SOUR{c}:VOLT:MODE FIX")
         if current.size != points or voltage.size != points:
             raise ProtocolError(f"{self.name}: sweep returned {current.size} of {points} points")

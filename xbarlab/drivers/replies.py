@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,7 +26,7 @@ T = TypeVar("T")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$")
 _ERROR = re.compile(r'^\s*([+-]?\d+)\s*,\s*"(.*)"\s*$')
 #: how many times an idempotent query is repeated after a garbled reply
-ATTEMPTS = 4
+ATTEMPTS = 8
 #: two readings of one quantity agree when they differ by at most REL·|x| + the absolute floor
 AGREE_REL = 0.005
 
@@ -38,6 +39,33 @@ class SettingMismatch(ProtocolError):
     """A reply shows a setting other than the one the host made: garbled once, or lost (a reset) if it persists."""
 
 
+def _shape(field: str, signed: bool) -> tuple[int, ...] | str:
+    """:func:`number_format`, without the sign when the instrument writes none for positive numbers (TSP)."""
+    shape = number_format(field)
+    return shape if signed or isinstance(shape, str) else shape[1:]
+
+
+_SHAPE = re.compile(r"^([+-]?)(\d*)(\.?)(\d*)(?:([eE])([+-]?)(\d*))?$")
+
+
+def number_format(field: str) -> tuple[int, ...] | str:
+    """The shape of a number as the instrument wrote it (sign, digits before and after the point,
+    exponent sign and digits). An instrument writes every value of a reply in one shape, so a field
+    that lost or gained a byte (a dropped digit, sign or point) stands out."""
+    m = _SHAPE.match(field.strip())
+    if not m:
+        return field
+    sign, whole, point, frac, e, esign, edigits = m.groups()
+    return (len(sign) > 0, len(whole), len(point), len(frac), len(e or ""), len(esign or ""), len(edigits or ""))
+
+
+def same_format(fields: list[str], name: str, what: str, signed: bool = True) -> None:
+    """ProtocolError unless every number field has the same shape (see :func:`number_format`)."""
+    shapes = {_shape(f, signed) for f in fields}
+    if len(shapes) > 1:
+        raise ProtocolError(f"{name}: values in the reply to {what} differ in format ({', '.join(fields)[:80]})")
+
+
 def printable(reply: str, name: str, what: str) -> str:
     """``reply`` if every character is printable ASCII (or a tab); ProtocolError otherwise."""
     bad = next((ch for ch in reply if not (" " <= ch <= "~" or ch == "\t")), None)
@@ -46,13 +74,15 @@ def printable(reply: str, name: str, what: str) -> str:
     return reply
 
 
-def numbers(reply: str, name: str, what: str, count: int | None = None, sep: str = ",") -> list[float]:
+def numbers(reply: str, name: str, what: str, count: int | None = None, sep: str = ",",
+            signed: bool = True) -> list[float]:
     """The finite numbers of a ``sep``-separated reply; exactly ``count`` of them when given."""
     fields = [f.strip() for f in printable(reply, name, what).strip().split(sep)]
     if fields == [""]:
         fields = []
     if count is not None and len(fields) != count:
         raise ProtocolError(f"{name}: expected {count} value(s) from {what}, got {len(fields)}: {reply[:60]!r}")
+    same_format(fields, name, what, signed)
     out = []
     for f in fields:
         if not _NUMBER.match(f):
@@ -97,18 +127,23 @@ def repeat(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
 
     A setting that reads back wrong in every attempt was lost: :class:`InstrumentResetDetected`.
     """
+    mismatches = 0
     for k in range(attempts):
         try:
             return fn()
         except InstrumentResetDetected:
             raise
-        except SettingMismatch as exc:
+        except ProtocolError as exc:
+            mismatches += isinstance(exc, SettingMismatch)
             if k == attempts - 1:
-                raise InstrumentResetDetected(f"{exc} in {attempts} replies: the instrument reset itself") from None
-        except ProtocolError:
-            if k == attempts - 1:
+                if mismatches == attempts:
+                    raise InstrumentResetDetected(f"{exc} in {attempts} replies: the instrument reset itself") from None
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _like_no_error(message: str) -> bool:
+    return difflib.SequenceMatcher(None, message.strip().strip('"').lower(), "no error").ratio() >= 0.75
 
 
 def scpi_error(reply: str, name: str) -> tuple[int, str]:
@@ -123,37 +158,47 @@ def scpi_error(reply: str, name: str) -> tuple[int, str]:
     m = _ERROR.match(text)
     if m and _NUMBER.match(m.group(1)):
         code, message = int(m.group(1)), m.group(2)
-        if code == 0:
-            return 0, "No error"
-        if message.lower() != "no error" and message.isprintable() and message.isascii():
+        if code == 0 or _like_no_error(message):
+            return 0, "No error"  # only the empty queue says "No error": a garbled code with it is still 0
+        if message.isprintable() and message.isascii():
             return code, message
-    if difflib.SequenceMatcher(None, text.strip().lower(), '0,"no error"').ratio() >= 0.85:
+    empty = '0,"no error"'
+    close = difflib.SequenceMatcher(None, text.strip().lower(), empty).ratio() >= 0.75
+    if close and abs(len(text.strip()) - len(empty)) <= 2:
         return 0, "No error"  # one or two bytes garbled in the empty-queue reply (a real error's code differs)
     raise ProtocolError(f"{name}: garbled error-queue reply {reply[:60]!r}; an instrument error may have been lost")
 
 
-def same_twice(query: Callable[[], str | None], name: str, what: str, attempts: int = 8) -> str:
-    """A reply that reads back identically twice (stored data: identity, buffers); None never matches.
+def same_twice(query: Callable[[], str | None], name: str, what: str, attempts: int = 12) -> str:
+    """A text reply of stored data (identity, mode) whose every comma-separated field arrived identically
+    in two copies with the same number of fields; None (an unusable copy) never counts.
 
-    Line noise hits each copy independently, so two identical copies are the uncorrupted reply.
+    Line noise hits each copy independently, so two identical copies of a field are the field as sent.
     """
-    seen: set[str] = set()
+    copies: dict[int, list[list[str]]] = {}
     for _ in range(attempts):
         r = query()
-        if r is not None:
-            if r in seen:
-                return r
-            seen.add(r)
+        if r is None:
+            continue
+        fields = r.split(",")
+        same = copies.setdefault(len(fields), [])
+        same.append(fields)
+        agreed = [next((f for j, f in enumerate(col) if f in col[j + 1:]), None) for col in zip(*same, strict=True)]
+        if len(same) >= 2 and all(a is not None for a in agreed):
+            return ",".join(a for a in agreed if a is not None)
     raise ProtocolError(f"{name}: {what} never read back the same twice in {attempts} tries")
 
 
 def stored_numbers(query: Callable[[], str | None], count: int, name: str, what: str, sep: str = ",",
-                   attempts: int = 8) -> list[float]:
+                   attempts: int = 12, valid: Callable[[int, float], bool] | None = None,
+                   signed: bool = True) -> list[float]:
     """``count`` numbers of stored data (a reading buffer), read as often as needed (at most ``attempts``
-    times) until every field has arrived identically in two copies; copies with the wrong number of
-    fields are set aside. Long replies rarely arrive whole under line noise, but each field does."""
+    times) until every field has arrived identically in two copies and passes ``valid(index, value)``
+    (the range the request allows); copies with the wrong number of fields are set aside. Long
+    replies rarely arrive whole under line noise, but each field does."""
     copies: list[list[str]] = []
     agreed: list[str | None] = [None] * count
+    widths: Counter[tuple[int, ...] | str] = Counter()
     for _ in range(attempts):
         r = query()
         if r is None:
@@ -161,12 +206,35 @@ def stored_numbers(query: Callable[[], str | None], count: int, name: str, what:
         fields = [f.strip() for f in r.strip().split(sep)]
         if len(fields) != count:
             continue
-        for k, f in enumerate(fields):
-            if agreed[k] is None and _NUMBER.match(f) and any(c[k] == f for c in copies):
-                agreed[k] = f
+        widths.update(_shape(f, signed) for f in fields)
+        width = widths.most_common(1)[0][0]  # the instrument's format: a dropped digit is a minority
         copies.append(fields)
+        for k, f in enumerate(fields):
+            if agreed[k] is None and _NUMBER.match(f) and _shape(f, signed) == width \
+                    and sum(c[k] == f for c in copies) >= 2 and (valid is None or valid(k, float(f))):
+                agreed[k] = f
         if all(a is not None for a in agreed):
             return [float(a) for a in agreed if a is not None]
     missing = sum(a is None for a in agreed)
     raise ProtocolError(f"{name}: {missing} of {count} values of {what} never arrived the same twice "
                         f"in {attempts} reads")
+
+
+def sweep_point_check(start: float, stop: float, points: int, compliance: float, *, voltage_every: int = 0,
+                      voltage_offset: int = 0, current_offset: int = 1) -> Callable[[int, float], bool]:
+    """A ``valid(index, value)`` for sweep buffers: currents within the compliance asked for, and
+    voltages (when interleaved every ``voltage_every`` fields, or ``voltage_every=-1`` for a
+    voltage-only buffer) at the staircase point asked for, or below it in magnitude under compliance."""
+    step = (stop - start) / (points - 1) if points > 1 else 0.0
+    tol_i = compliance * 0.01 + 1e-10
+
+    def valid(k: int, x: float) -> bool:
+        if voltage_every == -1:
+            target = start + k * step
+        elif voltage_every > 0 and k % voltage_every == voltage_offset:
+            target = start + (k // voltage_every) * step
+        else:
+            return abs(x) <= compliance + tol_i
+        return abs(x) <= abs(target) * (1 + 1e-3) + 1e-4 and (x * target >= 0 or abs(x) <= 1e-4)
+
+    return valid

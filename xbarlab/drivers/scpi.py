@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from xbarlab.drivers import replies
@@ -54,14 +56,14 @@ class ScpiInstrument:
                 return None
         return replies.same_twice(once, self.name, command)
 
-    def query_stored(self, command: str, count: int) -> np.ndarray:
-        """``count`` numbers of stored data (a buffer), each confirmed by two identical copies."""
+    def query_stored(self, command: str, count: int, valid: Callable[[int, float], bool] | None = None) -> np.ndarray:
+        """``count`` numbers of stored data (a buffer), each confirmed by two identical copies and ``valid``."""
         def once() -> str | None:
             try:
                 return self.query(command)
             except ProtocolError:
                 return None
-        return np.array(replies.stored_numbers(once, count, self.name, command), dtype=float)
+        return np.array(replies.stored_numbers(once, count, self.name, command, valid=valid), dtype=float)
 
     def check_errors(self) -> None:
         """Drain ``:SYST:ERR?``; raise InstrumentError for the first error found."""
@@ -88,6 +90,7 @@ class ScpiInstrument:
             if len(parts) != count + 1:
                 raise ProtocolError(f"{self.name}: expected {count + 1} replies to {line}, got {len(parts)}")
             self._check_output(parts[-1], output_query)
+            replies.same_format(parts[:-1], self.name, command)
             return [replies.numbers(p, self.name, command, count=1)[0] for p in parts[:-1]]
 
         a, b = replies.repeat(lambda: readings(2))
