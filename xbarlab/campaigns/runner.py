@@ -251,6 +251,11 @@ class CampaignRunner:
             run.finish("failed", error=str(exc))
             return StepOutcome(step, run_id, "retry", error=str(exc))
         except InstrumentError as exc:
+            if isinstance(exc.__context__, RECOVERABLE):
+                # raised while cleaning up after a link fault or a reset (e.g. switching the output off):
+                # the fault is the cause; re-initialise and repeat
+                run.finish("failed", error=f"{exc.__context__} (then, while cleaning up: {exc})")
+                return StepOutcome(step, run_id, "retry", error=str(exc.__context__))
             if exc.code == Err.NOT_CONFIGURED:  # the board reset itself: re-initialise and repeat
                 run.finish("failed", error=str(exc))
                 return StepOutcome(step, run_id, "retry", error=str(exc))

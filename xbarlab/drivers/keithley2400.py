@@ -133,5 +133,7 @@ class Keithley2400(ScpiInstrument, SourceMeter):
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")
         pairs = data.reshape(points, 2)
+        replies.check_sweep(self.name, pairs[:, 0], pairs[:, 1], float(f"{start:.6g}"), float(f"{stop:.6g}"), points,
+                            compliance_current)
         return SweepResult(voltage=pairs[:, 0], current=pairs[:, 1],
                            compliance=np.abs(pairs[:, 1]) >= compliance_current * (1 - 1e-3))

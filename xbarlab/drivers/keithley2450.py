@@ -64,11 +64,18 @@ class Keithley2450(ScpiInstrument, SourceMeter):
         self.write(":INIT")
         self.write("*WAI")
         self._set_output_flag(False)  # the output state after a sweep is the sweep's, not the host's
+        held = replies.repeat(lambda: replies.numbers(self.query(":TRAC:ACT?"), self.name, ":TRAC:ACT?", count=1)[0])
+        if held != points:
+            raise replies.InstrumentResetDetected(
+                f"{self.name}: the buffer holds {held:g} of the {points} sweep readings: the instrument lost the sweep "
+                "set-up (it reset itself)")
         data = self.query_stored(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ', 2 * points,
                                  replies.sweep_point_check(float(f"{start:.6g}"), float(f"{stop:.6g}"), points,
                                                            compliance_current, voltage_every=2))
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")
         pairs = data.reshape(points, 2)
+        replies.check_sweep(self.name, pairs[:, 0], pairs[:, 1], float(f"{start:.6g}"), float(f"{stop:.6g}"), points,
+                            compliance_current)
         return SweepResult(voltage=pairs[:, 0], current=pairs[:, 1],
                            compliance=np.abs(pairs[:, 1]) >= compliance_current * (1 - 1e-3))

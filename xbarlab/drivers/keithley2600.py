@@ -158,6 +158,7 @@ class Keithley2600(SourceMeter):
             f"for i = 1, {points} do {s}.source.levelv = {start:.9g} + (i - 1) * {step:.9g} "
             f"{s}.measure.iv({s}.nvbuffer1, {s}.nvbuffer2) end"
         )
+        self._sweep_intact(points)
         self._send(f"{s}.source.output = {s}.OUTPUT_OFF")
         self._output_expected, self._level_v = False, None
         current = self._buffer(f"printbuffer(1, {points}, {s}.nvbuffer1.readings)", points,
@@ -167,8 +168,24 @@ class Keithley2600(SourceMeter):
                                                          voltage_every=-1))
         if current.size != points or voltage.size != points:
             raise ProtocolError(f"{self.name}: sweep returned {current.size} of {points} points")
+        replies.check_sweep(self.name, voltage, current, start, start + (points - 1) * step, points, compliance_current)
         return SweepResult(voltage=voltage, current=current,
                            compliance=np.abs(current) >= compliance_current * (1 - 1e-3))
+
+    def _sweep_intact(self, points: int) -> None:
+        """After the sweep loop: both buffers hold ``points`` readings and the output is still on (a reset
+        during the sweep clears the buffers and switches the output off)."""
+        s = self.smu
+        expr = f"{s}.nvbuffer1.n, {s}.nvbuffer2.n, {s}.source.output"
+
+        def read() -> list[float]:
+            return replies.numbers(self._print(expr), self.name, f"print({expr})", count=3, sep="\t", signed=False)
+
+        n1, n2, output = replies.repeat(read)
+        if n1 != points or n2 != points or output != 1.0:
+            raise replies.InstrumentResetDetected(
+                f"{self.name}: after the sweep the buffers hold {n1:g} and {n2:g} of {points} readings and the output "
+                f"is {'on' if output == 1.0 else 'off'}: the instrument reset itself during the sweep")
 
     def _buffer(self, command: str, count: int, valid: Any = None) -> np.ndarray:
         """``count`` numbers of a stored buffer, each confirmed by two identical copies and ``valid``."""

@@ -79,5 +79,6 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
         self.configure(f":SOUR{c}:VOLT:MODE FIX")
         if current.size != points or voltage.size != points:
             raise ProtocolError(f"{self.name}: sweep returned {current.size} of {points} points")
+        replies.check_sweep(self.name, voltage, current, s0, s1, points, compliance_current)
         return SweepResult(voltage=voltage, current=current,
                            compliance=np.abs(current) >= compliance_current * (1 - 1e-3))

@@ -15,8 +15,10 @@ import difflib
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
+
+import numpy as np
 
 from xbarlab.errors import ProtocolError
 
@@ -238,3 +240,19 @@ def sweep_point_check(start: float, stop: float, points: int, compliance: float,
         return abs(x) <= abs(target) * (1 + 1e-3) + 1e-4 and (x * target >= 0 or abs(x) <= 1e-4)
 
     return valid
+
+
+def check_sweep(name: str, voltage: Sequence[float], current: Sequence[float], start: float, stop: float,
+                points: int, compliance: float) -> None:
+    """Every point of a voltage sweep sourced the staircase voltage asked for, or less under compliance;
+    anything else means the instrument did not run the sweep that was set up (it lost the set-up)."""
+    target = np.linspace(start, stop, points)
+    v, i = np.asarray(voltage, dtype=float), np.asarray(current, dtype=float)
+    off = np.abs(v - target) > 1e-3 * np.abs(target) + 1e-3
+    limited = np.abs(i) >= compliance * (1 - 1e-3)
+    bad = np.flatnonzero(off & ~limited)
+    if bad.size:
+        k = int(bad[0])
+        raise InstrumentResetDetected(
+            f"{name}: sweep point {k} sourced {v[k]:.6g} V instead of {target[k]:.6g} V without reaching compliance: "
+            "the instrument did not run the sweep that was set up (it reset itself)")

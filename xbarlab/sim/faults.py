@@ -29,7 +29,8 @@ class FaultPlan:
     * ``corrupt_byte_probability`` / ``drop_byte_probability``: line noise: each byte of a reply
       independently has one bit flipped / is lost (the final terminator byte excepted).
     * ``reset_next``: the instrument resets to its power-on state before the next command
-      (outputs off, settings lost), as after a power glitch.
+      (outputs off, settings lost), as after a power glitch; ``reset_after``: before the command
+      after the next ``reset_after`` ones (-1: never).
     """
 
     timeout_probability: float = 0.0
@@ -41,6 +42,7 @@ class FaultPlan:
     corrupt_next: int = 0
     drop_next: int = 0
     reset_next: int = 0
+    reset_after: int = -1
     seed: int = 0
     entropy: int | None = None  # None: fresh OS entropy (recorded here once drawn)
     _rng: np.random.Generator = field(init=False, repr=False)
@@ -62,6 +64,9 @@ class FaultPlan:
         if self.reset_next > 0:
             self.reset_next -= 1
             return True
+        if self.reset_after >= 0:
+            self.reset_after -= 1
+            return self.reset_after == -1
         return False
 
     def _line_noise(self, reply: bytes) -> bytes:
