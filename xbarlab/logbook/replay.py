@@ -71,9 +71,14 @@ class _ReplayClock:
 
 
 class _StepTracker(MemoryRecorder):
-    def __init__(self) -> None:
+    def __init__(self, find: Callable[[str], Any] | None = None) -> None:
         super().__init__()
         self.last_step = ""
+        self._find = find
+
+    def find_calibration(self, kind: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        """The calibration record of ``kind`` the recorded run applied (see :func:`_calibration_finder`)."""
+        return self._find(kind) if self._find is not None else None
 
     def commit_step(self, step_id: str, info: dict[str, Any] | None = None) -> None:
         super().commit_step(step_id, info)
@@ -149,7 +154,17 @@ def replay(
     report = ReplayReport(reader.path)
     done = 0
     for session, members in sessions:
-        station, cursors = _open_session(reader, session)
+        try:
+            station, cursors = _open_session(reader, session)
+        except (TranscriptExhausted, ReplayDivergence, XbarlabError) as exc:
+            if session["status"] == "completed" or members:
+                raise ReplayDivergence(f"{reader.path}: opening the station of {session['run_id']}: {exc}") from None
+            # killed (or failed) while the station was opening: replayed as far as it was recorded
+            report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "stopped as recorded",
+                                         note=f"status {session['status']}: the recording ends while the station "
+                                              "was opening"))
+            done += 1
+            continue
         guarded = "campaign_text" in session["params"]  # campaign steps check the board's boot count
         report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "reproduced",
                                      exchanges=sum(c.position for c in cursors.values())))
@@ -158,7 +173,7 @@ def replay(
             for info in members:
                 if progress is not None:
                     progress(Progress(done, total, f"replaying {info['run_id']}"))
-                rr = _replay_run(reader, info, station, cursors, guarded)
+                rr = _replay_run(reader, info, station, cursors, guarded, runs)
                 if run_id is None or info["run_id"] == run_id:
                     report.runs.append(rr)
                 done += 1
@@ -232,14 +247,44 @@ def board_boot_count(station: Any) -> int | None:
     return count(station)
 
 
+def _calibration_finder(reader: LogReader, runs: list[dict[str, Any]], info: dict[str, Any]) -> Callable[[str], Any]:
+    """What ``calibration = "auto"`` found when the run was recorded, from the log alone.
+
+    A run that finished lists the records it applied (``calibrations_used``): exactly those. A run
+    killed before it finished has no list; it looked up the newest record of the kind among the
+    runs completed before it, which the log still holds in order.
+    """
+    used = list(info.get("calibrations_used") or [])
+    before = runs[: next(k for k, r in enumerate(runs) if r["run_id"] == info["run_id"])]
+    authoritative = info["status"] not in ("running", "crashed")  # a killed run never wrote its list
+
+    def find(kind: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        for ref in used:
+            run_id, _, record = ref.partition("/")
+            found = reader.calibrations(run_id).get(record)
+            if found is not None and found[0] == kind:
+                return ref, found[1], found[2]
+        if authoritative:
+            return None
+        for r in reversed(before):
+            if r["status"] == "completed":
+                for record, (k, data, meta) in reversed(list(reader.calibrations(r["run_id"]).items())):
+                    if k == kind:
+                        return f"{r['run_id']}/{record}", data, meta
+        return None
+
+    return find
+
+
 def _replay_run(reader: LogReader, info: dict[str, Any], station: ReplayStation,
-                cursors: dict[str, ReplayCursor], guarded: bool = False) -> RunReplay:
+                cursors: dict[str, ReplayCursor], guarded: bool = False,
+                runs: list[dict[str, Any]] | None = None) -> RunReplay:
     rid, kind = info["run_id"], info["kind"]
     _load(cursors, rid, reader.transcript(rid))
     cls = STEP_TYPES.get(kind)
     if cls is None:
         raise ReplayDivergence(f"run {rid}: experiment type {kind!r} is not known to this xbarlab; cannot replay it")
-    rec = _StepTracker()
+    rec = _StepTracker(_calibration_finder(reader, runs if runs is not None else reader.runs(), info))
     start = {k: c.position for k, c in cursors.items()}
     where = lambda: f"{reader.path}: run {rid}, step {len(rec.steps) + 1} (after {rec.last_step or 'the start'!r})"  # noqa: E731
     try:
