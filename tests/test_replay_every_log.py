@@ -25,15 +25,19 @@ SMALLER = {
                        (r"max_pulses = 100", "max_pulses = 20"), (r"n = 10\narrays = 3\nrepeats = 8",
                                                                    "n = 4\narrays = 2\nrepeats = 2")],
     "characterize.toml": [(r"points = 31", "points = 7"), (r"pulses = 30", "pulses = 5")],
-    "experiments.toml": [(r"limit = 300", "limit = 40"), (r"vectors = 10", "vectors = 3"),
-                         (r"epochs = 5", "epochs = 1")],
+    "experiments.toml": [(r"n_in = 8\nn_out = 4\nsizes = \[2, 4\]\nv_ins = \[0.1, 0.2\]",
+                          "n_in = 4\nn_out = 2\nsizes = [2]\nv_ins = [0.1]"),
+                         (r"vectors = 10", "vectors = 2"), (r"^n = 8$", "n = 4"),
+                         (r"hidden = 8", "hidden = 2"), (r"limit = 300", "limit = 12"), (r"epochs = 5", "epochs = 1"),
+                         (r'rule = \["float", "mixed_precision"\]', 'rule = ["mixed_precision"]'),
+                         (r"times = \[1.0, 3600.0, 86400.0\]", "times = [1.0, 86400.0]")],
 }
 
 
 def _small_copy(path: Path, tmp_path: Path, rows: int = 16, cols: int = 32) -> Path:
     text = path.read_text()
     for pattern, repl in SMALLER.get(path.name, []):
-        text, n = re.subn(pattern, repl, text)
+        text, n = re.subn(pattern, repl, text, flags=re.M)
         assert n, f"{path.name}: {pattern!r} no longer matches the shipped campaign; update the reduction"
     (tmp_path / "small.toml").write_text(sim_station_text(rows, cols, seed=7))
     text = re.sub(r'station = "sim"', 'station = "small.toml"', text)

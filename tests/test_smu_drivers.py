@@ -101,6 +101,7 @@ def test_b2900_channel_commands():
 def test_2600_tsp_transcript_and_error_queue():
     t = Scripted([("smub.source.func = smub.OUTPUT_DCVOLTS", None), ("smub.source.limiti = 0.0001", None),
                   ("smub.source.levelv = 0.2", None), ("print(errorqueue.count)", "1.00000e+00"),
+                  ("print(errorqueue.count)", "1.00000e+00"),  # the count is read until it repeats
                   ("print(errorqueue.next())", "1.10000e+03\tParameter too big\t2.00000e+00\t0.00000e+00")])
     with pytest.raises(InstrumentError) as err:
         Keithley2600(t, channel="b").source_voltage(0.2, 1e-4)

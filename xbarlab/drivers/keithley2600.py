@@ -8,6 +8,7 @@ and are read back with ``printbuffer``.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import numpy as np
@@ -49,21 +50,27 @@ class Keithley2600(SourceMeter):
         return replies.repeat(lambda: replies.numbers(self._print(expr), self.name, f"print({expr})", count=1)[0])
 
     def check_errors(self) -> None:
-        def read_count() -> float:
-            n = replies.numbers(self._print("errorqueue.count"), self.name, "errorqueue.count", count=1,
-                                signed=False)[0]
-            if n != int(n) or not 0 <= n <= 1000:
-                raise ProtocolError(f"{self.name}: errorqueue.count read {n:g}")
-            return n
+        def read_count() -> str | None:
+            try:
+                n = replies.numbers(self._print("errorqueue.count"), self.name, "errorqueue.count", count=1,
+                                    signed=False)[0]
+            except ProtocolError:
+                return None
+            return str(int(n)) if n == int(n) and 0 <= n <= 1000 else None
 
-        count = replies.repeat(read_count)
+        count = int(replies.same_twice(read_count, self.name, "errorqueue.count"))  # the same count twice
         first = None
         for _ in range(int(count)):
             reply = self.transport.query("print(errorqueue.next())").strip().split("\t")
             try:
-                code = int(replies.numbers(reply[0], self.name, "errorqueue.next()", count=1)[0])
-                message = replies.printable(reply[1], self.name, "errorqueue.next()")
+                value = replies.numbers(reply[0], self.name, "errorqueue.next()", count=1, signed=False)[0]
+                if value != int(value):
+                    raise ProtocolError("not an error code")
+                code = int(value)
+                message = replies.printable(reply[1], self.name, "errorqueue.next()") if code else ""
             except (ProtocolError, IndexError):
+                if len(reply) == 4 and difflib.SequenceMatcher(None, reply[1], "Queue Is Empty").ratio() >= 0.8:
+                    continue  # the empty queue's reply with a garbled byte
                 raise ProtocolError(f"{self.name}: garbled errorqueue.next() reply {reply!r}; an instrument error "
                                     "may have been lost") from None
             if first is None and code != 0:
