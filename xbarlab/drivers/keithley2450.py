@@ -64,7 +64,8 @@ class Keithley2450(ScpiInstrument, SourceMeter):
         self.write(":INIT")
         self.write("*WAI")
         self._set_output_flag(False)  # the output state after a sweep is the sweep's, not the host's
-        held = replies.repeat(lambda: replies.numbers(self.query(":TRAC:ACT?"), self.name, ":TRAC:ACT?", count=1)[0])
+        held = points if not replies.confirming() else replies.repeat(
+            lambda: replies.numbers(self.query(":TRAC:ACT?"), self.name, ":TRAC:ACT?", count=1)[0])
         if held != points:
             raise replies.InstrumentResetDetected(
                 f"{self.name}: the buffer holds {held:g} of the {points} sweep readings: the instrument lost the sweep "

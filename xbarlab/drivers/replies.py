@@ -11,11 +11,13 @@ also reveals an instrument that reset itself (:class:`InstrumentResetDetected`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -31,6 +33,26 @@ _ERROR = re.compile(r'^\s*([+-]?\d+)\s*,\s*"(.*)"\s*$')
 ATTEMPTS = 8
 #: two readings of one quantity agree when they differ by at most REL·|x| + the absolute floor
 AGREE_REL = 0.005
+
+
+#: whether drivers send the confirming traffic above (False only while replaying a log written before it)
+_CONFIRMING = contextvars.ContextVar("xbarlab_confirming_traffic", default=True)
+
+
+def confirming() -> bool:
+    """Whether the drivers take second readings and copies (every live session does)."""
+    return _CONFIRMING.get()
+
+
+@contextlib.contextmanager
+def single_copy_traffic() -> Iterator[None]:
+    """Drivers send the traffic of xbarlab before reply confirmation (logbook format 1): one reading per
+    measurement, one copy of stored data. Only for replaying logs written then."""
+    token = _CONFIRMING.set(False)
+    try:
+        yield
+    finally:
+        _CONFIRMING.reset(token)
 
 
 class InstrumentResetDetected(ProtocolError):

@@ -13,6 +13,7 @@ they stopped, so the drivers' state (e.g. frame sequence numbers) stays in step.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.drivers.replies import single_copy_traffic
 from xbarlab.errors import ConfigError, ReplayDivergence, XbarlabError
 from xbarlab.experiments.base import STEP_TYPES, MemoryRecorder, Progress
 from xbarlab.instruments.config import InstrumentConfig, parse_station
@@ -152,36 +154,52 @@ def replay(
                 break
     total = sum(len(m) for _, m in sessions) + len(sessions)
     report = ReplayReport(reader.path)
-    done = 0
-    for session, members in sessions:
-        try:
-            station, cursors = _open_session(reader, session)
-        except (TranscriptExhausted, ReplayDivergence, XbarlabError) as exc:
-            if session["status"] == "completed" or members:
-                raise ReplayDivergence(f"{reader.path}: opening the station of {session['run_id']}: {exc}") from None
-            # killed (or failed) while the station was opening: replayed as far as it was recorded
-            report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "stopped as recorded",
-                                         note=f"status {session['status']}: the recording ends while the station "
-                                              "was opening"))
-            done += 1
-            continue
-        guarded = "campaign_text" in session["params"]  # campaign steps check the board's boot count
-        report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "reproduced",
-                                     exchanges=sum(c.position for c in cursors.values())))
-        done += 1
-        try:
-            for info in members:
-                if progress is not None:
-                    progress(Progress(done, total, f"replaying {info['run_id']}"))
-                rr = _replay_run(reader, info, station, cursors, guarded, runs)
-                if run_id is None or info["run_id"] == run_id:
-                    report.runs.append(rr)
-                done += 1
-        finally:
-            station.close()
+    _replay_sessions(reader, sessions, run_id, report, total, runs, progress)
     if progress is not None:
         progress(Progress(total, total, "replay complete"))
     return report
+
+
+def _replay_sessions(reader: LogReader, sessions: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+                     run_id: str | None, report: ReplayReport, total: int, runs: list[dict[str, Any]],
+                     progress: Callable[[Progress], None] | None) -> None:
+    done = 0
+    for session, members in sessions:
+        # a session written before the drivers confirmed SMU replies (format 1) replays with its own traffic
+        with contextlib.ExitStack() as legacy:
+            if session.get("format_version", 1) < 2:
+                legacy.enter_context(single_copy_traffic())
+            done = _replay_session(reader, session, members, run_id, report, total, runs, progress, done)
+
+
+def _replay_session(reader: LogReader, session: dict[str, Any], members: list[dict[str, Any]], run_id: str | None,
+                    report: ReplayReport, total: int, runs: list[dict[str, Any]],
+                    progress: Callable[[Progress], None] | None, done: int) -> int:
+    try:
+        station, cursors = _open_session(reader, session)
+    except (TranscriptExhausted, ReplayDivergence, XbarlabError) as exc:
+        if session["status"] == "completed" or members:
+            raise ReplayDivergence(f"{reader.path}: opening the station of {session['run_id']}: {exc}") from None
+        # killed (or failed) while the station was opening: replayed as far as it was recorded
+        report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "stopped as recorded",
+                                     note=f"status {session['status']}: the recording ends while the station "
+                                          "was opening"))
+        return done + 1
+    guarded = "campaign_text" in session["params"]  # campaign steps check the board's boot count
+    report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "reproduced",
+                                 exchanges=sum(c.position for c in cursors.values())))
+    done += 1
+    try:
+        for info in members:
+            if progress is not None:
+                progress(Progress(done, total, f"replaying {info['run_id']}"))
+            rr = _replay_run(reader, info, station, cursors, guarded, runs)
+            if run_id is None or info["run_id"] == run_id:
+                report.runs.append(rr)
+            done += 1
+    finally:
+        station.close()
+    return done
 
 
 def _split(events: list[Event]) -> dict[str, list[Event]]:
