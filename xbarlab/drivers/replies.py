@@ -1,12 +1,20 @@
 """Validation of SMU replies: a reply that fails a check is a ProtocolError, never a number.
 
 SCPI and TSP replies carry no checksum, so a reply is accepted only when it is printable
-ASCII, has exactly the expected fields in the instrument's number format, lies in the range
-the request allows, and agrees with a second copy: stored data (identity, buffers) is read
-twice and must be identical; a measurement is taken twice in one command line and the two
-readings must agree within the reading noise (a third decides when they do not). Status
-read in the same line (output on/off, source level) must match what the host set, which
-also reveals an instrument that reset itself (:class:`InstrumentResetDetected`).
+ASCII, has exactly the expected fields, writes every number in the instrument's one shape
+(a lost or extra digit, sign or point stands out), lies in the range the request allows, and
+is confirmed by a second copy:
+
+* a measurement is taken twice in one command line; the two readings must agree within
+  ``AGREE_REL`` (0.5 %) plus an absolute floor, more readings decide when they do not;
+* stored data (identity, sweep buffers) is read until every field has arrived identically
+  twice (line noise hits each copy independently);
+* settings read in the same line as a reading (output on/off, source level) must be what
+  the host set: once wrong is a garbled reply (repeated), wrong in every repeat means the
+  instrument lost them (:class:`InstrumentResetDetected`, it reset itself).
+
+Idempotent queries are repeated (``ATTEMPTS``) after a garbled reply. A corruption that moves
+a reading by less than the agreement tolerance cannot be told from reading noise.
 """
 
 from __future__ import annotations
