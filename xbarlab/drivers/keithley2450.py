@@ -64,12 +64,14 @@ class Keithley2450(ScpiInstrument, SourceMeter):
         self.write(":INIT")
         self.write("*WAI")
         self._set_output_flag(False)  # the output state after a sweep is the sweep's, not the host's
-        held = points if not replies.confirming() else replies.repeat(
-            lambda: replies.numbers(self.query(":TRAC:ACT?"), self.name, ":TRAC:ACT?", count=1)[0])
-        if held != points:
-            raise replies.InstrumentResetDetected(
-                f"{self.name}: the buffer holds {held:g} of the {points} sweep readings: the instrument lost the sweep "
-                "set-up (it reset itself)")
+        if replies.confirming():
+            def held() -> None:
+                n = replies.numbers(self.query(":TRAC:ACT?"), self.name, ":TRAC:ACT?", count=1)[0]
+                if n != points:
+                    raise replies.SettingMismatch(f"{self.name}: the buffer holds {n:g} of the {points} sweep "
+                                                  "readings")
+
+            replies.repeat(held)  # wrong in every repeat: the sweep set-up was lost (the instrument reset itself)
         data = self.query_stored(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ', 2 * points,
                                  replies.sweep_point_check(float(f"{start:.6g}"), float(f"{stop:.6g}"), points,
                                                            compliance_current, voltage_every=2))

@@ -194,14 +194,17 @@ class Keithley2600(SourceMeter):
         s = self.smu
         expr = f"{s}.nvbuffer1.n, {s}.nvbuffer2.n, {s}.source.output"
 
-        def read() -> list[float]:
-            return replies.numbers(self._print(expr), self.name, f"print({expr})", count=3, sep="\t", signed=False)
+        def read() -> None:
+            n1, n2, output = replies.numbers(self._print(expr), self.name, f"print({expr})", count=3, sep="\t",
+                                             signed=False)
+            if output not in (0.0, 1.0) or n1 != int(n1) or n2 != int(n2):
+                raise ProtocolError(f"{self.name}: garbled reply to print({expr})")
+            if n1 != points or n2 != points or output != 1.0:
+                raise replies.SettingMismatch(
+                    f"{self.name}: after the sweep the buffers hold {n1:g} and {n2:g} of {points} readings and the "
+                    f"output is {'on' if output == 1.0 else 'off'}")
 
-        n1, n2, output = replies.repeat(read)
-        if n1 != points or n2 != points or output != 1.0:
-            raise replies.InstrumentResetDetected(
-                f"{self.name}: after the sweep the buffers hold {n1:g} and {n2:g} of {points} readings and the output "
-                f"is {'on' if output == 1.0 else 'off'}: the instrument reset itself during the sweep")
+        replies.repeat(read)  # wrong in every repeat: the instrument reset itself during the sweep
 
     def _buffer(self, command: str, count: int, valid: Any = None) -> np.ndarray:
         """``count`` numbers of a stored buffer, each confirmed by two identical copies and ``valid``."""
