@@ -354,6 +354,8 @@ class CrossbarModel:
     def _pulse_flat(self, flat: np.ndarray, amplitudes: np.ndarray, widths: np.ndarray) -> None:
         live = self._stuck[flat] == STUCK_OK
         flat, amplitudes, widths = flat[live], amplitudes[live], widths[live]
+        if self.device.pulse_sequence(flat, amplitudes, widths, self.clock.now, self.rng):
+            return  # vectorised over repeats, bit for bit the rounds below
         # cells may repeat: apply in rounds where each round holds each cell at most once, in order
         while flat.size:
             _, first = np.unique(flat, return_index=True)
@@ -408,6 +410,9 @@ class CrossbarModel:
             raise ValueError(
                 f"trains must be ({self.rows}, slots) and ({self.cols}, slots), got {rt.shape}, {ct.shape}"
             )
+        if self.kind == "1T1R" and self._pulse_sequence(rt, ct, float(amplitude), float(width)):
+            self.invalidate()
+            return
         for k in range(rt.shape[1]):
             r_on = np.flatnonzero(rt[:, k])
             c_on = np.flatnonzero(ct[:, k])
@@ -419,6 +424,31 @@ class CrossbarModel:
             if self.kind == "passive":
                 self._half_select(r_on, c_on, amplitude / 2, width)
         self.invalidate()
+
+    def _pulse_sequence(self, rt: np.ndarray, ct: np.ndarray, amplitude: float, width: float) -> bool:
+        """Every slot's coincidences as one vectorised pulse sequence (1T1R); False: the device needs the slot loop.
+
+        The sequence is in the order the slot loop applies the pulses (slot by slot, row-major within
+        a slot), so a device's ``pulse_sequence`` gives the loop's result bit for bit.
+        """
+        flats, signs = [], []
+        for k in range(rt.shape[1]):
+            r_on = np.flatnonzero(rt[:, k])
+            c_on = np.flatnonzero(ct[:, k])
+            if r_on.size and c_on.size:
+                flats.append((r_on[:, None] * self.cols + c_on[None, :]).ravel())
+                signs.append((rt[r_on, k, None] * ct[None, c_on, k]).ravel())
+        if not flats:
+            return True
+        sizes = np.cumsum([f.size for f in flats])
+        flat, sign = np.concatenate(flats), np.concatenate(signs)
+        live = self._stuck[flat] == STUCK_OK
+        if not live.all():
+            flat, sign = flat[live], sign[live]
+            sizes = np.cumsum(live)[sizes - 1]
+        amps = sign * amplitude
+        return self.device.pulse_sequence(flat, amps, np.full(flat.size, width), self.clock.now, self.rng,
+                                          groups=sizes[:-1])
 
     def stress_cell(self, row: int, col: int, voltage: float, duration: float, current_limit: float) -> None:
         """DC bias of one cell by an SMU (V, s, A); stuck cells do not change."""
