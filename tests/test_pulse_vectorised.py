@@ -9,10 +9,10 @@ from xbarlab.sim.array import CrossbarModel
 from xbarlab.sim.devices import make_device
 
 
-def twins(device, rows=24, cols=20, seed=8, **params):
+def twins(device, rows=24, cols=20, seed=8, stuck=0.01, **params):
     """The same array twice; the second with the vectorised path switched off (the slot/round loop)."""
-    fast = CrossbarModel(rows, cols, make_device(device, **params), seed=seed, wire_resistance=0.0)
-    slow = CrossbarModel(rows, cols, make_device(device, **params), seed=seed, wire_resistance=0.0)
+    fast = CrossbarModel(rows, cols, make_device(device, **params), seed=seed, wire_resistance=0.0, stuck_fraction=stuck)
+    slow = CrossbarModel(rows, cols, make_device(device, **params), seed=seed, wire_resistance=0.0, stuck_fraction=stuck)
     slow.device.pulse_sequence = lambda *a, **k: False  # the reference: one device.pulse per group
     return fast, slow
 
@@ -21,12 +21,15 @@ def trains(rng, n, slots, p=0.3):
     return (rng.choice([-1, 0, 1], size=(n, slots), p=[p / 2, 1 - p, p / 2])).astype(np.int8)
 
 
-@pytest.mark.parametrize("device", ["rram", "ecram", "pcm"])
-def test_outer_product_matches_slot_loop(device):
-    fast, slow = twins(device)
+@pytest.mark.parametrize(("device", "rows", "cols"), [("rram", 24, 20), ("ecram", 24, 20), ("pcm", 24, 20),
+                                                      ("rram", 100, 100), ("rram", 150, 160)])  # runs as rounds
+def test_outer_product_matches_slot_loop(device, rows, cols):
+    fast, slow = twins(device, rows, cols, stuck=0.2)
     rng = np.random.default_rng(1)
     for _ in range(4):
-        rt, ct = trains(rng, 24, 10), trains(rng, 20, 10)
+        rt, ct = trains(rng, rows, 10), trains(rng, cols, 10)
+        rt[:, :2] = 0  # slots without a pulse, before and between the others
+        ct[:, 5] = 0
         for m in (fast, slow):
             m.outer_product_update(rt, ct, 1.2, 100e-9)
     np.testing.assert_array_equal(fast.conductance_map(), slow.conductance_map())

@@ -431,21 +431,30 @@ class CrossbarModel:
         The sequence is in the order the slot loop applies the pulses (slot by slot, row-major within
         a slot), so a device's ``pulse_sequence`` gives the loop's result bit for bit.
         """
-        flats, signs = [], []
-        for k in range(rt.shape[1]):
-            r_on = np.flatnonzero(rt[:, k])
-            c_on = np.flatnonzero(ct[:, k])
-            if r_on.size and c_on.size:
-                flats.append((r_on[:, None] * self.cols + c_on[None, :]).ravel())
-                signs.append((rt[r_on, k, None] * ct[None, c_on, k]).ravel())
-        if not flats:
-            return True
-        sizes = np.cumsum([f.size for f in flats])
-        flat, sign = np.concatenate(flats), np.concatenate(signs)
+        cells = self.rows * self.cols
+        if cells * rt.shape[1] <= 200_000:  # small: one pass over the dense (slot, row, col) coincidences
+            hits = rt.T[:, :, None] * ct.T[:, None, :]
+            events = np.flatnonzero(hits)
+            if not events.size:
+                return True
+            flat, sign = events % cells, hits.ravel()[events]
+            sizes = np.searchsorted(events, np.arange(1, rt.shape[1] + 1) * cells)
+        else:  # large: slot by slot, only the lines that fire
+            flats, signs = [], []
+            for k in range(rt.shape[1]):
+                r_on = np.flatnonzero(rt[:, k])
+                c_on = np.flatnonzero(ct[:, k])
+                if r_on.size and c_on.size:
+                    flats.append((r_on[:, None] * self.cols + c_on[None, :]).ravel())
+                    signs.append((rt[r_on, k, None] * ct[None, c_on, k]).ravel())
+            if not flats:
+                return True
+            sizes = np.cumsum([f.size for f in flats])
+            flat, sign = np.concatenate(flats), np.concatenate(signs)
         live = self._stuck[flat] == STUCK_OK
         if not live.all():
             flat, sign = flat[live], sign[live]
-            sizes = np.cumsum(live)[sizes - 1]
+            sizes = np.r_[0, np.cumsum(live)][sizes]  # live pulses before the end of each run
         amps = sign * amplitude
         return self.device.pulse_sequence(flat, amps, np.full(flat.size, width), self.clock.now, self.rng,
                                           groups=sizes[:-1])

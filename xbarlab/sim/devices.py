@@ -41,7 +41,8 @@ def _in_rounds(idx: np.ndarray, step: Any, groups: np.ndarray | None = None) -> 
     """
     if idx.size == 0:
         return
-    if groups is not None:
+    if groups is not None and len(groups) > 2 and idx.size > 4096:
+        # many large runs (e.g. the slots of a dense outer product): the runs are the rounds
         bounds = [int(b) for b in groups if 0 < b < idx.size]
         for lo, hi in zip([0, *bounds], [*bounds, idx.size], strict=True):
             if hi > lo:
