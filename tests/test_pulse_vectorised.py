@@ -11,8 +11,8 @@ from xbarlab.sim.devices import make_device
 
 def twins(device, rows=24, cols=20, seed=8, stuck=0.01, **params):
     """The same array twice; the second with the vectorised path switched off (the slot/round loop)."""
-    fast = CrossbarModel(rows, cols, make_device(device, **params), seed=seed, wire_resistance=0.0, stuck_fraction=stuck)
-    slow = CrossbarModel(rows, cols, make_device(device, **params), seed=seed, wire_resistance=0.0, stuck_fraction=stuck)
+    fast, slow = (CrossbarModel(rows, cols, make_device(device, **params), seed=seed, wire_resistance=0.0,
+                                stuck_fraction=stuck) for _ in range(2))
     slow.device.pulse_sequence = lambda *a, **k: False  # the reference: one device.pulse per group
     return fast, slow
 
