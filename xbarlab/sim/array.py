@@ -431,26 +431,21 @@ class CrossbarModel:
         The sequence is in the order the slot loop applies the pulses (slot by slot, row-major within
         a slot), so a device's ``pulse_sequence`` gives the loop's result bit for bit.
         """
-        cells = self.rows * self.cols
-        if cells * rt.shape[1] <= 200_000:  # small: one pass over the dense (slot, row, col) coincidences
-            hits = rt.T[:, :, None] * ct.T[:, None, :]
-            events = np.flatnonzero(hits)
-            if not events.size:
-                return True
-            flat, sign = events % cells, hits.ravel()[events]
-            sizes = np.searchsorted(events, np.arange(1, rt.shape[1] + 1) * cells)
-        else:  # large: slot by slot, only the lines that fire
-            flats, signs = [], []
-            for k in range(rt.shape[1]):
-                r_on = np.flatnonzero(rt[:, k])
-                c_on = np.flatnonzero(ct[:, k])
-                if r_on.size and c_on.size:
-                    flats.append((r_on[:, None] * self.cols + c_on[None, :]).ravel())
-                    signs.append((rt[r_on, k, None] * ct[None, c_on, k]).ravel())
-            if not flats:
-                return True
-            sizes = np.cumsum([f.size for f in flats])
-            flat, sign = np.concatenate(flats), np.concatenate(signs)
+        slots = rt.shape[1]
+        k_r, r_on = np.nonzero(rt.T)  # firing rows, slot-major then by row
+        k_c, c_on = np.nonzero(ct.T)  # firing columns, slot-major then by column
+        n_c = np.bincount(k_c, minlength=slots)
+        per_row = n_c[k_r]  # each firing row meets every firing column of its slot
+        total = int(per_row.sum())
+        if total == 0:
+            return True
+        ev_r = np.repeat(r_on, per_row)
+        ev_k = np.repeat(k_r, per_row)
+        within = np.arange(total) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+        ev_c = c_on[(np.cumsum(n_c) - n_c)[ev_k] + within]
+        flat = ev_r * self.cols + ev_c
+        sign = rt[ev_r, ev_k] * ct[ev_c, ev_k]
+        sizes = np.cumsum(np.bincount(ev_k, minlength=slots))  # end of each slot's run (cells distinct)
         live = self._stuck[flat] == STUCK_OK
         if not live.all():
             flat, sign = flat[live], sign[live]
