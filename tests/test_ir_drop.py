@@ -73,3 +73,13 @@ def test_bad_solver_name_and_wireless_network_are_refused():
         CrossbarModel(2, 2, make_device("rram"), ir_solver="fast")
     with pytest.raises(ValueError, match="wire_resistance"):
         LineNetwork(np.ones((2, 2)) * 1e-5, 0.0)
+
+
+def test_station_selects_the_solver_and_refuses_an_unknown_one():
+    from xbarlab.errors import ConfigError
+    from xbarlab.sim.bench import SimBench
+
+    bench = SimBench({"array": {"rows": 4, "cols": 4, "ir_solver": "exact"}}, [])
+    assert bench.model.ir_solver == "exact"
+    with pytest.raises(ConfigError, match="ir_solver must be one of auto, exact, iterative"):
+        SimBench({"array": {"rows": 4, "cols": 4, "ir_solver": "fast"}}, [])
