@@ -83,3 +83,22 @@ def test_station_selects_the_solver_and_refuses_an_unknown_one():
     assert bench.model.ir_solver == "exact"
     with pytest.raises(ConfigError, match="ir_solver must be one of auto, exact, iterative"):
         SimBench({"array": {"rows": 4, "cols": 4, "ir_solver": "fast"}}, [])
+
+
+def test_lazy_transfer_matrix_matches_exact_on_partial_and_full_drives_and_after_pulses():
+    # ohmic cells (v0 huge): the transfer-matrix path is then the exact linear network
+    make = lambda solver: CrossbarModel(20, 12, make_device("rram", read_noise=0.0), seed=6,  # noqa: E731
+                                        wire_resistance=0.35, ir_solver=solver, v0=1e6)
+    exact, auto = make("exact"), make("auto")
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        for active in (3, 20):  # a few rows first (K columns solved lazily), then every row
+            v = np.zeros(20)
+            v[:active] = rng.uniform(-0.2, 0.2, active)
+            ref = exact.column_currents(v)
+            np.testing.assert_allclose(auto.column_currents(v), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+            u = rng.uniform(-0.2, 0.2, 12)
+            ref_t = exact.row_currents(u)
+            np.testing.assert_allclose(auto.row_currents(u), ref_t, rtol=0, atol=1e-10 * np.abs(ref_t).max())
+        for m in (exact, auto):
+            m.apply_pulses(np.arange(5), np.arange(5), 1.4, 1e-6)

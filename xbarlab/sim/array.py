@@ -6,7 +6,8 @@ between its row node and its column node (1T1R: in series with the access transi
 on-resistance). With ``wire_resistance > 0`` line currents come from a nodal analysis of
 the whole network; with 0 the network reduces to I = Gᵀ·f(V). ``ir_solver`` picks the method:
 ``"auto"`` (default) keeps a transfer matrix per conductance state for MVMs on arrays with at
-most 128 drive lines (exact sparse LU, one solve per drive line) and solves every other network
+most 128 drive lines (its columns solved by the line solver when a drive line is first used in
+that state) and solves every other network
 iteratively line by line (:mod:`xbarlab.sim.ir_drop`: preconditioned CG, O(rows·cols) memory,
 agrees with the exact solve to ~1e-8 of full scale); ``"exact"`` solves every network in full by
 sparse LU, factorised once per conductance state (the reference); ``"iterative"`` uses the line
@@ -238,10 +239,10 @@ class CrossbarModel:
             return g.T @ self._f(vr)
         if g.shape[0] <= 128 and self.ir_solver == "auto":
             # Sense lines at 0 V: the linear network is a fixed transfer matrix K per conductance
-            # state (exact), and the cells' small non-ohmic excess, G·(f(V) − V), is added at the
-            # ideal cell voltages (measured < 3e-4 of full scale on 64×64 at 0.1 V). Arrays with more
+            # state (exact to ~1e-12), and the cells' small non-ohmic excess, G·(f(V) − V), is added at
+            # the ideal cell voltages (measured < 3e-4 of full scale on 64×64 at 0.1 V). Arrays with more
             # than 128 drive lines use the full solve: K would cost one solve per drive line.
-            k = self._transfer(g, cache_key)
+            k = self._transfer(g, cache_key, vr)
             x = vr[:, None]
             excess = self._f(x)
             excess -= x
@@ -250,25 +251,31 @@ class CrossbarModel:
             return i
         return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
 
-    def _transfer(self, g: np.ndarray, key: str) -> np.ndarray:
-        """K (sense × drive): sense-line currents per volt on each drive line, sense lines at 0 V."""
-        hit = self._cache.get("K" + key)
+    def _transfer(self, g: np.ndarray, key: str, vr: np.ndarray) -> np.ndarray:
+        """K (sense × drive): sense-line currents per volt on each drive line, sense lines at 0 V.
+
+        Built lazily per conductance state: only the columns of drive lines that ``vr`` drives are
+        solved for (line-by-line CG, all missing columns side by side); the others stay 0 until needed.
+        """
+        slot = "K" + key
+        hit = self._cache.get(slot)
         token = self._state_cache
-        if hit is not None:
-            # same state object (read-only arrays) → same G; otherwise compare the values
-            if hit[2] is token and token is not None:
-                return hit[1]
+        if hit is not None and not (hit[2] is token and token is not None):
             if hit[0].shape == g.shape and np.array_equal(hit[0], g):
-                self._cache["K" + key] = (hit[0], hit[1], token)
-                return hit[1]
-        n, m = g.shape
-        gw = 1.0 / self.wire_resistance
-        lu = self._factor(g, key)
-        rhs = np.zeros((2 * n * m, n))
-        rhs[np.arange(n) * m, np.arange(n)] = gw
-        x = lu.solve(rhs)
-        k = gw * x[n * m + (n - 1) * m: 2 * n * m, :]
-        self._cache["K" + key] = (g.copy(), k, token)
+                hit = (hit[0], hit[1], token, hit[3])
+                self._cache[slot] = hit
+            else:
+                hit = None
+        if hit is None:
+            n, m = g.shape
+            hit = (g.copy(), np.zeros((m, n)), token, np.zeros(n, dtype=bool))
+            self._cache[slot] = hit
+        _, k, _, known = hit
+        need = np.flatnonzero(vr)
+        missing = need[~known[need]]
+        if missing.size:
+            k[:, missing] = self._line_network(g, key).transfer_columns(missing)
+            known[missing] = True
         return k
 
     def _line_network(self, g: np.ndarray, key: str | None) -> LineNetwork:

@@ -39,6 +39,11 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.einsum("ij,ij->", a, b))
 
 
+def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ a·b over the nodes, one sum per right-hand side (a, b: (k, n, m))."""
+    return np.einsum("kij,kij->k", a, b)
+
+
 class LineNetwork:
     """The linear part of one conductance state's nodal system, factorised line by line.
 
@@ -74,28 +79,38 @@ class LineNetwork:
     # -- building blocks ----------------------------------------------------------------------------
     @staticmethod
     def _tri_solve(lu: tuple[np.ndarray, np.ndarray], r: np.ndarray) -> np.ndarray:
+        """Solve the factorised lines for r: (N,) or (N, k) in Fortran order (k right-hand sides)."""
         d, e = lu
         if d.size == 1:
-            return r / d
+            return r / d[0]
         x, _ = lapack.dpttrs(d, e, r)
         return x
 
     def _solve_u(self, r: np.ndarray) -> np.ndarray:
-        return self._tri_solve(self._lu_u, r.ravel()).reshape(self.n, self.m)
+        """Drive lines: r is (n, m) or (k, n, m) for k right-hand sides."""
+        if r.ndim == 2:
+            return self._tri_solve(self._lu_u, r.ravel()).reshape(r.shape)
+        flat = np.ascontiguousarray(r).reshape(r.shape[0], -1).T  # (N, k), Fortran order: no copy in LAPACK
+        return self._tri_solve(self._lu_u, flat).T.reshape(r.shape)
 
     def _solve_w(self, r: np.ndarray) -> np.ndarray:
-        return self._tri_solve(self._lu_w, np.ascontiguousarray(r.T).ravel()).reshape(self.m, self.n).T
+        """Sense lines (column-major node order): r is (n, m) or (k, n, m)."""
+        t = np.ascontiguousarray(r.swapaxes(-1, -2))
+        if r.ndim == 2:
+            return self._tri_solve(self._lu_w, t.ravel()).reshape(t.shape).T
+        x = self._tri_solve(self._lu_w, t.reshape(r.shape[0], -1).T)
+        return x.T.reshape(t.shape).swapaxes(-1, -2)
 
     def _apply(self, u: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A·[u; w] (A: S, u and w: V → A)."""
+        """A·[u; w] (A: S, u and w: V → A); u and w are (n, m) or (k, n, m)."""
         gw, g = self.gw, self.g
         au = self.diag_u * u
-        au[:, :-1] -= gw * u[:, 1:]
-        au[:, 1:] -= gw * u[:, :-1]
+        au[..., :, :-1] -= gw * u[..., :, 1:]
+        au[..., :, 1:] -= gw * u[..., :, :-1]
         au -= g * w
         aw = self.diag_w * w
-        aw[:-1, :] -= gw * w[1:, :]
-        aw[1:, :] -= gw * w[:-1, :]
+        aw[..., :-1, :] -= gw * w[..., 1:, :]
+        aw[..., 1:, :] -= gw * w[..., :-1, :]
         aw -= g * u
         return au, aw
 
@@ -165,3 +180,39 @@ class LineNetwork:
             extra = self.g * (f(dv) - dv)
         self.iterations = total
         return self.gw * dw[-1, :]
+
+    def transfer_columns(self, lines: np.ndarray, rtol: float = 1e-12, max_iter: int = 500) -> np.ndarray:
+        """Sense-line currents (A) per volt on each drive line in ``lines`` (others and sense lines at 0 V).
+
+        Ohmic cells: columns of the network's transfer matrix, (sense lines × len(lines)). One
+        preconditioned CG per column, run side by side (a leading batch axis).
+        """
+        lines = np.asarray(lines, dtype=np.intp)
+        k = lines.size
+        if k == 0:
+            return np.zeros((self.m, 0))
+        cell = np.zeros((k, self.n, self.m))
+        cell[np.arange(k), lines, :] = self.g[lines, :]  # 1 V on line lines[c], ideal wires: the cells' currents
+        atol = rtol * np.sqrt(2.0 * _dots(cell, cell))
+        du, dw = np.zeros_like(cell), np.zeros_like(cell)
+        ru, rw = -cell, cell.copy()  # residual of the ideal-wire start
+        zu, zw = self._precondition(ru, rw)
+        pu, pw = zu.copy(), zw.copy()
+        rz = _dots(ru, zu) + _dots(rw, zw)
+        for it in range(1, max_iter + 1):
+            qu, qw = self._apply(pu, pw)
+            alpha = (rz / (_dots(pu, qu) + _dots(pw, qw)))[:, None, None]
+            du += alpha * pu
+            dw += alpha * pw
+            ru -= alpha * qu
+            rw -= alpha * qw
+            if np.all(np.sqrt(_dots(ru, ru) + _dots(rw, rw)) <= atol):
+                self.iterations = it
+                return self.gw * dw[:, -1, :].T
+            zu, zw = self._precondition(ru, rw)
+            rz_new = _dots(ru, zu) + _dots(rw, zw)
+            beta = (rz_new / rz)[:, None, None]
+            rz = rz_new
+            pu = zu + beta * pu
+            pw = zw + beta * pw
+        raise np.linalg.LinAlgError(f"line network: CG did not converge in {max_iter} iterations")
