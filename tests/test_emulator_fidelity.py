@@ -424,7 +424,8 @@ def test_drivers_open_time_traffic(revision):
              (KeysightB2900, {"channel": "2"}, KeysightB2900Emulator.MODEL.identity, "*CLS"),
              (Keithley2600, {"channel": "b"}, Keithley2600Emulator.MODEL.identity, "errorqueue.clear()")]
     for cls, kw, identity, clear in cases:
-        script = [("*IDN?", identity)] + ([(clear, None)] if revision == 2 else [])
+        # revision 2: the family checked on a first reply, then two identical copies (reply confirmation)
+        script = [("*IDN?", identity)] * (3 if revision == 2 else 2) + ([(clear, None)] if revision == 2 else [])
         t = _Scripted(script)
         drv = cls(t, name="smu", **kw)
         drv.traffic_revision = revision

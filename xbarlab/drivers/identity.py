@@ -14,9 +14,10 @@ in its params); replay opens the drivers of every session at that revision (none
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, ProtocolError, TransportError, TransportTimeout
 
 TRAFFIC_REVISION = 2
 
@@ -72,6 +73,40 @@ KEYSIGHT_B2900 = Family(
      "B2961A": (210.0, 3.03), "B2962A": (210.0, 3.03), "B2901B": (210.0, 3.03), "B2902B": (210.0, 3.03),
      "B2911B": (210.0, 3.03), "B2912B": (210.0, 3.03)},
 )
+
+
+def checked_identity(name: str, driver: str, family: Family, ask: Callable[[], str],
+                     ask_confirmed: Callable[[], str], attempts: int = 8) -> tuple[str, Rating]:
+    """The identity (confirmed by ``ask_confirmed``) and the model's rating; ConfigError on a mismatch.
+
+    A mismatch is an answer outside the family given twice identically (another instrument answers
+    consistently; line noise garbles copies differently), or one after which the link fails (an HTTP
+    server closes it after its answer). Garbled copies are asked again, up to ``attempts``.
+    """
+    seen: list[str] = []
+    for _ in range(attempts):
+        try:
+            reply = ask().strip()
+        except ProtocolError:  # a garbled copy (non-ASCII): ask again
+            continue
+        except TransportTimeout:
+            if not seen:
+                raise
+            continue  # a reply lost its terminator on a noisy link: ask again
+        except TransportError:
+            if not seen:
+                raise
+            check_identity(name, driver, family, seen[0])  # answered once, then closed the link
+            raise
+        if family.match(reply) is not None:
+            identity = ask_confirmed()
+            if family.match(identity.strip()) is not None:
+                return identity, check_identity(name, driver, family, identity)
+            continue  # the confirmed copy still carries line noise: ask again
+        if reply in seen:
+            check_identity(name, driver, family, reply)  # the same foreign answer twice: not our model
+        seen.append(reply)
+    raise ProtocolError(f"{name}: no two identical *IDN? replies in {attempts} attempts (a noisy link?)")
 
 
 def check_identity(name: str, driver: str, family: Family, identity: str) -> Rating:

@@ -15,9 +15,10 @@ from xbarlab.errors import LogbookError
 
 FORMAT = "xbarlab-logbook"
 FORMAT_VERSION = 2
-#: format 2: SMU drivers clear status on open, check identity and read back outputs switched off;
-#: each session run records its ``driver_traffic`` revision in its params (none: revision 1), which
-#: replay uses, so a format-1 log resumed by newer code still replays session by session
+#: format 2: the drivers confirm SMU replies (second readings and copies); replay of a format-1 log sends
+#: the single-copy traffic of its time (``xbarlab.drivers.replies.single_copy_traffic``)
+#: Each session run also records its drivers' open-time traffic (``driver_traffic`` in its params: identity
+#: check, status clear, output-off read-back); a session without it replays at revision 1.
 RUNS = "runs"
 
 STR = h5py.string_dtype()
