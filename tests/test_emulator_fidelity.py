@@ -93,7 +93,8 @@ def test_b2900_channels_and_channel_lists():
     emu.terminal(2).connect(Resistor(1e3))
     ask(emu, ":SOUR2:VOLT 0.5;:SENS2:CURR:PROT 0.1")
     assert float(ask(emu, ":SOUR2:VOLT?")) == 0.5 and float(ask(emu, ":SOUR1:VOLT?")) == 0.0
-    assert float(ask(emu, ":MEAS:CURR? (@2)")) == pytest.approx(0.5e-3, rel=1e-3)  # output auto-on
+    assert abs(float(ask(emu, ":MEAS:CURR? (@2)"))) < 1e-9  # :MEAS? reads the terminals as they are (off)
+    assert float(ask(emu, ":READ? (@2)").split(",")[1]) == pytest.approx(0.5e-3, rel=1e-3)  # :READ? auto-on
     assert ask(emu, ":OUTP2?") == "1"
     ask(emu, ":SOUR3:VOLT 1")
     assert errors(emu) == ['-114,"Header suffix out of range"']
@@ -479,7 +480,7 @@ def test_valid_random_spellings_of_every_setting_are_accepted_and_read_back(cls,
         return
     reply = ask(emu, f"{header}?")
     if node.key in ("v_range", "i_range"):
-        assert float(reply) >= abs(expected) * (1 - 1e-6), (header, text, reply)
+        assert float(reply) * 1.05 >= abs(expected) * (1 - 1e-6), (header, text, reply)  # up to 105 % of a range
     else:
         assert reply == p.format(expected), (header, text, reply)
 

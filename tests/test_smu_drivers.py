@@ -68,7 +68,8 @@ def test_2400_source_voltage_transcript():
 
 
 def test_2400_measure_and_error_queue_transcript():
-    t = Scripted([(":READ?;:READ?;:OUTP?", "+2.000000E-01,+1.234000E-05;+2.000000E-01,+1.234100E-05;0"),
+    # the output state first: with the output off a 2400 refuses :READ? (+803)
+    t = Scripted([(":OUTP?;:READ?;:READ?", "1;+2.000000E-01,+1.234000E-05;+2.000000E-01,+1.234100E-05"),
                   (":SENS:CURR:PROT:TRIP?", "0"),
                   (":OUTP ON", None), (":SYST:ERR?", '-221,"Settings conflict"'), OK])
     smu = Keithley2400(t, name="smu1")

@@ -84,13 +84,17 @@ class Keithley2400(ScpiInstrument, SourceMeter):
         return v, i
 
     def _readings(self, count: int) -> list[tuple[float, float]]:
-        command = ";".join([":READ?"] * count + [":OUTP?"])
+        # the output state first: with the output off the 2400 refuses :READ? (+803) and drops the rest
+        command = ";".join([":OUTP?"] + [":READ?"] * count)
         parts = self.query(command).split(";")
+        if not replies.flag(parts[0], self.name, ":OUTP?"):
+            self.query(":SYST:ERR?")  # the refused :READ? (+803): taken from the queue, it is answered here
+            self._check_output(parts[0], ":OUTP?")  # switched on by the host: it reset itself (repeated)
+            raise InstrumentError(self.name, 803, "Not permitted with OUTPUT off (measure with the output on)")
         if len(parts) != count + 1:
             raise ProtocolError(f"{self.name}: expected {count + 1} replies to {command}, got {len(parts)}")
-        self._check_output(parts[-1], ":OUTP?")
-        replies.same_format(",".join(parts[:-1]).split(","), self.name, ":READ?")
-        return [self._pair(p) for p in parts[:-1]]
+        replies.same_format(",".join(parts[1:]).split(","), self.name, ":READ?")
+        return [self._pair(p) for p in parts[1:]]
 
     def _read(self, index: int) -> float:
         """Element ``index`` (0 VOLT, 1 CURR) of a reading confirmed by a second one taken in the same line."""

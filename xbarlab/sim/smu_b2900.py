@@ -37,10 +37,11 @@ class KeysightB2900Emulator(ScpiSmuEmulator):
         self.results[idx] = readings
         return readings
 
-    def _spot(self, idx: int) -> list[Reading]:
-        """A spot measurement (``:MEAS?``, ``:READ?``): one reading, output auto-on as for ``:INIT``."""
+    def _spot(self, idx: int, auto_on: bool) -> list[Reading]:
+        """A spot measurement: one reading. ``:READ?`` turns the output on under ``:OUTP:ON:AUTO`` (as ``:INIT``
+        does); ``:MEAS?`` is not listed for auto-on and reads the terminals as they are."""
         c = self.ch[idx]
-        if not c.output and c.s["auto_on"]:
+        if not c.output and auto_on and c.s["auto_on"]:
             c.output = True
         self.results[idx] = [self._read(c)]
         if c.s["auto_off"]:
@@ -72,9 +73,9 @@ class KeysightB2900Emulator(ScpiSmuEmulator):
                 return self._format(call.channel, res[-1:] if last else res, what)
             return f
 
-        def measure(what: str | None, spot: bool = True):
+        def measure(what: str | None, spot: bool = True, auto_on: bool = False):
             def f(call: Call) -> str:
-                readings = self._spot(call.channel) if spot else self._acquire(call.channel)
+                readings = self._spot(call.channel, auto_on) if spot else self._acquire(call.channel)
                 return self._format(call.channel, readings, what)
             return f
 
@@ -159,7 +160,7 @@ class KeysightB2900Emulator(ScpiSmuEmulator):
             Node(":FETCh[:SCALar]:CURRent", query=fetch("CURR", last=True), settable=False),
             Node(":FETCh[:SCALar]:RESistance", query=fetch("RES", last=True), settable=False),
             Node(":FETCh[:SCALar]", query=fetch(None, last=True), settable=False),
-            Node(":READ[:SCALar]", query=measure(None), settable=False),
+            Node(":READ[:SCALar]", query=measure(None, auto_on=True), settable=False),
             Node(":READ:ARRay", query=measure(None, spot=False), settable=False),
             Node(":MEASure[:SCALar]", query=measure(None), settable=False),
             Node(":MEASure[:SCALar]:CURRent[:DC]", query=measure("CURR"), settable=False),
