@@ -97,6 +97,60 @@ def show_sweep(folder: Path, figures: list[str] | None, *, plot: bool = True) ->
     return 0
 
 
+def _queue_scheduler(args: argparse.Namespace) -> str:
+    import os
+
+    address = args.scheduler or os.environ.get("XBARLAB_SCHEDULER")
+    if not address:
+        raise ConfigError("the lab queue lives on a running Dask scheduler: give --scheduler tcp://HOST:8786 "
+                          "or set XBARLAB_SCHEDULER")
+    return address
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from xbarlab.sweep import queue
+    from xbarlab.sweep.cluster import connect
+
+    _quiet_dask_logs()
+    action = args.queue_command
+    if action == "submit":
+        from xbarlab.campaigns.spec import load_campaign
+
+        load_campaign(args.campaign)  # one clear line before connecting if the file is bad
+    with connect(_queue_scheduler(args)) as client:
+        if action == "submit":
+            meta = queue.submit(client, args.campaign)
+            where = (f"the worker holding {meta['bench']} (dask worker ADDR --resources \"{meta['bench']}=1\" "
+                     "--preload xbarlab.sweep.bench --station FILE)" if meta["bench"] else "any worker (simulated)")
+            print(f"queued {meta['id']}: campaign '{meta['campaign']}' on station '{meta['station']}', runs on {where}")
+            return 0
+        if action == "cancel":
+            print(f"{args.id}: {queue.cancel(client, args.id)}")
+            return 0
+        rows = queue.entries(client)
+        if not rows:
+            print("the queue is empty")
+        for e in rows:
+            bench = e["bench"] or "sim"
+            print(f"{e['id']}  {e['state']:<10} {bench:<28} {e['campaign'][:40]:<40} {e['by']}  {e['worker']}")
+        status = 0
+        if args.collect:
+            for e in rows:
+                if e["state"] in ("done", "failed"):
+                    try:
+                        r = queue.collect(client, e["id"], Path(args.collect))
+                    except Exception as exc:  # noqa: BLE001 - a campaign that raised on the worker: report, keep going
+                        print(f"{e['id']}: failed on the worker: {type(exc).__name__}: {exc}")
+                        status = 1
+                        continue
+                    counts = ", ".join(f"{n} {s}" for s, n in r["counts"].items())
+                    print(f"{e['id']}: campaign {r['status']} ({counts}), log {r['log_state']}, "
+                          f"sha256 checked -> {r['collected']}")
+                    if r["status"] != "completed" or r["log_state"] != "complete":
+                        status = 1
+        return status
+
+
 def add_cli(sub: Any) -> None:
     """Register ``sweep`` and ``queue`` on the ``xbarlab`` sub-command parser."""
     p = sub.add_parser("sweep", help="run a campaign over a grid of parameters on Dask; `sweep show DIR` plots it",
@@ -111,3 +165,18 @@ def add_cli(sub: Any) -> None:
     p.add_argument("--no-plot", action="store_true", help="(show) print the table only")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("queue", help="the lab's shared queue of campaigns on a Dask scheduler (benches, sims)")
+    qsub = p.add_subparsers(dest="queue_command", metavar="ACTION")
+    c = qsub.add_parser("submit", help="validate a campaign and queue it (physical stations go to their bench)")
+    c.add_argument("campaign", metavar="CAMPAIGN.toml")
+    _cluster_args(c, workers=False)
+    c.set_defaults(handler=cmd_queue)
+    c = qsub.add_parser("status", help="list the queue; --collect DIR brings finished logs back and checks them")
+    _cluster_args(c, workers=False)
+    c.add_argument("--collect", metavar="DIR", help="write finished entries' logs here, check them, drop the entries")
+    c.set_defaults(handler=cmd_queue)
+    c = qsub.add_parser("cancel", help="cancel a queued entry, or stop a running one at its next safe point")
+    c.add_argument("id", metavar="ID")
+    _cluster_args(c, workers=False)
+    c.set_defaults(handler=cmd_queue)

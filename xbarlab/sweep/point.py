@@ -23,7 +23,7 @@ from typing import Any
 
 from xbarlab.campaigns.runner import SESSION, CampaignRunner, completed_steps, step_of
 from xbarlab.campaigns.spec import Campaign, parse_campaign
-from xbarlab.errors import LogbookError, XbarlabError
+from xbarlab.errors import ConfigError, LogbookError, XbarlabError
 from xbarlab.logbook import LogReader
 
 
@@ -128,8 +128,17 @@ def run_point(task: PointTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     result: dict[str, Any] = {"point_id": task.point_id, "values": dict(task.values), "log": task.log_file,
                               "worker": f"{socket.gethostname()}:{os.getpid()}", "action": "", "error": ""}
+    station_text = task.station_text
+    if task.bench is not None:  # a physical bench: its own station file (its limits) is the one that counts
+        from xbarlab.sweep.bench import current_binding
+
+        binding = current_binding()
+        if binding is None or binding.resource != task.bench:
+            raise ConfigError(f"point {task.point_id}: this worker is not bound to {task.bench} "
+                              "(start it with --preload xbarlab.sweep.bench --station FILE)")
+        station_text = binding.station.text
     with lease(folder / f"{task.point_id}.lease", task.lease_timeout):
-        _write_if_changed(folder / task.station_file, task.station_text)
+        _write_if_changed(folder / task.station_file, station_text)
         _write_if_changed(folder / task.campaign_file, task.campaign_text)
         campaign = parse_campaign(task.campaign_text, source=str(folder / task.campaign_file), base_dir=folder)
         log = folder / task.log_file
