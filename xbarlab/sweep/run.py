@@ -75,7 +75,8 @@ def run_sweep(sweep: Sweep, out: str | Path, client: Any, *,
     from distributed import as_completed
 
     out = Path(out).resolve()
-    check_folder(sweep, out)
+    old = check_folder(sweep, out)
+    before = {r["point_id"]: r for r in old.rows} if old is not None else {}
     folder = out / POINTS
     folder.mkdir(parents=True, exist_ok=True)
     index = SweepIndex(sweep.text, sweep.source, sweep.name, [a.name for a in sweep.axes],
@@ -90,6 +91,9 @@ def run_sweep(sweep: Sweep, out: str | Path, client: Any, *,
         if row is None:
             todo.append(p)
             continue
+        earlier = before.get(p.point_id, {})
+        if earlier.get("status") == "completed":  # keep who ran it and how long it took
+            row.update(worker=earlier.get("worker", ""), wall_s=earlier.get("wall_s", row["wall_s"]))
         index.rows[p.index] = row
         done += 1
         if progress is not None:

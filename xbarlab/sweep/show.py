@@ -1,7 +1,7 @@
 """``xbarlab sweep show DIR``: the index as a table, and the plot that fits its axes.
 
 Seed axes (``seed``, ``sim.seed``, ``campaign.seed``) are averaged over: each plotted value is the
-mean over seeds with the standard deviation as its spread. One remaining axis gives a figure-vs-axis
+mean over seeds with the sample standard deviation as its spread. One remaining axis gives a figure-vs-axis
 line with error bars; two give a heat map of the mean (spread printed in each cell); more are
 averaged beyond the first two, and the title says so.
 """
@@ -79,7 +79,8 @@ def aggregate(index: SweepIndex, figure: str) -> tuple[list[str], dict[tuple[Any
         groups.setdefault(key, [])
         if r["status"] == "completed" and v is not None and math.isfinite(v):
             groups[key].append(v)
-    stats = {k: ((float(np.mean(v)), float(np.std(v)), len(v)) if v else (math.nan, math.nan, 0))
+    stats = {k: ((float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)) if v
+                 else (math.nan, math.nan, 0))
              for k, v in groups.items()}
     return axes, stats
 
@@ -120,12 +121,13 @@ def plot_figure(index: SweepIndex, figure: str, path: Path) -> str:
         xs = sorted({k[0] for k in stats})
         ys = sorted({k[1] for k in stats})
         grid = np.full((len(ys), len(xs)), np.nan)
-        for (xv, yv), (m, s, _) in stats.items():
-            i, j = ys.index(yv), xs.index(xv)
-            grid[i, j] = m
-            ax.text(j, i, f"{m:.3g}\n±{s:.2g}" if seeds > 1 else f"{m:.3g}", ha="center", va="center",
-                    fontsize=8, color="white" if math.isfinite(m) and m < np.nanmean(grid) else "black")
+        for (xv, yv), (m, _, _) in stats.items():
+            grid[ys.index(yv), xs.index(xv)] = m
         im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+        for (xv, yv), (m, s, _) in stats.items():
+            shade = im.norm(m) if math.isfinite(m) else 1.0
+            ax.text(xs.index(xv), ys.index(yv), f"{m:.3g}\n±{s:.2g}" if seeds > 1 else f"{m:.3g}", ha="center",
+                    va="center", fontsize=8, color="white" if shade < 0.5 else "black")
         ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs])
         ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
         ax.set_xlabel(plotted[0])
