@@ -164,8 +164,10 @@ def test_scheduler_and_two_worker_processes_survive_a_killed_worker(tmp_path: Pa
         for r in index.rows:  # every step of every point completed exactly once: nothing lost, nothing duplicated
             counts = completed_step_counts(out / r["log"])
             assert sorted(k[:3] for k in counts) == steps and set(counts.values()) == {1}
-        crashed = [x for x in LogReader(out / "points" / f"{point}.h5").runs() if x["status"] == "crashed"]
-        assert len(crashed) == 1  # the killed attempt's step, left by the dead writer and redone
+        runs = LogReader(out / "points" / f"{point}.h5").runs()
+        assert [x["run_id"] for x in runs if x["kind"] == SESSION] == ["session-1", "session-2"]  # resumed once
+        # a step cut short (if the kill fell inside one rather than between two) is left as crashed and redone
+        assert len([x for x in runs if x["status"] == "crashed"]) <= 1
     finally:
         for p in reversed(procs):
             try:
