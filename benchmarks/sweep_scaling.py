@@ -11,6 +11,9 @@ a fresh folder so no point is skipped. Repetitions alternate 1 and 2 workers; me
 * ``overhead_per_task_ms``: on 1 worker, (sweep wall time − Σ time inside the point tasks) / 16:
   submission, scheduling, result transfer and the index rewrite after every point (goal ≤ 50 ms).
 * ``noop_task_ms``: the same cluster, 200 empty tasks submitted at once: wall / 200 (pure Dask cost).
+* ``cpu_share_*``: process CPU time / wall time inside the point tasks, i.e. how much of a core each
+  worker process got. On a machine shared with other jobs the 2-worker share drops and caps the speedup
+  (speedup ≈ 2 × share(2) / share(1) when the overhead is small).
 
 Usage: ``python benchmarks/sweep_scaling.py [--quick]`` (quick: 16x16 arrays, tolerance 3 %, one
 repetition; full: 32x32 arrays, 1 %, three repetitions). Last line: one JSON object.
@@ -65,7 +68,8 @@ def one_run(sweep: Any, client: Any, base: Path, tag: str) -> dict[str, float]:
     if bad:
         raise SystemExit(f"sweep_scaling: points {bad} did not complete")
     inside = sum(r["wall_s"] for r in index.rows)
-    return {"wall_s": wall, "task_s": inside}
+    cpu = sum(r["cpu_s"] for r in index.rows)
+    return {"wall_s": wall, "task_s": inside, "cpu_s": cpu}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -104,6 +108,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "walls_2_workers_s": [round(r["wall_s"], 3) for r in runs[2]],
         "mean_point_s_1_worker": round(statistics.median(r["task_s"] for r in runs[1]) / args.points, 3),
         "mean_point_s_2_workers": round(statistics.median(r["task_s"] for r in runs[2]) / args.points, 3),
+        "cpu_per_point_s": round(statistics.median(r["cpu_s"] for r in runs[1] + runs[2]) / args.points, 3),
+        # CPU time / wall time inside the tasks: how much of a core each worker process actually got
+        "cpu_share_1_worker": round(statistics.median(r["cpu_s"] / r["task_s"] for r in runs[1]), 3),
+        "cpu_share_2_workers": round(statistics.median(r["cpu_s"] / r["task_s"] for r in runs[2]), 3),
         "speedup": round(wall1 / wall2, 3), "speedup_goal": 1.7,
         "overhead_per_task_ms": round(overhead * 1e3, 2), "overhead_goal_ms": 50,
         "noop_task_ms": round(statistics.median(noop_ms), 3),

@@ -125,7 +125,7 @@ def run_point(task: PointTask) -> dict[str, Any]:
     """Run (or resume, or just read) one point; returns its index row: status, figures, log, worker."""
     folder = Path(task.directory)
     folder.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result: dict[str, Any] = {"point_id": task.point_id, "values": dict(task.values), "log": task.log_file,
                               "worker": f"{socket.gethostname()}:{os.getpid()}", "action": "", "error": ""}
     station_text = task.station_text
@@ -163,5 +163,6 @@ def run_point(task: PointTask) -> dict[str, Any]:
                 status = "failed"
                 result["error"] += "the runner reported success but the log misses steps"
         reader = LogReader(log)
-        result.update(status=status, figures=headline_figures(reader, campaign), wall_s=time.perf_counter() - t0)
+        result.update(status=status, figures=headline_figures(reader, campaign), wall_s=time.perf_counter() - t0,
+                      cpu_s=time.process_time() - cpu0)
     return result
