@@ -25,8 +25,8 @@ Axis names:
 * ``campaign.seed``; ``seed``: both ``sim.seed`` (a fresh array) and ``campaign.seed``.
 
 Every point becomes a station file and a campaign file of its own; each is validated exactly like
-``xbarlab run`` validates a campaign (station limits included) and every distinct ``[sim]`` table is
-built once, so a bad value is reported with its point before any worker starts.
+``xbarlab run`` validates a campaign (station limits included) and every distinct ``[sim]`` table (seed
+aside) is built once, so a bad value is reported with its point before any worker starts.
 """
 
 from __future__ import annotations
@@ -360,7 +360,8 @@ def _validate_points(points: list[Point], problems: list[str]) -> None:
             except ConfigError as exc:
                 problems.append(f"{where}: {exc}")
                 continue
-            key = repr(config.sim)
+            # the seed picks random draws, not whether the bench can be built: one build per other [sim] content
+            key = repr({k: v for k, v in (config.sim or {}).items() if k != "seed"})
             if config.sim is not None and key not in built:
                 built.add(key)
                 problems += [f"{where}: {p}" for p in _sim_problems(config)]
