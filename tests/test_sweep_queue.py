@@ -22,8 +22,9 @@ from xbarlab.logbook import LogReader  # noqa: E402
 from xbarlab.sim.bench import SimBench  # noqa: E402
 from xbarlab.sim.server import BenchServer  # noqa: E402
 from xbarlab.sim.stations import sim_station_text  # noqa: E402
-from xbarlab.sweep import queue  # noqa: E402
+from xbarlab.sweep import load_sweep, queue  # noqa: E402
 from xbarlab.sweep.cluster import connect  # noqa: E402
+from xbarlab.sweep.run import run_sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 READS = """
@@ -88,7 +89,7 @@ def test_bench_queue_routes_serialises_collects_and_cancels(tmp_path: Path) -> N
     station = tmp_path / "lab7.toml"
     station.write_text(physical_station(server.addresses), encoding="utf-8")
     volts = "[" + ", ".join(f"{0.1 + 0.01 * i:.2f}" for i in range(6)) + "]"
-    long_volts = "[" + ", ".join(f"{0.1 + 0.002 * i:.3f}" for i in range(150)) + "]"
+    long_volts = "[" + ", ".join(f"{0.1 + 0.0005 * i:.4f}" for i in range(400)) + "]"
     for name, st, v in (("a", "lab7.toml", volts), ("b", "lab7.toml", volts), ("c", "sim8.toml", volts),
                         ("d", "lab7.toml", long_volts), ("e", "lab7.toml", volts)):
         (tmp_path / f"{name}.toml").write_text(READS.format(name=name, station=st, volts=v), encoding="utf-8")
@@ -133,6 +134,15 @@ def test_bench_queue_routes_serialises_collects_and_cancels(tmp_path: Path) -> N
             r = queue.collect(client, d, tmp_path / "logs")
             assert r["status"] == "interrupted" and r["log_state"] == "incomplete"
             assert not (tmp_path / "spool7" / f"{e}.h5").exists()  # e never started
+
+            # a sweep over a physical station's step parameter: every point on the bench worker, its station file
+            (tmp_path / "one.toml").write_text(READS.format(name="one", station="lab7.toml", volts="[0.1]"),
+                                               encoding="utf-8")
+            (tmp_path / "bs.toml").write_text('[sweep]\ncampaign = "one.toml"\n[axes]\n'
+                                              '"steps.array_read.repeats" = [1, 2]\n', encoding="utf-8")
+            index = run_sweep(load_sweep(tmp_path / "bs.toml"), tmp_path / "bench-sweep", client)
+            assert [r["status"] for r in index.rows] == ["completed", "completed"]
+            assert {r["worker"].split(":")[1] for r in index.rows} == {str(bench_pid)}
     finally:
         for p in reversed(procs):
             try:
