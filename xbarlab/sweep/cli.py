@@ -76,8 +76,12 @@ def _quiet_dask_logs() -> None:
     """Dask logs every worker start at INFO; keep the console to warnings unless --debug set DEBUG."""
     import logging
 
+    from xbarlab.sweep.cluster import _need_distributed
+
+    _need_distributed()  # its modules create their loggers on import
     if logging.getLogger().level > logging.DEBUG:
-        for name in ("distributed", "dask"):
+        names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("distributed", "dask")]
+        for name in ("distributed", "dask", *names):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
