@@ -21,10 +21,7 @@ from xbarlab.campaigns.runner import SESSION, step_of  # noqa: E402
 from xbarlab.cli import main  # noqa: E402
 from xbarlab.logbook import LogReader  # noqa: E402
 from xbarlab.sim.stations import sim_station_text  # noqa: E402
-from xbarlab.sweep import load_sweep  # noqa: E402
-from xbarlab.sweep.cluster import connect  # noqa: E402
 from xbarlab.sweep.index import read_index  # noqa: E402
-from xbarlab.sweep.run import run_sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,30 +66,37 @@ def completed_step_counts(log: Path) -> Counter[str]:
     return Counter(step_of(r["run_id"]) for r in runs if r["kind"] != SESSION and r["status"] == "completed")
 
 
-def test_local_cluster_runs_points_in_worker_processes_and_skips_them_on_rerun(tmp_path: Path) -> None:
-    sweep = load_sweep(make_sweep(tmp_path, CAMPAIGN, '[axes]\n"sim.device.c2c" = [0.05, 1.5]\nseed = [1, 2]\n'))
+def test_local_cluster_runs_points_in_worker_processes_and_skips_them_on_rerun(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    path = make_sweep(tmp_path, CAMPAIGN, '[axes]\n"sim.device.c2c" = [0.05, 1.5]\nseed = [1, 2]\n')
     out = tmp_path / "out"
-    seen: list[str] = []
-    with connect(None, 2) as client:
-        index = run_sweep(sweep, out, client, progress=lambda d, t, row: seen.append(row["point_id"]))
-        assert sorted(seen) == ["p000", "p001", "p002", "p003"]
-        workers = {r["worker"] for r in index.rows}
-        assert all(w.split(":")[1] != str(os.getpid()) for w in workers)  # ran in worker processes
-        assert {r["status"] for r in index.rows} == {"completed"} and {r["action"] for r in index.rows} == {"ran"}
-        # a re-run skips every complete point without submitting anything
-        before = {p: (out / "points" / f"{p}.h5").stat().st_mtime_ns for p in seen}
-        again = run_sweep(sweep, out, client)
-        assert {r["action"] for r in again.rows} == {"already complete"}
-        assert before == {p: (out / "points" / f"{p}.h5").stat().st_mtime_ns for p in seen}
-    back = read_index(out)
-    assert [r["point_id"] for r in back.rows] == ["p000", "p001", "p002", "p003"]
-    assert back.rows[3]["values"] == {"sim.device.c2c": 1.5, "seed": 2}
-    yields = back.column("write_verify.yield")
-    pulses = back.column("write_verify.mean_pulses")
+    assert main(["sweep", str(path), "-o", str(out), "--workers", "2", "-q"]) == 0  # embedded LocalCluster
+    assert "sweep completed: 4 completed" in capsys.readouterr().out
+    index = read_index(out)
+    assert [r["point_id"] for r in index.rows] == ["p000", "p001", "p002", "p003"]
+    assert {r["status"] for r in index.rows} == {"completed"} and {r["action"] for r in index.rows} == {"ran"}
+    assert all(r["worker"].split(":")[1] != str(os.getpid()) for r in index.rows)  # ran in worker processes
+    assert index.rows[3]["values"] == {"sim.device.c2c": 1.5, "seed": 2}
+    yields = index.column("write_verify.yield")
+    pulses = index.column("write_verify.mean_pulses")
     assert yields.shape == (4,) and ((0 < yields) & (yields <= 1)).all()
     assert pulses[2:].mean() > pulses[:2].mean()  # c2c 1.5 needs more pulses than 0.05 on the same arrays
-    for r in back.rows:
+    for r in index.rows:
         assert completed_step_counts(out / r["log"]) == Counter({"000-write_verify": 1})
+
+    # a re-run finds every log complete: it starts no cluster and touches no log
+    import xbarlab.sweep.cluster
+
+    def no_cluster(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished sweep must not start a cluster")
+
+    monkeypatch.setattr(xbarlab.sweep.cluster, "connect", no_cluster)
+    before = {r["log"]: (out / r["log"]).stat().st_mtime_ns for r in index.rows}
+    assert main(["sweep", str(path), "-o", str(out), "-q"]) == 0
+    again = read_index(out)
+    assert {r["action"] for r in again.rows} == {"already complete"}
+    assert [r["worker"] for r in again.rows] == [r["worker"] for r in index.rows]
+    assert before == {r["log"]: (out / r["log"]).stat().st_mtime_ns for r in again.rows}
 
 
 def test_show_prints_table_and_draws_one_axis_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,8 +56,7 @@ def run_sweep_cli(sweep_file: Path, out: Path, scheduler: str | None, workers: i
         bar.set_postfix_str(f"{row['point_id']} {row['status']}", refresh=True)
 
     try:
-        with connect(scheduler, workers) as client:
-            index = run_sweep(sweep, out, client, progress=progress)
+        index = run_sweep(sweep, out, connect=lambda: connect(scheduler, workers), progress=progress)
     finally:
         bar.close()
     counts = index.counts()

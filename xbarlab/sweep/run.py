@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +66,16 @@ def check_folder(sweep: Sweep, out: Path) -> SweepIndex | None:
     return old
 
 
-def run_sweep(sweep: Sweep, out: str | Path, client: Any, *,
+def run_sweep(sweep: Sweep, out: str | Path, client: Any = None, *,
+              connect: Callable[[], AbstractContextManager[Any]] | None = None,
               progress: Callable[[int, int, dict[str, Any]], None] | None = None,
               lease_timeout: float = 600.0) -> SweepIndex:
-    """Run every point of ``sweep`` not yet complete in ``out`` on the Dask ``client``; returns the index.
+    """Run every point of ``sweep`` not yet complete in ``out`` on Dask; returns the index.
 
+    ``client`` is a ``distributed.Client``; or give ``connect``, a context manager factory that yields
+    one, used only if some point still has to run (a finished sweep starts no cluster).
     ``progress(done, total, row)`` is called once per finished point (skipped points first).
     """
-    from distributed import as_completed
-
     out = Path(out).resolve()
     old = check_folder(sweep, out)
     before = {r["point_id"]: r for r in old.rows} if old is not None else {}
@@ -99,6 +101,22 @@ def run_sweep(sweep: Sweep, out: str | Path, client: Any, *,
         if progress is not None:
             progress(done, len(sweep.points), row)
     write_index(out, index)
+    if not todo:
+        return index
+    if client is None:
+        if connect is None:
+            raise ValueError("run_sweep: give a Dask client or a connect factory")
+        with connect() as made:
+            return _run_points(sweep, out, made, index, todo, done, resources, progress, lease_timeout)
+    return _run_points(sweep, out, client, index, todo, done, resources, progress, lease_timeout)
+
+
+def _run_points(sweep: Sweep, out: Path, client: Any, index: SweepIndex, todo: list[Point], done: int,
+                resources: dict[str, int] | None,
+                progress: Callable[[int, int, dict[str, Any]], None] | None, lease_timeout: float) -> SweepIndex:
+    from distributed import as_completed
+
+    folder = out / POINTS
     run_tag = uuid.uuid4().hex[:8]
     futures = {}
     for p in todo:
