@@ -94,6 +94,9 @@ def show_sweep(folder: Path, figures: list[str] | None, *, plot: bool = True) ->
         if f not in index.figures:
             raise ConfigError(f"--figure {f}: not in the sweep index; figures: {', '.join(index.figures) or 'none'}")
     print(format_table(index, chosen))
+    others = [f for f in index.figures if f not in chosen]
+    if others:
+        print("other figures (--figure NAME): " + ", ".join(others))
     if plot:
         for f in chosen:
             print("plot: " + plot_figure(index, f, folder / f"{f.replace('/', '_')}.png"))
