@@ -21,7 +21,9 @@ from xbarlab.campaigns.runner import SESSION, step_of  # noqa: E402
 from xbarlab.cli import main  # noqa: E402
 from xbarlab.logbook import LogReader  # noqa: E402
 from xbarlab.sim.stations import sim_station_text  # noqa: E402
+from xbarlab.sweep import load_sweep  # noqa: E402
 from xbarlab.sweep.index import read_index  # noqa: E402
+from xbarlab.sweep.point import PointTask, run_point  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,6 +174,13 @@ def test_scheduler_and_two_worker_processes_survive_a_killed_worker(tmp_path: Pa
         assert [x["run_id"] for x in runs if x["kind"] == SESSION] == ["session-1", "session-2"]  # resumed once
         # a step cut short (if the kill fell inside one rather than between two) is left as crashed and redone
         assert len([x for x in runs if x["status"] == "crashed"]) <= 1
+        # and the resumed point measured what an uninterrupted run measures (the bench restored from its checkpoint)
+        p = next(x for x in load_sweep(path).points if x.point_id == point)
+        fresh = run_point(PointTask(str(tmp_path / "fresh"), p.point_id, p.values, p.station_file, p.station_text,
+                                    p.campaign_file, p.campaign_text, p.log_file))
+        measured = {k: v for k, v in row["figures"].items() if not k.endswith("wall_s")}  # all but wall-clock times
+        assert fresh["action"] == "ran" and measured == {k: v for k, v in fresh["figures"].items() if k in measured}
+        assert len(measured) > 20
     finally:
         for p in reversed(procs):
             try:
