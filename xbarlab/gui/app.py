@@ -17,11 +17,12 @@ from xbarlab.gui.calibration import CalibrationTab
 from xbarlab.gui.controller import BenchController
 from xbarlab.gui.logbook import LogbookTab
 from xbarlab.gui.mvm import MvmTab
+from xbarlab.gui.queue import QueueTab
 from xbarlab.gui.solve import SolveTab
 from xbarlab.gui.training import TrainingTab
 from xbarlab.gui.widgets import ElidedLabel
 
-TABS = ("bench", "array", "calibration", "mvm", "solve", "training", "logbook")
+TABS = ("bench", "array", "calibration", "mvm", "solve", "training", "logbook", "queue")
 
 
 class MainWindow(QMainWindow):
@@ -43,8 +44,9 @@ class MainWindow(QMainWindow):
         self.solve = SolveTab(self.controller)
         self.training = TrainingTab(self.controller)
         self.logbook = LogbookTab(self.controller, folder)
+        self.queue = QueueTab(self.controller, lambda text: self.confirm(text))
         for name, tab in zip(TABS, (self.bench, self.array, self.calibration, self.mvm, self.solve,
-                                    self.training, self.logbook), strict=True):
+                                    self.training, self.logbook, self.queue), strict=True):
             self.tabs.addTab(tab, name.capitalize() if name != "mvm" else "MVM")
         self.setCentralWidget(self.tabs)
 

@@ -49,6 +49,7 @@ class BenchController(QObject):
     run_failed = pyqtSignal(str, str, bool)  # kind, message, aborted
     connect_failed = pyqtSignal(str)  # message
     station_changed = pyqtSignal()  # the station configuration (limits) forms check against
+    enqueue = pyqtSignal(object)  # a RunPanel whose current parameters go to the run queue
     message = pyqtSignal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -64,6 +65,7 @@ class BenchController(QObject):
         self._run_count = 0
         self._closing = False
         self._pending: LabSession | None = None  # opened by a connect job, not yet attached
+        self._released: LabSession | None = None  # a pending session closed before it was attached
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -104,6 +106,8 @@ class BenchController(QObject):
 
     def _on_connected(self, session: LabSession) -> None:
         self._pending = None
+        if session is self._released:  # already closed by disconnect_bench / shutdown
+            return
         if self._closing:  # the window closed while connecting: release the bench and the log
             session.close()
             return
@@ -124,6 +128,7 @@ class BenchController(QObject):
         pending, self._pending = self._pending, None
         if pending is not None and pending is not self.session:  # a connect finished but was not attached
             self._closing = True  # its queued "connected" must not attach the closed session
+            self._released = pending
             pending.close()
         if self.session is not None:
             try:

@@ -48,6 +48,7 @@ class LogbookTab(QWidget):
         open_button.clicked.connect(self._browse)
         current = QPushButton("This session's log")
         current.clicked.connect(lambda: self.open(self.controller.log_path) if self.controller.log_path else None)
+        self.open_button, self.current_button = open_button, current
         self.watch = QCheckBox("follow (refresh every 2 s)")
         self.watch.setChecked(True)
         self.replay_button = QPushButton("Replay selected run offline")
@@ -263,7 +264,7 @@ class LogbookTab(QWidget):
             self.columns_box.hide()
             self.image_box.show()
             self.image.plot.setTitle(f"{name} (last of {len(data)} rows)")
-            self.image.set_units(f"{name} ({s.units})" if s.units and s.units != "1" else name)
+            self.image.set_units(name, _si(str(s.units)))
             if len(data):
                 self.image.set_data(data[-1] if data.ndim >= 3 else data)
             return

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PyQt5.QtCore import Qt, pyqtSignal
-from PyQt5.QtWidgets import QFrame, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from xbarlab.experiments.base import Progress
 from xbarlab.gui.controller import BenchController
@@ -28,7 +28,7 @@ class RunPanel(QWidget):
 
     def __init__(self, controller: BenchController, kind: str, *, title: str = "Run",
                  overrides: dict[str, Any] | None = None, only: tuple[str, ...] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, queueable: bool = True) -> None:
         super().__init__(parent)
         self.controller = controller
         self.kind = kind
@@ -37,6 +37,11 @@ class RunPanel(QWidget):
         self.button = QPushButton(title)
         self.action: Callable[[], Any] = self.start
         self.button.clicked.connect(lambda: self.action())
+        self.queue_button = QPushButton("Add to queue")
+        self.queue_button.setToolTip("queue this run with these parameters (Queue tab)")
+        self.queue_button.clicked.connect(lambda: controller.enqueue.emit(self))
+        #: how a queued run of this panel starts (params already checked); tabs may draw around it
+        self.queue_start: Callable[[dict[str, Any]], bool] = self.start_with
         self.bar = QProgressBar()
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
@@ -44,7 +49,11 @@ class RunPanel(QWidget):
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form)
-        layout.addWidget(self.button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.button, 1)
+        if queueable:
+            buttons.addWidget(self.queue_button)
+        layout.addLayout(buttons)
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
@@ -68,6 +77,7 @@ class RunPanel(QWidget):
 
     def _update_button(self) -> None:
         self.button.setEnabled(self.form.valid and not self.controller.busy)
+        self.queue_button.setEnabled(self.form.valid)
         self.button.setToolTip("" if self.form.valid else "fix the parameters marked red first")
 
     def start(self, extra: dict[str, Any] | None = None) -> bool:
@@ -76,6 +86,10 @@ class RunPanel(QWidget):
             self.status.setText("Fix the parameters first:\n" + "\n".join(problems))
             return False
         params.update(extra or {})
+        return self.start_with(params)
+
+    def start_with(self, params: dict[str, Any]) -> bool:
+        """Run with ``params`` (already resolved, e.g. a queued snapshot of the form)."""
         self._mine = self.controller.run(self.kind, params)
         if self._mine:
             self.bar.setRange(0, 0)  # busy until the first progress report

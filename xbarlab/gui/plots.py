@@ -184,10 +184,11 @@ class Heatmap(pg.GraphicsLayoutWidget):
         self.selected: tuple[int, int] | None = None
         self.scene().sigMouseMoved.connect(self._mouse_moved)
 
-    def set_units(self, units: str) -> None:
-        """The colour bar's one label."""
-        self.units_label = units
-        self.bar.getAxis("left").setLabel(units)
+    def set_units(self, label: str, units: str | None = None) -> None:
+        """The colour bar's one label; with SI ``units`` its ticks take a prefix (e.g. "conductance (µS)")."""
+        self.units_label = f"{label} ({units})" if units else label
+        self.bar.getAxis("left").setLabel("")  # the label set at construction, replaced (never a second one)
+        label_axis(self.bar, "left", label, units)
 
     def set_data(self, data: np.ndarray, marks: np.ndarray | None = None) -> None:
         self.data = np.asarray(data, dtype=float)

@@ -24,6 +24,7 @@ class SolveTab(QWidget):
         self.one_step = RunPanel(controller, "closed_loop_solve", title="One-step closed-loop solve",
                                  overrides={"n": 8, "rhs": 5}, only=("mode", "n", "condition", "rhs", "seed"))
         self.refine.set_action(self.run)
+        self.refine.queue_start = lambda params: self._keep_previous() or self.refine.start_with(params)
         self.plot = plot_widget("Mixed-precision refinement", "outer iteration", "relative residual ‖b − Ax‖/‖b‖",
                                 log_y=True, integer_x=True)
         self.curve = self.plot.plot([], [], pen=pen(0), symbol="o", symbolSize=6, name="this run")
@@ -56,6 +57,11 @@ class SolveTab(QWidget):
         c = self.refine.controller
         if not self.refine.form.check() or c.session is None or c.busy:
             return self.refine.start()  # says why it cannot start
+        self._keep_previous()
+        return self.refine.start()
+
+    def _keep_previous(self) -> None:
+        """The last run's curve becomes the grey "previous run"; the live curve starts empty."""
         x, y = self.curve.getOriginalDataset()
         if x is not None and len(x):
             if self.previous is None:
@@ -65,7 +71,6 @@ class SolveTab(QWidget):
             self.previous.setData(x, y)
         self._points = []
         self.curve.setData([], [])
-        return self.refine.start()
 
     def _live(self, p: Progress) -> None:
         r = p.values.get("relative_residual")

@@ -34,6 +34,7 @@ class TrainingTab(QWidget):
                               only=("rule", "dataset", "hidden", "epochs", "lr", "lr_decay", "limit", "max_pulses",
                                     "gamma", "seed"))
         self.panel.set_action(self.run)  # the Train button: baseline first when ticked, then the rule
+        self.panel.queue_start = self._start_queued
         self.baseline = QCheckBox("also train the float baseline first (same data split)")
         self.baseline.setChecked(True)
         self.acc = plot_widget("Test accuracy", "epoch", "accuracy", integer_x=True)
@@ -60,7 +61,7 @@ class TrainingTab(QWidget):
         self.panel.progressed.connect(self._live)
         self.panel.finished.connect(self._done)
         self.panel.failed.connect(self._failed)
-        self.map_reader = RunPanel(controller, "array_read", title="read")
+        self.map_reader = RunPanel(controller, "array_read", title="read", queueable=False)
         self.map_reader.finished.connect(lambda g, _rid: self.weights.set_data(np.asarray(g)))
 
     def run(self) -> bool:
@@ -78,13 +79,23 @@ class TrainingTab(QWidget):
         self._pending_rule = None
         return self._start(rule)
 
-    def _start(self, rule: str) -> bool:
+    def _start(self, rule: str, params: dict[str, Any] | None = None) -> bool:
         self._rule = rule
         k = len(self.curves)
         style = {"pen": pen(k), "symbol": "o", "symbolSize": 6, "name": rule}
         self.curves[rule] = {"acc": self.acc.plot([], [], **style), "loss": self.loss.plot([], [], **style),
                              "epochs": [], "test_acc": [], "loss_v": []}
+        if params is not None:
+            return self.panel.start_with({**params, "rule": rule})
         return self.panel.start({"rule": rule})
+
+    def _start_queued(self, params: dict[str, Any]) -> bool:
+        """A queued training run (its parameters as queued; no baseline): fresh curves, then the run."""
+        for w in (self.acc, self.loss, self.pulses):
+            w.clear()
+        self.curves.clear()
+        self._pending_rule = None
+        return self._start(params["rule"], params)
 
     def _live(self, p: Progress) -> None:
         c = self.curves.get(self._rule)
