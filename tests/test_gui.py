@@ -49,6 +49,16 @@ def connect(qtbot, w) -> None:
 
 @pytest.fixture()
 def window(qtbot, tmp_path):
+    """A 16x16 simulated bench: small arrays keep the runs fast."""
+    w = _make_window(qtbot, tmp_path, rows=16, cols=16)
+    connect(qtbot, w)
+    yield w
+    w.close()
+
+
+@pytest.fixture()
+def window64(qtbot, tmp_path):
+    """A 64x64 bench: training needs 64 rows (8x8 digits)."""
     w = _make_window(qtbot, tmp_path)
     connect(qtbot, w)
     yield w
@@ -144,7 +154,7 @@ def test_array_map_cursor_marker_iv_hold_hysteresis_and_cell_history(qtbot, wind
     tab = window.array
     click(qtbot, window, tab.read.button)
     _wait_idle(qtbot, window)
-    assert tab.heatmap.data is not None and tab.heatmap.data.shape == (64, 64)
+    assert tab.heatmap.data is not None and tab.heatmap.data.shape == (16, 16)
     # cursor readout: move over cell (5, 7)
     qtbot.wait(50)  # the view ranges to the new image
     vb = tab.heatmap.plot.vb
@@ -258,7 +268,8 @@ def test_solve_button_separates_a_second_run(qtbot, window):
     assert _logged(window, "linear_solve") == ["completed", "completed"]
 
 
-def test_training_button_runs_the_baseline_first_draws_curves_and_abort_leaves_outputs_off(qtbot, window):
+def test_training_button_runs_the_baseline_first_draws_curves_and_abort_leaves_outputs_off(qtbot, window64):
+    window = window64
     tab = window.training
     assert tab.baseline.isChecked()
     for name, value in (("rule", "sgd"), ("epochs", 3), ("limit", 600), ("hidden", 8)):
@@ -288,7 +299,8 @@ def test_training_button_runs_the_baseline_first_draws_curves_and_abort_leaves_o
         ("float", "completed"), ("sgd", "aborted")]
 
 
-def test_closing_during_a_run_aborts_safely_and_closes_the_log(qtbot, window):
+def test_closing_during_a_run_aborts_safely_and_closes_the_log(qtbot, window64):
+    window = window64
     tab = window.training
     tab.baseline.setChecked(False)
     for name, value in (("rule", "sgd"), ("epochs", 50), ("limit", 600)):
@@ -317,7 +329,8 @@ def test_calibration_tab_runs_device_fit_from_its_button(qtbot, window):
     assert _logged(window, "device_fit") == ["completed"]
 
 
-def test_logbook_column_picker_second_axis_compare_export_and_replay(qtbot, window, tmp_path, monkeypatch):
+def test_logbook_column_picker_second_axis_compare_export_and_replay(qtbot, window64, tmp_path, monkeypatch):
+    window = window64
     tr = window.training
     tr.baseline.setChecked(False)
     for name, value in (("rule", "float"), ("epochs", 3), ("limit", 150)):
