@@ -71,8 +71,8 @@ class MainWindow(QMainWindow):
 
         self.conn_label = QLabel("not connected")
         self.clock_label = QLabel("sim clock: -")
-        self.log_label = ElidedLabel("log: -", min_width=120)
-        self.log_label.setMaximumWidth(420)
+        self.log_label = ElidedLabel("log: -", min_width=380)
+        self.log_label.setFixedWidth(380)  # a long log path is elided in the middle, never widens the window
         self.msg_label = ElidedLabel("", mode=Qt.ElideRight)
         sb = self.statusBar()
         for w in (self.conn_label, self.clock_label, self.log_label):

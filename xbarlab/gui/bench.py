@@ -47,7 +47,7 @@ class BenchTab(QWidget):
         self.recent = QComboBox()
         self.recent.setToolTip("recently connected stations")
         self.recent.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.recent.setMinimumContentsLength(18)
+        self.recent.setMinimumContentsLength(26)
         self.recent.activated.connect(self._recent_chosen)
         self._fill_recent()
         self.log_edit = QLineEdit(log_folder)

@@ -57,16 +57,18 @@ def run_default(app: QApplication, window: MainWindow, tab: str) -> None:
         window.training.panel.button.click()
         for _ in range(3):  # float baseline, the analog rule, the conductance map
             wait(app, window)
-    elif tab == "logbook":  # an array read (replayed offline), then a short training run whose epochs are shown
+    elif tab == "logbook":  # an array read (replayed offline), then two float trainings whose epochs are compared
         window.array.read.button.click()
         wait(app, window)
         read_run = window.controller.session.last_run_id
-        for name, value in (("rule", "sgd"), ("epochs", 3), ("limit", 200)):
-            window.training.panel.form.set_value(name, value)
-        window.training.baseline.setChecked(False)
-        window.training.panel.button.click()
-        for _ in range(2):  # the training run, then its conductance map
+        runs = []
+        for seed in (0, 1):
+            for name, value in (("rule", "float"), ("epochs", 8), ("limit", 600), ("seed", seed)):
+                window.training.panel.form.set_value(name, value)
+            window.training.baseline.setChecked(False)
+            window.training.panel.button.click()
             wait(app, window)
+            runs.append(window.controller.session.last_run_id)
         window.logbook.current_button.click()
         window.logbook.select_run(read_run)
         window.logbook.replay_button.click()
@@ -74,8 +76,11 @@ def run_default(app: QApplication, window: MainWindow, tab: str) -> None:
         while window.logbook.last_report is None and time.monotonic() < end:
             app.processEvents()
             time.sleep(0.01)
-        train_run = next(r["run_id"] for r in reversed(window.logbook.reader.runs()) if r["kind"] == "train")
-        window.logbook.select_run(train_run)
+        report = window.logbook.meta.toPlainText()
+        window.logbook.select_run(runs[1])
+        window.logbook.pick(["train_acc", "test_acc"], right="train_loss", x="epoch")
+        window.logbook.compare_with(runs[0])
+        window.logbook.meta.setPlainText(report)
     elif tab == "queue":
         window.array.read.queue_button.click()
         window.array.iv.form.set_value("return_sweep", True)

@@ -14,6 +14,7 @@ from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -49,7 +50,10 @@ class QueueTab(QWidget):
         self._ready = False
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["experiment", "parameters (changed from defaults)", "status", "run"])
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        for c, mode in enumerate((QHeaderView.ResizeToContents, QHeaderView.Stretch, QHeaderView.ResizeToContents,
+                                  QHeaderView.ResizeToContents)):
+            header.setSectionResizeMode(c, mode)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.start_button = QPushButton("Start queue")
         self.start_button.clicked.connect(self.start)
@@ -171,5 +175,4 @@ class QueueTab(QWidget):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 self.table.setItem(k, c, item)
-        self.table.resizeColumnToContents(0)
         self.start_button.setEnabled(bool(self.pending()) and not self.active)
