@@ -83,6 +83,8 @@ class LogbookTab(QWidget):
         self.y_list.setMaximumHeight(90)
         self.y_list.itemChanged.connect(lambda _item: self._draw())
         self.right_choice = QComboBox()
+        for combo in (self.x_choice, self.right_choice):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.right_choice.setToolTip("one column on the right axis (its own scale)")
         self.right_choice.currentIndexChanged.connect(lambda _i: self._draw())
         self._columns_key: tuple[Any, ...] | None = None
