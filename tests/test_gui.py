@@ -435,3 +435,24 @@ def test_export_helpers_write_heatmap_csv(qtbot, tmp_path):
     path = save_plot(h, tmp_path / "map.csv")
     lines = Path(path).read_text().splitlines()
     assert lines[0] == "row,col,G (µS)" and lines[-1].startswith("1,1,4.0")
+
+
+def test_form_names_units_and_si_entry(qtbot):
+    from xbarlab.experiments.mvm import MvmExperiment
+    from xbarlab.gui.forms import human_name, parse_quantity
+
+    specs = {p.name: p for p in MvmExperiment.params_spec}
+    assert human_name(specs["n_in"]) == "Matrix inputs" and human_name(specs["seed"]) == "Seed"
+    assert parse_quantity("5 µS", "S") == pytest.approx(5e-6) and parse_quantity("5u", "S") == pytest.approx(5e-6)
+    assert parse_quantity("100 ns", "s") == pytest.approx(1e-7) and parse_quantity("0.2", "V") == 0.2
+    with pytest.raises(ValueError):
+        parse_quantity("5 parsecs", "V")
+    from xbarlab.instruments.config import load_station
+    from xbarlab.instruments.station import embedded_station_path
+
+    config = load_station(embedded_station_path("sim"))
+    form = ParamForm(MvmExperiment, only=("g_min", "g_max"), station_config=lambda: config)
+    qtbot.addWidget(form)
+    assert form.editors["g_min"].text() == "5 µS" and "g_min [S]" in form.editors["g_min"].toolTip()
+    form.set_value("g_min", "70 µS")  # above g_max: the experiment's own check names both
+    assert not form.valid and form.editors["g_min"].styleSheet() == BAD_STYLE and "g_max" in form.error.text()

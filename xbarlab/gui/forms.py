@@ -26,7 +26,7 @@ from PyQt5.QtWidgets import (
     QPushButton,
     QWidget,
 )
-from pyqtgraph.functions import siEval, siFormat
+from pyqtgraph.functions import siFormat
 
 from xbarlab.experiments.base import Experiment, Param, resolve_params
 
@@ -214,19 +214,25 @@ def _parse(p: Param, text: str) -> Any:
     return text
 
 
+PREFIXES = {"": 1.0, "p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6,
+            "G": 1e9}
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
 def parse_quantity(text: str, units: str = "") -> float:
-    """A number, optionally with an SI prefix and the unit: "0.2", "200 mV", "5 µS", "5u", "100 ns"."""
+    """A number, optionally with an SI prefix and the unit: "0.2", "200 mV", "5 µS", "5u", "100 ns".
+
+    Strict: anything else (an unknown prefix, another unit) is a ValueError, never a guess."""
     text = text.strip()
     try:
         return float(text)
     except ValueError:
         pass
-    if not text or units not in SI_UNITS:
+    if units not in SI_UNITS:
         raise ValueError(text)
-    candidates = [text, text + units, text.replace(" ", "") + units]
-    for candidate in candidates:
-        try:
-            return float(siEval(candidate, suffix=units))
-        except (ValueError, TypeError, KeyError, IndexError):
-            continue
-    raise ValueError(text)
+    prefixes = "".join(k for k in PREFIXES if k)
+    m = re.fullmatch(rf"({_NUMBER})\s*([{prefixes}]?)\s*{re.escape(units)}?", text)
+    if m is None or (not m.group(2) and not text.endswith(units)):
+        raise ValueError(text)
+    factor = PREFIXES[m.group(2)]
+    return float(m.group(1)) / round(1 / factor) if factor < 1 else float(m.group(1)) * factor  # 5/1e6 == 5e-6
