@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.experiments.base import STEP_TYPES, Estimate, Experiment, resolve_params
 from xbarlab.instruments.config import StationConfig, load_station
 from xbarlab.instruments.station import embedded_station_path
@@ -195,7 +195,6 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
             steps.append(StepInstance(len(steps), step_id, kind, label, values, loc))
 
     if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise ConfigError(f"{source}: invalid campaign:\n{listing}")
+        raise ConfigError(problem_listing(f"{source}: invalid campaign", problems))
     assert station is not None
     return Campaign(name=str(name), source=source, text=text, station=station, steps=steps, seed=seed)

@@ -39,13 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.instruments.registry import DRIVERS, DriverSpec
 from xbarlab.instruments.safety import BoardLimits, SmuLimits, limits_from_mapping
 
 _INSTRUMENT_KEYS = {"driver", "address", "limits", "options", "board_port", "channel", "timeout", "baudrate"}
 _DEFAULT_KEYS = {"read_voltage", "tia_range", "device"}
 DEVICE_KINDS = ("rram", "pcm", "ecram")
+#: the board protocol reports SMU ports as bits of one status byte
+MAX_SMU_PORTS = 8
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,11 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
         if cfg is not None:
             instruments[inst_name] = cfg
 
+    if sim is not None:
+        from xbarlab.sim.schema import sim_problems
+
+        problems += sim_problems(sim, instruments)
+
     boards = [n for n, c in instruments.items() if c.spec.kind == "board"]
     if len(boards) > 1:
         problems.append(f"more than one crossbar board ({', '.join(boards)}); a station drives one board")
@@ -190,8 +197,7 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
             )
 
     if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise ConfigError(f"{source}: invalid station file:\n{listing}")
+        raise ConfigError(problem_listing(f"{source}: invalid station file", problems))
     return StationConfig(
         name=name,
         source=source,
@@ -266,8 +272,9 @@ def _instrument(
     if board_port is not None:
         if spec.kind != "smu":
             problems.append(f"{where}.board_port: only SMUs are cabled to board ports")
-        elif isinstance(board_port, bool) or not isinstance(board_port, int) or board_port < 0:
-            problems.append(f"{where}.board_port: expected a non-negative integer, got {board_port!r}")
+        elif isinstance(board_port, bool) or not isinstance(board_port, int) or not 0 <= board_port < MAX_SMU_PORTS:
+            problems.append(f"{where}.board_port: expected an SMU port 0..{MAX_SMU_PORTS - 1} of the board, "
+                            f"got {board_port!r}")
     timeout = _number(entry.get("timeout", 2.0), f"{where}.timeout", problems, positive=True)
     baudrate = entry.get("baudrate", 921600)
     if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
