@@ -33,6 +33,21 @@ def format_plan(campaign: Campaign) -> str:
     return "\n".join(lines)
 
 
+def format_step_types() -> str:
+    """``xbarlab run --list-steps``: every step type with its parameters, defaults, ranges and units."""
+    from xbarlab.campaigns.spec import step_types
+    from xbarlab.experiments.cli_options import describe
+
+    lines: list[str] = []
+    for kind, cls in step_types().items():
+        lines.append(f"{kind}: {cls.title}".rstrip(": "))
+        for spec in cls.params_spec:
+            units = f" [{spec.units}]" if spec.units else ""
+            choices = f" {{{', '.join(map(str, spec.choices))}}}" if spec.choices else ""
+            lines.append(f"    {spec.name} ({spec.type.__name__}{units}){choices}: {describe(spec)}")
+    return "\n".join(lines)
+
+
 def _dur(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1e3:.1f} ms"

@@ -78,6 +78,12 @@ def _ensure_step_types_loaded() -> None:
     import xbarlab.experiments.catalog  # noqa: F401  (registers every built-in step type)
 
 
+def step_types() -> dict[str, type[Experiment]]:
+    """Every registered campaign step type by name, sorted."""
+    _ensure_step_types_loaded()
+    return dict(sorted(STEP_TYPES.items()))
+
+
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file. Raises ConfigError listing every problem."""
     p = Path(path)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from xbarlab.errors import ConfigError
@@ -156,12 +157,14 @@ def add_run_arguments(p: Any) -> None:
     """Arguments every experiment command shares: station, log file, free parameters, quiet."""
     p.add_argument("--station", metavar="FILE", default=None, help="station TOML (default: the embedded sim bench)")
     p.add_argument("-o", "--output", metavar="LOG.h5", default=None,
-                   help="log the run to this HDF5 logbook (default: kept in memory only)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
-    p.add_argument("--append", action="store_true", help="add the run to an existing log file")
+                   help="log the run to this HDF5 logbook (default: xbarlab-<command>-<UTC time>.h5 here)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing log file (default: off)")
+    p.add_argument("--append", action="store_true", help="add the run to the existing log given with -o "
+                   "(default: off)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="set_params",
-                   help="any experiment parameter, TOML value syntax (repeatable), e.g. --set g_max=4e-5")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+                   help="any experiment parameter, TOML value syntax (repeatable), e.g. --set g_max=4e-5 "
+                   "(default: none)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines (default: off)")
 
 
 def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
@@ -185,11 +188,26 @@ def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
     return out
 
 
+def default_log_path(command: str, folder: Path | None = None) -> Path:
+    """``xbarlab-<command>-<UTC time>.h5`` in ``folder`` (default: the current directory); never an existing file."""
+    import datetime as dt
+
+    folder = Path(".") if folder is None else folder
+    stem = f"xbarlab-{command}-{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}"
+    path = folder / f"{stem}.h5"
+    n = 2
+    while path.exists():
+        path = folder / f"{stem}-{n}.h5"
+        n += 1
+    return path
+
+
 def run_cli_experiment(cls: Any, args: Any, params: dict[str, Any]) -> Any:
     """Run ``cls`` for an ``xbarlab`` command through a :class:`~xbarlab.session.LabSession`.
 
     Opens ``args.station`` (None: the embedded simulated bench) with transcript recording and
-    logs the run to ``args.output`` (HDF5; kept in memory when not given). ``--set`` values
+    logs the run to ``args.output`` (HDF5; when not given, a new ``xbarlab-<command>-<UTC time>.h5``
+    in the current directory, named in the output: everything measured is kept). ``--set`` values
     override ``params``. Prints progress lines unless ``args.quiet``; the run's status
     (completed / aborted / interrupted / failed) is logged either way, outputs are off after it.
     """
@@ -200,7 +218,13 @@ def run_cli_experiment(cls: Any, args: Any, params: dict[str, Any]) -> Any:
     def progress(pr: Any) -> None:
         print(f"  [{pr.done}/{pr.total}] {pr.message}", flush=True)
 
-    with LabSession.open(args.station, args.output, overwrite=args.overwrite, append=args.append,
+    output = args.output
+    if output is None:
+        if args.append:
+            raise ConfigError("--append adds the run to an existing log: give it with -o LOG.h5")
+        output = default_log_path(getattr(args, "command", None) or cls.kind)
+        print(f"logging to {output}", flush=True)
+    with LabSession.open(args.station, output, overwrite=args.overwrite, append=args.append,
                          title=f"xbarlab {cls.kind}") as lab:
         result = lab.run(cls, params, progress=None if args.quiet else progress)
         if lab.log_path is not None:
