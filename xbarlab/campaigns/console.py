@@ -53,6 +53,8 @@ def _dur(seconds: float) -> str:
         return f"{seconds * 1e3:.1f} ms"
     if seconds < 120:
         return f"{seconds:.1f} s"
+    if seconds >= 1e9:  # beyond what a timedelta shows (about 32 years)
+        return f"{seconds:.3g} s"
     return str(_dt.timedelta(seconds=round(seconds)))
 
 

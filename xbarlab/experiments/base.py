@@ -115,6 +115,9 @@ class Param:
         elif self.type is list:
             if not isinstance(value, list):
                 return value, [f"{where}: expected a list, got {value!r}"]
+            for i, item in enumerate(value):
+                if isinstance(item, float) and not math.isfinite(item):
+                    problems.append(f"{where}[{i}]: expected a finite number, got {item!r}")
         elif not isinstance(value, self.type):
             return value, [f"{where}: expected {self.type.__name__}, got {value!r}"]
         if self.choices is not None and value not in self.choices:

@@ -32,6 +32,7 @@ from xbarlab.experiments.analog import (
     WeightMapping,
     autorange,
     choose_mapping,
+    fit_problems,
 )
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
@@ -39,6 +40,7 @@ from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
 from xbarlab.experiments.support import (
     add_run_arguments,
+    array_shape,
     bench_timing,
     board_limit,
     board_limit_problems,
@@ -177,6 +179,12 @@ class LinearSolveExperiment(Experiment):
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
         problems += board_limit_problems(params, station_config, where, _LIMITS)
+        if params["matrix"] == "spd":  # a matrix file's size is known once it is read
+            layout = params["layout"]
+            if params["inner"] == "closed_loop" and layout == "auto":
+                layout = "differential"
+            problems += fit_problems(array_shape(station_config), params["n"], params["n"], params["row0"],
+                                     params["col0"], layout, where)
         return problems
 
     @classmethod

@@ -26,12 +26,21 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, autorange, choose_mapping
+from xbarlab.experiments.analog import (
+    ENCODINGS,
+    ArrayMatrix,
+    InputEncoding,
+    Region,
+    autorange,
+    choose_mapping,
+    fit_problems,
+)
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.programming import ProgrammingOutcome, defect_correction, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
+    array_shape,
     bench_timing,
     board_limit,
     board_limit_problems,
@@ -161,6 +170,9 @@ class MvmExperiment(Experiment):
                     problems.append(f"{where}: input range {v:g} V exceeds the board limit max_mvm_voltage = "
                                     f"{lim.max_mvm_voltage:g} V")
         problems += board_limit_problems(params, station_config, where, {"pulse_amplitude": "max_pulse_amplitude"})
+        if params["matrix"] == "random":  # a matrix file's shape is known once it is read
+            problems += fit_problems(array_shape(station_config), params["n_out"], params["n_in"], params["row0"],
+                                     params["col0"], params["layout"], where)
         return problems
 
     @classmethod

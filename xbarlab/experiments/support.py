@@ -77,6 +77,15 @@ def bench_timing(station_config: Any) -> BenchTiming:
     return BenchTiming(int(array.get("rows", 64)), int(array.get("cols", 64)))
 
 
+def array_shape(station_config: Any) -> tuple[int, int] | None:
+    """(rows, cols) of a simulated station's array from ``[sim.array]``; None on a real bench (known at connect)."""
+    sim = getattr(station_config, "sim", None)
+    if not isinstance(sim, dict):
+        return None
+    array = sim.get("array", {}) if isinstance(sim.get("array", {}), dict) else {}
+    return int(array.get("rows", 64)), int(array.get("cols", 64))
+
+
 def instrument_time(station: Any) -> float:
     """Instrument time in s: the simulated clock on a simulated bench, else a monotonic wall clock."""
     now = station.sim_time() if station is not None and hasattr(station, "sim_time") else None
