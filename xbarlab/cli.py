@@ -91,19 +91,10 @@ def cmd_sim_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_file_arg(path: Path) -> Path:
-    """A log file named on the command line: a missing one is a usage error (exit 2)."""
-    if not path.exists():
-        raise ConfigError(f"{path}: no such log file")
-    if not path.is_file():
-        raise ConfigError(f"{path}: is not a file; expected an HDF5 log file")
-    return path
-
-
 def cmd_log_show(args: argparse.Namespace) -> int:
     from xbarlab.logbook import summary
 
-    print(summary(_log_file_arg(args.file), streams=not args.brief))
+    print(summary(args.file, streams=not args.brief))
     return 0
 
 
@@ -124,7 +115,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from xbarlab.logbook import LogReader
     from xbarlab.logbook.replay import replay
 
-    LogReader(_log_file_arg(args.file))  # a missing or damaged file fails here, before any progress bar
+    LogReader(args.file)  # a missing or damaged file fails here, before any progress bar
     with tqdm(total=1, desc="replay", unit="run", disable=args.quiet) as bar:
         def progress(p: object) -> None:
             bar.total = max(p.total, 1)  # type: ignore[attr-defined]

@@ -108,6 +108,26 @@ def _retrying(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def _h5_open(path: Path, **kwargs: Any) -> h5py.File:
+    """Open read-only without file locking (readers must not block the writer of another process).
+
+    HDF5 shares one open file per process: when this process already holds the file through a
+    handle opened with other locking flags (a user's ``h5py.File(path)``), open it with theirs.
+    """
+    try:
+        return h5py.File(path, "r", locking=False, **kwargs)
+    except OSError as exc:
+        if "flag values" not in str(exc):
+            raise
+    for locking in (True, "best-effort"):
+        try:
+            return h5py.File(path, "r", locking=locking, **kwargs)
+        except OSError as exc:
+            if "flag values" not in str(exc):
+                raise
+    return h5py.File(path, "r", **kwargs)
+
+
 class LogReader:
     """Read-only access to a logbook file."""
 
@@ -160,14 +180,14 @@ class LogReader:
     def _open_file(self) -> h5py.File:
         if not consistency_flags(self.path):  # cleanly closed (this open also checks it is not truncated)
             try:
-                return h5py.File(self.path, "r", locking=False)
+                return _h5_open(self.path)
             except OSError as exc:
                 if "open for write" not in str(exc):
                     raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
         deadline = time.monotonic() + RETRY_S
         while True:  # a writer has it open (or died): SWMR read, waiting out transient states
             try:
-                return h5py.File(self.path, "r", swmr=True, locking=False)
+                return _h5_open(self.path, swmr=True)
             except OSError:
                 if time.monotonic() > deadline:
                     break
