@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -264,6 +266,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. ``argv`` None: this process is the ``xbarlab`` program (a Ctrl-C after the
+    command finished no longer interrupts it, so the exit status is the command's)."""
+    from xbarlab.interrupts import STATIONS, interrupted_message
+
+    before = STATIONS.snapshot()
+    try:
+        return _main(argv, before)
+    except KeyboardInterrupt:  # outside a command's own handling (parsing, logging set-up)
+        print(f"xbarlab: {interrupted_message(before)}", file=sys.stderr)
+        return 130
+    finally:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # interpreter shutdown: nothing left to stop
+
+
+def _main(argv: Sequence[str] | None, before: tuple[int, int]) -> int:
+    from xbarlab.interrupts import interrupted_message
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
@@ -281,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xbarlab: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("xbarlab: interrupted; outputs were switched off", file=sys.stderr)
+        print(f"xbarlab: {interrupted_message(before)}", file=sys.stderr)
         return 130
 
 

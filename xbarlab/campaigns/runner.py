@@ -23,6 +23,7 @@ from xbarlab.errors import InstrumentError, LogbookError, ProtocolError, Transpo
 from xbarlab.experiments.base import Aborted, AbortToken, Progress
 from xbarlab.instruments.config import parse_station
 from xbarlab.instruments.station import Station
+from xbarlab.interrupts import close_station
 from xbarlab.logbook import Logbook, LogReader
 from xbarlab.logbook.recording import RunSink, open_recorded_station
 from xbarlab.protocol.board import Err
@@ -147,7 +148,18 @@ class CampaignRunner:
             self.on_session(station)
         session.finish("completed")
         sink.run = None
+        sink.outside = book.outside_runs(session_id)  # traffic between steps and closing (outputs off) is kept
         return station, session_id
+
+    @staticmethod
+    def _close_station(station: Station, sink: RunSink) -> None:
+        """Outputs off and links released (Ctrl-C held back meanwhile), recorded outside the session's runs."""
+        try:
+            close_station(station)
+        finally:
+            if sink.outside is not None:
+                sink.outside.finish("completed")
+                sink.outside = None
 
     @property
     def sim_state_path(self) -> Path:
@@ -180,7 +192,7 @@ class CampaignRunner:
                     if outcome.status != "retry":
                         break
                     attempts += 1
-                    station.close()
+                    self._close_station(station, sink)
                     station = None
                     if attempts > self.retries:
                         outcome.status = "failed"
@@ -196,9 +208,11 @@ class CampaignRunner:
         except KeyboardInterrupt:
             report.status = "interrupted"
         finally:
-            if station is not None:
-                station.close()
-            book.close()
+            try:
+                if station is not None:
+                    self._close_station(station, sink)
+            finally:
+                book.close()
         return report
 
     def _run_step(self, book: Logbook, sink: RunSink, station: Station, session_id: str,

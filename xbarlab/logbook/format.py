@@ -14,8 +14,11 @@ import numpy as np
 from xbarlab.errors import LogbookError
 
 FORMAT = "xbarlab-logbook"
-FORMAT_VERSION = 1
+#: 2: adds ``outside_runs/<session>``, the instrument traffic of a session outside its runs (version 1 logs
+#: still read: they simply have none)
+FORMAT_VERSION = 2
 RUNS = "runs"
+OUTSIDE_RUNS = "outside_runs"
 
 STR = h5py.string_dtype()
 #: one row per committed step; its text (JSON: step_id, info, committed stream lengths) is inline in ``text``

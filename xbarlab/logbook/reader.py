@@ -25,6 +25,7 @@ import numpy as np
 
 from xbarlab.errors import LogbookError
 from xbarlab.logbook.format import (
+    OUTSIDE_RUNS,
     RUNS,
     check_is_logbook,
     check_log_file,
@@ -323,12 +324,30 @@ class LogReader:
 
     # -- transcript --------------------------------------------------------------------------------
     @_retrying
+    def outside_runs(self) -> dict[str, list[Event]]:
+        """Per session id, the instrument exchanges recorded outside its runs (closing the station: outputs off)."""
+        with self._open() as f:
+            if OUTSIDE_RUNS not in f:
+                return {}
+            names = [(str(g.attrs.get("run_id", k)), k) for k, g in f[OUTSIDE_RUNS].items()]
+        return {sid: self._transcript_at(f"{OUTSIDE_RUNS}/{key}") for sid, key in names}  # one open each
+
+    @_retrying
     def transcript(self, run_id: str) -> list[Event]:
         """Every recorded instrument exchange of a run, in order."""
         with self._open() as f:
-            t = self._run_group(f, run_id)["transcript"]
-            events = t["events"][()]
-            blob = t["bytes"][()].tobytes()
+            return self._transcript_of(self._run_group(f, run_id))
+
+    @_retrying
+    def _transcript_at(self, gpath: str) -> list[Event]:
+        with self._open() as f:
+            return self._transcript_of(f[gpath])
+
+    @staticmethod
+    def _transcript_of(g: h5py.Group) -> list[Event]:
+        t = g["transcript"]
+        events = t["events"][()]
+        blob = t["bytes"][()].tobytes()
         out = []
         for e in events:
             start = int(e["offset"])
