@@ -127,3 +127,26 @@ def test_oversized_board_frame_gets_an_error_frame_and_no_growth(served):
     assert reply.status == bp.Status.ERROR
     assert len(bench.board._inbuf) <= bench.board.limits.max_payload + bp.OVERHEAD
     sock.close()
+
+
+@pytest.mark.parametrize(("argv", "word"), [
+    (["--host", "8.8.8.8"], "loopback only"),
+    (["--base-port", "70000"], "0..65535"),
+])
+def test_sim_serve_bad_options_are_one_line(argv, word, capsys):
+    from xbarlab.cli import main
+
+    assert main(["sim", "serve", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and word in err
+
+
+def test_sim_serve_port_in_use_is_one_line(capsys):
+    from xbarlab.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["sim", "serve", "--base-port", str(taken.getsockname()[1])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot listen" in err

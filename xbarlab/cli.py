@@ -85,9 +85,15 @@ def cmd_sim_serve(args: argparse.Namespace) -> int:
     config = load_station(args.station or embedded_station_path("sim"))
     if not config.is_simulated:
         raise ConfigError(f"{config.source}: has no [sim] table; `sim serve` needs a simulated station")
+    if not 0 <= args.base_port <= 65535:
+        raise ConfigError(f"--base-port {args.base_port}: expected a TCP port 0..65535")
     bench = SimBench.from_station(config)
     try:
         serve_bench(bench, host=args.host, base_port=args.base_port, announce=print)
+    except (ValueError, OverflowError) as exc:  # a non-loopback or unresolvable host, ports beyond 65535
+        raise ConfigError(f"sim serve: {exc}") from None
+    except OSError as exc:  # e.g. a port already in use
+        raise ConfigError(f"sim serve: cannot listen on {args.host} from port {args.base_port}: {exc}") from None
     finally:
         bench.close()
     return 0
