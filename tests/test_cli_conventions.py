@@ -119,3 +119,24 @@ def test_experiment_commands_keep_a_default_log(tmp_path, monkeypatch, capsys):
     assert [r["status"] for r in LogReader(log).runs() if r["kind"] == "train"] == ["completed"]
     assert main(["train", "-q", "--rule", "float", "--append"]) == 2  # --append needs -o
     assert "--append" in capsys.readouterr().err
+
+
+def test_bad_parameters_fail_before_a_default_log_is_created(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["mvm", "-q", "--v-in", "0"]) == 2
+    assert "v_in = 0.0 is below the minimum" in capsys.readouterr().err
+    assert main(["mvm", "-q", "--n-out", "100"]) == 2  # does not fit the embedded 64x64 array
+    assert "100 outputs need" in capsys.readouterr().err
+    assert list(tmp_path.glob("*.h5")) == []
+
+
+def test_run_checks_its_log_and_retries_before_drawing_progress_bars(tmp_path, capsys):
+    campaign = ROOT / "campaigns" / "characterize.toml"
+    assert main(["run", str(campaign), "-o", str(tmp_path / "missing" / "x.h5")]) == 2
+    assert capsys.readouterr().err == f"xbarlab: error: {tmp_path / 'missing' / 'x.h5'}: folder " \
+                                      f"{tmp_path / 'missing'} does not exist\n"
+    (tmp_path / "old.h5").write_bytes(b"")
+    assert main(["run", str(campaign), "-o", str(tmp_path / "old.h5")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["run", str(campaign), "--retries", "-1"]) == 2
+    assert capsys.readouterr().err == "xbarlab: error: --retries -1: expected 0 or more\n"

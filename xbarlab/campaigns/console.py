@@ -106,9 +106,16 @@ def run_campaign_cli(campaign: str | None, output: str | None, *, resume: str | 
             raise ConfigError("give a campaign file, or --resume LOG.h5")
         plan = load_campaign(campaign)
         log_path = Path(output) if output else default_log_path(Path(campaign))
+    if retries < 0:
+        raise ConfigError(f"--retries {retries}: expected 0 or more")
     if dry_run:
         print(format_plan(plan))
         return 0
+    if resume is None:  # the log's problems before any progress bar is drawn
+        if log_path.exists() and not overwrite:
+            raise ConfigError(f"{log_path}: already exists; choose another file, resume it, or ask to overwrite it")
+        if not log_path.parent.is_dir():
+            raise ConfigError(f"{log_path}: folder {log_path.parent} does not exist")
 
     token = AbortToken()
     overall = tqdm(total=len(plan.steps), desc="campaign", unit="step", position=0, disable=quiet, leave=True)

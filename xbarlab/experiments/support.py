@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, problem_listing
 
 
 @dataclass(frozen=True)
@@ -220,9 +220,16 @@ def run_cli_experiment(cls: Any, args: Any, params: dict[str, Any]) -> Any:
     override ``params``. Prints progress lines unless ``args.quiet``; the run's status
     (completed / aborted / interrupted / failed) is logged either way, outputs are off after it.
     """
-    from xbarlab.session import LabSession
+    from xbarlab.experiments.base import resolve_params
+    from xbarlab.session import LabSession, resolve_station
 
     params = {**params, **parse_set_params(getattr(args, "set_params", []) or [], cls.params_spec)}
+    config = resolve_station(args.station)
+    values, problems = resolve_params(cls.params_spec, params, where=cls.kind)
+    if not problems:
+        problems = cls.check(values, config, cls.kind)
+    if problems:  # before a log file or an instrument is touched
+        raise ConfigError(problem_listing(f"{cls.kind}: invalid parameters", problems))
 
     def progress(pr: Any) -> None:
         print(f"  [{pr.done}/{pr.total}] {pr.message}", flush=True)
@@ -233,7 +240,7 @@ def run_cli_experiment(cls: Any, args: Any, params: dict[str, Any]) -> Any:
             raise ConfigError("--append adds the run to an existing log: give it with -o LOG.h5")
         output = default_log_path(getattr(args, "command", None) or cls.kind)
         print(f"logging to {output}", flush=True)
-    with LabSession.open(args.station, output, overwrite=args.overwrite, append=args.append,
+    with LabSession.open(config, output, overwrite=args.overwrite, append=args.append,
                          title=f"xbarlab {cls.kind}") as lab:
         result = lab.run(cls, params, progress=None if args.quiet else progress)
         if lab.log_path is not None:
