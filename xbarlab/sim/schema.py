@@ -188,7 +188,17 @@ def _check_table(table: Mapping[str, Any], rules: Mapping[str, Rule], where: str
 
 
 def available_memory() -> int | None:
-    """Bytes of memory the machine can give a new allocation now (None if the platform does not say)."""
+    """Bytes of memory the machine can give a new allocation now (None if the platform does not say).
+
+    Linux: ``MemAvailable`` (free memory plus reclaimable caches); elsewhere the free physical pages.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):
