@@ -90,18 +90,23 @@ def test_overlong_line_is_dropped_and_queued_as_input_overrun(served):
     assert len(bench.emulators["smu1"]._inbuf) == 0
 
 
-def test_emulator_bounds_its_own_input_buffer_in_process():
+@pytest.mark.parametrize(("model", "query", "expected"), [
+    ("keithley2400", b":SYST:ERR?\n", b"-363,"),
+    ("keysight_b2900", b":SYST:ERR?\n", b"-363,"),
+    ("keithley2450", b":SYST:ERR?\n", b"-363,"),
+    ("keithley2600", b"print(errorqueue.next())\n", b"-3.63000e+02\tInput buffer overrun"),
+])
+def test_emulator_bounds_its_own_input_buffer_in_process(model, query, expected):
     """The same bound behind the in-process transports: a buffer never grows past max_input."""
-    bench = SimBench.from_station(parse_station(sim_station_text(4, 4)))
-    try:
-        emu = bench.emulators["smu1"]
-        for _ in range(40):
-            emu.feed(b"B" * 10_000)
-            assert len(emu._inbuf) <= emu.max_input
-        emu.feed(b"\n:SYST:ERR?\n")
-        assert emu.read_output().startswith(b"-363,")
-    finally:
-        bench.close()
+    from xbarlab.sim import smu_scpi, smu_tsp
+
+    emu = {"keithley2400": smu_scpi.Keithley2400Emulator, "keysight_b2900": smu_scpi.KeysightB2900Emulator,
+           "keithley2450": smu_scpi.Keithley2450Emulator, "keithley2600": smu_tsp.Keithley2600Emulator}[model]()
+    for _ in range(40):
+        emu.feed(b"B" * 10_000)
+        assert len(emu._inbuf) <= emu.max_input
+    emu.feed(b"\n" + query)
+    assert emu.read_output().startswith(expected)
 
 
 def test_partial_board_frame_of_a_departed_client_is_dropped(served):
