@@ -14,8 +14,8 @@ import numpy as np
 from xbarlab.errors import LogbookError
 
 FORMAT = "xbarlab-logbook"
-#: 2: adds ``outside_runs/<session>``, the instrument traffic of a session outside its runs (version 1 logs
-#: still read: they simply have none)
+#: 2: adds ``outside_runs/<session>``, the instrument traffic of a session outside its runs (optional: readers
+#: look for the group; version-1 logs have none, and appending to one adds it without changing the version)
 FORMAT_VERSION = 2
 RUNS = "runs"
 OUTSIDE_RUNS = "outside_runs"

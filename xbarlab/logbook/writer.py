@@ -247,9 +247,7 @@ class Logbook:
             with self.structure() as f:
                 if gname in f:
                     raise LogbookError(f"{self.path}: session {session_id!r} already has a record outside its runs")
-                f.require_group(OUTSIDE_RUNS)
-                if int(f.attrs.get("format_version", 1)) < FORMAT_VERSION:
-                    f.attrs["format_version"] = FORMAT_VERSION  # an appended version-1 log gains the group
+                f.require_group(OUTSIDE_RUNS)  # appending to an older log keeps its format_version: the group is optional
                 self._create_run_group(f, gname, {"run_id": session_id, "kind": "outside_runs"})
             record = RunWriter(self, key, gname, "outside_runs")
             self._open_runs[key] = record
