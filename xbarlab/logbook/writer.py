@@ -247,7 +247,7 @@ class Logbook:
             with self.structure() as f:
                 if gname in f:
                     raise LogbookError(f"{self.path}: session {session_id!r} already has a record outside its runs")
-                f.require_group(OUTSIDE_RUNS)  # appending to an older log keeps its format_version: the group is optional
+                f.require_group(OUTSIDE_RUNS)  # optional group: an older log appended to keeps its format_version
                 self._create_run_group(f, gname, {"run_id": session_id, "kind": "outside_runs"})
             record = RunWriter(self, key, gname, "outside_runs")
             self._open_runs[key] = record
