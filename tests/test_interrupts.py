@@ -92,7 +92,8 @@ def test_interrupt_during_an_experiment_switches_outputs_off_and_says_so(tmp_pat
     monkeypatch.setattr(MvmExperiment, "execute", interrupted)
     (tmp_path / "bench.toml").write_text(sim_station_text(8, 16, seed=2))
     log = tmp_path / "mvm.h5"
-    assert main(["mvm", "--station", str(tmp_path / "bench.toml"), "-o", str(log), "-q"]) == 130
+    assert main(["mvm", "--station", str(tmp_path / "bench.toml"), "-o", str(log), "-q", "--n-in", "4",
+                 "--n-out", "4"]) == 130
     assert capsys.readouterr().err.endswith("xbarlab: interrupted; outputs were switched off\n")
     reader = LogReader(log)
     assert [r["status"] for r in reader.runs() if r["kind"] == "mvm"] == ["interrupted"]
