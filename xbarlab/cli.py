@@ -171,6 +171,11 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                           help="show tracebacks and debug logging (default: off)")
 
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        """Command groups need their action: ``xbarlab station`` alone exits 2 as argparse does."""
+        kwargs.setdefault("required", True)
+        return super().add_subparsers(**kwargs)
+
 
 def add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="end-to-end tour of a bench (default: the embedded simulated bench)")
@@ -183,7 +188,7 @@ def add_demo(sub: Any) -> None:
 
 def add_station(sub: Any) -> None:
     p = sub.add_parser("station", help="station files")
-    ssub = p.add_subparsers(dest="station_command", metavar="ACTION", required=True)
+    ssub = p.add_subparsers(dest="station_command", metavar="ACTION")
     c = ssub.add_parser("check", help="validate a station file; --connect identifies every instrument")
     c.add_argument("file", metavar="FILE", help="station TOML file")
     c.add_argument("--connect", action="store_true", help="open the bench and identify every instrument")
@@ -192,7 +197,7 @@ def add_station(sub: Any) -> None:
 
 def add_sim(sub: Any) -> None:
     p = sub.add_parser("sim", help="the simulated bench")
-    ssub = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
+    ssub = p.add_subparsers(dest="sim_command", metavar="ACTION")
     c = ssub.add_parser("serve", help="serve the simulated instruments on loopback sockets")
     _station_arg(c)
     c.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
@@ -202,7 +207,7 @@ def add_sim(sub: Any) -> None:
 
 def add_log(sub: Any) -> None:
     p = sub.add_parser("log", help="HDF5 logbooks")
-    ssub = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
+    ssub = p.add_subparsers(dest="log_command", metavar="ACTION")
     c = ssub.add_parser("show", help="print a readable summary of a log file")
     c.add_argument("file", metavar="FILE", type=Path, help="log file")
     c.add_argument("--brief", action="store_true", help="runs only, no streams")
@@ -265,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(debug=False)
     parser.add_argument("--version", action="version", version=f"xbarlab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
     return parser
