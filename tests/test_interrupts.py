@@ -80,7 +80,7 @@ def test_interrupt_before_anything_opened_does_not_claim_outputs_off(campaign_fi
 
     monkeypatch.setattr(console, "load_campaign", interrupted)
     assert main(["run", str(campaign_file)]) == 130
-    assert capsys.readouterr().err == "xbarlab: interrupted before any instrument was opened\n"
+    assert capsys.readouterr().err == "xbarlab: interrupted while no station was open (nothing was sourced)\n"
 
 
 def test_interrupt_during_an_experiment_switches_outputs_off_and_says_so(tmp_path, monkeypatch, capsys):

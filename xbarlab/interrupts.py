@@ -69,7 +69,7 @@ def interrupted_message(before: tuple[int, int]) -> str:
     opened = STATIONS.opened - before[0]
     closed = STATIONS.closed - before[1]
     if opened == 0:
-        return "interrupted before any instrument was opened"
+        return "interrupted while no station was open (nothing was sourced)"
     if closed >= opened:
         return "interrupted; outputs were switched off"
     return "interrupted while a station was open; its outputs may still be on: check the instruments"
