@@ -55,6 +55,10 @@ BROKEN = [
     (_with("[sim.loads]\nboard = 1e3\n"), "sim.loads.board", "no SMU"),
     (_with("[sim.arry]\nrows = 4\n"), "sim.arry", "did you mean 'array'"),
     (_with("[sim.board]\nsmu_ports = 9\n"), "sim.board.smu_ports", "<= 8"),
+    # the rest of the file gets the same suggestions
+    (_with(replace=("board_port = 0", "board_port = 0\ntimeot = 1")), "instruments.smu1.timeot",
+     "did you mean 'timeout'"),
+    (_with(replace=("read_voltage", "read_votage")), "station.defaults.read_votage", "did you mean 'read_voltage'"),
 ]
 
 

@@ -33,6 +33,7 @@ A ``[sim]`` table makes every instrument an emulator on an embedded simulated be
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -120,7 +121,9 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
         station = {}
     unknown_top = sorted(set(data) - {"station", "instruments", "sim"})
     if unknown_top:
-        problems.append(f"unknown top-level table(s) {', '.join(unknown_top)}; expected station, instruments, sim")
+        hints = "".join(_did_you_mean(k, ("station", "instruments", "sim")) for k in unknown_top)
+        problems.append(f"unknown top-level table(s) {', '.join(unknown_top)}{hints}; "
+                        "expected station, instruments, sim")
     name = station.get("name", Path(source).stem if source != "<string>" else "station")
     if not isinstance(name, str):
         problems.append("station.name must be a string")
@@ -136,7 +139,8 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
         problems.append("[station.defaults] must be a table")
         defaults = {}
     for key in sorted(set(defaults) - _DEFAULT_KEYS):
-        problems.append(f"station.defaults.{key}: unknown key; expected one of {', '.join(sorted(_DEFAULT_KEYS))}")
+        problems.append(f"station.defaults.{key}: unknown key{_did_you_mean(key, _DEFAULT_KEYS)}; "
+                        f"expected one of {', '.join(sorted(_DEFAULT_KEYS))}")
     if "read_voltage" in defaults:
         read_voltage = _number(defaults["read_voltage"], "station.defaults.read_voltage", problems, nonzero=True)
     if "tia_range" in defaults:
@@ -226,6 +230,11 @@ def _device_kind(stated: Any, sim: dict[str, Any] | None, problems: list[str]) -
     return stated.lower()
 
 
+def _did_you_mean(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(str(word), sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _number(value: Any, where: str, problems: list[str], positive: bool = False, nonzero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         problems.append(f"{where}: expected a finite number, got {value!r}")
@@ -242,7 +251,8 @@ def _instrument(
 ) -> InstrumentConfig | None:
     n_before = len(problems)
     for key in sorted(set(entry) - _INSTRUMENT_KEYS):
-        problems.append(f"{where}.{key}: unknown key; expected some of {', '.join(sorted(_INSTRUMENT_KEYS))}")
+        problems.append(f"{where}.{key}: unknown key{_did_you_mean(key, _INSTRUMENT_KEYS)}; "
+                        f"expected some of {', '.join(sorted(_INSTRUMENT_KEYS))}")
     driver = entry.get("driver")
     if not isinstance(driver, str):
         problems.append(f"{where}.driver: missing; expected one of {', '.join(sorted(DRIVERS))}")
