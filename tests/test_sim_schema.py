@@ -58,7 +58,8 @@ BROKEN = [
     # the rest of the file gets the same suggestions
     (_with(replace=("board_port = 0", "board_port = 0\ntimeot = 1")), "instruments.smu1.timeot",
      "did you mean 'timeout'"),
-    (_with(replace=("read_voltage", "read_votage")), "station.defaults.read_votage", "did you mean 'read_voltage'"),
+    (_with(replace=("read_voltage = 0.2", "read_votage = 0.2")), "station.defaults.read_votage",
+     "did you mean 'read_voltage'"),
 ]
 
 
