@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from xbarlab.campaigns.console import format_plan
@@ -61,3 +63,12 @@ def test_every_step_parameter_at_extreme_values_gives_a_plan_or_a_config_error()
                 except ConfigError:
                     pass
     assert tried > 300
+
+
+@pytest.mark.parametrize(("steps", "expected"), [
+    ('type = "aray_read"\n', "unknown step type 'aray_read' (did you mean 'array_read'?)"),
+    ('type = "array_read"\n[steps.params]\nrepeat = 2\n', "repeat: unknown parameter (did you mean 'repeats'?)"),
+])
+def test_misspelt_names_get_a_suggestion(steps, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_campaign("[[steps]]\n" + steps)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from xbarlab.errors import ConfigError, problem_listing
-from xbarlab.experiments.base import STEP_TYPES, Estimate, Experiment, resolve_params
+from xbarlab.experiments.base import STEP_TYPES, Estimate, Experiment, did_you_mean, resolve_params
 from xbarlab.instruments.config import StationConfig, load_station
 from xbarlab.instruments.station import embedded_station_path
 
@@ -155,7 +155,8 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         kind = raw.get("type")
         if kind not in STEP_TYPES:
             problems.append(
-                f"{where}.type: unknown step type {kind!r}; expected one of {', '.join(sorted(STEP_TYPES))}"
+                f"{where}.type: unknown step type {kind!r}{did_you_mean(kind, STEP_TYPES)}; "
+                f"expected one of {', '.join(sorted(STEP_TYPES))}"
             )
             continue
         cls = STEP_TYPES[kind]

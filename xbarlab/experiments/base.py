@@ -12,6 +12,7 @@ between steps (a safe point: raises :class:`Aborted` if an abort was requested) 
 
 from __future__ import annotations
 
+import difflib
 import math
 import threading
 from abc import ABC, abstractmethod
@@ -125,13 +126,19 @@ class Param:
         return value, problems
 
 
+def did_you_mean(word: Any, options: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options`` to a misspelt ``word``, else ""."""
+    close = difflib.get_close_matches(str(word), sorted(map(str, options)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def resolve_params(
     specs: tuple[Param, ...], given: Mapping[str, Any], where: str = "params"
 ) -> tuple[dict[str, Any], list[str]]:
     """Fill defaults, coerce and check ``given`` against ``specs``. Returns (values, problems)."""
     known = {p.name: p for p in specs}
     problems = [
-        f"{where}.{k}: unknown parameter; expected some of {', '.join(sorted(known))}"
+        f"{where}.{k}: unknown parameter{did_you_mean(k, known)}; expected some of {', '.join(sorted(known))}"
         for k in sorted(set(given) - set(known))
     ]
     values: dict[str, Any] = {}

@@ -180,6 +180,8 @@ def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
     """``["key=value", ...]`` → {key: value}, values parsed as TOML (``0.2``, ``true``, ``[4, 8]``, ``'x'``)."""
     import tomllib
 
+    from xbarlab.experiments.base import did_you_mean
+
     known = {p.name for p in specs}
     out: dict[str, Any] = {}
     for item in items:
@@ -188,7 +190,8 @@ def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         if key not in known:
-            raise ConfigError(f"--set {key}: unknown parameter; expected one of {', '.join(sorted(known))}")
+            raise ConfigError(f"--set {key}: unknown parameter{did_you_mean(key, known)}; "
+                              f"expected one of {', '.join(sorted(known))}")
         try:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
