@@ -148,3 +148,32 @@ def _done(log):
         return len(completed_steps(LogReader(log)))
     except Exception:  # noqa: BLE001 - the writer may be mid-structure
         return 0
+
+
+def test_ctrl_c_in_a_logbook_structure_window_takes_effect_after_it(tmp_path):
+    from xbarlab.logbook import Logbook
+
+    book = Logbook.create(tmp_path / "w.h5")
+    reached_end = []
+    with pytest.raises(KeyboardInterrupt):
+        with book.structure() as f:
+            os.kill(os.getpid(), signal.SIGINT)
+            f.attrs["title"] = "changed after the Ctrl-C"
+            reached_end.append(True)
+    assert reached_end
+    run = book.start_run("x")  # the file went back to SWMR and takes further changes
+    run.finish("completed")
+    book.close()
+    assert LogReader(tmp_path / "w.h5").attrs["title"] == "changed after the Ctrl-C"
+
+
+def test_nested_deferral_raises_once_after_the_outer_block():
+    from xbarlab.interrupts import sigint_deferred
+
+    inner_done = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            with sigint_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+            inner_done.append(True)  # the inner block did not raise: the outer one holds the Ctrl-C
+    assert inner_done

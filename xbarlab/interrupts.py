@@ -1,7 +1,9 @@
 """Ctrl-C (SIGINT) and stations: closing is never cut short, and the command line reports what really happened.
 
 :func:`close_station` puts a station in its safe state and releases it with SIGINT held back until it is
-done (a Ctrl-C during the outputs-off traffic takes effect right after it). :data:`STATIONS` counts the
+done (a Ctrl-C during the outputs-off traffic takes effect right after it); the logbook holds SIGINT back
+during its structural windows the same way (:func:`sigint_deferred`), so a Ctrl-C never leaves the
+HDF5 file half-changed. :data:`STATIONS` counts the
 stations opened and closed in this process, so an interrupted command says "outputs were switched off"
 only when every station it opened was closed.
 """
@@ -39,7 +41,8 @@ def note_opened() -> None:
 @contextmanager
 def sigint_deferred() -> Iterator[None]:
     """Hold SIGINT back for the duration; a Ctrl-C received meanwhile raises KeyboardInterrupt at the end."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or getattr(
+            signal.getsignal(signal.SIGINT), "deferring", False):  # another thread, or already held back
         yield
         return
     received: list[int] = []
@@ -47,6 +50,7 @@ def sigint_deferred() -> Iterator[None]:
     def hold(signum: int, frame: Any) -> None:
         received.append(signum)
 
+    hold.deferring = True  # type: ignore[attr-defined]
     previous = signal.signal(signal.SIGINT, hold)
     try:
         yield

@@ -23,7 +23,7 @@ from xbarlab.errors import InstrumentError, LogbookError, ProtocolError, Transpo
 from xbarlab.experiments.base import Aborted, AbortToken, Progress
 from xbarlab.instruments.config import parse_station
 from xbarlab.instruments.station import Station
-from xbarlab.interrupts import close_station
+from xbarlab.interrupts import close_station, sigint_deferred
 from xbarlab.logbook import Logbook, LogReader
 from xbarlab.logbook.recording import RunSink, open_recorded_station
 from xbarlab.protocol.board import Err
@@ -208,11 +208,12 @@ class CampaignRunner:
         except KeyboardInterrupt:
             report.status = "interrupted"
         finally:
-            try:
-                if station is not None:
-                    self._close_station(station, sink)
-            finally:
-                book.close()
+            with sigint_deferred():  # the shutdown (outputs off, records finished, log closed) runs to its end
+                try:
+                    if station is not None:
+                        self._close_station(station, sink)
+                finally:
+                    book.close()
         return report
 
     def _run_step(self, book: Logbook, sink: RunSink, station: Station, session_id: str,

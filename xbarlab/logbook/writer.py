@@ -32,6 +32,7 @@ import numpy as np
 
 from xbarlab import __version__
 from xbarlab.errors import LogbookError
+from xbarlab.interrupts import sigint_deferred
 from xbarlab.logbook.format import (
     EVENT_DTYPE,
     FORMAT,
@@ -154,8 +155,11 @@ class Logbook:
 
     @contextmanager
     def structure(self) -> Iterator[h5py.File]:
-        """A window for structural changes (outside SWMR), ended by a flush and a return to SWMR."""
-        with self._lock:
+        """A window for structural changes (outside SWMR), ended by a flush and a return to SWMR.
+
+        Ctrl-C is held back until the window is closed (a KeyboardInterrupt half-way would leave HDF5
+        objects open and the file unable to return to SWMR)."""
+        with self._lock, sigint_deferred():
             f = self.file
             assert self._fd is not None
             window_lock(self._fd, exclusive=True, wait=True)  # readers wait until the file is consistent
