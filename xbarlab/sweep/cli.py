@@ -163,7 +163,7 @@ def add_cli(sub: Any) -> None:
                        description="xbarlab sweep SWEEP.toml -o DIR [--scheduler ADDR] [--workers N]\n"
                                    "xbarlab sweep show DIR [--figure NAME]")
     p.add_argument("target", nargs="+", metavar="SWEEP.toml | show DIR")
-    p.add_argument("-o", "--output", metavar="DIR", 
+    p.add_argument("-o", "--output", metavar="DIR",
                    help="folder for the point logs and the index (default: none, required to run a sweep)")
     _cluster_args(p)
     p.add_argument("--dry-run", action="store_true", help="validate every point and list them; run nothing")
