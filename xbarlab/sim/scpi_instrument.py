@@ -80,6 +80,10 @@ class ScpiInstrumentEmulator(LineEmulator):
         else:
             self.esr |= ESR_DDE
 
+    def input_overrun(self) -> None:
+        """A line longer than the input buffer was dropped (SCPI-99 device-specific error -363)."""
+        self.push_error(-363, "Input buffer overrun")
+
     def next_error(self) -> str:
         if not self.errors:
             return '0,"No error"'

@@ -178,6 +178,10 @@ class Keithley2600Emulator(TspObjectModel, LineEmulator):
         return b"\n".join(out) if out else None
 
     # -- errors and status -------------------------------------------------------------------------
+    def input_overrun(self) -> None:
+        """A line longer than the input buffer was dropped (queued as -363, as the SCPI models do)."""
+        self._push_error(-363, "Input buffer overrun")
+
     def _push_error(self, code: int, message: str) -> None:
         if len(self.errors) >= ERROR_QUEUE_DEPTH:
             self.errors[-1] = (-350, "Queue overflow")
