@@ -295,7 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None, before: tuple[int, int]) -> int:
+    from xbarlab.instruments.station import CLOSE_PROBLEMS
     from xbarlab.interrupts import interrupted_message
+
+    problems_before = len(CLOSE_PROBLEMS)  # only this command's closing problems count
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -314,10 +317,9 @@ def _main(argv: Sequence[str] | None, before: tuple[int, int]) -> int:
         print(f"xbarlab: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        from xbarlab.instruments.station import CLOSE_PROBLEMS
-
-        if CLOSE_PROBLEMS:  # never "outputs off" when switching one off failed
-            print("xbarlab: interrupted; outputs NOT confirmed off: " + "; ".join(CLOSE_PROBLEMS), file=sys.stderr)
+        problems = CLOSE_PROBLEMS[problems_before:]
+        if problems:  # never "outputs off" when switching one off failed
+            print("xbarlab: interrupted; outputs NOT confirmed off: " + "; ".join(problems), file=sys.stderr)
             return 1
         print(f"xbarlab: {interrupted_message(before)}", file=sys.stderr)
         return 130
