@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in CLI_MODULES:  # experiment commands: mvm, solve, train, drift
         module.add_cli(sub)
+    from xbarlab.sweep import cli as sweep_cli
+
+    sweep_cli.add_cli(sub)  # sweep, queue (Dask)
     return parser
 
 
