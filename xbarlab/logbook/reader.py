@@ -316,3 +316,16 @@ class LogReader:
             out.append(Event(e["link"].decode(), e["code"].decode(), blob[start: start + int(e["length"])],
                              float(e["wall_time"]), float(e["sim_time"])))
         return out
+
+    # -- pandas / xarray (the ``data`` extra) ------------------------------------------------------
+    def to_pandas(self, run_id: str, name: str, dims: tuple[str, ...] | None = None) -> Any:
+        """A stream as a pandas DataFrame with its units in ``df.attrs["units"]`` (see ``logbook.frames``)."""
+        from xbarlab.logbook.frames import to_pandas
+
+        return to_pandas(self.stream(run_id, name), run_id, dims)
+
+    def to_xarray(self, run_id: str, name: str, dims: tuple[str, ...] | None = None) -> Any:
+        """A stream as an xarray Dataset (columns) or DataArray (frames), named dims, ``units`` attributes."""
+        from xbarlab.logbook.frames import to_xarray
+
+        return to_xarray(self.stream(run_id, name), run_id, dims)
