@@ -91,3 +91,25 @@ def test_a_reset_between_output_on_and_a_reading_is_detected(driver):
         smu.set_output(True)
         assert smu.measure_current() == pytest.approx(good, rel=1e-2)
         smu.set_output(False)
+
+
+def test_a_link_fault_while_the_station_opens_is_retried_and_the_log_replays(tmp_path, monkeypatch):
+    from xbarlab.logbook.replay import replay
+    from xbarlab.sim.bench import SimBench
+
+    built = []
+    real_init = SimBench.__init__
+
+    def init(self, *args, **kwargs):  # the first bench: its SMU swallows the reply to the first *IDN?
+        real_init(self, *args, **kwargs)
+        built.append(self)
+        if len(built) == 1:
+            self.emulators["smu1"].faults.timeout_next = 1
+
+    monkeypatch.setattr(SimBench, "__init__", init)
+    report, runs, data = _run(tmp_path, "keithley2400")
+    assert report.status == "completed" and data is not None
+    sessions = [r for r in LogReader(tmp_path / "reset-None.h5").runs() if r["kind"] == "session"]
+    assert [s["status"] for s in sessions] == ["failed", "completed"] and "no reply" in sessions[0]["error"]
+    outcomes = [r.outcome for r in replay(tmp_path / "reset-None.h5").runs]
+    assert outcomes == ["stopped as recorded", "reproduced", "reproduced"]
