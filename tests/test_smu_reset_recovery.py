@@ -113,3 +113,25 @@ def test_a_link_fault_while_the_station_opens_is_retried_and_the_log_replays(tmp
     assert [s["status"] for s in sessions] == ["failed", "completed"] and "no reply" in sessions[0]["error"]
     outcomes = [r.outcome for r in replay(tmp_path / "reset-None.h5").runs]
     assert outcomes == ["stopped as recorded", "reproduced", "reproduced"]
+
+
+@pytest.mark.parametrize("driver", list(DRIVERS))
+def test_a_reset_anywhere_in_a_cell_read_is_detected_or_harmless(driver):
+    """A reset before each command of an SMU cell read (set level, output on, read, output off):
+    the value returned is right, or the reset is reported; never a wrong number."""
+    from xbarlab.calibration.readpath import smu_cell_current
+    from xbarlab.errors import ProtocolError
+
+    detected = right = 0
+    for k in range(18):
+        with Station.from_text(_station_text(driver)) as st:
+            truth = st.sim.model.cell_current(1, 2, 0.2, noise=False)
+            st.sim.emulators["smu1"].faults.reset_after = k
+            try:
+                got = smu_cell_current(st, st.require_board(), "smu1", 1, 2, 0.2)
+            except ProtocolError:  # InstrumentResetDetected, or a reply the reset cut short
+                detected += 1
+                continue
+            assert got == pytest.approx(truth, rel=1e-2), (k, got, truth)
+            right += 1
+    assert detected >= 2 and detected + right == 18
