@@ -161,13 +161,14 @@ def add_cli(sub: Any) -> None:
     """Register ``sweep`` and ``queue`` on the ``xbarlab`` sub-command parser."""
     p = sub.add_parser("sweep", help="run a campaign over a grid of parameters on Dask; `sweep show DIR` plots it",
                        description="xbarlab sweep SWEEP.toml -o DIR [--scheduler ADDR] [--workers N]\n"
-                                   "xbarlab sweep show DIR [--figure NAME]",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   "xbarlab sweep show DIR [--figure NAME]")
     p.add_argument("target", nargs="+", metavar="SWEEP.toml | show DIR")
-    p.add_argument("-o", "--output", metavar="DIR", help="folder for the point logs and the index")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="folder for the point logs and the index (default: none, required to run a sweep)")
     _cluster_args(p)
     p.add_argument("--dry-run", action="store_true", help="validate every point and list them; run nothing")
-    p.add_argument("--figure", action="append", metavar="NAME", help="(show) figure to tabulate and plot; repeatable")
+    p.add_argument("--figure", action="append", metavar="NAME", help="(show) figure to tabulate and plot; repeatable "
+                   "(default: every figure the index holds)")
     p.add_argument("--no-plot", action="store_true", help="(show) print the table only")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_sweep)
@@ -180,7 +181,8 @@ def add_cli(sub: Any) -> None:
     c.set_defaults(handler=cmd_queue)
     c = qsub.add_parser("status", help="list the queue; --collect DIR brings finished logs back and checks them")
     _cluster_args(c, workers=False)
-    c.add_argument("--collect", metavar="DIR", help="write finished entries' logs here, check them, drop the entries")
+    c.add_argument("--collect", metavar="DIR", help="write finished entries' logs here, check them, drop the entries "
+                   "(default: none, entries stay queued)")
     c.set_defaults(handler=cmd_queue)
     c = qsub.add_parser("cancel", help="cancel a queued entry, or stop a running one at its next safe point")
     c.add_argument("id", metavar="ID")
