@@ -351,13 +351,18 @@ def program_weights(
     second = program(station, board, rows, cols, final_targets, pulse=pulse, tolerance=tolerance,
                      checkpoint=checkpoint, active=fix, absolute=absolute, read_cal=out.read_cal, progress=progress,
                      **window)
-    within = np.where(fix, second.within, out.within)
-    # a repaired pair counts as good for both devices: its weight is right
-    failed_partner = fix & ~second.within
-    pair_ok = (fix[:, 0::2] | fix[:, 1::2]) & ~(failed_partner[:, 0::2] | failed_partner[:, 1::2])
+    # yields from the final read of every cell after the last pulse (second.achieved: the repaired cells'
+    # verify read, every other cell read once at the end), never from the first pass's verification: a
+    # cell that died while its neighbours were repaired is reported failed
+    within = np.abs(second.achieved - final_targets) <= tolerance
+    wide = read_wide()  # failed cells may sit beyond the window's TIA range
+    achieved = np.where(within, second.achieved, wide)
+    # a repaired pair counts as good for both devices when its weight (the difference) is right within
+    # the two devices' tolerances
+    repaired = fix[:, 0::2] | fix[:, 1::2]
+    pair_ok = repaired & (np.abs((achieved[:, 0::2] - achieved[:, 1::2]) - delta) <= 2 * tolerance)
     within[:, 0::2] |= pair_ok
     within[:, 1::2] |= pair_ok
-    achieved = np.where(within, second.achieved, read_wide())
     return ProgrammingOutcome(final_targets, achieved, within, out.tolerance, out.rounds + second.rounds,
                               out.pulses + second.pulses, int(pair_ok.sum()), out.stuck + second.stuck,
                               out.unreachable + second.unreachable, out.budget_spent + second.budget_spent,

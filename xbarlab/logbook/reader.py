@@ -216,6 +216,7 @@ class LogReader:
             "start_time": a.get("start_time", ""), "end_time": a.get("end_time", ""),
             "start_sim_time": a.get("start_sim_time"), "end_sim_time": a.get("end_sim_time"),
             "software_version": a.get("software_version", ""),
+            "format_version": int(a.get("format_version", 1)),  # of the xbarlab that wrote the run
             "params": from_json(a.get("params", "")) or {}, "station_text": a.get("station_text", ""),
             "instruments": from_json(a.get("instruments", "")) or {},
             "calibrations_used": from_json(a.get("calibrations_used", "")) or [],
