@@ -81,7 +81,7 @@ def test_station_selects_the_solver_and_refuses_an_unknown_one():
 
     bench = SimBench({"array": {"rows": 4, "cols": 4, "ir_solver": "exact"}}, [])
     assert bench.model.ir_solver == "exact"
-    with pytest.raises(ConfigError, match="ir_solver must be one of auto, exact, iterative"):
+    with pytest.raises(ConfigError, match=r"ir_solver.*one of auto, exact, iterative"):
         SimBench({"array": {"rows": 4, "cols": 4, "ir_solver": "fast"}}, [])
 
 

@@ -16,6 +16,13 @@ class ConfigError(XbarlabError):
     """
 
 
+def problem_listing(head: str, problems: list[str]) -> str:
+    """``head: problem`` on one line for a single problem, else ``head:`` and one indented line per problem."""
+    if len(problems) == 1:
+        return f"{head}: {problems[0]}"
+    return f"{head}:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
 class SafetyLimitError(XbarlabError):
     """A request would drive an instrument outside its configured safe limits.
 

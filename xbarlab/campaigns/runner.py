@@ -23,6 +23,7 @@ from xbarlab.errors import InstrumentError, LogbookError, ProtocolError, Transpo
 from xbarlab.experiments.base import Aborted, AbortToken, Progress
 from xbarlab.instruments.config import parse_station
 from xbarlab.instruments.station import Station
+from xbarlab.interrupts import close_station, sigint_deferred
 from xbarlab.logbook import Logbook, LogReader
 from xbarlab.logbook.recording import RunSink, open_recorded_station
 from xbarlab.protocol.board import Err
@@ -150,6 +151,7 @@ class CampaignRunner:
             self.on_session(station)
         session.finish("completed")
         sink.run = None
+        sink.outside = book.outside_runs(session_id)  # traffic between steps and closing (outputs off) is kept
         return station, session_id
 
     def _check_sim_state(self, done: set[str]) -> None:
@@ -168,6 +170,16 @@ class CampaignRunner:
             checkpoint.load(bench, self.sim_state_path, [s.step_id for s in self.campaign.steps if s.step_id in done])
         finally:
             bench.close()
+
+    @staticmethod
+    def _close_station(station: Station, sink: RunSink) -> None:
+        """Outputs off and links released (Ctrl-C held back meanwhile), recorded outside the session's runs."""
+        try:
+            close_station(station)
+        finally:
+            if sink.outside is not None:
+                sink.outside.finish("completed")
+                sink.outside = None
 
     @property
     def sim_state_path(self) -> Path:
@@ -205,7 +217,7 @@ class CampaignRunner:
                     if outcome.status != "retry":
                         break
                     attempts += 1
-                    station.close()
+                    self._close_station(station, sink)
                     station = None
                     if attempts > self.retries:
                         outcome.status = "failed"
@@ -221,9 +233,12 @@ class CampaignRunner:
         except KeyboardInterrupt:
             report.status = "interrupted"
         finally:
-            if station is not None:
-                station.close()
-            book.close()
+            with sigint_deferred():  # the shutdown (outputs off, records finished, log closed) runs to its end
+                try:
+                    if station is not None:
+                        self._close_station(station, sink)
+                finally:
+                    book.close()
         return report
 
     def _run_step(self, book: Logbook, sink: RunSink, station: Station, session_id: str,

@@ -133,7 +133,7 @@ class ArrayRead(Experiment):
     kind = "array_read"
     title = "Whole-array read (conductance map)"
     params_spec = (
-        Param("read_voltage", float, 0.0, "V", "read voltage; 0 = the station default"),
+        Param("read_voltage", float, 0.0, "V", "read voltage; 0 = the station default", min=0.0),
         Param("repeats", int, 1, min=1, max=100000, help="number of reads"),
     )
 

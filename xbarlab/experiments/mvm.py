@@ -26,11 +26,21 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, autorange, choose_mapping
+from xbarlab.experiments.analog import (
+    ENCODINGS,
+    ArrayMatrix,
+    InputEncoding,
+    Region,
+    autorange,
+    choose_mapping,
+    fit_problems,
+)
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.programming import ProgrammingOutcome, defect_correction, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
+    array_shape,
     bench_timing,
     board_limit,
     board_limit_problems,
@@ -160,6 +170,9 @@ class MvmExperiment(Experiment):
                     problems.append(f"{where}: input range {v:g} V exceeds the board limit max_mvm_voltage = "
                                     f"{lim.max_mvm_voltage:g} V")
         problems += board_limit_problems(params, station_config, where, {"pulse_amplitude": "max_pulse_amplitude"})
+        if params["matrix"] == "random":  # a matrix file's shape is known once it is read
+            problems += fit_problems(array_shape(station_config), params["n_out"], params["n_in"], params["row0"],
+                                     params["col0"], params["layout"], where)
         return problems
 
     @classmethod
@@ -328,26 +341,18 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab mvm`` on an argparse subparsers object; the handler is ``cli_main``."""
     p = subparsers.add_parser("mvm", help="MVM accuracy of a programmed matrix against the digital product")
     add_run_arguments(p)
-    p.add_argument("--n-in", type=int, default=32, help="matrix inputs (array rows)")
-    p.add_argument("--n-out", type=int, default=16, help="matrix outputs")
-    p.add_argument("--sizes", type=int, nargs="*", default=[], help="square sizes to sweep (sub-blocks)")
-    p.add_argument("--v-in", type=float, nargs="+", default=[0.2], help="input full scale(s) in V")
-    p.add_argument("--encoding", choices=ENCODINGS, default="amplitude")
-    p.add_argument("--bits", type=int, default=6, help="bits of bit-serial / pulse-width codes")
-    p.add_argument("--direction", choices=DIRECTIONS, default="both")
-    p.add_argument("--vectors", type=int, default=40, help="random input vectors per case")
-    p.add_argument("--matrix", default="random", help="'random' or a .npy file")
-    p.add_argument("--seed", type=int, default=0)
+    add_param_options(p, MvmExperiment.params_spec, many=("v_in",))  # --v-in 0.1 0.2: sweep input ranges
     p.set_defaults(handler=cli_main)
     return p
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    params = {
-        "n_in": args.n_in, "n_out": args.n_out, "sizes": list(args.sizes), "v_in": args.v_in[0],
-        "v_ins": list(args.v_in) if len(args.v_in) > 1 else [], "encoding": args.encoding, "bits": args.bits,
-        "direction": args.direction, "vectors": args.vectors, "matrix": args.matrix, "seed": args.seed,
-    }
+    params = params_from_args(args, MvmExperiment.params_spec)
+    if "v_in" in params:
+        v_ins = params.pop("v_in")
+        params["v_in"] = v_ins[0]
+        if len(v_ins) > 1:
+            params["v_ins"] = list(v_ins)
     result = run_cli_experiment(MvmExperiment, args, params)
     print(result.table())
     print("median relative error vs input magnitude (max|x|, 1 = full scale):")
