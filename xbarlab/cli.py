@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where session logs go (default: last used, else a temp folder)")
     p.add_argument("--screenshot", metavar="FILE.png",
                    help="connect, run the tab's default experiment, save a PNG and exit")
-    p.add_argument("--tab", metavar="NAME", help="bench, array, calibration, mvm, solve, training or logbook")
+    p.add_argument("--tab", metavar="NAME", help="bench, array, calibration, mvm, solve, training, logbook or queue")
     p.set_defaults(handler=cmd_gui)
 
     p = sub.add_parser("replay", help="re-run a log's experiments offline from the recorded transcript")
@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in CLI_MODULES:  # experiment commands: mvm, solve, train, drift
         module.add_cli(sub)
+    from xbarlab.sweep import cli as sweep_cli
+
+    sweep_cli.add_cli(sub)  # sweep, queue (Dask)
     return parser
 
 

@@ -594,6 +594,14 @@ class CrossbarBoard(CrossbarArray):
                                   bp.closed_loop_reply_size(block.n))
         return self._closed_loop_reply(reply, block.n)
 
+    def closed_loop_info(self) -> bp.ClosedLoopInfo:
+        """CLOSED_LOOP_INFO: the feedback circuit's output rail (V; the outputs drive the array) and g_in (S)."""
+        payload, _ = self._exchange(Op.CLOSED_LOOP_INFO, expect=8)
+        try:
+            return bp.ClosedLoopInfo.unpack(payload)
+        except bp.PayloadError as exc:
+            raise self._fail(f"malformed CLOSED_LOOP_INFO reply: {exc}") from None
+
     def _closed_loop_reply(self, payload: bytes, n: int) -> bp.ClosedLoopReply:
         try:
             return bp.ClosedLoopReply.unpack(payload, n)

@@ -14,7 +14,9 @@ import numpy as np
 from xbarlab.errors import LogbookError
 
 FORMAT = "xbarlab-logbook"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: format 2: the drivers confirm SMU replies (second readings and copies); replay of a format-1 log sends
+#: the single-copy traffic of its time (``xbarlab.drivers.replies.single_copy_traffic``)
 RUNS = "runs"
 
 STR = h5py.string_dtype()

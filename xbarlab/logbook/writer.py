@@ -229,7 +229,7 @@ class Logbook:
                     "run_id": rid, "index": index, "kind": kind, "status": "running", "error": "",
                     "start_time": utc_now(), "end_time": "", "start_wall": time.time(),
                     "start_sim_time": float("nan") if sim_time is None else float(sim_time),
-                    "end_sim_time": float("nan"), "software_version": __version__,
+                    "end_sim_time": float("nan"), "software_version": __version__, "format_version": FORMAT_VERSION,
                     "params": to_json(dict(params or {})), "station_text": station_text,
                     "instruments": to_json(dict(instruments or {})),
                     "calibrations_used": to_json(list(calibrations_used or [])), "committed": to_json({}),
