@@ -168,7 +168,7 @@ def add_cli(sub: Any) -> None:
     _cluster_args(p)
     p.add_argument("--dry-run", action="store_true", help="validate every point and list them; run nothing")
     p.add_argument("--figure", action="append", metavar="NAME", help="(show) figure to tabulate and plot; repeatable "
-                   "(default: every figure the index holds)")
+                   "(default: the sweep file's [sweep] figures, else the first figure that varies)")
     p.add_argument("--no-plot", action="store_true", help="(show) print the table only")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_sweep)
