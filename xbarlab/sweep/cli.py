@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ def run_sweep_cli(sweep_file: Path, out: Path, scheduler: str | None, workers: i
 
     try:
         index = run_sweep(sweep, out, connect=lambda: connect(scheduler, workers), progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"sweep stopped: finished points are kept ({out / 'index.h5'}); run the same command again to "
+              "resume (points cut short resume from their logs)", file=sys.stderr)
+        raise
     finally:
         bar.close()
     counts = index.counts()
