@@ -30,7 +30,7 @@ def test_fit_recovers_simulator_parameters_within_uncertainty():
         assert abs(v["c2c"] - 0.1) < 0.03
         assert abs(v["nonlinearity"] - 1.0) < 0.02  # soft bounds
         assert abs(v["read_sigma"] - 0.005) < 0.001
-        pm = fit.pulse_model()
+        pm = fit.pulse_model(v_scale=prep.model.v_scale, width_exp=prep.model.width_exp)
         assert pm.v_ref == 1.3 and np.exp(pm.s_up) == pytest.approx(v["dw_up"])
         sim = fit.simulator_params()
         assert sim["up_down"] == pytest.approx(v["up_down"], rel=0.05)

@@ -180,12 +180,16 @@ class DeviceFit:
     amplitude: float = 1.0
     width: float = 1e-6
 
-    def pulse_model(self, v_ref: float | None = None, v_scale: float = 0.1, read_sigma: float = 0.005) -> PulseModel:
-        """The programming algorithm's prior from this fit (log step fractions at the measured amplitude)."""
+    def pulse_model(self, *, v_scale: float, width_exp: float, read_sigma: float | None = None,
+                    v_ref: float | None = None) -> PulseModel:
+        """A write-verify prior from this fit (log step fractions at the measured amplitude) and the
+        kinetics ``v_scale`` (V per e-fold) and ``width_exp`` this fit does not measure (take them
+        from :func:`~xbarlab.calibration.characterize.characterize`); ``read_sigma`` defaults to the fit's."""
         return PulseModel(s_up=float(np.log(max(self.values["dw_up"], 1e-9))),
                           s_down=float(np.log(max(self.values["dw_down"], 1e-9))),
                           v_ref=self.amplitude if v_ref is None else v_ref, v_scale=v_scale,
-                          width_ref=self.width, read_sigma=read_sigma)
+                          width_ref=self.width, width_exp=width_exp,
+                          read_sigma=float(self.values["read_sigma"]) if read_sigma is None else read_sigma)
 
     def simulator_params(self) -> dict[str, float]:
         """RRAM simulator parameters ([sim.device]) implied by the fit at v_ref = the measured amplitude."""

@@ -112,21 +112,28 @@ def smu_cell_current(station: Any, board: Any, smu: str, row: int, col: int, vol
 
 
 def chord_factor(station: Any, board: Any, smu: str, cells: list[tuple[int, int]], read_voltage: float,
-                 v_sweep: float = 0.4, points: int = 17) -> float:
+                 v_sweep: float = 0.4, points: int = 17, disturb: float = 0.01) -> float:
     """I/(V·G) at ``read_voltage``: SMU I–V sweeps (±``v_sweep`` V) of ``cells`` fitted by I/V = G·(1 + c·V²).
 
     Reads at a finite voltage see the chord conductance of a slightly non-linear cell; the
     small-signal G is what a linear (MVM) model needs, so reads are divided by this factor.
+    A sweep that changed the cell (SMU reads at ``read_voltage`` before and after differ by more
+    than ``disturb`` relative: a device that switches under the sweep's DC stress) is not used;
+    when no sweep is usable the factor is 1.
     """
     meter, port = station.smu(smu), station.board_port(smu)
     cs = []
     for r, c in cells:
+        before = smu_cell_current(station, board, smu, r, c, read_voltage)
         board.route_smu(port, int(r), int(c))
         try:
             sw = meter.sweep_voltage(-v_sweep, v_sweep, points, 1e-3)
         finally:
             meter.set_output(False)
             board.unroute_smu(port)
+        after = smu_cell_current(station, board, smu, r, c, read_voltage)
+        if not abs(after - before) <= disturb * abs(before):
+            continue
         v, i = np.asarray(sw.voltage, dtype=float), np.asarray(sw.current, dtype=float)
         use = np.abs(v) > 0.2 * v_sweep
         slope, intercept = np.polyfit(v[use] ** 2, i[use] / v[use], 1)
