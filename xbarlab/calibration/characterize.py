@@ -7,10 +7,11 @@ write-verify takes its prior (:meth:`Characterization.pulse_model`):
 1. **Read noise** from ``noise_reads`` repeated reads of sample cells, fitted as
    σ(g) = sqrt(σ_abs² + (σ_rel·g)²) (S); measured again after step 4, when the sample cells
    sit across their range, and fitted to both sets.
-2. **Switching thresholds** (SET and RESET separately): an amplitude ladder of single
-   pulses of width ``width`` on the sample cells, from ``v_start`` upwards in ``v_step``
-   steps; the threshold ``v_on`` is the first amplitude at which at least half of the
-   sample cells move in the intended direction by more than 4σ of the read difference.
+2. **Switching thresholds** (SET and RESET separately): an interleaved amplitude ladder of
+   single SET and RESET pulses of width ``width`` on the sample cells, from ``v_start``
+   upwards in ``v_step`` steps; a direction's threshold ``v_on`` is the first amplitude at
+   which at least half of the sample cells move that way by more than 4σ of the read
+   difference.
 3. **Reachable bounds** of every cell of the block: pulse until reads stop changing. Each
    cell starts at ``v_on`` of the direction and its amplitude ramps by ``bound_step`` a
    pulse; a cell is at its bound when ``settle`` pulses in a row did not move it by 3σ of
@@ -46,6 +47,9 @@ from xbarlab.calibration.writeverify import PulseModel, _pulse, cell_reader
 from xbarlab.errors import ConfigError
 
 RECORD_KIND = "device_characterization"
+#: V per e-fold recorded for a device whose step does not measurably follow the amplitude above its
+#: threshold (a fixed-step device): write-verify then sizes steps by pulse count and width
+FLAT_V_SCALE = 10.0
 
 Reader = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -172,6 +176,14 @@ def _avg(read: Reader, rr: np.ndarray, cc: np.ndarray, n: int) -> np.ndarray:
     return np.mean([read(rr, cc) for _ in range(max(n, 1))], axis=0)
 
 
+def _avg_noise(read: Reader, rr: np.ndarray, cc: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """(mean of ``n`` ≥ 2 reads S, pooled 1σ S of one read at the cells' present states: the median over
+    cells of the spread between their reads). Measured where the cells are, it needs no noise model."""
+    g = np.array([read(rr, cc) for _ in range(max(n, 2))])
+    sd = np.std(g, axis=0, ddof=1)
+    return g.mean(axis=0), float(np.median(sd)) / 0.9  # median of the sample σ is ≈0.9σ for few reads
+
+
 def read_repeats(read: Reader, rr: np.ndarray, cc: np.ndarray, reads: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """(mean S, variance S²) per cell of ``reads`` repeated reads."""
     if reads < 3:
@@ -181,8 +193,15 @@ def read_repeats(read: Reader, rr: np.ndarray, cc: np.ndarray, reads: int = 8) -
 
 
 def fit_read_noise(mean: np.ndarray, var: np.ndarray) -> tuple[float, float]:
-    """(σ_rel, σ_abs S): σ(g)² = σ_abs² + (σ_rel·g)² by non-negative least squares, relative weights."""
+    """(σ_rel, σ_abs S): σ(g)² = σ_abs² + (σ_rel·g)² by non-negative least squares, relative weights.
+
+    Cells that all sit at about one conductance cannot separate the two terms: then the noise is
+    taken as absolute (σ_rel = 0) until cells spread over the range are measured."""
     from scipy.optimize import nnls
+
+    m = np.abs(mean)
+    if np.ptp(m) < 0.5 * max(float(np.median(m)), 1e-30):
+        return 0.0, float(np.sqrt(np.median(var)))
 
     w = 1.0 / np.maximum(var, 1e-40) ** 0.5
     a = np.column_stack([np.ones_like(mean), mean**2]) * w[:, None]
@@ -200,33 +219,43 @@ def _sigma_diff(g: np.ndarray, rel: float, abs_: float, reads: int) -> np.ndarra
     return np.sqrt(2.0 * (abs_**2 + (rel * np.abs(g)) ** 2) / max(reads, 1))
 
 
-def find_threshold(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, sign: float, *, v_start: float,
-                   v_step: float, v_top: float, width: float, noise: tuple[float, float], reads: int = 2,
-                   checkpoint: Callable[[], None] | None = None) -> tuple[float, int]:
-    """(v_on V, pulses): the first ladder amplitude at which half the cells move by > 4σ of the read difference."""
+def find_thresholds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, *, v_start: float, v_step: float,
+                    v_top: float, width: float, noise: tuple[float, float], reads: int = 2,
+                    checkpoint: Callable[[], None] | None = None) -> tuple[float, float, int]:
+    """(SET v_on V, RESET v_on V, pulses): an interleaved amplitude ladder, one SET and one RESET pulse
+    a rung; a direction's threshold is the first rung at which half the cells move by > 4σ of the read
+    difference in that direction (its pulses go on with the ladder). Interleaving lets a cell that starts at one
+    bound be moved away from it by the other direction before that direction is judged."""
     n = rr.size
-    g = _avg(read, rr, cc, reads)
+    g, sd = _avg_noise(read, rr, cc, reads)
     pulses = 0
+    v_on: list[float | None] = [None, None]
     v = v_start
-    while v <= v_top + 1e-9:
+    while v <= v_top + 1e-9 and None in v_on:
         if checkpoint is not None:
             checkpoint()
-        _pulse(board, rr, cc, np.full(n, sign * v), np.full(n, width))
-        pulses += n
-        g_new = _avg(read, rr, cc, reads)
-        moved = sign * (g_new - g) > 4 * _sigma_diff(g, *noise, reads)
-        g = g_new
-        if np.mean(moved) >= 0.5:
-            return float(v), pulses
+        for d, sign in ((0, 1.0), (1, -1.0)):
+            found = v_on[d] is not None
+            # a direction already found keeps pulsing with the ladder: it gives the other one headroom
+            _pulse(board, rr, cc, np.full(n, sign * v), np.full(n, width))
+            pulses += n
+            g_new, sd_new = _avg_noise(read, rr, cc, reads)
+            sig = np.maximum(np.hypot(sd, sd_new), np.sqrt(2) * noise[1]) / np.sqrt(max(reads, 2))
+            moved = sign * (g_new - g) > 4 * sig
+            g, sd = g_new, sd_new
+            if not found and np.mean(moved) >= 0.5:
+                v_on[d] = float(v)
         v = round(v + v_step, 9)
-    word = "SET" if sign > 0 else "RESET"
-    raise ConfigError(f"characterisation: no {word} pulse up to {v_top:g} V moved half of the sample cells; "
-                      "raise max_pulse_amplitude or check the devices")
+    for d, word in ((0, "SET"), (1, "RESET")):
+        if v_on[d] is None:
+            raise ConfigError(f"characterisation: no {word} pulse up to {v_top:g} V moved half of the sample "
+                              "cells; raise max_pulse_amplitude or check the devices")
+    return float(v_on[0]), float(v_on[1]), pulses  # type: ignore[arg-type]
 
 
 def drive_to_bounds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, sign: float, *, v_on: float,
                     v_cap: float, bound_step: float, width: float, noise: tuple[float, float], settle: int = 3,
-                    max_pulses: int = 60, reads: int = 2,
+                    max_pulses: int = 60, reads: int = 2, sd_model: bool = False,
                     checkpoint: Callable[[], None] | None = None) -> tuple[np.ndarray, int, np.ndarray]:
     """(g S, pulses, unsettled mask): pulse every cell until ``settle`` pulses in a row do not move it.
 
@@ -237,7 +266,7 @@ def drive_to_bounds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, si
     n = rr.size
     v = np.full(n, min(v_on, v_cap))
     quiet = np.zeros(n, dtype=int)
-    g = _avg(read, rr, cc, reads)
+    g, sd = _avg_noise(read, rr, cc, reads)
     total = 0
     for _ in range(max_pulses):
         act = np.flatnonzero(quiet < settle)
@@ -247,8 +276,12 @@ def drive_to_bounds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, si
             checkpoint()
         _pulse(board, rr[act], cc[act], sign * v[act], np.full(act.size, width))
         total += act.size
-        g_new = _avg(read, rr[act], cc[act], reads)
-        still = sign * (g_new - g[act]) < 3 * _sigma_diff(g[act], *noise, reads)
+        g_new, sd_new = _avg_noise(read, rr[act], cc[act], reads)
+        # quiet: no move beyond 3σ of the difference, σ from the model or measured now, whichever is larger
+        sig = np.maximum(_sigma_diff(g[act], *noise, reads) if sd_model else 0.0,
+                         np.hypot(sd, sd_new) / np.sqrt(max(reads, 2)))
+        sd = sd_new
+        still = sign * (g_new - g[act]) < 3 * sig
         quiet[act] = np.where(still, quiet[act] + 1, 0)
         v[act] = np.minimum(v[act] + bound_step, v_cap)
         g[act] = g_new
@@ -298,11 +331,11 @@ def _fit_direction(obs: np.ndarray, v_ref: float, width_ref: float, v_on: float)
     cov = s2 * np.linalg.pinv(x.T @ x)
     err = np.sqrt(np.maximum(np.diag(cov), 0.0))
     slope = float(coef[1])
-    if not slope > 0:
-        raise ConfigError("characterisation: the step does not grow with the pulse amplitude; "
-                          "the device does not follow a threshold-switching law")
-    v_scale = 1.0 / slope
-    v_scale_err = float(err[1]) / slope**2
+    if slope > 2 * float(err[1]) and slope > 0.1:
+        v_scale = 1.0 / slope
+        v_scale_err = float(err[1]) / slope**2
+    else:  # above its threshold the step does not follow the amplitude (a hard-threshold device)
+        v_scale, v_scale_err = FLAT_V_SCALE, float("nan")
     if has_width:
         beta, beta_err = float(np.clip(coef[2], 0.05, 2.0)), float(err[2])
     else:  # no usable width ladder: the conservative choice (shortening a pulse then undershoots)
@@ -365,9 +398,13 @@ def _kinetics(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, lo: np.n
     while not all(done):
         if checkpoint is not None:
             checkpoint()
+        ks: list[list[np.ndarray]] = [[], []]
+        for _ in range(2):  # SET, RESET, SET, RESET: each pulse starts where the other direction left the cell
+            for d in (0, 1):
+                ks[d].append(one(d, amps[d], width))
         for d in (0, 1):
-            ks = [one(d, amps[d], width) for _ in range(2)]
-            k_med[d] = float(np.nanmedian(np.concatenate(ks))) if np.isfinite(np.concatenate(ks)).any() else 0.0
+            kd = np.concatenate(ks[d])
+            k_med[d] = float(np.nanmedian(kd)) if np.isfinite(kd).any() else 0.0
         for d in (0, 1):
             if not done[d]:
                 if k_med[d] >= 0.3 or amps[d] + v_step > v_cap[d] + 1e-9:
@@ -448,10 +485,9 @@ def characterize(
     sr, sc = rr[pick], cc[pick]
     m0, v0 = read_repeats(read, sr, sc, noise_reads)
     noise = fit_read_noise(m0, v0)
-    v_on_up, p1 = find_threshold(board, read, sr, sc, +1.0, v_start=v_start, v_step=v_step, v_top=v_top,
-                                 width=width, noise=noise, reads=reads, checkpoint=checkpoint)
-    v_on_dn, p2 = find_threshold(board, read, sr, sc, -1.0, v_start=v_start, v_step=v_step, v_top=v_top,
-                                 width=width, noise=noise, reads=reads, checkpoint=checkpoint)
+    v_on_up, v_on_dn, p1 = find_thresholds(board, read, sr, sc, v_start=v_start, v_step=v_step, v_top=v_top,
+                                           width=width, noise=noise, reads=reads, checkpoint=checkpoint)
+    p2 = 0
     cap_up, cap_dn = min(v_on_up + max_overdrive, v_top), min(v_on_dn + max_overdrive, v_top)
     g_hi, p3, _ = drive_to_bounds(board, read, rr, cc, +1.0, v_on=v_on_up, v_cap=cap_up, bound_step=bound_step,
                                   width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=reads,

@@ -154,12 +154,15 @@ def calibrate_read_path(
     checkpoint: Any = None,
     set_amplitudes: tuple[float, ...] = (1.2, 1.5, 1.8, 2.2),
     set_width: float = 1e-6,
+    target_noise: float = 0.002,
+    max_reads: int = 512,
 ) -> ReadCalibration:
     """Measure every column's read gain and offset against the SMU at TIA range ``full_scale`` (A).
 
     Per column, ``cells_per_column`` reference cells spread over the conductances present
     (chosen from one board read, unclipped) are read ``reads`` times by the board and once
-    by the SMU; one more cell per column is held out to report the residual read error
+    by the SMU (more board reads, up to ``max_reads``, when the cells' read noise needs them for a
+    relative 1σ of ``target_noise``); one more cell per column is held out to report the residual read error
     (rms of board/SMU − 1) before and after correction. Leaves the TIA at ``full_scale``.
     Columns with too few conducting cells (an unprogrammed array) first get graded SET pulses
     (``set_amplitudes`` V, ``set_width`` s) on their first rows; an empty tuple disables this.
@@ -224,8 +227,20 @@ def calibrate_read_path(
     c_ref = np.array([c for _, c, _ in refs])
     held = np.array([h for _, _, h in refs])
     b_cur, b_sat = _board_currents(board, np.tile(r_ref, reads), np.tile(c_ref, reads), read_v)
-    b_cur = b_cur.reshape(reads, -1).mean(axis=0)
-    valid = ~b_sat.reshape(reads, -1).any(axis=0)
+    b_all, valid = b_cur.reshape(reads, -1), ~b_sat.reshape(reads, -1).any(axis=0)
+    if reads >= 4 and max_reads > reads:
+        # noisy devices (PCM): average as many board reads as the reference cells' read noise needs for
+        # a mean within ``target_noise`` (relative 1σ), up to ``max_reads``
+        m = np.abs(b_all.mean(axis=0))
+        rel = float(np.median(b_all.std(axis=0, ddof=1)[m > 0] / m[m > 0])) if (m > 0).any() else 0.0
+        need = int(min(np.ceil((rel / target_noise) ** 2), max_reads))
+        if need > reads:
+            more, sat_more = _board_currents(board, np.tile(r_ref, need - reads), np.tile(c_ref, need - reads),
+                                             read_v)
+            b_all = np.vstack([b_all, more.reshape(need - reads, -1)])
+            valid &= ~sat_more.reshape(need - reads, -1).any(axis=0)
+            reads = need
+    b_cur = b_all.mean(axis=0)
     s_cur = np.empty(len(refs))
     for k, (r, c, _) in enumerate(refs):
         if checkpoint is not None and k % 16 == 0:

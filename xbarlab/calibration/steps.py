@@ -1,7 +1,8 @@
 """Campaign step types of the calibration layer (``@register`` experiments).
 
 * ``read_calibration`` — column TIA/ADC gain and offset against the SMU (record ``read_path``)
-* ``range_map`` — per-cell range and stuck map (record ``range_map``)
+* ``range_map`` — device characterisation (read noise, SET/RESET thresholds and kinetics, up/down
+  ratio, with 1σ; record ``device_characterization``) and per-cell range and stuck map (record ``range_map``)
 * ``device_fit`` — pulse-response curves and soft-bounds fit with uncertainties (record ``device_model``)
 * ``forming`` — SMU I–V sweep / forming of one cell with compliance
 * ``write_verify`` — program uniform random targets over the usable range, report yield/pulses/time
@@ -107,9 +108,26 @@ class _CalStep(Experiment):
         self.checkpoint()
         prep = prepare(self.station, read_cal=cal, g_max_expected=float(self.params.get("g_max_expected", 150e-6)),
                        checkpoint=self.checkpoint)
+        self.log_characterization(prep)
+        return prep
+
+    def log_characterization(self, prep: Any) -> None:
+        """The range map and the device characterisation (thresholds, kinetics, read noise, with 1σ)
+        as calibration records, and the characterisation's pulse observations as a stream."""
+        from xbarlab.calibration.characterize import RECORD_KIND as CHAR_KIND
+
         data, meta = prep.bounds.to_record()
         self.recorder.add_calibration("range_map", "range_map", data, meta)
-        return prep
+        ch = prep.characterization
+        if ch is not None:
+            data, meta = ch.to_record()
+            self.recorder.add_calibration("device_characterization", CHAR_KIND, data, meta)
+            obs = np.asarray(ch.observations, dtype=float)
+            s = self.recorder.stream("characterization", columns=["direction", "amplitude", "width", "k", "headroom",
+                                                                   "cell", "significant"],
+                                     units=["1", "V", "s", "1", "S", "1", "1"])
+            if obs.size:
+                s.append(obs)
 
 
 @register
@@ -210,7 +228,8 @@ class DeviceFitStep(_CalStep):
         cal = self.read_calibration()
         from xbarlab.calibration.pipeline import prepare
 
-        prep = prepare(self.station, read_cal=cal, g_max_expected=p["g_max_expected"])
+        prep = prepare(self.station, read_cal=cal, g_max_expected=p["g_max_expected"], checkpoint=self.checkpoint)
+        self.log_characterization(prep)
         live = np.argwhere(prep.bounds.stuck == 0)
         rng = np.random.default_rng(p["seed"])
         pick = live[rng.choice(len(live), size=min(p["cells"], len(live)), replace=False)]

@@ -158,7 +158,10 @@ def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reade
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     pick_r = rows[np.unique(np.linspace(0, rows.size - 1, min(4, rows.size)).round().astype(int))]
     pick_c = cols[np.unique(np.linspace(0, cols.size - 1, min(4, cols.size)).round().astype(int))]
-    ch = characterize(board, pick_r, pick_c, reader=reader, read_voltage=read_voltage, sample=16, width=width,
+    # single-cell reads (READ_CELLS): fast, and the kinetics are ratios of conductance changes, which a
+    # read path's gain does not alter
+    ch = characterize(board, pick_r, pick_c, reader=reader or cell_reader(board, read_voltage),
+                      read_voltage=read_voltage, sample=16, width=width,
                       v_max=v_max, clock=clock, checkpoint=checkpoint)
     model = ch.pulse_model()
     try:
@@ -227,18 +230,20 @@ def write_verify(
         lo, hi = 0.0, max(hi if np.isfinite(hi) else 0.0, 1e-12)
     read = reader or array_reader(board, read_voltage)
     if model is None:
-        model = characterized_model(board, rows, cols, reader=read, read_voltage=read_voltage, width=pulse.width,
+        model = characterized_model(board, rows, cols, reader=reader, read_voltage=read_voltage, width=pulse.width,
                                     v_max=v_max, clock=clock, checkpoint=checkpoint)
     # acceptance margin: 3σ of the averaged verify read at the largest target (0.5..0.9 of the tolerance)
     top = float(np.max(np.abs(targets), initial=0.0))
-    sigma_mean = float(model.sigma(np.asarray(top))) / np.sqrt(model.reads_for(top, tolerance))
+    # verify reads: 4, or as many as bring the averaged read's 1σ to a quarter of the tolerance
+    verify_reads = model.reads_for(top, tolerance, target=0.25)
+    sigma_mean = float(model.sigma(np.asarray(top))) / np.sqrt(verify_reads)
     accept = float(np.clip(1.0 - 3.0 * sigma_mean / tolerance, 0.5, 0.9))
     if max_pulses is None:
         max_pulses = MAX_PULSES[model.reset]
     rep = program_conductances(
         board, rows, cols, targets, tolerance=tolerance, g_lo=lo, g_hi=hi, model=model, reader=read,
         read_voltage=read_voltage, width=pulse.width, max_pulses=max_pulses, max_rounds=max_pulses + 50, accept=accept,
-        patience=PATIENCE,
+        patience=PATIENCE, verify_reads=verify_reads,
         v_max=v_max, skip=skip, clock=clock, checkpoint=checkpoint,
     )
     return _outcome(rep)
