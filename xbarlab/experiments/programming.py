@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from xbarlab.calibration.characterize import characterize
+from xbarlab.calibration.characterize import characterize, measure_read_noise
 from xbarlab.calibration.pipeline import sim_clock
 from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration, calibrate_read_path
 from xbarlab.calibration.writeverify import (
@@ -158,9 +158,11 @@ def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reade
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     pick_r = rows[np.unique(np.linspace(0, rows.size - 1, min(4, rows.size)).round().astype(int))]
     pick_c = cols[np.unique(np.linspace(0, cols.size - 1, min(4, cols.size)).round().astype(int))]
-    # single-cell reads (READ_CELLS): fast, and the kinetics are ratios of conductance changes, which a
-    # read path's gain does not alter
-    ch = characterize(board, pick_r, pick_c, reader=reader or cell_reader(board, read_voltage),
+    # single-cell reads (READ_CELLS) where the board has them: fast, and the kinetics are ratios of
+    # conductance changes, which a read path's gain does not alter
+    if callable(getattr(board, "read_cells", None)):
+        reader = cell_reader(board, read_voltage)
+    ch = characterize(board, pick_r, pick_c, reader=reader or array_reader(board, read_voltage),
                       read_voltage=read_voltage, sample=16, width=width,
                       v_max=v_max, clock=clock, checkpoint=checkpoint)
     model = ch.pulse_model()
@@ -232,6 +234,11 @@ def write_verify(
     if model is None:
         model = characterized_model(board, rows, cols, reader=reader, read_voltage=read_voltage, width=pulse.width,
                                     v_max=v_max, clock=clock, checkpoint=checkpoint)
+        # the read noise of the reads this write-verify verifies with (row reads see every cell of the
+        # column and the MVM's TIA range): measured on the block
+        rr_b, cc_b = np.repeat(rows, len(cols)), np.tile(cols, len(rows))
+        rel, abs_ = measure_read_noise(read, rr_b, cc_b, reads=4)
+        model = replace(model, read_sigma=max(rel, model.read_sigma), read_sigma_abs=max(abs_, model.read_sigma_abs))
     # acceptance margin: 3σ of the averaged verify read at the largest target (0.5..0.9 of the tolerance)
     top = float(np.max(np.abs(targets), initial=0.0))
     # verify reads: 4, or as many as bring the averaged read's 1σ to a quarter of the tolerance
