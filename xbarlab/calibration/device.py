@@ -195,7 +195,7 @@ class DeviceFit:
         """RRAM simulator parameters ([sim.device]) implied by the fit at v_ref = the measured amplitude."""
         v = self.values
         mean = 0.5 * (v["dw_up"] + v["dw_down"])
-        return {"dw_min": mean, "up_down": 2 * (v["dw_up"] - v["dw_down"]) / (v["dw_up"] + v["dw_down"]),
+        return {"dw_min": mean, "step_ratio": v["dw_up"] / v["dw_down"],
                 "c2c": v["c2c"], "g_min": v["g_lo"], "g_max": v["g_hi"], "v_ref": self.amplitude,
                 "width_ref": self.width}
 

@@ -16,9 +16,7 @@ pulses of a round go out as one batch, then only those cells are re-read. Reads 
 averaged as many times as the measured read noise needs to resolve the tolerance
 (``verify_reads``). A cell that does not move after ``stuck_after`` pulses at the largest
 amplitude is reported as stuck (never having moved) or unreachable (its target beyond its
-range); a cell that strong pulses move far less than the model says is near its own bound,
-which is re-estimated from the step (its target beyond it: unreachable); a cell that spends
-``max_pulses`` is reported as out of budget. Optionally
+range); a cell that spends ``max_pulses`` is reported as out of budget. Optionally
 (``patience``) a cell whose error has not shrunk by 10 % over that many pulses is given up
 as unreachable too (it churns at a bound). Nothing loops without bound: ``max_rounds``
 caps the run. The reported state is a final averaged read of every programmed cell.
@@ -347,7 +345,6 @@ def program_conductances(
     best = np.full(n, np.inf)  # smallest |error| read so far
     since_best = np.zeros(n, dtype=int)  # pulses since the error last shrank by 10 %
     moved_ever = np.zeros(n, dtype=bool)
-    weak = np.zeros((2, n), dtype=int)  # per direction: consecutive strong pulses that moved the cell far too little
     g = np.full(n, np.nan)
     n_read = np.ones(n)  # reads averaged into g
     act = status == ACTIVE
@@ -434,23 +431,6 @@ def program_conductances(
             w = 1.0 / (n_obs[di, ci] + 2.0)  # prior counts as one observation
             s[di, ci] = s[di, ci] + w * np.clip(s_est - s[di, ci], -3, 3)
             n_obs[di, ci] += 1
-        # a strong pulse (population model: ≥ 10 % of the headroom) that moved the cell by less than a
-        # quarter of that, twice in a row in one direction: the cell sits near its own bound, closer than the range map
-        # said. Its bound is re-estimated from the step (soft bounds: the step is k·headroom), and a
-        # target beyond it by more than the tolerance is unreachable.
-        rate_all = (v - model.v_ref) / vs + be * np.log(wid / model.width_ref)
-        k_pop = np.minimum(np.exp(np.where(up, model.s_up, model.s_down) + rate_all), 1.0)
-        step = np.where(up, dg, -dg)
-        weak_now = ~abrupt & (k_pop >= 0.1) & (step < 0.25 * k_pop * head)
-        weak[d, idx] = np.where(weak_now, weak[d, idx] + 1, 0)
-        near_bound = weak_now & (weak[d, idx] >= 2)
-        if near_bound.any():
-            rest = np.maximum(step[near_bound], 0.0) * (1 - k_pop[near_bound]) / k_pop[near_bound]
-            ib = idx[near_bound]
-            hi[ib] = np.where(up[near_bound], g_new[near_bound] + rest, hi[ib])
-            lo[ib] = np.where(up[near_bound], lo[ib], g_new[near_bound] - rest)
-            beyond = np.where(up[near_bound], t[ib] > hi[ib] + tolerance, t[ib] < lo[ib] - tolerance)
-            status[ib[beyond]] = UNREACHABLE
         # no intended move: a big enough pulse should have moved it -> push harder
         expected = k_aim * head > noise
         still = ~moved & ~abrupt & expected

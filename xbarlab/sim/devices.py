@@ -92,13 +92,20 @@ class RRAM(DeviceModel):
     """HfO₂ 1T1R RRAM with soft bounds (aihwkit SoftBounds; Gong et al. 2018 preset).
 
     Defaults: range 1–100 µS (HfO₂ 1T1R arrays span ~1–150 µS, REFERENCE.md); nominal step
-    ``dw_min`` = 0.00135 of range and up/down asymmetry 0.259 (Gong 2018 preset);
-    cycle-to-cycle spread 30 % of the step; device-to-device spread 30 % of step size and
-    bounds (aihwkit defaults); read noise 0.5 % of G (1σ, typical HfO₂ read noise).
+    ``dw_min`` = 0.00135 of range (Gong 2018 preset); cycle-to-cycle spread 30 % of the step;
+    device-to-device spread 30 % of step size and bounds (aihwkit defaults); read noise 0.5 %
+    of G (1σ, typical HfO₂ read noise).
+
+    Asymmetry: ``step_ratio`` r is the ratio of the nominal SET step to the nominal RESET step.
+    The two steps are dw_min·2r/(1 + r) and dw_min·2/(1 + r), so dw_min stays their mean.
+    From an aihwkit preset: its compiled update applies up = 1 and down = 1 − ``up_down`` to the
+    nominal step (whatever its docstring says), so r = 1/(1 − up_down)
+    (:func:`step_ratio_from_aihwkit`); the Gong 2018 preset's up_down 0.259 gives r = 1.35, the
+    default (REFERENCE.md). Per device the ratio varies by 1 % (aihwkit up_down_dtod ≈ 0.01).
     """
 
-    dw_min: float = 0.00135  # fraction of range per nominal pulse
-    up_down: float = 0.259  # SET steps (1+up_down)/2-weighted vs RESET: see _init
+    dw_min: float = 0.00135  # fraction of range per nominal pulse (mean of the SET and RESET steps)
+    step_ratio: float = 1.0 / (1.0 - 0.259)  # nominal SET step / nominal RESET step (Gong 2018 via aihwkit)
     c2c: float = 0.3  # relative cycle-to-cycle spread of a step
     d2d: float = 0.3  # relative device-to-device spread of step size and bounds
     read_noise: float = 0.005  # relative 1σ read noise
@@ -116,10 +123,10 @@ class RRAM(DeviceModel):
         self.hi = np.clip(self.g_max + self.d2d * span * 0.5 * rng.standard_normal(n), 0.5 * self.g_max,
                           1.5 * self.g_max)
         self.step = self.dw_min * np.maximum(1 + self.d2d * rng.standard_normal(n), 0.1)
-        # per-device asymmetry around the preset, 1 % spread (aihwkit up_down_dtod ≈ 0.01)
-        asym = self.up_down + 0.01 * rng.standard_normal(n)
-        self.up = 1 + asym / 2
-        self.down = 1 - asym / 2
+        # per-device SET/RESET step ratio around the preset, 1 % spread (aihwkit up_down_dtod ≈ 0.01)
+        ratio = self.step_ratio * np.maximum(1 + 0.01 * rng.standard_normal(n), 0.5)
+        self.up = 2 * ratio / (1 + ratio)
+        self.down = 2 / (1 + ratio)
         self.w = rng.uniform(self.initial_low, self.initial_high, n)
         self.formed = rng.random(n) >= self.unformed_fraction
 
@@ -268,6 +275,13 @@ class ECRAM(DeviceModel):
         self.w[idx] = min(self.w[idx], max((g_cap - self.g_min) / (self.g_max - self.g_min), 0.0))
 
 
+def step_ratio_from_aihwkit(up_down: float) -> float:
+    """SET/RESET step ratio of an aihwkit device with ``up_down`` (its update: up = 1, down = 1 − up_down)."""
+    if not up_down < 1:
+        raise ValueError(f"aihwkit up_down must be < 1 (down step 1 - up_down > 0), got {up_down}")
+    return 1.0 / (1.0 - up_down)
+
+
 DEVICES: dict[str, type[DeviceModel]] = {"rram": RRAM, "pcm": PCM, "ecram": ECRAM}
 
 
@@ -285,6 +299,10 @@ def make_device(name: str, **params: Any) -> DeviceModel:
         if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
             raise ValueError(f"{name} parameter {k} must be finite, got {v!r}")
     model = cls(**params)
+    if not (model.v_scale > 0 and model.width_ref > 0 and model.width_exponent >= 0):
+        raise ValueError(f"{name}: need v_scale > 0 V, width_ref > 0 s and width_exponent >= 0")
+    if getattr(model, "step_ratio", 1.0) <= 0:
+        raise ValueError(f"{name}: step_ratio (SET/RESET step) must be > 0")
     if model.g_min <= 0 or model.g_max <= model.g_min:
         raise ValueError(f"{name}: need 0 < g_min < g_max, got g_min={model.g_min:g} S, g_max={model.g_max:g} S")
     return model
