@@ -345,6 +345,7 @@ def program_conductances(
     best = np.full(n, np.inf)  # smallest |error| read so far
     since_best = np.zeros(n, dtype=int)  # pulses since the error last shrank by 10 %
     moved_ever = np.zeros(n, dtype=bool)
+    still_run = np.zeros(n, dtype=int)  # consecutive pulses that should have moved the cell and did not
     g = np.full(n, np.nan)
     n_read = np.ones(n)  # reads averaged into g
     act = status == ACTIVE
@@ -434,8 +435,10 @@ def program_conductances(
         # no intended move: a big enough pulse should have moved it -> push harder
         expected = k_aim * head > noise
         still = ~moved & ~abrupt & expected
+        # escalating: one step that failed may be cycle-to-cycle noise, a run of them is not
+        still_run[idx] = np.where(still, still_run[idx] + 1, 0)
         if still.any():
-            s[d[still], idx[still]] -= 1.5
+            s[d[still], idx[still]] -= 0.5 * still_run[idx[still]]
         full = still & (v >= v_top - 1e-9) & (wid >= width)
         idle[idx[full]] += 1
         idle[idx[~still]] = 0
