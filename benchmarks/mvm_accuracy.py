@@ -1,7 +1,7 @@
 """Benchmark: relative error of 64×64 analog MVMs (random signed matrix and inputs).
 
-Simulated 1T1R HfO₂ RRAM (simulator defaults: soft bounds, ≈30 % c2c and d2d, asymmetry
-0.259, 1 % stuck cells, 0.5 % read noise, 0.35 Ω wires with IR drop, sinh cell
+Simulated 1T1R HfO₂ RRAM (simulator defaults: soft bounds, ≈30 % c2c and d2d, SET/RESET step
+ratio 1.35, 1 % stuck cells, 0.5 % read noise, 0.35 Ω wires with IR drop, sinh cell
 non-linearity, 2 % column TIA gain spread). W (64×64, uniform in [−1, 1]) sits on 64 rows ×
 128 columns as differential pairs; error = sqrt(Σ‖y − W·x‖² / Σ‖W·x‖²) over test inputs
 uniform in [−1, 1], each product the mean of ``repeats`` MVMs (read noise alone gives

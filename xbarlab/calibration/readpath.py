@@ -38,6 +38,15 @@ class ReadCalibration:
     chord_factor: float = 1.0  # I/(V·G) at the read voltage: cell non-linearity from SMU I–V sweeps
     reference: str = ""  # "<run_id>/<record_id>" once logged
     detail: dict[str, Any] = field(default_factory=dict)
+    measured_at_s: float = float("nan")  # instrument time (s) when it was measured; NaN: unknown
+
+    def age(self, now_s: float) -> float:
+        """Age (s) at instrument time ``now_s``; NaN when the measurement time is unknown (old records)."""
+        return float(now_s - self.measured_at_s)
+
+    def stale(self, now_s: float, max_age_s: float) -> bool:
+        """True when older than ``max_age_s`` (s) at ``now_s``, or of unknown age: time to measure it again."""
+        return not self.age(now_s) <= max_age_s
 
     def correct_currents(self, currents: np.ndarray, full_scale: float, cols: np.ndarray | None = None) -> np.ndarray:
         """True currents (A) from board currents (A) of columns ``cols`` (default: the last axis is every column)."""
@@ -52,7 +61,8 @@ class ReadCalibration:
         data = {"gain": np.asarray(self.gain, dtype=float), "offset_frac": np.asarray(self.offset_frac, dtype=float)}
         meta = {"read_voltage": float(self.read_voltage), "chord_factor": float(self.chord_factor),
                 "residual_before": float(self.residual_before),
-                "residual_after": float(self.residual_after), **{k: v for k, v in self.detail.items()
+                "residual_after": float(self.residual_after), "measured_at_s": float(self.measured_at_s),
+                **{k: v for k, v in self.detail.items()
                                                                   if isinstance(v, (int, float, str, bool))}}
         return data, meta
 
@@ -70,7 +80,8 @@ class ReadCalibration:
         if gain.shape != off.shape or np.any(gain <= 0):
             raise ConfigError("read-path calibration record: gain must be > 0 and match offset_frac in shape")
         return cls(gain, off, float(meta.get("read_voltage", 0.2)), float(meta.get("residual_before", np.nan)),
-                   float(meta.get("residual_after", np.nan)), float(meta.get("chord_factor", 1.0)), reference)
+                   float(meta.get("residual_after", np.nan)), float(meta.get("chord_factor", 1.0)), reference,
+                   measured_at_s=float(meta.get("measured_at_s", np.nan)))
 
 
 def _smu_name(station: Any, smu: str | None) -> str:
@@ -259,7 +270,10 @@ def calibrate_read_path(
     top = np.argsort(-s_cur)[: min(3, len(refs))]
     chord = chord_factor(station, board, name, [(int(r_ref[k]), int(c_ref[k])) for k in top], read_v)
     board.configure(read_v, full_scale)
-    cal = ReadCalibration(gain, offset_a / full_scale, read_v, chord_factor=chord)
+    from xbarlab.experiments.support import instrument_time
+
+    cal = ReadCalibration(gain, offset_a / full_scale, read_v, chord_factor=chord,
+                          measured_at_s=instrument_time(station))
     test = held & valid & (s_cur > 0)
     if test.any():
         raw = b_cur[test] / s_cur[test] - 1

@@ -11,7 +11,9 @@
 
 Every step that corrects reads with a read-path calibration either takes the newest
 ``read_path`` record of the logbook it writes to (``calibration = "auto"``, noted with
-``recorder.use_calibration``) or measures one and logs it (``"measure"``, or when none exists).
+``recorder.use_calibration``) or measures one and logs it (``"measure"``, or when none exists,
+or when the newest is older than ``max_calibration_age`` s of instrument time: the read path's
+gain and offset drift with time and temperature, so a calibration goes stale).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.support import bench_timing, board_limit_problems
 
+_MAX_AGE = Param("max_calibration_age", float, 0.0, "s",
+                 "auto: a logged read-path calibration older than this (instrument time) is measured again; 0: any age",
+                 min=0.0)
 _CAL = Param("calibration", str, "auto", help="read-path calibration: auto (newest logged, else measure) | measure",
              choices=("auto", "measure"))
 
@@ -64,9 +69,17 @@ class _CalStep(Experiment):
         if self.params.get("calibration", "auto") == "auto":
             found = self._find_logged(RECORD_KIND)
             if found is not None:
+                from xbarlab.experiments.support import instrument_time
+
                 ref, data, meta = found
                 cal = ReadCalibration.from_record(data, meta, ref)
-                if cal.gain.size == self.station.require_board().shape[1]:
+                limit = float(self.params.get("max_calibration_age", 0.0))
+                age = cal.age(instrument_time(self.station))
+                stale = limit > 0 and not age <= limit  # unknown age (NaN) counts as stale when a limit is set
+                if stale:
+                    self.report(0, 1, f"read-path calibration {ref} is {age:.0f} s old (limit {limit:g} s): "
+                                "measuring it again")
+                elif cal.gain.size == self.station.require_board().shape[1]:
                     self.recorder.use_calibration(ref)
                     return cal
         from xbarlab.calibration.readpath import calibrate_read_path
@@ -171,7 +184,7 @@ class RangeMapStep(_CalStep):
 
     kind = "range_map"
     title = "Range and stuck-cell map"
-    params_spec = (_CAL, _G_MAX)
+    params_spec = (_CAL, _MAX_AGE, _G_MAX)
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
@@ -202,6 +215,7 @@ class DeviceFitStep(_CalStep):
     title = "Pulse response and device-model fit"
     params_spec = (
         _CAL,
+        _MAX_AGE,
         Param("cells", int, 32, min=2, max=100000, help="cells measured (random, live)"),
         Param("pulses", int, 30, min=2, max=10000, help="pulses per direction"),
         Param("amplitude", float, 1.3, "V", "pulse amplitude (both polarities)", min=0.01),
@@ -303,6 +317,7 @@ class WriteVerifyStep(_CalStep):
     title = "Write-verify programming of a target matrix"
     params_spec = (
         _CAL,
+        _MAX_AGE,
         Param("tolerance", float, 0.01, "", "tolerance, fraction of the usable range", min=1e-6, max=0.5),
         Param("max_pulses", int, 100, min=1, max=100000, help="pulse budget per cell"),
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
@@ -359,6 +374,7 @@ class ResidualProgramStep(_CalStep):
     title = "Residual programming over several arrays"
     params_spec = (
         _CAL,
+        _MAX_AGE,
         Param("n", int, 16, min=2, max=4096, help="matrix size n x n"),
         Param("arrays", int, 3, min=1, max=8, help="blocks of 2n columns, side by side"),
         Param("vectors", int, 32, min=1, max=100000, help="test inputs"),
@@ -418,6 +434,7 @@ class DriftCompensationStep(_CalStep):
     title = "PCM drift: MVM error vs time with global drift compensation"
     params_spec = (
         _CAL,
+        _MAX_AGE,
         Param("n", int, 16, min=2, max=4096, help="matrix size n x n (2n columns)"),
         Param("times", list, [1.0, 10.0, 100.0, 1000.0, 10000.0, 86400.0], "s", "times after programming"),
         Param("vectors", int, 16, min=1, max=100000, help="test inputs"),
