@@ -141,13 +141,18 @@ def device_kind(station: Any) -> str | None:
 _MODELS: weakref.WeakKeyDictionary[Any, PulseModel] = weakref.WeakKeyDictionary()
 
 
+def forget_characterizations() -> None:
+    """Drop the pulse models :func:`characterized_model` keeps per board (a new experiment run starts)."""
+    _MODELS.clear()
+
+
 def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reader: Callable[[np.ndarray, np.ndarray],
                         np.ndarray] | None = None, read_voltage: float = 0.2, width: float = 1e-6,
                         v_max: float | None = None, clock: Callable[[], float] | None = None,
                         checkpoint: Callable[[], None] | None = None, refresh: bool = False) -> PulseModel:
     """The write-verify prior of this board's devices: a characterisation
     (:func:`~xbarlab.calibration.characterize.characterize`) of up to 4 × 4 cells of the block, measured
-    once per board object and reused (``refresh`` measures again)."""
+    once per board object and experiment run, and reused (``refresh`` measures again)."""
     if not refresh:
         try:
             cached = _MODELS.get(board)
