@@ -354,12 +354,29 @@ def program_conductances(
         # near enough for an averaged read to decide: 3 tolerances plus 3σ of a single read
         return np.abs(target - value) <= 3 * tolerance + 3 * model.sigma(target)
 
+    first_reads = min(verify_reads, 16)
+
+    def refine(cells: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Averaged reads of cells near target, in two stages: ``first_reads`` for all of them, the
+        rest of ``verify_reads`` only for those the first average puts within 2 tolerances + 2σ
+        (the others get pulsed anyway). Returns (mean S, reads averaged)."""
+        m = (g1 + (first_reads - 1) * read_avg(rr[cells], cc[cells], first_reads - 1)) / first_reads
+        k = np.full(cells.size, float(first_reads))
+        if verify_reads > first_reads:
+            sig = model.sigma(t[cells]) / np.sqrt(first_reads)
+            sel = np.flatnonzero(np.abs(t[cells] - m) <= 2 * tolerance + 2 * sig)
+            if sel.size:
+                extra = verify_reads - first_reads
+                m[sel] = (first_reads * m[sel] + extra * read_avg(rr[cells[sel]], cc[cells[sel]], extra)
+                          ) / verify_reads
+                k[sel] = verify_reads
+        return m, k
+
     g[act] = read(rr[act], cc[act])
     near = close_to(t, g)
     j = np.flatnonzero(act & near)
     if verify_reads > 1 and j.size:
-        g[j] = (g[j] + (verify_reads - 1) * read_avg(rr[j], cc[j], verify_reads - 1)) / verify_reads
-        n_read[j] = verify_reads
+        g[j], n_read[j] = refine(j, g[j])
     span = float(np.median(hi - lo))
     accept_tol = accept * tolerance
     rounds = 0
@@ -411,9 +428,7 @@ def program_conductances(
         close = close_to(t[idx], g_new)
         if verify_reads > 1 and close.any():
             j = np.flatnonzero(close)
-            g_new[j] = (g_new[j] + (verify_reads - 1) * read_avg(rr[idx[j]], cc[idx[j]], verify_reads - 1)
-                        ) / verify_reads
-            nr[j] = verify_reads
+            g_new[j], nr[j] = refine(idx[j], g_new[j])
         near[idx] = close
         dg = g_new - gi
         sig_new = model.sigma(g_new) / np.sqrt(nr)
