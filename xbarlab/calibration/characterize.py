@@ -15,8 +15,9 @@ write-verify takes its prior (:meth:`Characterization.pulse_model`):
 3. **Reachable bounds** of every cell of the block: pulse until reads stop changing. Each
    cell starts at ``v_on`` of the direction and its amplitude ramps by ``bound_step`` a
    pulse; a cell is at its bound when ``settle`` pulses in a row did not move it by 3σ of
-   the read difference (the last ones at a higher amplitude), or at ``bound_pulses``.
-   Amplitudes never exceed ``v_on`` + ``max_overdrive`` nor the board's pulse limit.
+   the read difference (σ from repeated reads at the cells' present states; a cell that has
+   not moved at all ramps on to the cap, so a weak cell is not taken for a stuck one), or at
+   ``bound_pulses``. Amplitudes never exceed ``v_on`` + ``max_overdrive`` nor the board's pulse limit.
    Cells whose range is below a tenth of the median are stuck.
 4. **Kinetics** on the sample cells with their bounds known: an interleaved SET/RESET
    amplitude ladder around ``v_on`` (until one pulse covers ~30 % of the headroom) and a
@@ -266,10 +267,11 @@ def drive_to_bounds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, si
     n = rr.size
     v = np.full(n, min(v_on, v_cap))
     quiet = np.zeros(n, dtype=int)
+    moved = np.zeros(n, dtype=bool)  # a cell that never moved is settled only at v_cap (weak cell or stuck)
     g, sd = _avg_noise(read, rr, cc, reads)
     total = 0
     for _ in range(max_pulses):
-        act = np.flatnonzero(quiet < settle)
+        act = np.flatnonzero((quiet < settle) | (~moved & (v < v_cap - 1e-9)))
         if act.size == 0:
             break
         if checkpoint is not None:
@@ -283,9 +285,10 @@ def drive_to_bounds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, si
         sd = sd_new
         still = sign * (g_new - g[act]) < 3 * sig
         quiet[act] = np.where(still, quiet[act] + 1, 0)
+        moved[act] |= ~still
         v[act] = np.minimum(v[act] + bound_step, v_cap)
         g[act] = g_new
-    return _avg(read, rr, cc, 2 * reads), total, quiet < settle
+    return _avg(read, rr, cc, 2 * reads), total, (quiet < settle) | (~moved & (v < v_cap - 1e-9))
 
 
 def _uncensored(obs: np.ndarray, share: float = 0.75) -> np.ndarray:
