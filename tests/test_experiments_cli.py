@@ -15,6 +15,12 @@ from xbarlab.logbook import LogReader
 from xbarlab.sim.stations import sim_station_text
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path, monkeypatch):
+    """Commands without -o write their default log into the current directory: keep it in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _station(tmp_path: Path, rows: int, cols: int, device: str = "rram", name: str = "bench.toml") -> str:
     path = tmp_path / name
     path.write_text(sim_station_text(rows=rows, cols=cols, device=device, seed=3, stuck_fraction=0.0))
@@ -67,7 +73,10 @@ def test_solve_command_converges_and_logs_residuals(tmp_path, capsys):
 def test_solve_one_step_and_eigenvector_commands(tmp_path, capsys):
     station = _station(tmp_path, 8, 16)
     assert main(["solve", "--station", station, "-q", "-n", "6", "--condition", "5", "--one-step"]) == 0
-    assert "one-step closed-loop solve" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "one-step closed-loop solve" in out
+    (log,) = tmp_path.glob("xbarlab-solve-*.h5")  # no -o: a default log, named in the output
+    assert f"logging to {log.name}" in out and LogReader(log).runs()[-1]["kind"] == "closed_loop_solve"
     assert main(["solve", "--station", station, "-q", "-n", "6", "--condition", "5", "--eigenvector"]) == 0
     assert "eigenvector: overlap" in capsys.readouterr().out
 

@@ -141,8 +141,10 @@ def test_drift_inference_without_drift_keeps_float_accuracy():
         DriftInferenceExperiment(FakeStation(fb), {"times": [10.0, 1.0]}).run()
 
 
-def test_cli_hooks_register_commands(capsys):
+def test_cli_hooks_register_commands(capsys, tmp_path, monkeypatch):
     import argparse
+
+    monkeypatch.chdir(tmp_path)  # without -o the command keeps its run in a default log here
 
     from xbarlab.experiments import drift_inference, linear_solve, mvm, training
 
@@ -157,3 +159,4 @@ def test_cli_hooks_register_commands(capsys):
     args = parser.parse_args(["train", "--rule", "float", "--epochs", "1", "--limit", "200", "--hidden", "8"])
     assert args.handler(args) == 0
     assert "epoch" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("xbarlab-train-*.h5"))) == 1

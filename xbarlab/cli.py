@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from xbarlab import __version__
 from xbarlab.errors import ConfigError, XbarlabError
+from xbarlab.sweep.cli import add_cli as add_sweep_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -82,9 +86,15 @@ def cmd_sim_serve(args: argparse.Namespace) -> int:
     config = load_station(args.station or embedded_station_path("sim"))
     if not config.is_simulated:
         raise ConfigError(f"{config.source}: has no [sim] table; `sim serve` needs a simulated station")
+    if not 0 <= args.base_port <= 65535:
+        raise ConfigError(f"--base-port {args.base_port}: expected a TCP port 0..65535")
     bench = SimBench.from_station(config)
     try:
         serve_bench(bench, host=args.host, base_port=args.base_port, announce=print)
+    except (ValueError, OverflowError) as exc:  # a non-loopback or unresolvable host, ports beyond 65535
+        raise ConfigError(f"sim serve: {exc}") from None
+    except OSError as exc:  # e.g. a port already in use
+        raise ConfigError(f"sim serve: cannot listen on {args.host} from port {args.base_port}: {exc}") from None
     finally:
         bench.close()
     return 0
@@ -98,7 +108,11 @@ def cmd_log_show(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from xbarlab.campaigns.console import run_campaign_cli
+    from xbarlab.campaigns.console import format_step_types, run_campaign_cli
+
+    if args.list_steps:
+        print(format_step_types())
+        return 0
 
     return run_campaign_cli(args.campaign, args.output, resume=args.resume, dry_run=args.dry_run,
                             overwrite=args.overwrite, retries=args.retries, quiet=args.quiet)
@@ -107,8 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from xbarlab.logbook import LogReader
     from xbarlab.logbook.replay import replay
 
+    LogReader(args.file)  # a missing or damaged file fails here, before any progress bar
     with tqdm(total=1, desc="replay", unit="run", disable=args.quiet) as bar:
         def progress(p: object) -> None:
             bar.total = max(p.total, 1)  # type: ignore[attr-defined]
@@ -133,15 +149,36 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return gui_main(args.station, args.screenshot, args.tab, args.log_folder)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="xbarlab",
-        description="Analog in-memory computing experiments on resistive crossbar arrays.",
-    )
-    parser.add_argument("--version", action="version", version=f"xbarlab {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default: ``(default: X)`` unless the help text already states it."""
 
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        if action.default is None:
+            return text
+        shown = "off" if action.default is False else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose subcommands all accept ``--debug`` and show their defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        # in a subcommand, --debug is only set when given (the top-level parser holds the default)
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="show tracebacks and debug logging (default: off)")
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        """Command groups need their action: ``xbarlab station`` alone exits 2 as argparse does."""
+        kwargs.setdefault("required", True)
+        return super().add_subparsers(**kwargs)
+
+
+def add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="end-to-end tour of a bench (default: the embedded simulated bench)")
     _station_arg(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the demo's random MVM input")
@@ -149,70 +186,121 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
     p.set_defaults(handler=cmd_demo)
 
+
+def add_station(sub: Any) -> None:
     p = sub.add_parser("station", help="station files")
     ssub = p.add_subparsers(dest="station_command", metavar="ACTION")
     c = ssub.add_parser("check", help="validate a station file; --connect identifies every instrument")
-    c.add_argument("file", metavar="FILE")
+    c.add_argument("file", metavar="FILE", help="station TOML file")
     c.add_argument("--connect", action="store_true", help="open the bench and identify every instrument")
     c.set_defaults(handler=cmd_station_check)
 
+
+def add_sim(sub: Any) -> None:
     p = sub.add_parser("sim", help="the simulated bench")
     ssub = p.add_subparsers(dest="sim_command", metavar="ACTION")
     c = ssub.add_parser("serve", help="serve the simulated instruments on loopback sockets")
     _station_arg(c)
-    c.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    c.add_argument("--base-port", type=int, default=5025, help="first TCP port (default 5025)")
+    c.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    c.add_argument("--base-port", type=int, default=5025, help="first TCP port")
     c.set_defaults(handler=cmd_sim_serve)
 
+
+def add_log(sub: Any) -> None:
     p = sub.add_parser("log", help="HDF5 logbooks")
     ssub = p.add_subparsers(dest="log_command", metavar="ACTION")
     c = ssub.add_parser("show", help="print a readable summary of a log file")
-    c.add_argument("file", metavar="FILE", type=Path)
+    c.add_argument("file", metavar="FILE", type=Path, help="log file")
     c.add_argument("--brief", action="store_true", help="runs only, no streams")
     c.set_defaults(handler=cmd_log_show)
 
+
+def add_run(sub: Any) -> None:
     p = sub.add_parser("run", help="run a measurement campaign (TOML) into an HDF5 log")
     p.add_argument("campaign", metavar="CAMPAIGN.toml", nargs="?", help="campaign file")
     p.add_argument("-o", "--output", metavar="LOG.h5", help="log file (default: <campaign>-<UTC time>.h5)")
-    p.add_argument("--resume", metavar="LOG.h5", help="continue the campaign stored in this log")
+    p.add_argument("--resume", metavar="LOG.h5", help="continue the campaign stored in this log (default: none)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the plan; touch no instrument")
+    p.add_argument("--list-steps", action="store_true",
+                   help="list the step types a campaign can use, with their parameters and units")
     p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
     p.add_argument("--retries", type=int, default=2, help="re-initialise and repeat a step after a link fault "
-                   "at most this many times (default 2)")
+                   "at most this many times")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_run)
 
+
+def add_gui(sub: Any) -> None:
     p = sub.add_parser("gui", help="the Qt lab GUI (default: the embedded simulated bench)")
     _station_arg(p)
     p.add_argument("--log-folder", metavar="DIR",
                    help="where session logs go (default: last used, else a temp folder)")
     p.add_argument("--screenshot", metavar="FILE.png",
-                   help="connect, run the tab's default experiment, save a PNG and exit")
-    p.add_argument("--tab", metavar="NAME", help="bench, array, calibration, mvm, solve, training or logbook")
+                   help="connect, run the tab's default experiment, save a PNG and exit (default: none)")
+    p.add_argument("--tab", metavar="NAME", help="bench, array, calibration, mvm, solve, training, logbook "
+                   "or queue (default: bench)")
     p.set_defaults(handler=cmd_gui)
 
+
+def add_replay(sub: Any) -> None:
     p = sub.add_parser("replay", help="re-run a log's experiments offline from the recorded transcript")
-    p.add_argument("file", metavar="LOG.h5", type=Path)
-    p.add_argument("--run", metavar="ID", help="replay up to and including this run; compare only it")
+    p.add_argument("file", metavar="LOG.h5", type=Path, help="log file")
+    p.add_argument("--run", metavar="ID", help="replay up to and including this run; compare only it "
+                   "(default: every run)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_replay)
 
+
+def add_experiments(sub: Any) -> None:
     from xbarlab.experiments.catalog import CLI_MODULES
 
     for module in CLI_MODULES:  # experiment commands: mvm, solve, train, drift
         module.add_cli(sub)
+
+
+#: one function per command, each registering its parser on the subcommands
+COMMANDS: tuple[Callable[[Any], None], ...] = (
+    add_demo, add_station, add_sim, add_log, add_run, add_gui, add_replay, add_experiments,
+    add_sweep_commands,  # sweep, queue (Dask)
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="xbarlab",
+        description="Analog in-memory computing experiments on resistive crossbar arrays.",
+    )
+    parser.set_defaults(debug=False)
+    parser.add_argument("--version", action="version", version=f"xbarlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. ``argv`` None: this process is the ``xbarlab`` program (a Ctrl-C after the
+    command finished no longer interrupts it, so the exit status is the command's)."""
+    from xbarlab.interrupts import STATIONS, interrupted_message
+
+    before = STATIONS.snapshot()
+    try:
+        return _main(argv, before)
+    except KeyboardInterrupt:  # outside a command's own handling (parsing, logging set-up)
+        print(f"xbarlab: {interrupted_message(before)}", file=sys.stderr)
+        return 130
+    finally:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # interpreter shutdown: nothing left to stop
+
+
+def _main(argv: Sequence[str] | None, before: tuple[int, int]) -> int:
+    from xbarlab.interrupts import interrupted_message
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        # a command group without its action, or no command at all
-        parser.parse_args([*(argv or sys.argv[1:]), "--help"])
-        return 2
+    handler: Handler = args.handler
     try:
         return handler(args)
     except ConfigError as exc:
@@ -226,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xbarlab: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("xbarlab: interrupted; outputs were switched off", file=sys.stderr)
+        print(f"xbarlab: {interrupted_message(before)}", file=sys.stderr)
         return 130
 
 

@@ -21,6 +21,7 @@ from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import STEP_TYPES, Aborted, AbortToken, Experiment, MemoryRecorder, Progress
 from xbarlab.instruments.config import StationConfig, load_station
 from xbarlab.instruments.station import Station, embedded_station_path
+from xbarlab.interrupts import close_station, sigint_deferred
 from xbarlab.logbook.reader import LogReader
 from xbarlab.logbook.recording import RunSink, open_recorded_station
 from xbarlab.logbook.writer import Logbook, RunWriter
@@ -94,6 +95,7 @@ class LabSession:
                 run.commit_step("opened", {"identities": st.identities})
                 run.finish("completed")
             sink.run = None
+            sink.outside = book.outside_runs(session_id) if book is not None else None
         except BaseException:
             if book is not None:
                 book.close()
@@ -115,10 +117,15 @@ class LabSession:
     ) -> Any:
         """Run one experiment as a logged run; its status is completed, aborted, interrupted or failed.
 
-        Parameters are validated before anything is logged or sent (ConfigError).
+        Parameters are validated before anything is logged or sent (ConfigError): their types and
+        ranges, then the same check against the station (limits, instruments) a campaign runs up front.
         """
         cls = experiment_class(experiment)
         exp = cls(self.station, params, progress=progress, abort=abort)
+        problems = cls.check(exp.params, self.config, f"{cls.kind or cls.__name__}.params")
+        if problems:
+            raise ConfigError(f"{cls.kind}: invalid parameters for this station:\n"
+                              + "\n".join(f"  - {p}" for p in problems))
         with self._lock:
             self._runs += 1
             rid = run_id or f"{cls.kind}-{self._runs}@{self.session_id}"
@@ -154,11 +161,15 @@ class LabSession:
 
     def close(self) -> None:
         """Outputs off and links released, then the log closed. Idempotent."""
-        try:
-            self.station.close()
-        finally:
-            if self.book is not None:
-                self.book.close()
+        with sigint_deferred():  # the shutdown runs to its end; a Ctrl-C meanwhile takes effect after it
+            try:
+                close_station(self.station)  # outputs-off traffic goes to the session's record outside its runs
+            finally:
+                if self.sink.outside is not None:
+                    self.sink.outside.finish("completed")
+                    self.sink.outside = None
+                if self.book is not None:
+                    self.book.close()
 
     def __enter__(self) -> LabSession:
         return self

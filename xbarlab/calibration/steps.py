@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration
+from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.support import bench_timing, board_limit_problems
+from xbarlab.experiments.support import array_shape, bench_timing, board_limit_problems
 
 _MAX_AGE = Param("max_calibration_age", float, 0.0, "s",
                  "auto: a logged read-path calibration older than this (instrument time) is measured again; 0: any age",
@@ -98,6 +99,9 @@ class _CalStep(Experiment):
         s.append(np.column_stack([np.arange(cal.gain.size), cal.gain, cal.offset_frac]))
 
     def _find_logged(self, kind: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        finder = getattr(self.recorder, "find_calibration", None)
+        if callable(finder):  # a recorder that knows which record this run used (offline replay)
+            return finder(kind)
         book = getattr(self.recorder, "book", None)
         path = getattr(book, "path", None)
         if path is None:
@@ -227,8 +231,13 @@ class DeviceFitStep(_CalStep):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
-        return _board_problems(station_config, where) + board_limit_problems(
+        problems = _board_problems(station_config, where) + board_limit_problems(
             params, station_config, where, {"amplitude": "max_pulse_amplitude"})
+        shape = array_shape(station_config)
+        if shape is not None and params["cells"] > shape[0] * shape[1]:
+            problems.append(f"{where}.cells = {params['cells']} is more than the {shape[0]}x{shape[1]} array's "
+                            f"{shape[0] * shape[1]} cells")
+        return problems
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
@@ -246,7 +255,10 @@ class DeviceFitStep(_CalStep):
         self.log_characterization(prep)
         live = np.argwhere(prep.bounds.stuck == 0)
         rng = np.random.default_rng(p["seed"])
-        pick = live[rng.choice(len(live), size=min(p["cells"], len(live)), replace=False)]
+        if p["cells"] > len(live):
+            raise ConfigError(f"{self.kind}: cells = {p['cells']} but the array has only {len(live)} live cells "
+                              f"({prep.bounds.stuck.size - len(live)} stuck)")
+        pick = live[rng.choice(len(live), size=p["cells"], replace=False)]
         self.report(0, 1, f"pulse response of {len(pick)} cells")
         resp = pulse_response(prep.board, pick[:, 0], pick[:, 1], pulses=p["pulses"], amplitude=p["amplitude"],
                               width=p["width"], cycles=p["cycles"], reader=prep.reader(), checkpoint=self.checkpoint)

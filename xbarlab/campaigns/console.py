@@ -33,11 +33,28 @@ def format_plan(campaign: Campaign) -> str:
     return "\n".join(lines)
 
 
+def format_step_types() -> str:
+    """``xbarlab run --list-steps``: every step type with its parameters, defaults, ranges and units."""
+    from xbarlab.campaigns.spec import step_types
+    from xbarlab.experiments.cli_options import describe
+
+    lines: list[str] = []
+    for kind, cls in step_types().items():
+        lines.append(f"{kind}: {cls.title}".rstrip(": "))
+        for spec in cls.params_spec:
+            units = f" [{spec.units}]" if spec.units else ""
+            choices = f" {{{', '.join(map(str, spec.choices))}}}" if spec.choices else ""
+            lines.append(f"    {spec.name} ({spec.type.__name__}{units}){choices}: {describe(spec)}")
+    return "\n".join(lines)
+
+
 def _dur(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1e3:.1f} ms"
     if seconds < 120:
         return f"{seconds:.1f} s"
+    if seconds >= 1e9:  # beyond what a timedelta shows (about 32 years)
+        return f"{seconds:.3g} s"
     return str(_dt.timedelta(seconds=round(seconds)))
 
 
@@ -89,9 +106,16 @@ def run_campaign_cli(campaign: str | None, output: str | None, *, resume: str | 
             raise ConfigError("give a campaign file, or --resume LOG.h5")
         plan = load_campaign(campaign)
         log_path = Path(output) if output else default_log_path(Path(campaign))
+    if retries < 0:
+        raise ConfigError(f"--retries {retries}: expected 0 or more")
     if dry_run:
         print(format_plan(plan))
         return 0
+    if resume is None:  # the log's problems before any progress bar is drawn
+        if log_path.exists() and not overwrite:
+            raise ConfigError(f"{log_path}: already exists; choose another file, resume it, or ask to overwrite it")
+        if not log_path.parent.is_dir():
+            raise ConfigError(f"{log_path}: folder {log_path.parent} does not exist")
 
     token = AbortToken()
     overall = tqdm(total=len(plan.steps), desc="campaign", unit="step", position=0, disable=quiet, leave=True)

@@ -23,6 +23,7 @@ from xbarlab.errors import InstrumentError, LogbookError, ProtocolError, Transpo
 from xbarlab.experiments.base import Aborted, AbortToken, Progress
 from xbarlab.instruments.config import parse_station
 from xbarlab.instruments.station import Station
+from xbarlab.interrupts import close_station, sigint_deferred
 from xbarlab.logbook import Logbook, LogReader
 from xbarlab.logbook.recording import RunSink, open_recorded_station
 from xbarlab.protocol.board import Err
@@ -142,12 +143,43 @@ class CampaignRunner:
             done = completed_steps(LogReader.from_book(book))
             restored = checkpoint.load(station.sim, self.sim_state_path,
                                        [s.step_id for s in self.campaign.steps if s.step_id in done])
-        session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored})
+        faults = {name: str(emu.faults.entropy) for name, emu in station.sim.emulators.items()} \
+            if station.sim is not None else {}
+        session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored,
+                                       "sim_fault_entropy": faults})
         if self.on_session is not None:
             self.on_session(station)
         session.finish("completed")
         sink.run = None
+        sink.outside = book.outside_runs(session_id)  # traffic between steps and closing (outputs off) is kept
         return station, session_id
+
+    def _check_sim_state(self, done: set[str]) -> None:
+        """Before anything is logged: the simulator checkpoint a resume would restore must load.
+
+        It is restored into a throwaway bench built from the station, so a damaged, foreign or
+        old (pickle) checkpoint stops the resume with one line and appends nothing to the log.
+        """
+        config = parse_station(self.campaign.station.text, self.campaign.station.source)
+        if config.sim is None or not self.sim_state_path.exists():
+            return
+        from xbarlab.sim.bench import SimBench
+
+        bench = SimBench.from_station(config)
+        try:
+            checkpoint.load(bench, self.sim_state_path, [s.step_id for s in self.campaign.steps if s.step_id in done])
+        finally:
+            bench.close()
+
+    @staticmethod
+    def _close_station(station: Station, sink: RunSink) -> None:
+        """Outputs off and links released (Ctrl-C held back meanwhile), recorded outside the session's runs."""
+        try:
+            close_station(station)
+        finally:
+            if sink.outside is not None:
+                sink.outside.finish("completed")
+                sink.outside = None
 
     @property
     def sim_state_path(self) -> Path:
@@ -158,6 +190,11 @@ class CampaignRunner:
         if self.resume:
             book = Logbook.open_append(self.log_path)
             done = completed_steps(LogReader.from_book(book))
+            try:
+                self._check_sim_state(done)
+            except BaseException:
+                book.close()
+                raise
         else:
             book = Logbook.create(self.log_path, overwrite=self.overwrite)
             self.sim_state_path.unlink(missing_ok=True)
@@ -180,7 +217,7 @@ class CampaignRunner:
                     if outcome.status != "retry":
                         break
                     attempts += 1
-                    station.close()
+                    self._close_station(station, sink)
                     station = None
                     if attempts > self.retries:
                         outcome.status = "failed"
@@ -196,9 +233,12 @@ class CampaignRunner:
         except KeyboardInterrupt:
             report.status = "interrupted"
         finally:
-            if station is not None:
-                station.close()
-            book.close()
+            with sigint_deferred():  # the shutdown (outputs off, records finished, log closed) runs to its end
+                try:
+                    if station is not None:
+                        self._close_station(station, sink)
+                finally:
+                    book.close()
         return report
 
     def _run_step(self, book: Logbook, sink: RunSink, station: Station, session_id: str,
@@ -226,6 +266,11 @@ class CampaignRunner:
             run.finish("failed", error=str(exc))
             return StepOutcome(step, run_id, "retry", error=str(exc))
         except InstrumentError as exc:
+            if isinstance(exc.__context__, RECOVERABLE):
+                # raised while cleaning up after a link fault or a reset (e.g. switching the output off):
+                # the fault is the cause; re-initialise and repeat
+                run.finish("failed", error=f"{exc.__context__} (then, while cleaning up: {exc})")
+                return StepOutcome(step, run_id, "retry", error=str(exc.__context__))
             if exc.code == Err.NOT_CONFIGURED:  # the board reset itself: re-initialise and repeat
                 run.finish("failed", error=str(exc))
                 return StepOutcome(step, run_id, "retry", error=str(exc))

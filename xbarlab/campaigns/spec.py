@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xbarlab.errors import ConfigError
-from xbarlab.experiments.base import STEP_TYPES, Estimate, Experiment, resolve_params
+from xbarlab.errors import ConfigError, problem_listing
+from xbarlab.experiments.base import STEP_TYPES, Estimate, Experiment, did_you_mean, resolve_params
 from xbarlab.instruments.config import StationConfig, load_station
 from xbarlab.instruments.station import embedded_station_path
 
@@ -76,6 +76,12 @@ class Campaign:
 def _ensure_step_types_loaded() -> None:
     """Import the modules whose experiments register step types."""
     import xbarlab.experiments.catalog  # noqa: F401  (registers every built-in step type)
+
+
+def step_types() -> dict[str, type[Experiment]]:
+    """Every registered campaign step type by name, sorted."""
+    _ensure_step_types_loaded()
+    return dict(sorted(STEP_TYPES.items()))
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -149,7 +155,8 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
         kind = raw.get("type")
         if kind not in STEP_TYPES:
             problems.append(
-                f"{where}.type: unknown step type {kind!r}; expected one of {', '.join(sorted(STEP_TYPES))}"
+                f"{where}.type: unknown step type {kind!r}{did_you_mean(kind, STEP_TYPES)}; "
+                f"expected one of {', '.join(sorted(STEP_TYPES))}"
             )
             continue
         cls = STEP_TYPES[kind]
@@ -195,7 +202,6 @@ def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = 
             steps.append(StepInstance(len(steps), step_id, kind, label, values, loc))
 
     if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise ConfigError(f"{source}: invalid campaign:\n{listing}")
+        raise ConfigError(problem_listing(f"{source}: invalid campaign", problems))
     assert station is not None
     return Campaign(name=str(name), source=source, text=text, station=station, steps=steps, seed=seed)

@@ -151,6 +151,20 @@ def choose_mapping(
     return mapping
 
 
+def fit_problems(shape: tuple[int, int] | None, n_out: int, n_in: int, row0: int, col0: int, layout: str,
+                 where: str) -> list[str]:
+    """Why an n_out x n_in matrix at (row0, col0) in ``layout`` does not fit an array of ``shape`` ([] if it fits
+    or the shape is not known before connecting)."""
+    if shape is None:
+        return []
+    try:
+        mapping = choose_mapping(n_out, n_in, shape[1] - col0, 1.0, 2.0, 1.0, layout)
+        Region(row0, col0, n_in, mapping.columns(n_out)).check_within(shape, "matrix region")
+    except ConfigError as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
 @dataclass(frozen=True)
 class InputEncoding:
     """How a normalised input vector in [−1, 1] becomes voltages.

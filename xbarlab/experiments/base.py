@@ -12,6 +12,7 @@ between steps (a safe point: raises :class:`Aborted` if an abort was requested) 
 
 from __future__ import annotations
 
+import difflib
 import math
 import threading
 from abc import ABC, abstractmethod
@@ -115,11 +116,20 @@ class Param:
         elif self.type is list:
             if not isinstance(value, list):
                 return value, [f"{where}: expected a list, got {value!r}"]
+            for i, item in enumerate(value):
+                if isinstance(item, float) and not math.isfinite(item):
+                    problems.append(f"{where}[{i}]: expected a finite number, got {item!r}")
         elif not isinstance(value, self.type):
             return value, [f"{where}: expected {self.type.__name__}, got {value!r}"]
         if self.choices is not None and value not in self.choices:
             problems.append(f"{where} = {value!r}: expected one of {', '.join(map(repr, self.choices))}")
         return value, problems
+
+
+def did_you_mean(word: Any, options: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options`` to a misspelt ``word``, else ""."""
+    close = difflib.get_close_matches(str(word), sorted(map(str, options)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def resolve_params(
@@ -128,7 +138,7 @@ def resolve_params(
     """Fill defaults, coerce and check ``given`` against ``specs``. Returns (values, problems)."""
     known = {p.name: p for p in specs}
     problems = [
-        f"{where}.{k}: unknown parameter; expected some of {', '.join(sorted(known))}"
+        f"{where}.{k}: unknown parameter{did_you_mean(k, known)}; expected some of {', '.join(sorted(known))}"
         for k in sorted(set(given) - set(known))
     ]
     values: dict[str, Any] = {}

@@ -29,12 +29,19 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError, InstrumentError
-from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
+from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange, fit_problems
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.linear_solve import load_system
 from xbarlab.experiments.programming import program_weights
 from xbarlab.experiments.solvers import InnerResult
-from xbarlab.experiments.support import bench_timing, board_limit, instrument_time, station_defaults, tia_range
+from xbarlab.experiments.support import (
+    array_shape,
+    bench_timing,
+    board_limit,
+    instrument_time,
+    station_defaults,
+    tia_range,
+)
 from xbarlab.experiments.update_rules import PulseSpec
 
 MODES = ("solve", "eigenvector")
@@ -210,6 +217,13 @@ class ClosedLoopExperiment(Experiment):
     def __init__(self, *args: Any, closed_loop: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.closed_loop = closed_loop
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
+        if params["matrix"] != "spd":  # a matrix file's size is known once it is read
+            return []
+        return fit_problems(array_shape(station_config), params["n"], params["n"], params["row0"], params["col0"],
+                            "differential", where)
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:

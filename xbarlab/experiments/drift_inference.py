@@ -26,6 +26,7 @@ import numpy as np
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.programming import defect_correction, program_weights
@@ -258,19 +259,13 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab drift``; the handler is ``cli_main``."""
     p = subparsers.add_parser("drift", help="inference accuracy over time after programming (drift)")
     add_run_arguments(p)
-    p.add_argument("--times", type=float, nargs="+", default=[1.0, 3600.0, 86400.0], help="times after programming")
-    p.add_argument("--dataset", default="digits", help="'digits' or a .npz file with X and y")
-    p.add_argument("--hidden", type=int, default=16)
-    p.add_argument("--epochs", type=int, default=15, help="epochs of float training")
-    p.add_argument("--limit", type=int, default=0, help="use only this many samples")
-    p.add_argument("--seed", type=int, default=0)
+    add_param_options(p, DriftInferenceExperiment.params_spec)
     p.set_defaults(handler=cli_main)
     return p
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    params = {"times": list(args.times), "dataset": args.dataset, "hidden": args.hidden, "epochs": args.epochs,
-              "limit": args.limit, "seed": args.seed}
-    result = run_cli_experiment(DriftInferenceExperiment, args, params)
+    result = run_cli_experiment(DriftInferenceExperiment, args,
+                                params_from_args(args, DriftInferenceExperiment.params_spec))
     print(result.table())
     return 0

@@ -32,12 +32,15 @@ from xbarlab.experiments.analog import (
     WeightMapping,
     autorange,
     choose_mapping,
+    fit_problems,
 )
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
 from xbarlab.experiments.support import (
     add_run_arguments,
+    array_shape,
     bench_timing,
     board_limit,
     board_limit_problems,
@@ -176,6 +179,12 @@ class LinearSolveExperiment(Experiment):
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
         problems += board_limit_problems(params, station_config, where, _LIMITS)
+        if params["matrix"] == "spd":  # a matrix file's size is known once it is read
+            layout = params["layout"]
+            if params["inner"] == "closed_loop" and layout == "auto":
+                layout = "differential"
+            problems += fit_problems(array_shape(station_config), params["n"], params["n"], params["row0"],
+                                     params["col0"], layout, where)
         return problems
 
     @classmethod
@@ -311,19 +320,25 @@ class LinearSolveExperiment(Experiment):
 
 
 # -- command line -------------------------------------------------------------------------------------------
+#: options of ``xbarlab solve`` that ``--one-step`` / ``--eigenvector`` pass to the closed-loop experiment
+_CLOSED_LOOP_ARGS = ("matrix", "n", "condition", "seed")
+
+
 def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab solve``; the handler is ``cli_main``."""
     p = subparsers.add_parser("solve", help="solve A·x = b on the array (mixed-precision iterative refinement)")
     add_run_arguments(p)
-    p.add_argument("--matrix", default="spd", help="'spd' (random) or a .npy / .npz (A, b) file")
-    p.add_argument("-n", type=int, default=64, help="size of the random SPD system")
-    p.add_argument("--condition", type=float, default=100.0)
-    p.add_argument("--inner", choices=INNER_SOLVERS, default="cg")
-    p.add_argument("--tol", type=float, default=1e-10)
-    p.add_argument("--digital-diagonal", action="store_true")
-    p.add_argument("--one-step", action="store_true", help="only the one-step closed-loop solve (feedback mode)")
-    p.add_argument("--eigenvector", action="store_true", help="principal eigenvector in the feedback mode")
-    p.add_argument("--seed", type=int, default=0)
+    add_param_options(p, LinearSolveExperiment.params_spec, short={"n": "-n"})
+    from xbarlab.experiments.cli_options import format_value
+    from xbarlab.experiments.closed_loop import ClosedLoopExperiment
+
+    own = ", ".join(f"{s.name} {format_value(s.default)}" for s in ClosedLoopExperiment.params_spec
+                    if s.name in _CLOSED_LOOP_ARGS)
+    p.add_argument("--one-step", action="store_true",
+                   help=f"only the one-step closed-loop solve (feedback mode); takes --{', --'.join(_CLOSED_LOOP_ARGS)}"
+                   f" with the closed_loop_solve defaults ({own}) (default: off)")
+    p.add_argument("--eigenvector", action="store_true",
+                   help="principal eigenvector in the feedback mode, arguments as --one-step (default: off)")
     p.set_defaults(handler=cli_main)
     return p
 
@@ -333,8 +348,9 @@ def cli_main(args: argparse.Namespace) -> int:
         from xbarlab.experiments.closed_loop import ClosedLoopExperiment
 
         mode = "eigenvector" if args.eigenvector else "solve"
-        c = run_cli_experiment(ClosedLoopExperiment, args, {"mode": mode, "matrix": args.matrix, "n": args.n,
-                                                      "condition": args.condition, "seed": args.seed})
+        given = params_from_args(args, LinearSolveExperiment.params_spec)
+        c = run_cli_experiment(ClosedLoopExperiment, args, {"mode": mode, **{k: v for k, v in given.items()
+                                                                             if k in _CLOSED_LOOP_ARGS}})
         if mode == "solve":
             print(f"one-step closed-loop solve: median relative error {c.median_rel_error:.3%} "
                   f"({c.operations} operations, circuit time {c.settle_time * 1e6:.1f} us)")
@@ -343,8 +359,7 @@ def cli_main(args: argparse.Namespace) -> int:
                   f"{c.eigenvalue_rel_error:.3%}")
         return 0
 
-    params = {"matrix": args.matrix, "n": args.n, "condition": args.condition, "inner": args.inner,
-              "tol": args.tol, "digital_diagonal": args.digital_diagonal, "seed": args.seed}
+    params = params_from_args(args, LinearSolveExperiment.params_spec)
     r = run_cli_experiment(LinearSolveExperiment, args, params)
     for k, res in enumerate(r.residuals, 1):
         print(f"  outer {k:3d}: relative residual {res:.3e}")

@@ -26,11 +26,21 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.analog import ENCODINGS, ArrayMatrix, InputEncoding, Region, autorange, choose_mapping
+from xbarlab.experiments.analog import (
+    ENCODINGS,
+    ArrayMatrix,
+    InputEncoding,
+    Region,
+    autorange,
+    choose_mapping,
+    fit_problems,
+)
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.programming import ProgrammingOutcome, defect_correction, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
+    array_shape,
     bench_timing,
     board_limit,
     board_limit_problems,
@@ -160,6 +170,9 @@ class MvmExperiment(Experiment):
                     problems.append(f"{where}: input range {v:g} V exceeds the board limit max_mvm_voltage = "
                                     f"{lim.max_mvm_voltage:g} V")
         problems += board_limit_problems(params, station_config, where, {"pulse_amplitude": "max_pulse_amplitude"})
+        if params["matrix"] == "random":  # a matrix file's shape is known once it is read
+            problems += fit_problems(array_shape(station_config), params["n_out"], params["n_in"], params["row0"],
+                                     params["col0"], params["layout"], where)
         return problems
 
     @classmethod
@@ -201,16 +214,30 @@ class MvmExperiment(Experiment):
         if v_top > board_limit(board, "max_mvm_voltage", v_top):
             raise ConfigError(f"mvm: input range {v_top:g} V exceeds the board's max_mvm_voltage")
 
+        # progress: one unit per cell settled by write-verify, then one per input vector (a stable total)
+        sizes = [int(s) for s in p["sizes"]] or [0]
+        dirs = ["forward", "transpose"] if p["direction"] == "both" else [p["direction"]]
+        combos = [(v, s, d) for v in v_list for s in sizes for d in dirs]
+        cells = n_in * mapping.columns(n_out)
+        self._total = cells + len(combos) * p["vectors"]
+        settled = 0
+
+        def wv_progress(rnd: int, active: int) -> None:
+            nonlocal settled
+            settled = max(settled, cells - active)
+            self.report(settled, self._total, f"write-verify round {rnd}: {settled}/{cells} cells settled",
+                        cells_settled=settled, write_verify_round=rnd)
+
         # 1. program
         self.checkpoint()
-        self.report(0, 3, "programming the matrix (write-verify)")
+        self.report(0, self._total, f"programming the matrix: write-verify of {cells} cells")
         arr_rows = np.arange(region.row0, region.row0 + n_in)
         arr_cols = np.arange(region.col0, region.col0 + mapping.columns(n_out))
         outcome: ProgrammingOutcome = program_weights(
             self.station, board, arr_rows, arr_cols, mapping, w,
             pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
-            checkpoint=self.checkpoint,
+            checkpoint=self.checkpoint, progress=wv_progress,
         )
         correction = defect_correction(mapping, outcome, w) if p["defect_correction"] else None
         # what the operator computes: the programmed weights plus the digital correction of defects
@@ -223,9 +250,9 @@ class MvmExperiment(Experiment):
         self.commit("programmed", **outcome.summary())
 
         # 2. MVMs
-        sizes = [int(s) for s in p["sizes"]] or [0]
-        dirs = ["forward", "transpose"] if p["direction"] == "both" else [p["direction"]]
-        combos = [(v, s, d) for v in v_list for s in sizes for d in dirs]
+        self._units_done = cells
+        self.report(cells, self._total, f"programmed ({outcome.summary().get('yield', float('nan')):.1%} yield); "
+                    "calibrating the read-out")
         stream = self.recorder.stream(
             "mvm_vectors",
             columns=["case", "n_out", "n_in", "v_in", "transpose", "input_magnitude", "rel_error",
@@ -266,8 +293,9 @@ class MvmExperiment(Experiment):
                 case.outputs)
             self.commit(f"case-{k}", n_out=n_o, n_in=n_i, v_in=v_in, direction=direction,
                         median_rel_error=case.median_rel_error, effective_bits=case.effective_bits)
-            self.report(k + 1, len(combos), f"{n_o}x{n_i} at {v_in:g} V {direction}: "
-                        f"median error {case.median_rel_error:.3%}", median_rel_error=case.median_rel_error)
+            self.report(self._units_done, self._total, f"case {k + 1}/{len(combos)}, {n_o}x{n_i} at {v_in:g} V "
+                        f"{direction}: median error {case.median_rel_error:.3%}",
+                        median_rel_error=case.median_rel_error)
         result.mvms = total_mvms
         result.instrument_time = instrument_time(self.station) - t0
         return result
@@ -300,6 +328,10 @@ class MvmExperiment(Experiment):
             errs_p[t] = float(np.linalg.norm(y - ref_p)) / (float(np.linalg.norm(ref_p)) or 1.0)
             out_err.append(y - ref)
             pairs.append(np.column_stack([ref, y]))
+            self._units_done += 1
+            if t < n - 1:  # the last vector is reported with the case's result
+                self.report(self._units_done, self._total,
+                            f"{n_o}x{n_i} {direction} at {v_in:g} V: vector {t + 1}/{n}")
         rmse = np.sqrt(np.mean(np.square(out_err), axis=0))
         return MvmCase(n_o, n_i, v_in, direction, errs, errs_p, mags, rmse, np.concatenate(pairs))
 
@@ -309,26 +341,18 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab mvm`` on an argparse subparsers object; the handler is ``cli_main``."""
     p = subparsers.add_parser("mvm", help="MVM accuracy of a programmed matrix against the digital product")
     add_run_arguments(p)
-    p.add_argument("--n-in", type=int, default=32, help="matrix inputs (array rows)")
-    p.add_argument("--n-out", type=int, default=16, help="matrix outputs")
-    p.add_argument("--sizes", type=int, nargs="*", default=[], help="square sizes to sweep (sub-blocks)")
-    p.add_argument("--v-in", type=float, nargs="+", default=[0.2], help="input full scale(s) in V")
-    p.add_argument("--encoding", choices=ENCODINGS, default="amplitude")
-    p.add_argument("--bits", type=int, default=6, help="bits of bit-serial / pulse-width codes")
-    p.add_argument("--direction", choices=DIRECTIONS, default="both")
-    p.add_argument("--vectors", type=int, default=40, help="random input vectors per case")
-    p.add_argument("--matrix", default="random", help="'random' or a .npy file")
-    p.add_argument("--seed", type=int, default=0)
+    add_param_options(p, MvmExperiment.params_spec, many=("v_in",))  # --v-in 0.1 0.2: sweep input ranges
     p.set_defaults(handler=cli_main)
     return p
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    params = {
-        "n_in": args.n_in, "n_out": args.n_out, "sizes": list(args.sizes), "v_in": args.v_in[0],
-        "v_ins": list(args.v_in) if len(args.v_in) > 1 else [], "encoding": args.encoding, "bits": args.bits,
-        "direction": args.direction, "vectors": args.vectors, "matrix": args.matrix, "seed": args.seed,
-    }
+    params = params_from_args(args, MvmExperiment.params_spec)
+    if "v_in" in params:
+        v_ins = params.pop("v_in")
+        params["v_in"] = v_ins[0]
+        if len(v_ins) > 1:
+            params["v_ins"] = list(v_ins)
     result = run_cli_experiment(MvmExperiment, args, params)
     print(result.table())
     print("median relative error vs input magnitude (max|x|, 1 = full scale):")

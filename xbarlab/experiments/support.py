@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, problem_listing
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,15 @@ def bench_timing(station_config: Any) -> BenchTiming:
     sim = getattr(station_config, "sim", None) or {}
     array = sim.get("array", {}) if isinstance(sim, dict) else {}
     return BenchTiming(int(array.get("rows", 64)), int(array.get("cols", 64)))
+
+
+def array_shape(station_config: Any) -> tuple[int, int] | None:
+    """(rows, cols) of a simulated station's array from ``[sim.array]``; None on a real bench (known at connect)."""
+    sim = getattr(station_config, "sim", None)
+    if not isinstance(sim, dict):
+        return None
+    array = sim.get("array", {}) if isinstance(sim.get("array", {}), dict) else {}
+    return int(array.get("rows", 64)), int(array.get("cols", 64))
 
 
 def instrument_time(station: Any) -> float:
@@ -163,17 +173,21 @@ def add_run_arguments(p: Any) -> None:
     """Arguments every experiment command shares: station, log file, free parameters, quiet."""
     p.add_argument("--station", metavar="FILE", default=None, help="station TOML (default: the embedded sim bench)")
     p.add_argument("-o", "--output", metavar="LOG.h5", default=None,
-                   help="log the run to this HDF5 logbook (default: kept in memory only)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
-    p.add_argument("--append", action="store_true", help="add the run to an existing log file")
+                   help="log the run to this HDF5 logbook (default: xbarlab-<command>-<UTC time>.h5 here)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing log file (default: off)")
+    p.add_argument("--append", action="store_true", help="add the run to the existing log given with -o "
+                   "(default: off)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="set_params",
-                   help="any experiment parameter, TOML value syntax (repeatable), e.g. --set g_max=4e-5")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+                   help="any experiment parameter, TOML value syntax (repeatable), e.g. --set g_max=4e-5 "
+                   "(default: none)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines (default: off)")
 
 
 def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
     """``["key=value", ...]`` → {key: value}, values parsed as TOML (``0.2``, ``true``, ``[4, 8]``, ``'x'``)."""
     import tomllib
+
+    from xbarlab.experiments.base import did_you_mean
 
     known = {p.name for p in specs}
     out: dict[str, Any] = {}
@@ -183,7 +197,8 @@ def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         if key not in known:
-            raise ConfigError(f"--set {key}: unknown parameter; expected one of {', '.join(sorted(known))}")
+            raise ConfigError(f"--set {key}: unknown parameter{did_you_mean(key, known)}; "
+                              f"expected one of {', '.join(sorted(known))}")
         try:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
@@ -192,22 +207,50 @@ def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
     return out
 
 
+def default_log_path(command: str, folder: Path | None = None) -> Path:
+    """``xbarlab-<command>-<UTC time>.h5`` in ``folder`` (default: the current directory); never an existing file."""
+    import datetime as dt
+
+    folder = Path(".") if folder is None else folder
+    stem = f"xbarlab-{command}-{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}"
+    path = folder / f"{stem}.h5"
+    n = 2
+    while path.exists():
+        path = folder / f"{stem}-{n}.h5"
+        n += 1
+    return path
+
+
 def run_cli_experiment(cls: Any, args: Any, params: dict[str, Any]) -> Any:
     """Run ``cls`` for an ``xbarlab`` command through a :class:`~xbarlab.session.LabSession`.
 
     Opens ``args.station`` (None: the embedded simulated bench) with transcript recording and
-    logs the run to ``args.output`` (HDF5; kept in memory when not given). ``--set`` values
+    logs the run to ``args.output`` (HDF5; when not given, a new ``xbarlab-<command>-<UTC time>.h5``
+    in the current directory, named in the output: everything measured is kept). ``--set`` values
     override ``params``. Prints progress lines unless ``args.quiet``; the run's status
     (completed / aborted / interrupted / failed) is logged either way, outputs are off after it.
     """
-    from xbarlab.session import LabSession
+    from xbarlab.experiments.base import resolve_params
+    from xbarlab.session import LabSession, resolve_station
 
     params = {**params, **parse_set_params(getattr(args, "set_params", []) or [], cls.params_spec)}
+    config = resolve_station(args.station)
+    values, problems = resolve_params(cls.params_spec, params, where=cls.kind)
+    if not problems:
+        problems = cls.check(values, config, cls.kind)
+    if problems:  # before a log file or an instrument is touched
+        raise ConfigError(problem_listing(f"{cls.kind}: invalid parameters", problems))
 
     def progress(pr: Any) -> None:
         print(f"  [{pr.done}/{pr.total}] {pr.message}", flush=True)
 
-    with LabSession.open(args.station, args.output, overwrite=args.overwrite, append=args.append,
+    output = args.output
+    if output is None:
+        if args.append:
+            raise ConfigError("--append adds the run to an existing log: give it with -o LOG.h5")
+        output = default_log_path(getattr(args, "command", None) or cls.kind)
+        print(f"logging to {output}", flush=True)
+    with LabSession.open(config, output, overwrite=args.overwrite, append=args.append,
                          title=f"xbarlab {cls.kind}") as lab:
         result = lab.run(cls, params, progress=None if args.quiet else progress)
         if lab.log_path is not None:

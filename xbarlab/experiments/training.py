@@ -30,6 +30,7 @@ import numpy as np
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.programming import measure_device_step, program_weights
@@ -332,20 +333,13 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab train``; the handler is ``cli_main``."""
     p = subparsers.add_parser("train", help="train a small network on the array (or the float baseline)")
     add_run_arguments(p)
-    p.add_argument("--rule", choices=TRAIN_RULES, default="mixed_precision")
-    p.add_argument("--dataset", default="digits", help="'digits' or a .npz file with X and y")
-    p.add_argument("--hidden", type=int, default=16)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--limit", type=int, default=0, help="use only this many samples")
-    p.add_argument("--seed", type=int, default=0)
+    add_param_options(p, TrainExperiment.params_spec)
     p.set_defaults(handler=cli_main)
     return p
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    params = {"rule": args.rule, "dataset": args.dataset, "hidden": args.hidden, "epochs": args.epochs,
-              "lr": args.lr, "limit": args.limit, "seed": args.seed}
+    params = params_from_args(args, TrainExperiment.params_spec)
     result = run_cli_experiment(TrainExperiment, args, params)  # float too: the run is logged the same way
     print(f"{'epoch':>5} {'loss':>7} {'train':>7} {'test':>7} {'pulses':>10} {'time/s':>8}")
     for e in result.history:

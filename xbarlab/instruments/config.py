@@ -33,19 +33,22 @@ A ``[sim]`` table makes every instrument an emulator on an embedded simulated be
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.instruments.registry import DRIVERS, DriverSpec
 from xbarlab.instruments.safety import BoardLimits, SmuLimits, limits_from_mapping
 
 _INSTRUMENT_KEYS = {"driver", "address", "limits", "options", "board_port", "channel", "timeout", "baudrate"}
 _DEFAULT_KEYS = {"read_voltage", "tia_range", "device"}
 DEVICE_KINDS = ("rram", "pcm", "ecram")
+#: the board protocol reports SMU ports as bits of one status byte
+MAX_SMU_PORTS = 8
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,9 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
         station = {}
     unknown_top = sorted(set(data) - {"station", "instruments", "sim"})
     if unknown_top:
-        problems.append(f"unknown top-level table(s) {', '.join(unknown_top)}; expected station, instruments, sim")
+        hints = "".join(_did_you_mean(k, ("station", "instruments", "sim")) for k in unknown_top)
+        problems.append(f"unknown top-level table(s) {', '.join(unknown_top)}{hints}; "
+                        "expected station, instruments, sim")
     name = station.get("name", Path(source).stem if source != "<string>" else "station")
     if not isinstance(name, str):
         problems.append("station.name must be a string")
@@ -134,7 +139,8 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
         problems.append("[station.defaults] must be a table")
         defaults = {}
     for key in sorted(set(defaults) - _DEFAULT_KEYS):
-        problems.append(f"station.defaults.{key}: unknown key; expected one of {', '.join(sorted(_DEFAULT_KEYS))}")
+        problems.append(f"station.defaults.{key}: unknown key{_did_you_mean(key, _DEFAULT_KEYS)}; "
+                        f"expected one of {', '.join(sorted(_DEFAULT_KEYS))}")
     if "read_voltage" in defaults:
         read_voltage = _number(defaults["read_voltage"], "station.defaults.read_voltage", problems, nonzero=True)
     if "tia_range" in defaults:
@@ -159,6 +165,11 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
         cfg = _instrument(inst_name, entry, where, problems, simulated=sim is not None)
         if cfg is not None:
             instruments[inst_name] = cfg
+
+    if sim is not None:
+        from xbarlab.sim.schema import sim_problems
+
+        problems += sim_problems(sim, instruments)
 
     boards = [n for n, c in instruments.items() if c.spec.kind == "board"]
     if len(boards) > 1:
@@ -190,8 +201,7 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
             )
 
     if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise ConfigError(f"{source}: invalid station file:\n{listing}")
+        raise ConfigError(problem_listing(f"{source}: invalid station file", problems))
     return StationConfig(
         name=name,
         source=source,
@@ -220,6 +230,11 @@ def _device_kind(stated: Any, sim: dict[str, Any] | None, problems: list[str]) -
     return stated.lower()
 
 
+def _did_you_mean(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(str(word), sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _number(value: Any, where: str, problems: list[str], positive: bool = False, nonzero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         problems.append(f"{where}: expected a finite number, got {value!r}")
@@ -236,7 +251,8 @@ def _instrument(
 ) -> InstrumentConfig | None:
     n_before = len(problems)
     for key in sorted(set(entry) - _INSTRUMENT_KEYS):
-        problems.append(f"{where}.{key}: unknown key; expected some of {', '.join(sorted(_INSTRUMENT_KEYS))}")
+        problems.append(f"{where}.{key}: unknown key{_did_you_mean(key, _INSTRUMENT_KEYS)}; "
+                        f"expected some of {', '.join(sorted(_INSTRUMENT_KEYS))}")
     driver = entry.get("driver")
     if not isinstance(driver, str):
         problems.append(f"{where}.driver: missing; expected one of {', '.join(sorted(DRIVERS))}")
@@ -266,8 +282,9 @@ def _instrument(
     if board_port is not None:
         if spec.kind != "smu":
             problems.append(f"{where}.board_port: only SMUs are cabled to board ports")
-        elif isinstance(board_port, bool) or not isinstance(board_port, int) or board_port < 0:
-            problems.append(f"{where}.board_port: expected a non-negative integer, got {board_port!r}")
+        elif isinstance(board_port, bool) or not isinstance(board_port, int) or not 0 <= board_port < MAX_SMU_PORTS:
+            problems.append(f"{where}.board_port: expected an SMU port 0..{MAX_SMU_PORTS - 1} of the board, "
+                            f"got {board_port!r}")
     timeout = _number(entry.get("timeout", 2.0), f"{where}.timeout", problems, positive=True)
     baudrate = entry.get("baudrate", 921600)
     if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:

@@ -25,6 +25,7 @@ import numpy as np
 
 from xbarlab.errors import LogbookError
 from xbarlab.logbook.format import (
+    OUTSIDE_RUNS,
     RUNS,
     check_is_logbook,
     check_log_file,
@@ -108,6 +109,26 @@ def _retrying(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def _h5_open(path: Path, **kwargs: Any) -> h5py.File:
+    """Open read-only without file locking (readers must not block the writer of another process).
+
+    HDF5 shares one open file per process: when this process already holds the file through a
+    handle opened with other locking flags (a user's ``h5py.File(path)``), open it with theirs.
+    """
+    try:
+        return h5py.File(path, "r", locking=False, **kwargs)
+    except OSError as exc:
+        if "flag values" not in str(exc):
+            raise
+    for locking in (True, "best-effort"):
+        try:
+            return h5py.File(path, "r", locking=locking, **kwargs)
+        except OSError as exc:
+            if "flag values" not in str(exc):
+                raise
+    return h5py.File(path, "r", **kwargs)
+
+
 class LogReader:
     """Read-only access to a logbook file."""
 
@@ -160,14 +181,14 @@ class LogReader:
     def _open_file(self) -> h5py.File:
         if not consistency_flags(self.path):  # cleanly closed (this open also checks it is not truncated)
             try:
-                return h5py.File(self.path, "r", locking=False)
+                return _h5_open(self.path)
             except OSError as exc:
                 if "open for write" not in str(exc):
                     raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
         deadline = time.monotonic() + RETRY_S
         while True:  # a writer has it open (or died): SWMR read, waiting out transient states
             try:
-                return h5py.File(self.path, "r", swmr=True, locking=False)
+                return _h5_open(self.path, swmr=True)
             except OSError:
                 if time.monotonic() > deadline:
                     break
@@ -216,6 +237,7 @@ class LogReader:
             "start_time": a.get("start_time", ""), "end_time": a.get("end_time", ""),
             "start_sim_time": a.get("start_sim_time"), "end_sim_time": a.get("end_sim_time"),
             "software_version": a.get("software_version", ""),
+            "format_version": int(a.get("format_version", 1)),  # of the xbarlab that wrote the run
             "params": from_json(a.get("params", "")) or {}, "station_text": a.get("station_text", ""),
             "instruments": from_json(a.get("instruments", "")) or {},
             "calibrations_used": from_json(a.get("calibrations_used", "")) or [],
@@ -303,15 +325,46 @@ class LogReader:
 
     # -- transcript --------------------------------------------------------------------------------
     @_retrying
+    def outside_runs(self) -> dict[str, list[Event]]:
+        """Per session id, the instrument exchanges recorded outside its runs (closing the station: outputs off)."""
+        with self._open() as f:
+            if OUTSIDE_RUNS not in f:
+                return {}
+            names = [(str(g.attrs.get("run_id", k)), k) for k, g in f[OUTSIDE_RUNS].items()]
+        return {sid: self._transcript_at(f"{OUTSIDE_RUNS}/{key}") for sid, key in names}  # one open each
+
+    @_retrying
     def transcript(self, run_id: str) -> list[Event]:
         """Every recorded instrument exchange of a run, in order."""
         with self._open() as f:
-            t = self._run_group(f, run_id)["transcript"]
-            events = t["events"][()]
-            blob = t["bytes"][()].tobytes()
+            return self._transcript_of(self._run_group(f, run_id))
+
+    @_retrying
+    def _transcript_at(self, gpath: str) -> list[Event]:
+        with self._open() as f:
+            return self._transcript_of(f[gpath])
+
+    @staticmethod
+    def _transcript_of(g: h5py.Group) -> list[Event]:
+        t = g["transcript"]
+        events = t["events"][()]
+        blob = t["bytes"][()].tobytes()
         out = []
         for e in events:
             start = int(e["offset"])
             out.append(Event(e["link"].decode(), e["code"].decode(), blob[start: start + int(e["length"])],
                              float(e["wall_time"]), float(e["sim_time"])))
         return out
+
+    # -- pandas / xarray (the ``data`` extra) ------------------------------------------------------
+    def to_pandas(self, run_id: str, name: str, dims: tuple[str, ...] | None = None) -> Any:
+        """A stream as a pandas DataFrame with its units in ``df.attrs["units"]`` (see ``logbook.frames``)."""
+        from xbarlab.logbook.frames import to_pandas
+
+        return to_pandas(self.stream(run_id, name), run_id, dims)
+
+    def to_xarray(self, run_id: str, name: str, dims: tuple[str, ...] | None = None) -> Any:
+        """A stream as an xarray Dataset (columns) or DataArray (frames), named dims, ``units`` attributes."""
+        from xbarlab.logbook.frames import to_xarray
+
+        return to_xarray(self.stream(run_id, name), run_id, dims)

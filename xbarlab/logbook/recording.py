@@ -7,20 +7,24 @@ from typing import Any
 
 from xbarlab.instruments.config import StationConfig
 from xbarlab.instruments.station import Station, Transport
+from xbarlab.interrupts import note_opened
 from xbarlab.logbook.transcript import RecordingByteTransport, RecordingMessageTransport
 
 
 class RunSink:
-    """Forwards transcript events to whichever run is current (events between runs are not kept)."""
+    """Forwards transcript events to whichever run is current; events between runs go to ``outside``
+    (the session's record outside its runs, :meth:`Logbook.outside_runs`) when one is set."""
 
     def __init__(self) -> None:
         self.run: Any = None
+        self.outside: Any = None
         self._lock = threading.Lock()
 
     def record_transcript(self, link: str, code: str, data: bytes, sim_time: float | None) -> None:
         with self._lock:
-            if self.run is not None:
-                self.run.record_transcript(link, code, data, sim_time)
+            target = self.run if self.run is not None else self.outside
+            if target is not None:
+                target.record_transcript(link, code, data, sim_time)
 
 
 def open_recorded_station(config: StationConfig, sink: RunSink) -> Station:
@@ -37,4 +41,6 @@ def open_recorded_station(config: StationConfig, sink: RunSink) -> Station:
             return RecordingMessageTransport(transport, sink, label, sim_time=sim_time)  # type: ignore[arg-type]
         return RecordingByteTransport(transport, sink, label, sim_time=sim_time)  # type: ignore[arg-type]
 
-    return Station.open(config, wrap_transport=wrap, on_created=lambda st: holder.__setitem__("station", st))
+    station = Station.open(config, wrap_transport=wrap, on_created=lambda st: holder.__setitem__("station", st))
+    note_opened()
+    return station

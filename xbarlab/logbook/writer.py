@@ -32,11 +32,13 @@ import numpy as np
 
 from xbarlab import __version__
 from xbarlab.errors import LogbookError
+from xbarlab.interrupts import sigint_deferred
 from xbarlab.logbook.format import (
     EVENT_DTYPE,
     FORMAT,
     FORMAT_VERSION,
     LINK_BYTES,
+    OUTSIDE_RUNS,
     RUNS,
     STEP_DTYPE,
     STEP_TEXT_INLINE,
@@ -124,7 +126,8 @@ class Logbook:
                 raise LogbookError(f"{p}: cannot be opened (truncated or damaged HDF5 file: {exc})") from None
             try:
                 check_is_logbook(h5, p)
-                for g in h5[RUNS].values():
+                records = list(h5[OUTSIDE_RUNS].values()) if OUTSIDE_RUNS in h5 else []
+                for g in [*h5[RUNS].values(), *records]:
                     if g.attrs.get("status") == "running":
                         g.attrs["status"] = "crashed"
                         g.attrs["error"] = "the writing process ended without finishing this run"
@@ -152,8 +155,11 @@ class Logbook:
 
     @contextmanager
     def structure(self) -> Iterator[h5py.File]:
-        """A window for structural changes (outside SWMR), ended by a flush and a return to SWMR."""
-        with self._lock:
+        """A window for structural changes (outside SWMR), ended by a flush and a return to SWMR.
+
+        Ctrl-C is held back until the window is closed (a KeyboardInterrupt half-way would leave HDF5
+        objects open and the file unable to return to SWMR)."""
+        with self._lock, sigint_deferred():
             f = self.file
             assert self._fd is not None
             window_lock(self._fd, exclusive=True, wait=True)  # readers wait until the file is consistent
@@ -224,27 +230,50 @@ class Logbook:
                 raise LogbookError(f"{self.path}: a run named {rid!r} already exists")
             gname = f"{RUNS}/{group_name(rid)}"
             with self.structure() as f:
-                g = f.create_group(gname, track_order=True)
-                g.attrs.update({
-                    "run_id": rid, "index": index, "kind": kind, "status": "running", "error": "",
-                    "start_time": utc_now(), "end_time": "", "start_wall": time.time(),
+                self._create_run_group(f, gname, {
+                    "run_id": rid, "index": index, "kind": kind,
                     "start_sim_time": float("nan") if sim_time is None else float(sim_time),
-                    "end_sim_time": float("nan"), "software_version": __version__,
+                    "format_version": FORMAT_VERSION,
                     "params": to_json(dict(params or {})), "station_text": station_text,
                     "instruments": to_json(dict(instruments or {})),
-                    "calibrations_used": to_json(list(calibrations_used or [])), "committed": to_json({}),
+                    "calibrations_used": to_json(list(calibrations_used or [])),
                 })
-                g.create_dataset("steps", shape=(0,), maxshape=(None,), chunks=(4,), dtype=STEP_DTYPE)
-                t = g.create_group("transcript")
-                g.create_dataset("step_text", shape=(0,), maxshape=(None,), chunks=(4096,), dtype="u1")
-                t.create_dataset("events", shape=(0,), maxshape=(None,), chunks=(32,), dtype=EVENT_DTYPE)
-                t.create_dataset("bytes", shape=(0,), maxshape=(None,), chunks=(4096,), dtype="u1")
-                g.create_group("streams", track_order=True)
-                g.create_group("calibrations", track_order=True)
             self.run_ids.append(rid)
             run = RunWriter(self, rid, gname, kind)
             self._open_runs[rid] = run
             return run
+
+    def outside_runs(self, session_id: str) -> RunWriter:
+        """The record of session ``session_id``'s instrument traffic outside any run (e.g. outputs switched
+        off when the station closes), in ``outside_runs/<session>``: kept, and not a run, so replay skips it."""
+        with self._lock:
+            gname = f"{OUTSIDE_RUNS}/{group_name(session_id)}"
+            key = f"{OUTSIDE_RUNS}/{session_id}"
+            with self.structure() as f:
+                if gname in f:
+                    raise LogbookError(f"{self.path}: session {session_id!r} already has a record outside its runs")
+                f.require_group(OUTSIDE_RUNS)  # optional group: an older log appended to keeps its format_version
+                self._create_run_group(f, gname, {"run_id": session_id, "kind": "outside_runs"})
+            record = RunWriter(self, key, gname, "outside_runs")
+            self._open_runs[key] = record
+            return record
+
+    @staticmethod
+    def _create_run_group(f: h5py.File, gname: str, attrs: Mapping[str, Any]) -> None:
+        g = f.create_group(gname, track_order=True)
+        g.attrs.update({
+            "status": "running", "error": "", "start_time": utc_now(), "end_time": "", "start_wall": time.time(),
+            "start_sim_time": float("nan"), "end_sim_time": float("nan"), "software_version": __version__,
+            "params": to_json({}), "station_text": "", "instruments": to_json({}),
+            "calibrations_used": to_json([]), "committed": to_json({}), **attrs,
+        })
+        g.create_dataset("steps", shape=(0,), maxshape=(None,), chunks=(4,), dtype=STEP_DTYPE)
+        t = g.create_group("transcript")
+        g.create_dataset("step_text", shape=(0,), maxshape=(None,), chunks=(4096,), dtype="u1")
+        t.create_dataset("events", shape=(0,), maxshape=(None,), chunks=(32,), dtype=EVENT_DTYPE)
+        t.create_dataset("bytes", shape=(0,), maxshape=(None,), chunks=(4096,), dtype="u1")
+        g.create_group("streams", track_order=True)
+        g.create_group("calibrations", track_order=True)
 
     def close(self) -> None:
         """Finish runs still open (status 'interrupted'), close the file, release the lock. Idempotent."""

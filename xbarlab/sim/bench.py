@@ -32,7 +32,7 @@ import itertools
 import threading
 from typing import Any
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.sim import registry
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.emulator import StreamEmulator
@@ -43,7 +43,8 @@ _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 
 _SIM_KEYS = {"seed", "array", "device", "periphery", "loads", "faults", "board"}
-_ARRAY_KEYS = {"rows", "cols", "device", "kind", "wire_resistance", "stuck_fraction", "access_resistance"}
+_ARRAY_KEYS = {"rows", "cols", "device", "kind", "wire_resistance", "stuck_fraction", "access_resistance",
+               "ir_solver"}
 
 
 def _new_bench_id() -> str:
@@ -59,8 +60,12 @@ class SimBench:
         from xbarlab.sim.board_emulator import BoardEmulator
         from xbarlab.sim.devices import make_device
         from xbarlab.sim.periphery import Periphery
+        from xbarlab.sim.schema import sim_problems
 
         where = f"{source}: sim"
+        problems = sim_problems(sim, {inst.name: inst for inst in instruments})
+        if problems:
+            raise ConfigError(problem_listing(f"{source}: invalid [sim] table", problems))
         unknown = sorted(set(sim) - _SIM_KEYS)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {sorted(_SIM_KEYS)}")

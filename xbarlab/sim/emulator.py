@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from xbarlab.sim.faults import FaultPlan
 
@@ -23,9 +24,24 @@ class StreamEmulator(ABC):
         self._outbuf = bytearray()
         self._lock = threading.RLock()
 
+    #: observers of the input stream (see :meth:`add_tap`); an instance list once one is added
+    _taps: tuple[Callable[[bytes], None], ...] | list[Callable[[bytes], None]] = ()
+
+    def add_tap(self, tap: Callable[[bytes], None]) -> None:
+        """Call ``tap(data)`` with every chunk of bytes the host sends, before it is executed
+        (audits: :mod:`xbarlab.sim.audit`). Every way in goes through :meth:`feed`."""
+        with self._lock:
+            self._taps = [*self._taps, tap]
+
+    def remove_tap(self, tap: Callable[[bytes], None]) -> None:
+        with self._lock:
+            self._taps = [t for t in self._taps if t is not tap]
+
     def feed(self, data: bytes) -> None:
         """Accept bytes from the host; complete messages are executed at once."""
         with self._lock:
+            for tap in self._taps:
+                tap(data)
             self._inbuf.extend(data)
             for reply in self._process(self._inbuf):
                 if reply:
@@ -42,6 +58,17 @@ class StreamEmulator(ABC):
             out = bytes(self._outbuf[:n])
             del self._outbuf[:n]
             return out
+
+    def exchange(self, data: bytes) -> bytes:
+        """:meth:`feed` then :meth:`read_output` as one step, so concurrent clients never take each other's replies."""
+        with self._lock:
+            self.feed(data)
+            return self.read_output()
+
+    def discard_input(self) -> None:
+        """Drop a partial message (its sender went away); pending replies stay."""
+        with self._lock:
+            self._inbuf.clear()
 
     def pending_output(self) -> int:
         """Number of reply bytes waiting to be read."""
@@ -63,12 +90,51 @@ class StreamEmulator(ABC):
 
 
 class LineEmulator(StreamEmulator):
-    """A newline-terminated command emulator (SCPI or TSP)."""
+    """A newline-terminated command emulator (SCPI or TSP).
+
+    The input buffer holds at most :attr:`max_input` bytes: a longer line is discarded up to its
+    newline and reported once through :meth:`input_overrun`, as an instrument's input buffer overrun.
+    """
+
+    #: bytes of one command line the instrument buffers
+    max_input: int = 64 * 1024
+    _discarding = False  # inside an overlong line: drop bytes up to the next newline
+
+    def input_overrun(self) -> None:
+        """Hook: a line longer than :attr:`max_input` arrived (SCPI instruments queue error -363)."""
+
+    def report_input_overrun(self) -> None:
+        """A transport dropped an overlong line before it reached the instrument: report it as the instrument does."""
+        with self._lock:
+            self.input_overrun()
+
+    def clear(self) -> None:
+        super().clear()
+        self._discarding = False
+
+    def discard_input(self) -> None:
+        super().discard_input()
+        self._discarding = False
 
     def _process(self, inbuf: bytearray) -> list[bytes]:
         replies: list[bytes] = []
         while True:
             idx = inbuf.find(b"\n")
+            if self._discarding:  # inside an overlong line: drop it up to its newline
+                if idx < 0:
+                    inbuf.clear()
+                    return replies
+                del inbuf[: idx + 1]
+                self._discarding = False
+                continue
+            if idx > self.max_input or (idx < 0 and len(inbuf) > self.max_input):
+                self.input_overrun()
+                if idx < 0:
+                    inbuf.clear()
+                    self._discarding = True
+                    return replies
+                del inbuf[: idx + 1]
+                continue
             if idx < 0:
                 return replies
             line = bytes(inbuf[:idx]).rstrip(b"\r").decode("ascii", errors="replace")

@@ -5,7 +5,13 @@ instrument's port 5025), reachable from any VISA client as
 ``TCPIP0::127.0.0.1::<port>::SOCKET`` (pyvisa-py). The board listens as a raw byte
 socket, reachable from pyserial as ``socket://127.0.0.1:<port>``. Only loopback
 addresses are accepted. The emulators are the same objects the in-process transports
-use; a lock per emulator serialises clients.
+use; each request and its reply are one atomic exchange with the emulator.
+
+State is per connection: an SMU connection hands the instrument complete lines only, and
+keeps its own partial line (bounded by the instrument's input buffer; a longer line is
+dropped and queued as SCPI error -363, "Input buffer overrun"). The board, a serial device,
+serves one client at a time; a partial frame left by a client that went away is dropped
+before the next client is served.
 
 One thread accepts connections; each connection gets a thread of its own that blocks in
 ``recv`` (TCP_NODELAY), feeds the emulator and sends its reply with one call, so a request
@@ -21,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from xbarlab.sim.emulator import StreamEmulator
+from xbarlab.sim.emulator import LineEmulator, StreamEmulator
 
 
 def _check_loopback(host: str) -> None:
@@ -69,6 +75,7 @@ class BenchServer:
         self._listeners = [s for s, _ in served.values()]
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._conns_lock = threading.Lock()
+        self._owners: dict[int, threading.Lock] = {}  # id(byte-stream emulator) -> its connection lock
 
     def _accept(self, lsock: socket.socket, emu: StreamEmulator) -> None:
         try:
@@ -87,23 +94,65 @@ class BenchServer:
         thread.start()
 
     def _serve_conn(self, conn: socket.socket, emu: StreamEmulator) -> None:
-        """One client: bytes in, replies out, until the client closes or the server stops."""
-        recv, send, feed, take = conn.recv, conn.sendall, emu.feed, emu.read_output
+        """One client, until it closes or the server stops. Nothing it leaves half-sent reaches the next client."""
         try:
-            while True:
-                data = recv(65536)
-                if not data:
-                    break
-                feed(data)
-                out = take()
-                if out:
-                    send(out)
+            if isinstance(emu, LineEmulator):
+                self._serve_lines(conn, emu)
+            else:
+                with self._owner(emu):  # a byte-stream instrument (serial port) has one host at a time
+                    try:
+                        self._serve_bytes(conn, emu)
+                    finally:
+                        emu.discard_input()  # a partial frame of this client
         except OSError:
             pass
         finally:
             with self._conns_lock:
                 self._conns.pop(conn, None)
             conn.close()
+
+    def _owner(self, emu: StreamEmulator) -> threading.Lock:
+        with self._conns_lock:
+            return self._owners.setdefault(id(emu), threading.Lock())
+
+    @staticmethod
+    def _serve_bytes(conn: socket.socket, emu: StreamEmulator) -> None:
+        recv, send, exchange = conn.recv, conn.sendall, emu.exchange
+        while True:
+            data = recv(65536)
+            if not data:
+                return
+            out = exchange(data)
+            if out:
+                send(out)
+
+    @staticmethod
+    def _serve_lines(conn: socket.socket, emu: LineEmulator) -> None:
+        """Complete lines only go to the instrument; this connection's partial line stays here, bounded
+        by the instrument's input buffer (a longer line is dropped and reported as an input overrun)."""
+        recv, send, exchange = conn.recv, conn.sendall, emu.exchange
+        partial = bytearray()
+        discarding = False
+        while True:
+            data = recv(65536)
+            if not data:
+                return
+            if discarding:
+                cut = data.find(b"\n")
+                if cut < 0:
+                    continue
+                data, discarding = data[cut + 1 :], False
+            partial += data
+            cut = partial.rfind(b"\n")
+            if cut >= 0:
+                out = exchange(bytes(partial[: cut + 1]))
+                del partial[: cut + 1]
+                if out:
+                    send(out)
+            if len(partial) > emu.max_input:
+                partial.clear()
+                discarding = True
+                emu.report_input_overrun()
 
     def serve_forever(self) -> None:
         """Accept clients until :meth:`stop` (each connection is served by its own thread)."""

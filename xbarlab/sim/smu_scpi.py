@@ -171,6 +171,9 @@ class ScpiSmuEmulator(LineEmulator):
         self.elements = ["VOLT", "CURR", "RES", "TIME", "STAT"]
         self.lang_scpi = True
 
+    def input_overrun(self) -> None:
+        self.errors.append((-363, "Input buffer overrun"))  # SCPI-99 device-specific error
+
     # -- measurement physics -----------------------------------------------------------------------
     def _measure(self, c: Channel) -> tuple[float, float]:
         """One reading (V, A) of channel ``c``; advances the clock."""
