@@ -45,9 +45,9 @@ def test_characterization_measures_kinetics_the_sim_hides():
 
 def test_pcm_reset_is_found_abrupt():
     with Station.from_text(sim_station_text(6, 6, "pcm", seed=2, stuck_fraction=0.0,
-                                            device_params={"v_ref": 1.2})) as st:
+                                            device_params={"v_ref": 1.4})) as st:
         ch = prepare(st, g_max_expected=30e-6).characterization
-        assert ch.down.abrupt and ch.down.v_abrupt >= 1.2
+        assert ch.down.abrupt and ch.down.v_abrupt >= 1.4
         assert ch.pulse_model().reset == "abrupt"
 
 
