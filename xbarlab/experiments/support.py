@@ -44,9 +44,10 @@ class BenchTiming:
 
     @property
     def read_calibration(self) -> float:
-        """SMU-referenced read-path calibration of every column (s): 7.5–11 s measured on 64×64
-        (4 SMU-referenced cells per column, 8 board reads each, three reference I–V sweeps)."""
-        return 1.0 + 0.11 * self.cols
+        """SMU-referenced read-path calibration of every column (s): 12.9 s measured on 64×64 with a
+        2400 (4 SMU-referenced cells per column, 8 board reads each, three reference I–V sweeps; every
+        SMU reading confirmed by a second, buffers read twice; a 2450/B2900 adds a reading per cell)."""
+        return 1.0 + 0.185 * self.cols
 
     #: characterisation of 16 cells that gives write-verify its pulse model, once per board (s): ~1.0 s
     #: measured on 8×32, 16×16 and 64×64 simulated RRAM arrays
