@@ -28,15 +28,19 @@ def _open(tmp_path, device: str = "rram") -> LabSession:
 
 
 def _spy_all_off(lab: LabSession) -> list[int]:
+    """ALL_OFF frames as the board emulator receives them (the safety layer cannot be patched)."""
+    from xbarlab.protocol import board as bp
+
     calls: list[int] = []
-    board = lab.station.board
-    real = board.all_off
+    buf = bytearray()
 
-    def all_off() -> None:
-        calls.append(1)
-        real()
+    def tap(data: bytes) -> None:
+        buf.extend(data)
+        for frame in bp.split_frames(buf):
+            if not isinstance(frame, Exception) and frame.opcode == bp.Op.ALL_OFF:
+                calls.append(1)
 
-    board.all_off = all_off  # type: ignore[method-assign]
+    lab.station.sim.board.add_tap(tap)
     return calls
 
 

@@ -68,7 +68,8 @@ def test_2400_source_voltage_transcript():
 
 
 def test_2400_measure_and_error_queue_transcript():
-    t = Scripted([(":READ?", "+2.000000E-01,+1.234000E-05"), (":SENS:CURR:PROT:TRIP?", "0"),
+    t = Scripted([(":READ?;:READ?;:OUTP?", "+2.000000E-01,+1.234000E-05;+2.000000E-01,+1.234100E-05;0"),
+                  (":SENS:CURR:PROT:TRIP?", "0"),
                   (":OUTP ON", None), (":SYST:ERR?", '-221,"Settings conflict"'), OK])
     smu = Keithley2400(t, name="smu1")
     assert smu.measure_current() == pytest.approx(1.234e-5)
@@ -79,7 +80,7 @@ def test_2400_measure_and_error_queue_transcript():
 
 
 def test_2450_refuses_tsp_mode_and_uses_native_commands():
-    t = Scripted([("*LANG?", "TSP")])
+    t = Scripted([("*LANG?", "TSP"), ("*LANG?", "TSP")])  # read twice: a garbled reply never passes
     with pytest.raises(ConfigError, match="TSP mode"):
         Keithley2450(t).identify()
     t = Scripted([(":SOUR:FUNC VOLT", None), (":SOUR:VOLT:ILIM 1e-05", None), (":SOUR:VOLT 0.1", None),
@@ -90,7 +91,8 @@ def test_2450_refuses_tsp_mode_and_uses_native_commands():
 
 
 def test_b2900_channel_commands():
-    t = Scripted([(":OUTP2 ON", None), OK, (":MEAS:CURR? (@2)", "+1.000000E-06")])
+    t = Scripted([(":OUTP2 ON", None), OK,
+                  (":MEAS:CURR? (@2);:MEAS:CURR? (@2);:OUTP2?", "+1.000000E-06;+1.000001E-06;1")])
     smu = KeysightB2900(t, channel="2")
     smu.set_output(True)
     assert smu.measure_current() == 1e-6
@@ -99,6 +101,7 @@ def test_b2900_channel_commands():
 def test_2600_tsp_transcript_and_error_queue():
     t = Scripted([("smub.source.func = smub.OUTPUT_DCVOLTS", None), ("smub.source.limiti = 0.0001", None),
                   ("smub.source.levelv = 0.2", None), ("print(errorqueue.count)", "1.00000e+00"),
+                  ("print(errorqueue.count)", "1.00000e+00"),  # the count is read until it repeats
                   ("print(errorqueue.next())", "1.10000e+03\tParameter too big\t2.00000e+00\t0.00000e+00")])
     with pytest.raises(InstrumentError) as err:
         Keithley2600(t, channel="b").source_voltage(0.2, 1e-4)

@@ -19,6 +19,7 @@ from typing import Any
 
 from xbarlab import __version__
 from xbarlab.errors import ConfigError, XbarlabError
+from xbarlab.sweep.cli import add_cli as add_sweep_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -237,8 +238,8 @@ def add_gui(sub: Any) -> None:
                    help="where session logs go (default: last used, else a temp folder)")
     p.add_argument("--screenshot", metavar="FILE.png",
                    help="connect, run the tab's default experiment, save a PNG and exit (default: none)")
-    p.add_argument("--tab", metavar="NAME", help="bench, array, calibration, mvm, solve, training or logbook "
-                   "(default: bench)")
+    p.add_argument("--tab", metavar="NAME", help="bench, array, calibration, mvm, solve, training, logbook "
+                   "or queue (default: bench)")
     p.set_defaults(handler=cmd_gui)
 
 
@@ -261,6 +262,7 @@ def add_experiments(sub: Any) -> None:
 #: one function per command, each registering its parser on the subcommands
 COMMANDS: tuple[Callable[[Any], None], ...] = (
     add_demo, add_station, add_sim, add_log, add_run, add_gui, add_replay, add_experiments,
+    add_sweep_commands,  # sweep, queue (Dask)
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class XbarlabError(Exception):
     """Base class of every error raised on purpose by xbarlab."""
@@ -32,9 +34,17 @@ class SafetyLimitError(XbarlabError):
         self.limit = limit
         self.value = value
         self.allowed = allowed
+        shown = f"{value:g}"
+        if math.isfinite(value) and float(shown) != value:
+            shown = repr(float(value))  # e.g. 9.999999999999999e-09 s, not "1e-08", beside a 1e-08 s limit
         super().__init__(
-            f"{instrument}: {limit} = {value:g} is outside the safe limit {allowed}; nothing was sent"
+            f"{instrument}: {limit} = {shown} is outside the safe limit {allowed}; nothing was sent"
         )
+
+
+class SafetyAccessError(XbarlabError, AttributeError):
+    """A name that is not a checked operation or a read-only query of the safety layer was asked for
+    (a raw command, transport, driver, private member) or an attribute was assigned. Nothing was sent."""
 
 
 class TransportError(XbarlabError):

@@ -117,10 +117,15 @@ class LabSession:
     ) -> Any:
         """Run one experiment as a logged run; its status is completed, aborted, interrupted or failed.
 
-        Parameters are validated before anything is logged or sent (ConfigError).
+        Parameters are validated before anything is logged or sent (ConfigError): their types and
+        ranges, then the same check against the station (limits, instruments) a campaign runs up front.
         """
         cls = experiment_class(experiment)
         exp = cls(self.station, params, progress=progress, abort=abort)
+        problems = cls.check(exp.params, self.config, f"{cls.kind or cls.__name__}.params")
+        if problems:
+            raise ConfigError(f"{cls.kind}: invalid parameters for this station:\n"
+                              + "\n".join(f"  - {p}" for p in problems))
         with self._lock:
             self._runs += 1
             rid = run_id or f"{cls.kind}-{self._runs}@{self.session_id}"

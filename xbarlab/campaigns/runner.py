@@ -143,13 +143,33 @@ class CampaignRunner:
             done = completed_steps(LogReader.from_book(book))
             restored = checkpoint.load(station.sim, self.sim_state_path,
                                        [s.step_id for s in self.campaign.steps if s.step_id in done])
-        session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored})
+        faults = {name: str(emu.faults.entropy) for name, emu in station.sim.emulators.items()} \
+            if station.sim is not None else {}
+        session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored,
+                                       "sim_fault_entropy": faults})
         if self.on_session is not None:
             self.on_session(station)
         session.finish("completed")
         sink.run = None
         sink.outside = book.outside_runs(session_id)  # traffic between steps and closing (outputs off) is kept
         return station, session_id
+
+    def _check_sim_state(self, done: set[str]) -> None:
+        """Before anything is logged: the simulator checkpoint a resume would restore must load.
+
+        It is restored into a throwaway bench built from the station, so a damaged, foreign or
+        old (pickle) checkpoint stops the resume with one line and appends nothing to the log.
+        """
+        config = parse_station(self.campaign.station.text, self.campaign.station.source)
+        if config.sim is None or not self.sim_state_path.exists():
+            return
+        from xbarlab.sim.bench import SimBench
+
+        bench = SimBench.from_station(config)
+        try:
+            checkpoint.load(bench, self.sim_state_path, [s.step_id for s in self.campaign.steps if s.step_id in done])
+        finally:
+            bench.close()
 
     @staticmethod
     def _close_station(station: Station, sink: RunSink) -> None:
@@ -170,6 +190,11 @@ class CampaignRunner:
         if self.resume:
             book = Logbook.open_append(self.log_path)
             done = completed_steps(LogReader.from_book(book))
+            try:
+                self._check_sim_state(done)
+            except BaseException:
+                book.close()
+                raise
         else:
             book = Logbook.create(self.log_path, overwrite=self.overwrite)
             self.sim_state_path.unlink(missing_ok=True)
@@ -241,6 +266,11 @@ class CampaignRunner:
             run.finish("failed", error=str(exc))
             return StepOutcome(step, run_id, "retry", error=str(exc))
         except InstrumentError as exc:
+            if isinstance(exc.__context__, RECOVERABLE):
+                # raised while cleaning up after a link fault or a reset (e.g. switching the output off):
+                # the fault is the cause; re-initialise and repeat
+                run.finish("failed", error=f"{exc.__context__} (then, while cleaning up: {exc})")
+                return StepOutcome(step, run_id, "retry", error=str(exc.__context__))
             if exc.code == Err.NOT_CONFIGURED:  # the board reset itself: re-initialise and repeat
                 run.finish("failed", error=str(exc))
                 return StepOutcome(step, run_id, "retry", error=str(exc))

@@ -73,6 +73,15 @@ class BoardReading:
         return bool(self.saturated.any())
 
 
+def _ternary(trains: np.ndarray) -> bool:
+    """Every entry is -1, 0 or +1 (two reductions for integer trains, the usual case)."""
+    if trains.size == 0:
+        return True
+    if np.issubdtype(trains.dtype, np.integer):
+        return bool(trains.min() >= -1 and trains.max() <= 1)
+    return bool(np.isin(trains, (-1, 0, 1)).all())
+
+
 class CrossbarBoard(CrossbarArray):
     """The crossbar test board over a :class:`ByteTransport` (serial port or emulator).
 
@@ -530,7 +539,7 @@ class CrossbarBoard(CrossbarArray):
         if slots < 1:
             raise ValueError(f"{self.name}: outer-product trains need at least one slot")
         for what, t in (("row", rt), ("column", ct)):
-            if not np.isin(t, (-1, 0, 1)).all():
+            if not _ternary(t):
                 raise ValueError(f"{self.name}: {what} trains must hold only -1, 0, +1")
         amp = float(self._amplitudes(np.array([self._finite(amplitude, "amplitude (V)")]), "OUTER_PRODUCT")[0])
         ns = int(self._widths_ns(np.array([self._finite(width, "width (s)")]), "OUTER_PRODUCT")[0])
@@ -584,6 +593,14 @@ class CrossbarBoard(CrossbarArray):
         reply, _ = self._exchange(Op.CLOSED_LOOP_EIGEN, bp.pack_closed_loop_eigen(block, g),
                                   bp.closed_loop_reply_size(block.n))
         return self._closed_loop_reply(reply, block.n)
+
+    def closed_loop_info(self) -> bp.ClosedLoopInfo:
+        """CLOSED_LOOP_INFO: the feedback circuit's output rail (V; the outputs drive the array) and g_in (S)."""
+        payload, _ = self._exchange(Op.CLOSED_LOOP_INFO, expect=8)
+        try:
+            return bp.ClosedLoopInfo.unpack(payload)
+        except bp.PayloadError as exc:
+            raise self._fail(f"malformed CLOSED_LOOP_INFO reply: {exc}") from None
 
     def _closed_loop_reply(self, payload: bytes, n: int) -> bp.ClosedLoopReply:
         try:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
+from xbarlab.drivers import replies
+from xbarlab.drivers.scpi import ScpiInstrument
 from xbarlab.drivers.transport import MessageTransport
-from xbarlab.errors import ProtocolError
+from xbarlab.errors import InstrumentError, ProtocolError
 from xbarlab.instruments.interfaces import SourceMeter, SweepResult
 
 BUFFER_POINTS = 2500  # trace buffer size of the 2400 series
@@ -17,14 +18,18 @@ class Keithley2400(ScpiInstrument, SourceMeter):
 
     def __init__(self, transport: MessageTransport, name: str = "smu") -> None:
         ScpiInstrument.__init__(self, transport, name)
+        self._source: tuple[str, float, float] | None = None  # (VOLT|CURR, level, compliance) as set
 
     def identify(self) -> str:
-        return self.query("*IDN?")
+        return self.query_stable("*IDN?")
 
     def reset(self) -> None:
         self.configure("*RST", "*CLS", ":FORM:ELEM VOLT,CURR")
+        self._source = None
+        self._set_output_flag(False)
 
     def source_voltage(self, level: float, compliance_current: float) -> None:
+        self._source = ("VOLT", float(f"{level:.6g}"), float(f"{compliance_current:.6g}"))
         self.configure(
             ":SOUR:FUNC VOLT",
             ":SOUR:VOLT:MODE FIX",
@@ -35,6 +40,7 @@ class Keithley2400(ScpiInstrument, SourceMeter):
         )
 
     def source_current(self, level: float, compliance_voltage: float) -> None:
+        self._source = ("CURR", float(f"{level:.6g}"), float(f"{compliance_voltage:.6g}"))
         self.configure(
             ":SOUR:FUNC CURR",
             f":SENS:VOLT:PROT {compliance_voltage:.6g}",
@@ -46,29 +52,57 @@ class Keithley2400(ScpiInstrument, SourceMeter):
         self.configure(f":SENS:CURR:NPLC {nplc:.6g}")
 
     def set_output(self, enabled: bool) -> None:
+        self._set_output_flag(enabled)
         self.configure(f":OUTP {'ON' if enabled else 'OFF'}")
 
     def output_enabled(self) -> bool:
-        return self.query(":OUTP?") == "1"
+        return self.query_flag(":OUTP?")
 
-    def _read(self) -> tuple[float, float]:
-        values = parse_floats(self.query(":READ?"), ":READ?")
-        if values.size != 2:
-            raise ProtocolError(f"{self.name}: expected VOLT,CURR from :READ?, got {values.size} values")
-        return float(values[0]), float(values[1])
+    def _pair(self, text: str) -> tuple[float, float]:
+        """One VOLT,CURR reading, checked against the source settings the host asked for."""
+        v, i = replies.numbers(text, self.name, ":READ?", count=2)
+        if self._source is not None and self._output_expected:
+            func, level, limit = self._source
+            sourced, measured = (v, i) if func == "VOLT" else (i, v)
+            at_limit = abs(measured) >= limit * (1 - 1e-3)
+            if abs(measured) > limit * 1.01 + (self.CURRENT_FLOOR if func == "VOLT" else self.VOLTAGE_FLOOR):
+                raise ProtocolError(f"{self.name}: reading {measured:.6g} beyond the compliance {limit:.6g} set")
+            if not at_limit and abs(sourced - level) > 1e-3 * abs(level) + (
+                    self.VOLTAGE_FLOOR if func == "VOLT" else self.CURRENT_FLOOR):
+                raise replies.SettingMismatch(f"{self.name}: sourcing {sourced:.6g} instead of the {level:.6g} set")
+        return v, i
+
+    def _readings(self, count: int) -> list[tuple[float, float]]:
+        command = ";".join([":READ?"] * count + [":OUTP?"])
+        parts = self.query(command).split(";")
+        if len(parts) != count + 1:
+            raise ProtocolError(f"{self.name}: expected {count + 1} replies to {command}, got {len(parts)}")
+        self._check_output(parts[-1], ":OUTP?")
+        replies.same_format(",".join(parts[:-1]).split(","), self.name, ":READ?")
+        return [self._pair(p) for p in parts[:-1]]
+
+    def _read(self, index: int) -> float:
+        """Element ``index`` (0 VOLT, 1 CURR) of a reading confirmed by a second one taken in the same line."""
+        if not replies.confirming():
+            return self._pair(self.query(":READ?"))[index]
+        floor = self.VOLTAGE_FLOOR if index == 0 else self.CURRENT_FLOOR
+        a, b = replies.repeat(lambda: self._readings(2))
+        return replies.confirmed(a[index], b[index], lambda: replies.repeat(lambda: self._readings(1))[0][index],
+                                 floor, self.name, ":READ?")
 
     def measure_current(self) -> float:
-        return self._read()[1]
+        return self._read(1)
 
     def measure_voltage(self) -> float:
-        return self._read()[0]
+        return self._read(0)
 
     def compliance_tripped(self) -> bool:
-        return self.query(":SENS:CURR:PROT:TRIP?") == "1"
+        return self.query_flag(":SENS:CURR:PROT:TRIP?")
 
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if not 2 <= points <= BUFFER_POINTS:
             raise ValueError(f"{self.name}: a 2400 sweep holds 2 to {BUFFER_POINTS} points, got {points}")
+        self._source = None  # the sweep leaves the source level where it ended
         self.configure(
             ":SOUR:FUNC VOLT",
             f":SENS:CURR:PROT {compliance_current:.6g}",
@@ -86,11 +120,23 @@ class Keithley2400(ScpiInstrument, SourceMeter):
             ":TRAC:FEED:CONT NEXT",
         )
         self.write(":INIT")
-        self.query("*OPC?")
-        data = parse_floats(self.query(":TRAC:DATA?"), ":TRAC:DATA?")
+        try:
+            self.query_flag("*OPC?")
+            if replies.confirming():
+                self.check_errors()
+        except InstrumentError as exc:
+            if exc.code == 803:  # INIT found the output off in fixed mode: the sweep mode set above was lost
+                raise replies.InstrumentResetDetected(
+                    f"{self.name}: the sweep set-up was lost before :INIT ({exc}): the instrument reset itself"
+                ) from None
+            raise
+        data = self.query_stored(":TRAC:DATA?", 2 * points, replies.sweep_point_check(
+            float(f"{start:.6g}"), float(f"{stop:.6g}"), points, compliance_current, voltage_every=2))
         self.configure(":SOUR:VOLT:MODE FIX")
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")
         pairs = data.reshape(points, 2)
+        replies.check_sweep(self.name, pairs[:, 0], pairs[:, 1], float(f"{start:.6g}"), float(f"{stop:.6g}"), points,
+                            compliance_current)
         return SweepResult(voltage=pairs[:, 0], current=pairs[:, 1],
                            compliance=np.abs(pairs[:, 1]) >= compliance_current * (1 - 1e-3))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
+from xbarlab.drivers import replies
+from xbarlab.drivers.scpi import ScpiInstrument
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ConfigError, ProtocolError
 from xbarlab.instruments.interfaces import SourceMeter, SweepResult
@@ -18,13 +19,14 @@ class Keithley2450(ScpiInstrument, SourceMeter):
         self._compliance = 0.0
 
     def identify(self) -> str:
-        lang = self.query("*LANG?")
+        lang = self.query_stable("*LANG?")
         if lang.upper() != "SCPI":
             raise ConfigError(f"{self.name}: the 2450 is in {lang} mode; set it to SCPI (menu System > Settings)")
-        return self.query("*IDN?")
+        return self.query_stable("*IDN?")
 
     def reset(self) -> None:
         self.configure("*RST", "*CLS")
+        self._set_output_flag(False)
 
     def source_voltage(self, level: float, compliance_current: float) -> None:
         self._compliance = compliance_current
@@ -39,19 +41,20 @@ class Keithley2450(ScpiInstrument, SourceMeter):
         self.configure(f":SENS:CURR:NPLC {nplc:.6g}")
 
     def set_output(self, enabled: bool) -> None:
+        self._set_output_flag(enabled)
         self.configure(f":OUTP {'ON' if enabled else 'OFF'}")
 
     def output_enabled(self) -> bool:
-        return self.query(":OUTP?") == "1"
+        return self.query_flag(":OUTP?")
 
     def measure_current(self) -> float:
-        return self.query_float(':READ? "defbuffer1"')
+        return self.measure_confirmed(':READ? "defbuffer1"', ":OUTP?", self.CURRENT_FLOOR)
 
     def measure_voltage(self) -> float:
-        return self.query_float(":MEAS:VOLT?")
+        return self.measure_confirmed(":MEAS:VOLT?", ":OUTP?", self.VOLTAGE_FLOOR)
 
     def compliance_tripped(self) -> bool:
-        return self.query(":SOUR:VOLT:ILIM:TRIP?") == "1"
+        return self.query_flag(":SOUR:VOLT:ILIM:TRIP?")
 
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if points < 2:
@@ -60,9 +63,22 @@ class Keithley2450(ScpiInstrument, SourceMeter):
                        ":TRAC:CLE", f":SOUR:SWE:VOLT:LIN {start:.6g},{stop:.6g},{points},0")
         self.write(":INIT")
         self.write("*WAI")
-        data = parse_floats(self.query(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ'), ":TRAC:DATA?")
+        self._set_output_flag(False)  # the output state after a sweep is the sweep's, not the host's
+        if replies.confirming():
+            def held() -> None:
+                n = replies.numbers(self.query(":TRAC:ACT?"), self.name, ":TRAC:ACT?", count=1)[0]
+                if n != points:
+                    raise replies.SettingMismatch(f"{self.name}: the buffer holds {n:g} of the {points} sweep "
+                                                  "readings")
+
+            replies.repeat(held)  # wrong in every repeat: the sweep set-up was lost (the instrument reset itself)
+        data = self.query_stored(f':TRAC:DATA? 1,{points},"defbuffer1",SOUR,READ', 2 * points,
+                                 replies.sweep_point_check(float(f"{start:.6g}"), float(f"{stop:.6g}"), points,
+                                                           compliance_current, voltage_every=2))
         if data.size != 2 * points:
             raise ProtocolError(f"{self.name}: sweep returned {data.size // 2} of {points} points")
         pairs = data.reshape(points, 2)
+        replies.check_sweep(self.name, pairs[:, 0], pairs[:, 1], float(f"{start:.6g}"), float(f"{stop:.6g}"), points,
+                            compliance_current)
         return SweepResult(voltage=pairs[:, 0], current=pairs[:, 1],
                            compliance=np.abs(pairs[:, 1]) >= compliance_current * (1 - 1e-3))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from xbarlab.drivers.scpi import ScpiInstrument, parse_floats
+from xbarlab.drivers import replies
+from xbarlab.drivers.scpi import ScpiInstrument
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ProtocolError
 from xbarlab.instruments.interfaces import SourceMeter, SweepResult
@@ -26,10 +27,11 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
         return self.channel
 
     def identify(self) -> str:
-        return self.query("*IDN?")
+        return self.query_stable("*IDN?")
 
     def reset(self) -> None:
         self.configure("*RST", "*CLS")
+        self._set_output_flag(False)
 
     def source_voltage(self, level: float, compliance_current: float) -> None:
         c = self._ch
@@ -45,19 +47,20 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
         self.configure(f":SENS{self._ch}:CURR:NPLC {nplc:.6g}")
 
     def set_output(self, enabled: bool) -> None:
+        self._set_output_flag(enabled)
         self.configure(f":OUTP{self._ch} {'ON' if enabled else 'OFF'}")
 
     def output_enabled(self) -> bool:
-        return self.query(f":OUTP{self._ch}?") == "1"
+        return self.query_flag(f":OUTP{self._ch}?")
 
     def measure_current(self) -> float:
-        return self.query_float(f":MEAS:CURR? (@{self._ch})")
+        return self.measure_confirmed(f":MEAS:CURR? (@{self._ch})", f":OUTP{self._ch}?", self.CURRENT_FLOOR)
 
     def measure_voltage(self) -> float:
-        return self.query_float(f":MEAS:VOLT? (@{self._ch})")
+        return self.measure_confirmed(f":MEAS:VOLT? (@{self._ch})", f":OUTP{self._ch}?", self.VOLTAGE_FLOOR)
 
     def compliance_tripped(self) -> bool:
-        return self.query(f":SENS{self._ch}:CURR:PROT:TRIP?") == "1"
+        return self.query_flag(f":SENS{self._ch}:CURR:PROT:TRIP?")
 
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if not 2 <= points <= MAX_POINTS:
@@ -68,10 +71,14 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
                        f":SOUR{c}:VOLT:STOP {stop:.6g}", f":SOUR{c}:VOLT:POIN {points}",
                        f":TRIG{c}:SOUR AINT", f":TRIG{c}:COUN {points}")
         self.write(f":INIT (@{c})")
-        current = parse_floats(self.query(f":FETC:ARR:CURR? (@{c})"), ":FETC:ARR:CURR?")
-        voltage = parse_floats(self.query(f":FETC:ARR:VOLT? (@{c})"), ":FETC:ARR:VOLT?")
+        s0, s1 = float(f"{start:.6g}"), float(f"{stop:.6g}")
+        current = self.query_stored(f":FETC:ARR:CURR? (@{c})", points,
+                                    replies.sweep_point_check(s0, s1, points, compliance_current))
+        voltage = self.query_stored(f":FETC:ARR:VOLT? (@{c})", points,
+                                    replies.sweep_point_check(s0, s1, points, compliance_current, voltage_every=-1))
         self.configure(f":SOUR{c}:VOLT:MODE FIX")
         if current.size != points or voltage.size != points:
             raise ProtocolError(f"{self.name}: sweep returned {current.size} of {points} points")
+        replies.check_sweep(self.name, voltage, current, s0, s1, points, compliance_current)
         return SweepResult(voltage=voltage, current=current,
                            compliance=np.abs(current) >= compliance_current * (1 - 1e-3))

@@ -87,6 +87,9 @@ class VisaTransport(MessageTransport):
         try:
             resource.read_termination = "\n"
             resource.write_termination = "\n"
+            # every byte decodes: a corrupted (non-ASCII) reply reaches the driver's validation and
+            # the transcript as it arrived, instead of a UnicodeDecodeError from inside pyvisa
+            resource.encoding = "latin-1"
         except AttributeError:  # pragma: no cover - exotic resources
             pass
 

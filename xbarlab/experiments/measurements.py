@@ -49,6 +49,7 @@ class IVSweep(Experiment):
         Param("points", int, 21, min=2, max=2500, help="number of points"),
         Param("compliance", float, 100e-6, "A", "current compliance", min=1e-12),
         Param("nplc", float, 1.0, "PLC", "integration time", min=0.01, max=10.0),
+        Param("return_sweep", bool, False, help="also sweep back from stop to start (hysteresis loop)"),
     )
 
     @classmethod
@@ -82,7 +83,8 @@ class IVSweep(Experiment):
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
         per_point = params["nplc"] / _LINE_FREQUENCY + _SMU_OVERHEAD
-        return Estimate(operations=params["points"], instrument_time=params["points"] * per_point)
+        points = params["points"] * (2 if params.get("return_sweep") else 1)
+        return Estimate(operations=points, instrument_time=points * per_point)
 
     def execute(self) -> IVResult:
         p = self.params
@@ -95,20 +97,27 @@ class IVSweep(Experiment):
         board.route_smu(port, p["row"], p["col"])
         try:
             smu.set_nplc(p["nplc"])
-            sweep = smu.sweep_voltage(p["start"], p["stop"], p["points"], p["compliance"])
+            sweeps = [smu.sweep_voltage(p["start"], p["stop"], p["points"], p["compliance"])]
+            if p["return_sweep"]:  # up and back: the same staircase reversed, the cell still routed
+                self.checkpoint()
+                sweeps.append(smu.sweep_voltage(p["stop"], p["start"], p["points"], p["compliance"]))
         finally:
             smu.set_output(False)
             board.unroute_smu(port)
-        v = np.asarray(sweep.voltage, dtype=float)
-        i = np.asarray(sweep.current, dtype=float)
-        comp = np.asarray(sweep.compliance, dtype=bool)
-        if comp.size != v.size:
-            comp = np.zeros(v.size, dtype=bool)
+        v = np.concatenate([np.asarray(sw.voltage, dtype=float) for sw in sweeps])
+        i = np.concatenate([np.asarray(sw.current, dtype=float) for sw in sweeps])
+        comp = np.concatenate([_compliance(sw) for sw in sweeps])
         stream = self.recorder.stream("iv", columns=["voltage", "current", "compliance"], units=["V", "A", "1"])
         stream.append(np.column_stack([v, i, comp.astype(float)]))
         self.commit("iv", cell=[p["row"], p["col"]], smu=name, points=int(v.size))
         self.report(1, 1, "done")
         return IVResult((p["row"], p["col"]), v, i, comp)
+
+
+def _compliance(sweep: Any) -> np.ndarray:
+    """Per-point compliance flags of a sweep (all False when the instrument reports none)."""
+    comp = np.asarray(sweep.compliance, dtype=bool)
+    return comp if comp.size == np.asarray(sweep.voltage).size else np.zeros(np.asarray(sweep.voltage).size, bool)
 
 
 def _array_shape(station_config: Any) -> tuple[int, int]:

@@ -214,16 +214,30 @@ class MvmExperiment(Experiment):
         if v_top > board_limit(board, "max_mvm_voltage", v_top):
             raise ConfigError(f"mvm: input range {v_top:g} V exceeds the board's max_mvm_voltage")
 
+        # progress: one unit per cell settled by write-verify, then one per input vector (a stable total)
+        sizes = [int(s) for s in p["sizes"]] or [0]
+        dirs = ["forward", "transpose"] if p["direction"] == "both" else [p["direction"]]
+        combos = [(v, s, d) for v in v_list for s in sizes for d in dirs]
+        cells = n_in * mapping.columns(n_out)
+        self._total = cells + len(combos) * p["vectors"]
+        settled = 0
+
+        def wv_progress(rnd: int, active: int) -> None:
+            nonlocal settled
+            settled = max(settled, cells - active)
+            self.report(settled, self._total, f"write-verify round {rnd}: {settled}/{cells} cells settled",
+                        cells_settled=settled, write_verify_round=rnd)
+
         # 1. program
         self.checkpoint()
-        self.report(0, 3, "programming the matrix (write-verify)")
+        self.report(0, self._total, f"programming the matrix: write-verify of {cells} cells")
         arr_rows = np.arange(region.row0, region.row0 + n_in)
         arr_cols = np.arange(region.col0, region.col0 + mapping.columns(n_out))
         outcome: ProgrammingOutcome = program_weights(
             self.station, board, arr_rows, arr_cols, mapping, w,
             pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
-            checkpoint=self.checkpoint,
+            checkpoint=self.checkpoint, progress=wv_progress,
         )
         correction = defect_correction(mapping, outcome, w) if p["defect_correction"] else None
         # what the operator computes: the programmed weights plus the digital correction of defects
@@ -236,9 +250,9 @@ class MvmExperiment(Experiment):
         self.commit("programmed", **outcome.summary())
 
         # 2. MVMs
-        sizes = [int(s) for s in p["sizes"]] or [0]
-        dirs = ["forward", "transpose"] if p["direction"] == "both" else [p["direction"]]
-        combos = [(v, s, d) for v in v_list for s in sizes for d in dirs]
+        self._units_done = cells
+        self.report(cells, self._total, f"programmed ({outcome.summary().get('yield', float('nan')):.1%} yield); "
+                    "calibrating the read-out")
         stream = self.recorder.stream(
             "mvm_vectors",
             columns=["case", "n_out", "n_in", "v_in", "transpose", "input_magnitude", "rel_error",
@@ -279,8 +293,9 @@ class MvmExperiment(Experiment):
                 case.outputs)
             self.commit(f"case-{k}", n_out=n_o, n_in=n_i, v_in=v_in, direction=direction,
                         median_rel_error=case.median_rel_error, effective_bits=case.effective_bits)
-            self.report(k + 1, len(combos), f"{n_o}x{n_i} at {v_in:g} V {direction}: "
-                        f"median error {case.median_rel_error:.3%}", median_rel_error=case.median_rel_error)
+            self.report(self._units_done, self._total, f"case {k + 1}/{len(combos)}, {n_o}x{n_i} at {v_in:g} V "
+                        f"{direction}: median error {case.median_rel_error:.3%}",
+                        median_rel_error=case.median_rel_error)
         result.mvms = total_mvms
         result.instrument_time = instrument_time(self.station) - t0
         return result
@@ -313,6 +328,10 @@ class MvmExperiment(Experiment):
             errs_p[t] = float(np.linalg.norm(y - ref_p)) / (float(np.linalg.norm(ref_p)) or 1.0)
             out_err.append(y - ref)
             pairs.append(np.column_stack([ref, y]))
+            self._units_done += 1
+            if t < n - 1:  # the last vector is reported with the case's result
+                self.report(self._units_done, self._total,
+                            f"{n_o}x{n_i} {direction} at {v_in:g} V: vector {t + 1}/{n}")
         rmse = np.sqrt(np.mean(np.square(out_err), axis=0))
         return MvmCase(n_o, n_i, v_in, direction, errs, errs_p, mags, rmse, np.concatenate(pairs))
 

@@ -177,6 +177,7 @@ def write_verify(
     reader: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     clock: Callable[[], float] | None = None,
     checkpoint: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ProgrammingOutcome:
     """Program ``targets`` (len(rows) × len(cols), S) into the block ``rows`` × ``cols``.
 
@@ -197,7 +198,8 @@ def write_verify(
     is True are programmed (default: all); the others are read once. ``reader(rows, cols)``
     returns conductances of listed cells (default: whole-array reads, READ_ALL, as a forward
     MVM sees them); ``clock()`` is the instrument time; ``checkpoint`` runs between rounds
-    (abort at a safe point). Failures (stuck, unreachable, out of budget) stay flagged in
+    (abort at a safe point); ``progress(round, cells still active)`` after each round. Failures
+    (stuck, unreachable, out of budget) stay flagged in
     ``within`` and are counted in the outcome.
     """
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
@@ -230,7 +232,7 @@ def write_verify(
         board, rows, cols, targets, tolerance=tolerance, g_lo=lo, g_hi=hi, model=model, reader=read,
         read_voltage=read_voltage, width=pulse.width, max_pulses=max_pulses, max_rounds=max_pulses + 50, accept=accept,
         patience=PATIENCE,
-        v_min=min(0.6, v_max), v_max=v_max, skip=skip, clock=clock, checkpoint=checkpoint,
+        v_min=min(0.6, v_max), v_max=v_max, skip=skip, clock=clock, checkpoint=checkpoint, progress=progress,
     )
     return _outcome(rep)
 
@@ -261,6 +263,7 @@ def program(
     g_hi: float | None = None,
     model: PulseModel | None = None,
     read_cal: ReadCalibration | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ProgrammingOutcome:
     """:func:`write_verify` with the TIA range set for single-cell reads of these targets.
 
@@ -288,7 +291,7 @@ def program(
             reader = cell_reader(CalibratedBoard(board, read_cal, read_v, fs_set), read_v)
         out = write_verify(board, rows, cols, targets, pulse=pulse, tolerance=tolerance, read_voltage=read_v,
                            g_lo=g_lo, g_hi=g_hi, model=model, active=active, reader=reader,
-                           clock=sim_clock(station), checkpoint=checkpoint)
+                           clock=sim_clock(station), checkpoint=checkpoint, progress=progress)
     out.read_cal = read_cal if absolute else None
     return out
 
@@ -306,6 +309,7 @@ def program_weights(
     centered: bool = False,
     checkpoint: Callable[[], None] | None = None,
     absolute: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ProgrammingOutcome:
     """Program W (n_out × n_in) into ``rows`` × ``cols`` with ``mapping``; repair differential pairs.
 
@@ -313,12 +317,13 @@ def program_weights(
     range) keeps its weight if the partner can follow: the failed device's actual conductance
     is read at the widest TIA range and the partner is re-targeted to g_failed ∓ Δg (defect-
     aware mapping). Pairs where both devices fail, or where the partner cannot reach its new
-    target, stay flagged in ``within``. ``tolerance`` in S; ``absolute``: see :func:`program`.
+    target, stay flagged in ``within``. ``tolerance`` in S; ``absolute``: see :func:`program`;
+    ``progress(round, cells still active)`` after each write-verify round (both passes).
     """
     targets = mapping.to_conductance(weights, centered=centered)
     window = {"g_lo": mapping.g_min, "g_hi": mapping.g_max}
     out = program(station, board, rows, cols, targets, pulse=pulse, tolerance=tolerance, checkpoint=checkpoint,
-                  absolute=absolute, **window)
+                  absolute=absolute, progress=progress, **window)
     if out.within.all():
         return out
     read_v, _ = station_defaults(station)
@@ -344,14 +349,20 @@ def program_weights(
         return out
     final_targets = np.where(fix, new, targets)
     second = program(station, board, rows, cols, final_targets, pulse=pulse, tolerance=tolerance,
-                     checkpoint=checkpoint, active=fix, absolute=absolute, read_cal=out.read_cal, **window)
-    within = np.where(fix, second.within, out.within)
-    # a repaired pair counts as good for both devices: its weight is right
-    failed_partner = fix & ~second.within
-    pair_ok = (fix[:, 0::2] | fix[:, 1::2]) & ~(failed_partner[:, 0::2] | failed_partner[:, 1::2])
+                     checkpoint=checkpoint, active=fix, absolute=absolute, read_cal=out.read_cal, progress=progress,
+                     **window)
+    # yields from the final read of every cell after the last pulse (second.achieved: the repaired cells'
+    # verify read, every other cell read once at the end), never from the first pass's verification: a
+    # cell that died while its neighbours were repaired is reported failed
+    within = np.abs(second.achieved - final_targets) <= tolerance
+    wide = read_wide()  # failed cells may sit beyond the window's TIA range
+    achieved = np.where(within, second.achieved, wide)
+    # a repaired pair counts as good for both devices when its weight (the difference) is right within
+    # the two devices' tolerances
+    repaired = fix[:, 0::2] | fix[:, 1::2]
+    pair_ok = repaired & (np.abs((achieved[:, 0::2] - achieved[:, 1::2]) - delta) <= 2 * tolerance)
     within[:, 0::2] |= pair_ok
     within[:, 1::2] |= pair_ok
-    achieved = np.where(within, second.achieved, read_wide())
     return ProgrammingOutcome(final_targets, achieved, within, out.tolerance, out.rounds + second.rounds,
                               out.pulses + second.pulses, int(pair_ok.sum()), out.stuck + second.stuck,
                               out.unreachable + second.unreachable, out.budget_spent + second.budget_spent,

@@ -1,4 +1,4 @@
-"""The main window: tabs, an always-visible Abort, a status bar; settings persist with QSettings."""
+"""The main window: tabs, an always-visible Abort (Esc), a status bar; settings persist with QSettings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from PyQt5.QtCore import QSettings, Qt, QTimer
-from PyQt5.QtGui import QCloseEvent
-from PyQt5.QtWidgets import QLabel, QMainWindow, QMessageBox, QPushButton, QTabWidget, QToolBar
+from PyQt5.QtGui import QCloseEvent, QKeySequence
+from PyQt5.QtWidgets import QLabel, QMainWindow, QMenu, QMessageBox, QPushButton, QShortcut, QTabWidget, QToolBar
 
 from xbarlab import __version__
 from xbarlab.gui.array import ArrayTab
@@ -17,10 +17,12 @@ from xbarlab.gui.calibration import CalibrationTab
 from xbarlab.gui.controller import BenchController
 from xbarlab.gui.logbook import LogbookTab
 from xbarlab.gui.mvm import MvmTab
+from xbarlab.gui.queue import QueueTab
 from xbarlab.gui.solve import SolveTab
 from xbarlab.gui.training import TrainingTab
+from xbarlab.gui.widgets import ElidedLabel
 
-TABS = ("bench", "array", "calibration", "mvm", "solve", "training", "logbook")
+TABS = ("bench", "array", "calibration", "mvm", "solve", "training", "logbook", "queue")
 
 
 class MainWindow(QMainWindow):
@@ -35,31 +37,43 @@ class MainWindow(QMainWindow):
         self.controller = BenchController(self)
 
         self.tabs = QTabWidget()
-        self.bench = BenchTab(self.controller, station, folder)
+        self.bench = BenchTab(self.controller, station, folder, self.settings)
         self.array = ArrayTab(self.controller)
         self.calibration = CalibrationTab(self.controller)
         self.mvm = MvmTab(self.controller)
         self.solve = SolveTab(self.controller)
         self.training = TrainingTab(self.controller)
         self.logbook = LogbookTab(self.controller, folder)
+        self.queue = QueueTab(self.controller, lambda text: self.confirm(text))
         for name, tab in zip(TABS, (self.bench, self.array, self.calibration, self.mvm, self.solve,
-                                    self.training, self.logbook), strict=True):
+                                    self.training, self.logbook, self.queue), strict=True):
             self.tabs.addTab(tab, name.capitalize() if name != "mvm" else "MVM")
         self.setCentralWidget(self.tabs)
 
+        # the Abort bar cannot be hidden, moved or floated (no toolbar context menu: createPopupMenu)
         bar = QToolBar("Safety")
         bar.setMovable(False)
-        self.abort_button = QPushButton("ABORT — outputs off")
+        bar.setFloatable(False)
+        bar.toggleViewAction().setEnabled(False)
+        bar.toggleViewAction().setVisible(False)
+        bar.setContextMenuPolicy(Qt.PreventContextMenu)
+        self.abort_button = QPushButton("ABORT — outputs off   [Esc]")
+        self.abort_button.setToolTip("stop the running experiment at its next safe point, every output off (Esc)")
         self.abort_button.setStyleSheet("QPushButton { background: #c62828; color: white; font-weight: bold; "
                                         "padding: 6px 18px; }")
         self.abort_button.clicked.connect(self.controller.abort)
         bar.addWidget(self.abort_button)
         self.addToolBar(Qt.TopToolBarArea, bar)
+        self.safety_bar = bar
+        self.abort_shortcut = QShortcut(QKeySequence(Qt.Key_Escape), self)
+        self.abort_shortcut.setContext(Qt.ApplicationShortcut)
+        self.abort_shortcut.activated.connect(self.controller.abort)
 
         self.conn_label = QLabel("not connected")
         self.clock_label = QLabel("sim clock: -")
-        self.log_label = QLabel("log: -")
-        self.msg_label = QLabel("")
+        self.log_label = ElidedLabel("log: -", min_width=380)
+        self.log_label.setFixedWidth(380)  # a long log path is elided in the middle, never widens the window
+        self.msg_label = ElidedLabel("", mode=Qt.ElideRight)
         sb = self.statusBar()
         for w in (self.conn_label, self.clock_label, self.log_label):
             sb.addPermanentWidget(w)
@@ -73,13 +87,14 @@ class MainWindow(QMainWindow):
         c.busy_changed.connect(self._on_busy)
         c.run_failed.connect(lambda kind, msg, aborted: self.msg_label.setText(
             f"{kind} {'aborted at a safe point (outputs off)' if aborted else 'failed: ' + msg.splitlines()[0]}"))
+        c.connect_failed.connect(lambda _msg: self._on_disconnected())
         c.run_finished.connect(lambda kind, _r, rid: self.msg_label.setText(f"{kind} completed (run {rid})"))
         self.tabs.currentChanged.connect(lambda i: self.settings.setValue("tab", i))
         geometry = self.settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1280, 800)
+            self.resize(1280, 720)
         self.tabs.setCurrentIndex(int(self.settings.value("tab", 0) or 0))
         self.clock = QTimer(self)
         self.clock.timeout.connect(self._update_clock)
@@ -93,6 +108,7 @@ class MainWindow(QMainWindow):
         self.conn_label.setText(f"connected: {len(identities)} instruments")
         self.log_label.setText(f"log: {self.controller.log_path}")
         self.settings.setValue("station", self.bench.station_source() or "")
+        self.bench.remember_station()
         self.settings.setValue("log_folder", self.bench.log_edit.text())
         if self.controller.log_path is not None:
             self.logbook.open(self.controller.log_path)
@@ -114,8 +130,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         """A running experiment is aborted at a safe point, outputs go off and the log is closed."""
         self.settings.setValue("geometry", self.saveGeometry())
-        self.controller.disconnect_bench()
+        self.controller.shutdown()
         event.accept()
+
+    def createPopupMenu(self) -> QMenu | None:  # noqa: N802 - Qt override
+        """No toolbar context menu: the Abort bar must not be hidden."""
+        return None
 
     def confirm(self, text: str) -> bool:
         return QMessageBox.question(self, "xbarlab", text) == QMessageBox.Yes

@@ -1,11 +1,14 @@
-"""Bench tab: station file, connect/disconnect, instruments with identity and state, safety limits."""
+"""Bench tab: station file (file dialog, recent stations), connect/disconnect, instruments with identity and
+state, safety limits."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
 
+from PyQt5.QtCore import QSettings, Qt
 from PyQt5.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
@@ -20,18 +23,33 @@ from PyQt5.QtWidgets import (
 
 from xbarlab.errors import XbarlabError
 from xbarlab.gui.controller import BenchController
+from xbarlab.gui.widgets import ElidedLabel
 from xbarlab.instruments.config import load_station
 from xbarlab.instruments.station import embedded_station_path
 
+RECENT = 8  # stations remembered
+COLUMN_MAX = 300  # px; longer identities and addresses are elided (full text in the tooltip)
+EMBEDDED = "(embedded simulated bench)"
+
 
 class BenchTab(QWidget):
-    def __init__(self, controller: BenchController, station: str | None, log_folder: str) -> None:
+    def __init__(self, controller: BenchController, station: str | None, log_folder: str,
+                 settings: QSettings | None = None) -> None:
         super().__init__()
         self.controller = controller
+        self.settings = settings
         self.station_edit = QLineEdit(station or "")
         self.station_edit.setPlaceholderText("embedded simulated bench (leave empty) or a station .toml file")
+        self.station_edit.editingFinished.connect(self._show_config)
         browse = QPushButton("Open station file...")
         browse.clicked.connect(self._browse_station)
+        self.browse_button = browse
+        self.recent = QComboBox()
+        self.recent.setToolTip("recently connected stations")
+        self.recent.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.recent.setMinimumContentsLength(26)
+        self.recent.activated.connect(self._recent_chosen)
+        self._fill_recent()
         self.log_edit = QLineEdit(log_folder)
         browse_log = QPushButton("Log folder...")
         browse_log.clicked.connect(self._browse_log)
@@ -41,12 +59,14 @@ class BenchTab(QWidget):
         self.disconnect_button.clicked.connect(controller.disconnect_bench)
         self.refresh_button = QPushButton("Refresh output states")
         self.refresh_button.clicked.connect(self.refresh_states)
-        self.state = QLabel("not connected")
+        self.state = ElidedLabel("not connected", mode=Qt.ElideMiddle)
 
         row1 = QHBoxLayout()
         row1.addWidget(QLabel("Station:"))
         row1.addWidget(self.station_edit, 1)
         row1.addWidget(browse)
+        row1.addWidget(QLabel("Recent:"))
+        row1.addWidget(self.recent)
         row2 = QHBoxLayout()
         row2.addWidget(QLabel("Logs:"))
         row2.addWidget(self.log_edit, 1)
@@ -59,6 +79,8 @@ class BenchTab(QWidget):
         self.instruments = QTableWidget(0, 5)
         self.instruments.setHorizontalHeaderLabels(["name", "driver", "address", "identity", "state"])
         self.instruments.horizontalHeader().setStretchLastSection(True)
+        self.instruments.setWordWrap(False)
+        self.instruments.setTextElideMode(Qt.ElideMiddle)
         self.limits = QTableWidget(0, 2)
         self.limits.setHorizontalHeaderLabels(["instrument", "safety limits in force"])
         self.limits.horizontalHeader().setStretchLastSection(True)
@@ -77,14 +99,43 @@ class BenchTab(QWidget):
         controller.connected.connect(self._on_connected)
         controller.disconnected.connect(self._on_disconnected)
         controller.busy_changed.connect(self._on_busy)
+        controller.connect_failed.connect(self._on_connect_failed)
         self._show_config()
 
     def station_source(self) -> str | None:
         text = self.station_edit.text().strip()
         return text or None
 
+    def recent_stations(self) -> list[str]:
+        """Recently connected stations, newest first ("" is the embedded simulated bench)."""
+        if self.settings is None:
+            return []
+        value = self.settings.value("recent_stations", []) or []
+        return [str(v) for v in ([value] if isinstance(value, str) else value)][:RECENT]
+
+    def remember_station(self) -> None:
+        if self.settings is None:
+            return
+        src = self.station_source() or ""
+        recent = [src] + [s for s in self.recent_stations() if s != src]
+        self.settings.setValue("recent_stations", recent[:RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent.clear()
+        for src in self.recent_stations():
+            self.recent.addItem(Path(src).name if src else EMBEDDED, src)
+            self.recent.setItemData(self.recent.count() - 1, src or EMBEDDED, Qt.ToolTipRole)
+
+    def _recent_chosen(self, index: int) -> None:
+        src = self.recent.itemData(index)
+        if src is not None:
+            self.station_edit.setText(str(src))
+            self._show_config()
+
     def _browse_station(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Station file", "", "Station files (*.toml)")
+        start = str(Path(self.station_source()).parent) if self.station_source() else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Station file", start, "Station files (*.toml)")
         if path:
             self.station_edit.setText(path)
             self._show_config()
@@ -106,17 +157,20 @@ class BenchTab(QWidget):
             cfg = load_station(src or embedded_station_path("sim"))
         except XbarlabError as exc:
             self.state.setText(f"station file problem: {exc}")
+            self.controller.set_station_config(None)
             return False
+        if self.controller.session is None:
+            self.controller.set_station_config(cfg)
         self.instruments.setRowCount(len(cfg.instruments))
         self.limits.setRowCount(len(cfg.instruments))
         for k, inst in enumerate(cfg.instruments.values()):
             addr = inst.address + (f" (channel {inst.channel})" if inst.channel else "")
             for c, text in enumerate([inst.name, inst.driver, addr, "", "not connected"]):
-                self.instruments.setItem(k, c, QTableWidgetItem(text))
+                self.instruments.setItem(k, c, _item(text))
             limits = ", ".join(f"{key} = {val:g}" for key, val in asdict(inst.limits).items())
             self.limits.setItem(k, 0, QTableWidgetItem(inst.name))
             self.limits.setItem(k, 1, QTableWidgetItem(limits))
-        self.instruments.resizeColumnsToContents()
+        self._fit_columns()
         self.limits.resizeColumnToContents(0)  # the limits column stretches and wraps
         self.limits.resizeRowsToContents()
         return True
@@ -125,15 +179,29 @@ class BenchTab(QWidget):
         self.state.setText(f"connected; logging to {self.controller.log_path}")
         for k in range(self.instruments.rowCount()):
             name = self.instruments.item(k, 0).text()
-            self.instruments.setItem(k, 3, QTableWidgetItem(identities.get(name, "")))
-            self.instruments.setItem(k, 4, QTableWidgetItem("connected"))
-        self.instruments.resizeColumnsToContents()
+            self.instruments.setItem(k, 3, _item(identities.get(name, "")))
+            self.instruments.setItem(k, 4, _item("connected"))
+        self._fit_columns()
         self.refresh_states()
+
+    def _fit_columns(self) -> None:
+        """Columns fit their contents up to COLUMN_MAX px (elided beyond; the full text is the tooltip)."""
+        self.instruments.resizeColumnsToContents()
+        for c in range(self.instruments.columnCount() - 1):
+            self.instruments.setColumnWidth(c, min(self.instruments.columnWidth(c), COLUMN_MAX))
+
+    def _on_connect_failed(self, message: str) -> None:
+        self.state.setText(f"connect failed: {message.splitlines()[0] if message else 'unknown error'}")
+        self.state.setToolTip(message)
+        for k in range(self.instruments.rowCount()):
+            self.instruments.setItem(k, 3, _item(""))
+            self.instruments.setItem(k, 4, _item("not connected"))
 
     def _on_disconnected(self) -> None:
         self.state.setText("disconnected: outputs off, log closed")
         for k in range(self.instruments.rowCount()):
-            self.instruments.setItem(k, 4, QTableWidgetItem("not connected"))
+            self.instruments.setItem(k, 4, _item("not connected"))
+        self._show_config()
 
     def _on_busy(self, busy: bool) -> None:
         self.connect_button.setEnabled(not busy)
@@ -151,10 +219,16 @@ class BenchTab(QWidget):
             smu = session.station.smus.get(name)
             if smu is None:
                 if session.station.board is not None and name == session.station.board.name:
-                    self.instruments.setItem(k, 4, QTableWidgetItem("connected"))
+                    self.instruments.setItem(k, 4, _item("connected"))
                 continue
             try:
                 state = "output ON" if smu.output_enabled() else "output off"
             except XbarlabError as exc:
                 state = f"error: {exc}"
-            self.instruments.setItem(k, 4, QTableWidgetItem(state))
+            self.instruments.setItem(k, 4, _item(state))
+
+
+def _item(text: str) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setToolTip(text)
+    return item

@@ -16,7 +16,7 @@ from PyQt5.QtWidgets import QComboBox, QGridLayout, QLabel, QStackedWidget, QWid
 from xbarlab.experiments.base import STEP_TYPES, Progress
 from xbarlab.gui.controller import BenchController
 from xbarlab.gui.panel import RunPanel, side_panel
-from xbarlab.gui.plots import pen, plot_widget
+from xbarlab.gui.plots import label_axis, pen, plot_widget, with_export
 from xbarlab.logbook import LogReader
 
 PREFERRED = ("write_verify", "read_calibration", "device_fit", "range_map", "forming", "residual_program",
@@ -54,8 +54,10 @@ class CalibrationTab(QWidget):
         lw = side_panel(self.choice, self.stack, self.live, width=400)
         grid = QGridLayout(self)
         grid.addWidget(lw, 0, 0, 2, 1)
-        grid.addWidget(self.main_plot, 0, 1)
-        grid.addWidget(self.hist, 1, 1)
+        self.main_box = with_export(self.main_plot, "calibration result")
+        self.hist_box = with_export(self.hist, "calibration histogram")
+        grid.addWidget(self.main_box, 0, 1)
+        grid.addWidget(self.hist_box, 1, 1)
         grid.setColumnStretch(1, 1)
 
     def select(self, kind: str) -> bool:
@@ -125,8 +127,8 @@ class CalibrationTab(QWidget):
                     fitted.append(v)
             self.main_plot.plot(x, np.asarray(fitted), pen=pen(c, 1.5), name=f"cell {c}: fitted model")
         self.main_plot.setTitle("Pulse response (SET then RESET pulses) and fitted device model")
-        self.main_plot.setLabel("bottom", "pulse number")
-        self.main_plot.setLabel("left", "conductance", units="S")
+        label_axis(self.main_plot, "bottom", "pulse number")
+        label_axis(self.main_plot, "left", "conductance", "S")
 
     def _plot_write_verify(self, streams: dict[str, Any]) -> None:
         t = streams["targets"].data[-1].ravel()
@@ -145,15 +147,15 @@ class CalibrationTab(QWidget):
         lim = (float(np.min(t)), float(np.max(t)))
         self.main_plot.plot(lim, lim, pen=pg.mkPen("#888888", style=2), name="target")
         self.main_plot.setTitle("Write-verify: achieved vs. target conductance")
-        self.main_plot.setLabel("bottom", "target", units="S")
-        self.main_plot.setLabel("left", "achieved", units="S")
+        label_axis(self.main_plot, "bottom", "target", "S")
+        label_axis(self.main_plot, "left", "achieved", "S")
         if "error_histogram" in streams:
             h = streams["error_histogram"].data
             edges, counts = h[:, 0], h[:, 1]
             width = float(np.median(np.diff(edges))) if len(edges) > 1 else 1.0
             self.hist.addItem(pg.BarGraphItem(x0=edges, x1=edges + width, height=counts,
                                               brush=pg.mkBrush(pen(0).color())))
-            self.hist.setLabel("bottom", "error (units of the tolerance)")
+            label_axis(self.hist, "bottom", "error (units of the tolerance)")
         else:
             self._histogram(a - t, "achieved − target", units="S")
 
@@ -171,8 +173,8 @@ class CalibrationTab(QWidget):
                     self.main_plot.plot(x[mask], g[mask], pen=None, symbol="o", symbolSize=4,
                                         symbolBrush=pg.mkBrush(pen(k).color()), name=f"{name}: {label}")
             self.main_plot.setTitle("Pulse response")
-            self.main_plot.setLabel("bottom", "pulse number")
-            self.main_plot.setLabel("left", "conductance", units="S")
+            label_axis(self.main_plot, "bottom", "pulse number")
+            label_axis(self.main_plot, "left", "conductance", "S")
             return
         x_col = 0
         ys = [j for j in range(1, len(cols)) if cols[j] not in ("row", "col", "scale", "factor", "stuck")]
@@ -182,9 +184,9 @@ class CalibrationTab(QWidget):
             self.main_plot.plot(s.data[:, x_col], s.data[:, j], pen=pen(k), symbol="o", symbolSize=5,
                                 name=f"{cols[j]}")
         self.main_plot.setTitle(name.replace("_", " "))
-        self.main_plot.setLabel("bottom", cols[0], units=units[0] if units[0] not in ("", "1") else None)
+        label_axis(self.main_plot, "bottom", cols[0], units[0] if units[0] not in ("", "1") else None)
         if ys:
-            self.main_plot.setLabel("left", ", ".join(cols[j] for j in ys[:3]))
+            label_axis(self.main_plot, "left", ", ".join(cols[j] for j in ys[:3]))
 
     def _histogram(self, values: np.ndarray, label: str, units: str | None = None) -> None:
         values = values[np.isfinite(values)]
@@ -192,4 +194,4 @@ class CalibrationTab(QWidget):
             return
         y, edges = np.histogram(values, bins=40)
         self.hist.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=y, brush=pg.mkBrush(pen(0).color())))
-        self.hist.setLabel("bottom", label, units=units)
+        label_axis(self.hist, "bottom", label, units)

@@ -47,6 +47,9 @@ class BenchController(QObject):
     progress = pyqtSignal(str, object)  # kind, Progress
     run_finished = pyqtSignal(str, object, str)  # kind, result, run id
     run_failed = pyqtSignal(str, str, bool)  # kind, message, aborted
+    connect_failed = pyqtSignal(str)  # message
+    station_changed = pyqtSignal()  # the station configuration (limits) forms check against
+    enqueue = pyqtSignal(object)  # a RunPanel whose current parameters go to the run queue
     message = pyqtSignal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -57,6 +60,12 @@ class BenchController(QObject):
         self._running = False
         self._abort = AbortToken()
         self.station_source: str | None = None
+        self.station_config: Any = None  # StationConfig of the station chosen (or connected)
+        self.current_run_id: str | None = None  # the run being executed, or the last one started
+        self._run_count = 0
+        self._closing = False
+        self._pending: LabSession | None = None  # opened by a connect job, not yet attached
+        self._released: LabSession | None = None  # a pending session closed before it was attached
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -81,26 +90,57 @@ class BenchController(QObject):
         log = folder / f"session-{stamp}.h5"
         self.station_source = station
 
-        def job() -> LabSession:
-            return LabSession.open(station, log, title="xbarlab gui")
+        self._closing = False
 
-        self._start(job, self._on_connected, lambda msg, _ab: self.message.emit(f"connect failed: {msg}"))
+        def job() -> LabSession:
+            session = LabSession.open(station, log, title="xbarlab gui")
+            self._pending = session
+            return session
+
+        self._start(job, self._on_connected, self._on_connect_failed)
+
+    def set_station_config(self, config: Any) -> None:
+        """The station configuration whose limits the parameter forms check against."""
+        self.station_config = config
+        self.station_changed.emit()
 
     def _on_connected(self, session: LabSession) -> None:
+        self._pending = None
+        if session is self._released:  # already closed by disconnect_bench / shutdown
+            return
+        if self._closing:  # the window closed while connecting: release the bench and the log
+            session.close()
+            return
         self.session = session
+        self._run_count = 0
+        self.set_station_config(session.config)
         self.connected.emit(dict(session.station.identities))
+
+    def _on_connect_failed(self, message: str, _aborted: bool) -> None:
+        self.message.emit(f"connect failed: {message.splitlines()[0] if message else ''}")
+        self.connect_failed.emit(message)
 
     def disconnect_bench(self) -> None:
         """Outputs off, links released, log closed (waits for a running experiment to stop)."""
         if self.busy:
             self.abort()
             self.wait_idle(30_000)
+        pending, self._pending = self._pending, None
+        if pending is not None and pending is not self.session:  # a connect finished but was not attached
+            self._closing = True  # its queued "connected" must not attach the closed session
+            self._released = pending
+            pending.close()
         if self.session is not None:
             try:
                 self.session.close()
             finally:
                 self.session = None
                 self.disconnected.emit()
+
+    def shutdown(self) -> None:
+        """For closing the window: abort, wait, release any session (also one a running connect opens)."""
+        self._closing = True
+        self.disconnect_bench()
 
     # -- experiments --------------------------------------------------------------------------------
     def run(self, kind: str | type, params: dict[str, Any], *,
@@ -115,10 +155,14 @@ class BenchController(QObject):
         session = self.session
         self._abort = token = AbortToken()
         name = kind if isinstance(kind, str) else kind.kind
+        self._run_count += 1
+        run_id = f"{name}-{self._run_count}@{session.session_id}"
+        self.current_run_id = run_id
 
         def job() -> tuple[Any, str]:
-            result = session.run(kind, params, progress=lambda p: self.progress.emit(name, p), abort=token)
-            return result, session.last_run_id or ""
+            result = session.run(kind, params, progress=lambda p: self.progress.emit(name, p), abort=token,
+                                 run_id=run_id)
+            return result, run_id
 
         def done(payload: tuple[Any, str]) -> None:
             result, run_id = payload
@@ -131,11 +175,15 @@ class BenchController(QObject):
 
     def abort(self) -> None:
         """Stop the running experiment at its next safe point (outputs off); idle: outputs off now."""
-        if self.busy:
+        if self.busy and self.session is None:
+            self.message.emit("abort: not connected yet (connecting); nothing is running on the bench")
+        elif self.busy:
             self._abort.request()
             self.message.emit("abort requested: stopping at the next safe point")
         elif self.session is not None:
             self.run("safe_state", {})
+        else:
+            self.message.emit("abort: not connected, nothing to stop (no instrument is driven)")
 
     def wait_idle(self, timeout_ms: int = 60_000) -> bool:
         """Block until the worker thread has finished (used when closing; does not process events)."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
+from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from xbarlab.experiments.base import Progress
 from xbarlab.gui.controller import BenchController
 from xbarlab.gui.panel import RunPanel, side_panel
-from xbarlab.gui.plots import pen, plot_widget
+from xbarlab.gui.plots import pen, plot_widget, with_export
 
 
 class SolveTab(QWidget):
@@ -21,9 +23,12 @@ class SolveTab(QWidget):
                                only=("matrix", "n", "condition", "inner", "tol", "max_outer", "seed"))
         self.one_step = RunPanel(controller, "closed_loop_solve", title="One-step closed-loop solve",
                                  overrides={"n": 8, "rhs": 5}, only=("mode", "n", "condition", "rhs", "seed"))
+        self.refine.set_action(self.run)
+        self.refine.queue_start = lambda params: self._keep_previous() or self.refine.start_with(params)
         self.plot = plot_widget("Mixed-precision refinement", "outer iteration", "relative residual ‖b − Ax‖/‖b‖",
-                                log_y=True)
-        self.curve = self.plot.plot([], [], pen=pen(0), symbol="o", symbolSize=6, name="refinement")
+                                log_y=True, integer_x=True)
+        self.curve = self.plot.plot([], [], pen=pen(0), symbol="o", symbolSize=6, name="this run")
+        self.previous: pg.PlotDataItem | None = None  # the last run's curve, grey, once there is one
         self.result = QLabel("")
         self.result.setWordWrap(True)
         self.one_step_result = QLabel("")
@@ -34,7 +39,8 @@ class SolveTab(QWidget):
         lw = side_panel(g1, g2, width=380)
         grid = QGridLayout(self)
         grid.addWidget(lw, 0, 0, 2, 1)
-        grid.addWidget(self.plot, 0, 1)
+        self.plot_box = with_export(self.plot, "refinement residual")
+        grid.addWidget(self.plot_box, 0, 1)
         results = QVBoxLayout()
         results.addWidget(self.result)
         results.addWidget(self.one_step_result)
@@ -47,9 +53,24 @@ class SolveTab(QWidget):
         self.one_step.finished.connect(self._one_step)
 
     def run(self) -> bool:
+        """The Solve button: the last run's curve moves to "previous run" (grey), the new one draws live."""
+        c = self.refine.controller
+        if not self.refine.form.check() or c.session is None or c.busy:
+            return self.refine.start()  # says why it cannot start
+        self._keep_previous()
+        return self.refine.start()
+
+    def _keep_previous(self) -> None:
+        """The last run's curve becomes the grey "previous run"; the live curve starts empty."""
+        x, y = self.curve.getOriginalDataset()
+        if x is not None and len(x):
+            if self.previous is None:
+                self.previous = self.plot.plot([], [], pen=pg.mkPen("#9e9e9e", width=1.5, style=Qt.DashLine),
+                                               symbol="t", symbolSize=5, symbolBrush="#9e9e9e", symbolPen="#9e9e9e",
+                                               name="previous run")
+            self.previous.setData(x, y)
         self._points = []
         self.curve.setData([], [])
-        return self.refine.start()
 
     def _live(self, p: Progress) -> None:
         r = p.values.get("relative_residual")

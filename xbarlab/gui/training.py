@@ -12,7 +12,7 @@ from PyQt5.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
 from xbarlab.experiments.base import Progress
 from xbarlab.gui.controller import BenchController
 from xbarlab.gui.panel import RunPanel, side_panel
-from xbarlab.gui.plots import Heatmap, pen, plot_widget
+from xbarlab.gui.plots import Heatmap, pen, plot_widget, with_export
 
 
 def _preload() -> None:
@@ -33,22 +33,26 @@ class TrainingTab(QWidget):
                               overrides={"epochs": 2, "limit": 150, "hidden": 8},
                               only=("rule", "dataset", "hidden", "epochs", "lr", "lr_decay", "limit", "max_pulses",
                                     "gamma", "seed"))
+        self.panel.set_action(self.run)  # the Train button: baseline first when ticked, then the rule
+        self.panel.queue_start = self._start_queued
         self.baseline = QCheckBox("also train the float baseline first (same data split)")
         self.baseline.setChecked(True)
-        self.acc = plot_widget("Test accuracy", "epoch", "accuracy")
+        self.acc = plot_widget("Test accuracy", "epoch", "accuracy", integer_x=True)
         self.acc.getPlotItem().legend.setOffset((-10, -10))  # bottom right: accuracy curves rise to the top
-        self.loss = plot_widget("Training loss", "epoch", "cross-entropy (nat)")
-        self.pulses = plot_widget("Pulses applied", "epoch", "pulses")
+        self.loss = plot_widget("Training loss", "epoch", "cross-entropy (nat)", integer_x=True)
+        self.pulses = plot_widget("Pulses applied", "epoch", "pulses", integer_x=True)
         self.weights = Heatmap("Conductance of the array after training", "G (µS)", scale=1e6)
         self.info = QLabel("")
         self.info.setWordWrap(True)
         lw = side_panel(self.panel, self.baseline, self.info, width=380)
         grid = QGridLayout(self)
         grid.addWidget(lw, 0, 0, 2, 1)
-        grid.addWidget(self.acc, 0, 1)
-        grid.addWidget(self.loss, 0, 2)
-        grid.addWidget(self.pulses, 1, 1)
-        grid.addWidget(self.weights, 1, 2)
+        self.exports = {}
+        for name, w, r, c in (("accuracy", self.acc, 0, 1), ("loss", self.loss, 0, 2), ("pulses", self.pulses, 1, 1),
+                              ("trained conductance", self.weights, 1, 2)):
+            box = with_export(w, name)
+            self.exports[name] = box.export
+            grid.addWidget(box, r, c)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(2, 1)
         self.curves: dict[str, dict[str, Any]] = {}
@@ -56,10 +60,12 @@ class TrainingTab(QWidget):
         self._pending_rule: str | None = None
         self.panel.progressed.connect(self._live)
         self.panel.finished.connect(self._done)
-        self.map_reader = RunPanel(controller, "array_read", title="read")
+        self.panel.failed.connect(self._failed)
+        self.map_reader = RunPanel(controller, "array_read", title="read", queueable=False)
         self.map_reader.finished.connect(lambda g, _rid: self.weights.set_data(np.asarray(g)))
 
     def run(self) -> bool:
+        """The Train button: the float baseline first when ticked (same split), then the chosen rule."""
         params, problems = self.panel.form.values()
         if problems:
             return self.panel.start()  # shows the problems
@@ -73,13 +79,23 @@ class TrainingTab(QWidget):
         self._pending_rule = None
         return self._start(rule)
 
-    def _start(self, rule: str) -> bool:
+    def _start(self, rule: str, params: dict[str, Any] | None = None) -> bool:
         self._rule = rule
         k = len(self.curves)
         style = {"pen": pen(k), "symbol": "o", "symbolSize": 6, "name": rule}
         self.curves[rule] = {"acc": self.acc.plot([], [], **style), "loss": self.loss.plot([], [], **style),
                              "epochs": [], "test_acc": [], "loss_v": []}
+        if params is not None:
+            return self.panel.start_with({**params, "rule": rule})
         return self.panel.start({"rule": rule})
+
+    def _start_queued(self, params: dict[str, Any]) -> bool:
+        """A queued training run (its parameters as queued; no baseline): fresh curves, then the run."""
+        for w in (self.acc, self.loss, self.pulses):
+            w.clear()
+        self.curves.clear()
+        self._pending_rule = None
+        return self._start(params["rule"], params)
 
     def _live(self, p: Progress) -> None:
         c = self.curves.get(self._rule)
@@ -92,6 +108,10 @@ class TrainingTab(QWidget):
             c["acc"].setData(c["epochs"], c["test_acc"])
             c["loss"].setData(c["epochs"], c["loss_v"])
         self.info.setText(f"{self._rule}: {p.message}")
+
+    def _failed(self, message: str, aborted: bool) -> None:
+        self._pending_rule = None  # an aborted or failed baseline does not start the rule
+        self.info.setText(f"{self._rule}: {'aborted at a safe point' if aborted else 'failed: ' + message}")
 
     def _done(self, result: Any, run_id: str) -> None:
         hist = result.history

@@ -14,10 +14,11 @@ hardware.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from xbarlab.drivers.transport import (
     ByteTransport,
@@ -25,10 +26,18 @@ from xbarlab.drivers.transport import (
     SerialTransport,
     VisaTransport,
 )
-from xbarlab.errors import ConfigError, TransportError, XbarlabError
+from xbarlab.errors import ConfigError, SafetyAccessError, TransportError, XbarlabError
 from xbarlab.instruments.config import InstrumentConfig, StationConfig, load_station, parse_station
 from xbarlab.instruments.interfaces import CrossbarArray, SourceMeter
-from xbarlab.instruments.safety import BoardLimits, SafeCrossbar, SafeSourceMeter, SmuLimits
+from xbarlab.instruments.safety import (
+    BoardLimits,
+    ExpertRawBoard,
+    ExpertRawSmu,
+    SafeCrossbar,
+    SafeSourceMeter,
+    SmuLimits,
+    expert_link,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +57,57 @@ def embedded_station_path(name: str = "sim") -> Path:
 
 
 class Station:
-    """An open bench: safety-wrapped SMUs and crossbar board."""
+    """An open bench: safety-wrapped SMUs and crossbar board.
+
+    It hands out only :class:`SafeSourceMeter` and :class:`SafeCrossbar` objects (never a driver
+    or a transport); ``OPERATIONS`` lists its public members (``tests/test_safety_allowlist.py``
+    fails for any public member not listed there).
+    """
+
+    OPERATIONS: ClassVar[Mapping[str, str]] = MappingProxyType({
+        "open": "opens a bench; every instrument is wrapped in the safety layer",
+        "from_text": "opens a bench from TOML text (as open)",
+        "smus": "query: read-only mapping name -> SafeSourceMeter",
+        "board": "query: the SafeCrossbar, or None",
+        "smu": "query: one SafeSourceMeter",
+        "require_board": "query: the SafeCrossbar",
+        "board_port": "query: board port an SMU is cabled to",
+        "expert_raw": "checked: the expert escape hatch (ExpertRawSmu/ExpertRawBoard: every message parsed and "
+                      "checked)",
+        "config": "query: the frozen StationConfig it was opened from",
+        "identities": "query: identity strings read at open",
+        "sim": "query: the simulated world (None on hardware): physics and emulators, not an instrument link",
+        "sim_time": "query: simulated clock (s)",
+        "wait": "checked: lets time pass with outputs idle (sources nothing)",
+        "safe_state": "checked: outputs off, lines grounded, SMUs unrouted",
+        "close": "checked: safe state, then links released",
+        "OPERATIONS": "query: this table",
+    })
 
     def __init__(self, config: StationConfig) -> None:
         self.config = config
-        self.smus: dict[str, SourceMeter] = {}
-        self.board: CrossbarArray | None = None
-        self.sim: Any = None  # SimBench for simulated stations
-        self.transports: dict[tuple[str, ...], Transport] = {}
+        self._smus: dict[str, SafeSourceMeter] = {}
+        self._board: SafeCrossbar | None = None
+        self.sim: Any = None  # SimBench for simulated stations (the simulated world, not an instrument)
+        self._transports: dict[tuple[str, ...], Transport] = {}
         self.identities: dict[str, str] = {}
         self._closed = False
+        self._sealed = False
+
+    def __setattr__(self, item: str, value: Any) -> None:
+        if not item.startswith("_") and self.__dict__.get("_sealed"):
+            raise SafetyAccessError(f"station: {item!r} is read-only once the station is open")
+        object.__setattr__(self, item, value)
+
+    @property
+    def smus(self) -> Mapping[str, SourceMeter]:
+        """The safety-wrapped SMUs by name (read-only mapping)."""
+        return MappingProxyType(self._smus)
+
+    @property
+    def board(self) -> CrossbarArray | None:
+        """The safety-wrapped crossbar board, or None."""
+        return self._board
 
     # -- opening ------------------------------------------------------------------------
     @classmethod
@@ -96,6 +146,7 @@ class Station:
         except BaseException:
             station.close()
             raise
+        station._sealed = True
         return station
 
     @classmethod
@@ -122,7 +173,7 @@ class Station:
             transport = opener(names, first) if opener is not None else self._open_link(first)
             if wrap is not None:
                 transport = wrap(names, transport)
-            self.transports[names] = transport
+            self._transports[names] = transport
             for inst in members:
                 self._make_driver(inst, transport)
 
@@ -166,10 +217,12 @@ class Station:
             ) from None
         if inst.spec.kind == "smu":
             assert isinstance(inst.limits, SmuLimits)
-            self.smus[inst.name] = SafeSourceMeter(driver, inst.limits)
+            self._smus[inst.name] = SafeSourceMeter(driver, inst.limits)
         else:
             assert isinstance(inst.limits, BoardLimits)
-            self.board = SafeCrossbar(driver, inst.limits)
+            ports = {i.board_port for i in self.config.instruments.values()
+                     if i.spec.kind == "smu" and i.board_port is not None}
+            self._board = SafeCrossbar(driver, inst.limits, cabled_ports=ports)
 
     def _identify_all(self) -> None:
         cfg = self.config
@@ -205,6 +258,18 @@ class Station:
         if self.board is None:
             raise ConfigError(f"{self.config.source}: the station has no crossbar board")
         return self.board
+
+    def expert_raw(self, name: str) -> ExpertRawSmu | ExpertRawBoard:
+        """EXPERT escape hatch: raw SCPI/TSP messages or board requests to instrument ``name``.
+
+        Every message is parsed and every sourcing value checked against the station limits before it
+        is sent; commands the parser does not know are refused. Prefer the typed operations.
+        """
+        if self._board is not None and name == self._board.name:
+            return expert_link(self._board)
+        if name in self._smus:
+            return expert_link(self._smus[name])
+        raise ConfigError(f"no instrument named {name!r}; the station has {', '.join(self.config.instruments)}")
 
     def board_port(self, smu_name: str) -> int:
         """The board SMU port that ``smu_name`` is cabled to."""
@@ -261,7 +326,7 @@ class Station:
         self._closed = True
         for problem in self.safe_state():
             log.warning("while closing station: %s", problem)
-        for names, transport in self.transports.items():
+        for names, transport in self._transports.items():
             try:
                 transport.close()
             except Exception as exc:  # noqa: BLE001 - closing must go on

@@ -14,9 +14,11 @@ import numpy as np
 from xbarlab.errors import LogbookError
 
 FORMAT = "xbarlab-logbook"
-#: 2: adds ``outside_runs/<session>``, the instrument traffic of a session outside its runs (optional: readers
-#: look for the group; version-1 logs have none, and appending to one adds it without changing the version)
 FORMAT_VERSION = 2
+#: format 2: the drivers confirm SMU replies (second readings and copies); replay of a format-1 log sends
+#: the single-copy traffic of its time (``xbarlab.drivers.replies.single_copy_traffic``); also adds
+#: ``outside_runs/<session>``, the instrument traffic of a session outside its runs (optional: readers
+#: look for the group; version-1 logs have none, and appending to one adds it without changing the version)
 RUNS = "runs"
 OUTSIDE_RUNS = "outside_runs"
 

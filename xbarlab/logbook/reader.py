@@ -237,6 +237,7 @@ class LogReader:
             "start_time": a.get("start_time", ""), "end_time": a.get("end_time", ""),
             "start_sim_time": a.get("start_sim_time"), "end_sim_time": a.get("end_sim_time"),
             "software_version": a.get("software_version", ""),
+            "format_version": int(a.get("format_version", 1)),  # of the xbarlab that wrote the run
             "params": from_json(a.get("params", "")) or {}, "station_text": a.get("station_text", ""),
             "instruments": from_json(a.get("instruments", "")) or {},
             "calibrations_used": from_json(a.get("calibrations_used", "")) or [],
@@ -354,3 +355,16 @@ class LogReader:
             out.append(Event(e["link"].decode(), e["code"].decode(), blob[start: start + int(e["length"])],
                              float(e["wall_time"]), float(e["sim_time"])))
         return out
+
+    # -- pandas / xarray (the ``data`` extra) ------------------------------------------------------
+    def to_pandas(self, run_id: str, name: str, dims: tuple[str, ...] | None = None) -> Any:
+        """A stream as a pandas DataFrame with its units in ``df.attrs["units"]`` (see ``logbook.frames``)."""
+        from xbarlab.logbook.frames import to_pandas
+
+        return to_pandas(self.stream(run_id, name), run_id, dims)
+
+    def to_xarray(self, run_id: str, name: str, dims: tuple[str, ...] | None = None) -> Any:
+        """A stream as an xarray Dataset (columns) or DataArray (frames), named dims, ``units`` attributes."""
+        from xbarlab.logbook.frames import to_xarray
+
+        return to_xarray(self.stream(run_id, name), run_id, dims)

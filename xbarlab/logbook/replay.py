@@ -13,6 +13,7 @@ they stopped, so the drivers' state (e.g. frame sequence numbers) stays in step.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.drivers.replies import single_copy_traffic
 from xbarlab.errors import ConfigError, ReplayDivergence, XbarlabError
 from xbarlab.experiments.base import STEP_TYPES, MemoryRecorder, Progress
 from xbarlab.instruments.config import InstrumentConfig, parse_station
@@ -71,9 +73,14 @@ class _ReplayClock:
 
 
 class _StepTracker(MemoryRecorder):
-    def __init__(self) -> None:
+    def __init__(self, find: Callable[[str], Any] | None = None) -> None:
         super().__init__()
         self.last_step = ""
+        self._find = find
+
+    def find_calibration(self, kind: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        """The calibration record of ``kind`` the recorded run applied (see :func:`_calibration_finder`)."""
+        return self._find(kind) if self._find is not None else None
 
     def commit_step(self, step_id: str, info: dict[str, Any] | None = None) -> None:
         super().commit_step(step_id, info)
@@ -147,26 +154,52 @@ def replay(
                 break
     total = sum(len(m) for _, m in sessions) + len(sessions)
     report = ReplayReport(reader.path)
-    done = 0
-    for session, members in sessions:
-        station, cursors = _open_session(reader, session)
-        guarded = "campaign_text" in session["params"]  # campaign steps check the board's boot count
-        report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "reproduced",
-                                     exchanges=sum(c.position for c in cursors.values())))
-        done += 1
-        try:
-            for info in members:
-                if progress is not None:
-                    progress(Progress(done, total, f"replaying {info['run_id']}"))
-                rr = _replay_run(reader, info, station, cursors, guarded)
-                if run_id is None or info["run_id"] == run_id:
-                    report.runs.append(rr)
-                done += 1
-        finally:
-            station.close()
+    _replay_sessions(reader, sessions, run_id, report, total, runs, progress)
     if progress is not None:
         progress(Progress(total, total, "replay complete"))
     return report
+
+
+def _replay_sessions(reader: LogReader, sessions: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+                     run_id: str | None, report: ReplayReport, total: int, runs: list[dict[str, Any]],
+                     progress: Callable[[Progress], None] | None) -> None:
+    done = 0
+    for session, members in sessions:
+        # a session written before the drivers confirmed SMU replies (format 1) replays with its own traffic
+        with contextlib.ExitStack() as legacy:
+            if session.get("format_version", 1) < 2:
+                legacy.enter_context(single_copy_traffic())
+            done = _replay_session(reader, session, members, run_id, report, total, runs, progress, done)
+
+
+def _replay_session(reader: LogReader, session: dict[str, Any], members: list[dict[str, Any]], run_id: str | None,
+                    report: ReplayReport, total: int, runs: list[dict[str, Any]],
+                    progress: Callable[[Progress], None] | None, done: int) -> int:
+    try:
+        station, cursors = _open_session(reader, session)
+    except (TranscriptExhausted, ReplayDivergence, XbarlabError) as exc:
+        if session["status"] == "completed" or members:
+            raise ReplayDivergence(f"{reader.path}: opening the station of {session['run_id']}: {exc}") from None
+        # killed (or failed) while the station was opening: replayed as far as it was recorded
+        report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "stopped as recorded",
+                                     note=f"status {session['status']}: the recording ends while the station "
+                                          "was opening"))
+        return done + 1
+    guarded = "campaign_text" in session["params"]  # campaign steps check the board's boot count
+    report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "reproduced",
+                                 exchanges=sum(c.position for c in cursors.values())))
+    done += 1
+    try:
+        for info in members:
+            if progress is not None:
+                progress(Progress(done, total, f"replaying {info['run_id']}"))
+            rr = _replay_run(reader, info, station, cursors, guarded, runs)
+            if run_id is None or info["run_id"] == run_id:
+                report.runs.append(rr)
+            done += 1
+    finally:
+        station.close()
+    return done
 
 
 def _split(events: list[Event]) -> dict[str, list[Event]]:
@@ -232,14 +265,44 @@ def board_boot_count(station: Any) -> int | None:
     return count(station)
 
 
+def _calibration_finder(reader: LogReader, runs: list[dict[str, Any]], info: dict[str, Any]) -> Callable[[str], Any]:
+    """What ``calibration = "auto"`` found when the run was recorded, from the log alone.
+
+    A run that finished lists the records it applied (``calibrations_used``): exactly those. A run
+    killed before it finished has no list; it looked up the newest record of the kind among the
+    runs completed before it, which the log still holds in order.
+    """
+    used = list(info.get("calibrations_used") or [])
+    before = runs[: next(k for k, r in enumerate(runs) if r["run_id"] == info["run_id"])]
+    authoritative = info["status"] not in ("running", "crashed")  # a killed run never wrote its list
+
+    def find(kind: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        for ref in used:
+            run_id, _, record = ref.partition("/")
+            found = reader.calibrations(run_id).get(record)
+            if found is not None and found[0] == kind:
+                return ref, found[1], found[2]
+        if authoritative:
+            return None
+        for r in reversed(before):
+            if r["status"] == "completed":
+                for record, (k, data, meta) in reversed(list(reader.calibrations(r["run_id"]).items())):
+                    if k == kind:
+                        return f"{r['run_id']}/{record}", data, meta
+        return None
+
+    return find
+
+
 def _replay_run(reader: LogReader, info: dict[str, Any], station: ReplayStation,
-                cursors: dict[str, ReplayCursor], guarded: bool = False) -> RunReplay:
+                cursors: dict[str, ReplayCursor], guarded: bool = False,
+                runs: list[dict[str, Any]] | None = None) -> RunReplay:
     rid, kind = info["run_id"], info["kind"]
     _load(cursors, rid, reader.transcript(rid))
     cls = STEP_TYPES.get(kind)
     if cls is None:
         raise ReplayDivergence(f"run {rid}: experiment type {kind!r} is not known to this xbarlab; cannot replay it")
-    rec = _StepTracker()
+    rec = _StepTracker(_calibration_finder(reader, runs if runs is not None else reader.runs(), info))
     start = {k: c.position for k, c in cursors.items()}
     where = lambda: f"{reader.path}: run {rid}, step {len(rec.steps) + 1} (after {rec.last_step or 'the start'!r})"  # noqa: E731
     try:

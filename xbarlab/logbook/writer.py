@@ -250,6 +250,7 @@ class Logbook:
                 self._create_run_group(f, gname, {
                     "run_id": rid, "index": index, "kind": kind,
                     "start_sim_time": float("nan") if sim_time is None else float(sim_time),
+                    "format_version": FORMAT_VERSION,
                     "params": to_json(dict(params or {})), "station_text": station_text,
                     "instruments": to_json(dict(instruments or {})),
                     "calibrations_used": to_json(list(calibrations_used or [])),

@@ -72,6 +72,7 @@ class Op(IntEnum):
     UNROUTE_SMU = 0x31
     CLOSED_LOOP_SOLVE = 0x40
     CLOSED_LOOP_EIGEN = 0x41
+    CLOSED_LOOP_INFO = 0x42
 
 
 class Status(IntEnum):
@@ -730,6 +731,25 @@ def unpack_closed_loop_eigen(payload: bytes) -> tuple[ClosedLoopBlock, float]:
         raise PayloadError(Err.BAD_LENGTH, f"CLOSED_LOOP_EIGEN payload must be {_CLOSED_LOOP.size + 4} bytes, "
                            f"got {len(payload)}")
     return block, struct.unpack_from("<f", payload, _CLOSED_LOOP.size)[0]
+
+
+_CLOSED_LOOP_INFO = struct.Struct("<ff")  # output rail (V), input conductance (S)
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedLoopInfo:
+    """CLOSED_LOOP_INFO reply: what the feedback circuit can put on the array."""
+
+    rail: float  # V, op-amp outputs (which drive the array columns) swing within ±rail
+    input_conductance: float  # S, g_in from each input DAC to its row node
+
+    def pack(self) -> bytes:
+        return _CLOSED_LOOP_INFO.pack(self.rail, self.input_conductance)
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> ClosedLoopInfo:
+        rail, g_in = _unpack(_CLOSED_LOOP_INFO, payload, "CLOSED_LOOP_INFO")
+        return cls(float(rail), float(g_in))
 
 
 def closed_loop_reply_size(n: int) -> int:

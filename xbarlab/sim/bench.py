@@ -43,7 +43,8 @@ _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 
 _SIM_KEYS = {"seed", "array", "device", "periphery", "loads", "faults", "board"}
-_ARRAY_KEYS = {"rows", "cols", "device", "kind", "wire_resistance", "stuck_fraction", "access_resistance"}
+_ARRAY_KEYS = {"rows", "cols", "device", "kind", "wire_resistance", "stuck_fraction", "access_resistance",
+               "ir_solver"}
 
 
 def _new_bench_id() -> str:

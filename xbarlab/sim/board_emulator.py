@@ -175,6 +175,7 @@ class BoardEmulator(StreamEmulator):
             Op.UNROUTE_SMU: self._unroute_smu,
             Op.CLOSED_LOOP_SOLVE: self._closed_loop_solve,
             Op.CLOSED_LOOP_EIGEN: self._closed_loop_eigen,
+            Op.CLOSED_LOOP_INFO: self._closed_loop_info,
         }
         cl = dict(closed_loop) if isinstance(closed_loop, dict) else closed_loop
         cl_seed = int(cl.pop("seed", 0)) if isinstance(cl, dict) else 0
@@ -543,6 +544,12 @@ class BoardEmulator(StreamEmulator):
         reading = self.closed_loop.eigenvector(float(g_lambda), block.n, row0=block.row0, col0=block.col0,
                                                layout=block.layout)
         return self._closed_loop_reply(reading, block.n)
+
+    def _closed_loop_info(self, payload: bytes) -> tuple[bytes, int]:
+        if payload:
+            raise _Reject(Err.BAD_LENGTH, f"CLOSED_LOOP_INFO takes no payload, got {len(payload)} bytes")
+        spec = self.closed_loop.spec
+        return bp.ClosedLoopInfo(float(spec.rail), float(spec.input_conductance)).pack(), 0
 
     def _check_port(self, port: int) -> None:
         if port >= self.identity.smu_ports:

@@ -23,9 +23,52 @@ from typing import Any
 import numpy as np
 
 
+def _occurrence(idx: np.ndarray) -> np.ndarray:
+    """For each entry of ``idx``, how many earlier entries hold the same cell (0 for the first)."""
+    order = np.argsort(idx, kind="stable")
+    ranked = idx[order]
+    pos = np.arange(idx.size)
+    first = np.maximum.accumulate(np.where(np.r_[True, ranked[1:] != ranked[:-1]], pos, 0))
+    rank = np.empty(idx.size, dtype=np.intp)
+    rank[order] = pos - first
+    return rank
+
+
+def _in_rounds(idx: np.ndarray, step: Any, groups: np.ndarray | None = None) -> None:
+    """Call ``step(sel)`` for the pulses of each round: round k holds every cell's k-th pulse, in order.
+
+    ``groups``: start offsets of consecutive runs of distinct cells, used as the rounds instead.
+    """
+    if idx.size == 0:
+        return
+    if groups is not None and len(groups) > 2 and idx.size > 4096:
+        # many large runs (e.g. the slots of a dense outer product): the runs are the rounds
+        bounds = [int(b) for b in groups if 0 < b < idx.size]
+        for lo, hi in zip([0, *bounds], [*bounds, idx.size], strict=True):
+            if hi > lo:
+                step(slice(lo, hi))
+        return
+    rank = _occurrence(idx)
+    top = int(rank.max())
+    if top == 0:
+        step(slice(None))
+        return
+    for k in range(top + 1):
+        step(np.flatnonzero(rank == k))
+
+
 def _rate(amplitude: np.ndarray, width: np.ndarray, v_ref: float, v_scale: float, width_ref: float) -> np.ndarray:
     w = np.asarray(width, dtype=float) / width_ref
     return np.exp((np.abs(amplitude) - v_ref) / v_scale) * np.sqrt(w)
+
+
+def _rates(amplitude: np.ndarray, width: np.ndarray, v_ref: float, v_scale: float, width_ref: float) -> np.ndarray:
+    """:func:`_rate` of a pulse sequence; one evaluation when every pulse has the same |amplitude| and width."""
+    mag = np.abs(amplitude)
+    width = np.broadcast_to(np.asarray(width, dtype=float), mag.shape)
+    if mag.size > 1 and mag.min() == mag.max() and width.min() == width.max():
+        return np.broadcast_to(_rate(mag[:1], width[:1], v_ref, v_scale, width_ref), mag.shape)
+    return _rate(mag, width, v_ref, v_scale, width_ref)
 
 
 @dataclass
@@ -59,6 +102,18 @@ class DeviceModel:
               rng: np.random.Generator) -> None:
         """Apply one pulse to each (distinct) cell in ``idx``; sign of amplitude = SET(+)/RESET(−)."""
         raise NotImplementedError
+
+    def pulse_sequence(self, idx: np.ndarray, amplitude: np.ndarray, width: np.ndarray, t_now: float,
+                       rng: np.random.Generator, groups: np.ndarray | None = None) -> bool:
+        """Apply pulses in order to cells that may repeat, vectorised; False: not supported here (nothing done).
+
+        Models whose :meth:`pulse` draws exactly one standard normal per pulsed cell implement it
+        with the same arithmetic and the same random draws as :meth:`pulse` called on consecutive
+        groups of distinct cells, so the result is bit for bit that of the pulse-by-pulse loop.
+        ``groups``: start offsets of runs of distinct cells when the caller knows them (e.g. the
+        slots of an outer-product update); otherwise each cell's k-th pulses form round k.
+        """
+        return False
 
     def conductance(self, t_now: float) -> np.ndarray:
         """Conductance of every cell at simulated time ``t_now`` (S), without read noise."""
@@ -131,10 +186,24 @@ class RRAM(DeviceModel):
                 return
         rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
         noise = 1 + self.c2c * rng.standard_normal(idx.size)
+        self._step(idx, amp, rate, noise)
+
+    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, noise: np.ndarray) -> None:
+        """Soft-bounds update of distinct formed cells ``idx`` by one pulse each."""
         w = self.w[idx]
         dw_set = self.step[idx] * self.up[idx] * rate * (1 - w) * noise
         dw_reset = -self.step[idx] * self.down[idx] * rate * w * noise
         self.w[idx] = np.clip(w + np.where(amp > 0, dw_set, np.where(amp < 0, dw_reset, 0.0)), 0.0, 1.0)
+
+    def pulse_sequence(self, idx, amplitude, width, t_now, rng, groups=None):
+        idx = np.asarray(idx, dtype=np.intp)
+        if not (self.formed.all() or self.formed[idx].all()):  # forming changes which cells draw noise
+            return False
+        amp = np.asarray(amplitude, dtype=float)
+        rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        noise = 1 + self.c2c * rng.standard_normal(idx.size)
+        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], noise[k]), groups)
+        return True
 
     def conductance(self, t_now):
         return np.where(self.formed, self.lo + self.w * (self.hi - self.lo), self.g_unformed)
@@ -245,10 +314,22 @@ class ECRAM(DeviceModel):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
         rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        self._step(idx, amp, rate, rng.standard_normal(idx.size))
+
+    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, z: np.ndarray) -> None:
+        """Update of distinct cells ``idx`` by one pulse each (z: their standard-normal draws)."""
         w = self.w[idx]
         state = np.where(amp > 0, 1 - self.state_dependence * w, 1 - self.state_dependence * (1 - w))
-        dw = np.sign(amp) * self.step[idx] * rate * state * (1 + self.c2c * rng.standard_normal(idx.size))
+        dw = np.sign(amp) * self.step[idx] * rate * state * (1 + self.c2c * z)
         self.w[idx] = np.clip(w + dw, 0.0, 1.0)
+
+    def pulse_sequence(self, idx, amplitude, width, t_now, rng, groups=None):
+        idx = np.asarray(idx, dtype=np.intp)
+        amp = np.asarray(amplitude, dtype=float)
+        rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        z = rng.standard_normal(idx.size)
+        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], z[k]), groups)
+        return True
 
     def conductance(self, t_now):
         return self.g_min + self.w * (self.g_max - self.g_min)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from xbarlab.sim.faults import FaultPlan
 
@@ -23,9 +24,24 @@ class StreamEmulator(ABC):
         self._outbuf = bytearray()
         self._lock = threading.RLock()
 
+    #: observers of the input stream (see :meth:`add_tap`); an instance list once one is added
+    _taps: tuple[Callable[[bytes], None], ...] | list[Callable[[bytes], None]] = ()
+
+    def add_tap(self, tap: Callable[[bytes], None]) -> None:
+        """Call ``tap(data)`` with every chunk of bytes the host sends, before it is executed
+        (audits: :mod:`xbarlab.sim.audit`). Every way in goes through :meth:`feed`."""
+        with self._lock:
+            self._taps = [*self._taps, tap]
+
+    def remove_tap(self, tap: Callable[[bytes], None]) -> None:
+        with self._lock:
+            self._taps = [t for t in self._taps if t is not tap]
+
     def feed(self, data: bytes) -> None:
         """Accept bytes from the host; complete messages are executed at once."""
         with self._lock:
+            for tap in self._taps:
+                tap(data)
             self._inbuf.extend(data)
             for reply in self._process(self._inbuf):
                 if reply:

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xbarlab.sim.array import IR_SOLVERS
+
 #: Peak resident memory of a simulated array per cell (bytes) with wire resistance: the sparse LU
 #: factors of the nodal network dominate (measured 6.8-10 kB per cell for 64x64 to 512x512 arrays;
 #: tests/test_sim_schema.py re-measures it).
@@ -95,7 +97,8 @@ _SIM = {"seed": SEED, "array": Rule("table"), "device": Rule("table"), "peripher
         "loads": Rule("table"), "faults": Rule("table"), "board": Rule("table")}
 _ARRAY = {"rows": _i(1, MAX_LINES), "cols": _i(1, MAX_LINES), "kind": Rule("str", choices=("1T1R", "passive")),
           "wire_resistance": NON_NEGATIVE,
-          "access_resistance": NON_NEGATIVE, "stuck_fraction": _f(0, 1, high_open=True)}
+          "access_resistance": NON_NEGATIVE, "stuck_fraction": _f(0, 1, high_open=True),
+          "ir_solver": Rule("str", choices=IR_SOLVERS)}
 _DEVICE = {"g_min": POSITIVE, "g_max": POSITIVE, "v_ref": POSITIVE, "v_scale": POSITIVE, "width_ref": POSITIVE,
            "dw_min": POSITIVE, "up_down": _f(-2, 2, low_open=True, high_open=True), "c2c": NON_NEGATIVE,
            "d2d": NON_NEGATIVE, "read_noise": NON_NEGATIVE, "initial_low": FRACTION, "initial_high": FRACTION,

@@ -1,0 +1,104 @@
+"""The line-by-line iterative IR-drop solver against the exact sparse-LU nodal solve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbarlab.sim.array import CrossbarModel
+from xbarlab.sim.devices import make_device
+from xbarlab.sim.ir_drop import LineNetwork
+
+
+def pair(rows, cols, r_wire=0.35, kind="1T1R", seed=3, **kw):
+    """The same array twice: exact LU and iterative line solver (read noise off)."""
+    make = lambda solver: CrossbarModel(rows, cols, make_device("rram", read_noise=0.0), seed=seed,  # noqa: E731
+                                        wire_resistance=r_wire, kind=kind, ir_solver=solver, **kw)
+    return make("exact"), make("iterative")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (9, 1), (24, 40), (40, 24)])
+def test_iterative_matches_exact_forward_and_transpose(shape):
+    rows, cols = shape
+    exact, it = pair(rows, cols)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        v = rng.uniform(-0.3, 0.3, rows)
+        ref = exact.column_currents(v)
+        np.testing.assert_allclose(it.column_currents(v), ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+        u = rng.uniform(-0.3, 0.3, cols)
+        ref_t = exact.row_currents(u)
+        np.testing.assert_allclose(it.row_currents(u), ref_t, rtol=0, atol=1e-8 * np.abs(ref_t).max())
+
+
+def test_iterative_matches_exact_with_large_drop_and_non_ohmic_cells():
+    # 100 Ω segments: the IR drop is tens of percent; 0.9 V drive: sinh is 13 % above ohmic
+    exact, it = pair(12, 10, r_wire=100.0)
+    v = np.linspace(-0.9, 0.9, 12)
+    ref = exact.column_currents(v)
+    ideal = exact.conductance_map().T @ np.sinh(v)
+    assert np.max(np.abs(ref - ideal)) > 0.05 * np.abs(ideal).max()  # the drop is large here
+    np.testing.assert_allclose(it.column_currents(v), ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+
+
+def test_passive_sneak_paths_match_exact():
+    exact, it = pair(10, 12, r_wire=2.0, kind="passive")
+    for r, c in [(0, 0), (9, 11), (4, 7)]:
+        assert it.cell_current(r, c, 0.4, noise=False) == pytest.approx(exact.cell_current(r, c, 0.4, noise=False),
+                                                                         rel=1e-9)
+
+
+def test_new_state_after_pulses_is_solved_again():
+    _, it = pair(16, 16)
+    v = np.full(16, 0.2)
+    before = it.column_currents(v)
+    it.apply_pulses(np.arange(16), np.zeros(16, dtype=int), 1.5, 1e-6)  # column 0 moves up
+    after = it.column_currents(v)
+    assert after[0] > before[0] * 1.01
+    np.testing.assert_allclose(after[1:], before[1:], rtol=1e-4)  # only through the shared row wires
+
+
+def test_auto_uses_line_solver_above_128_drive_lines_and_agrees_with_exact():
+    # 130 x 6: just above the transfer-matrix limit; the exact LU is cheap at this size
+    exact, auto = pair(130, 6)
+    auto = CrossbarModel(130, 6, make_device("rram", read_noise=0.0), seed=3, wire_resistance=0.35)
+    v = np.random.default_rng(5).uniform(-0.2, 0.2, 130)
+    ref = exact.column_currents(v)
+    np.testing.assert_allclose(auto.column_currents(v), ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+    assert any(k.startswith("L") for k in auto._cache)
+
+
+def test_bad_solver_name_and_wireless_network_are_refused():
+    with pytest.raises(ValueError, match="ir_solver"):
+        CrossbarModel(2, 2, make_device("rram"), ir_solver="fast")
+    with pytest.raises(ValueError, match="wire_resistance"):
+        LineNetwork(np.ones((2, 2)) * 1e-5, 0.0)
+
+
+def test_station_selects_the_solver_and_refuses_an_unknown_one():
+    from xbarlab.errors import ConfigError
+    from xbarlab.sim.bench import SimBench
+
+    bench = SimBench({"array": {"rows": 4, "cols": 4, "ir_solver": "exact"}}, [])
+    assert bench.model.ir_solver == "exact"
+    with pytest.raises(ConfigError, match=r"ir_solver.*one of auto, exact, iterative"):
+        SimBench({"array": {"rows": 4, "cols": 4, "ir_solver": "fast"}}, [])
+
+
+def test_lazy_transfer_matrix_matches_exact_on_partial_and_full_drives_and_after_pulses():
+    # ohmic cells (v0 huge): the transfer-matrix path is then the exact linear network
+    make = lambda solver: CrossbarModel(20, 12, make_device("rram", read_noise=0.0), seed=6,  # noqa: E731
+                                        wire_resistance=0.35, ir_solver=solver, v0=1e6)
+    exact, auto = make("exact"), make("auto")
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        for active in (3, 20):  # a few rows first (K columns solved lazily), then every row
+            v = np.zeros(20)
+            v[:active] = rng.uniform(-0.2, 0.2, active)
+            ref = exact.column_currents(v)
+            np.testing.assert_allclose(auto.column_currents(v), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+            u = rng.uniform(-0.2, 0.2, 12)
+            ref_t = exact.row_currents(u)
+            np.testing.assert_allclose(auto.row_currents(u), ref_t, rtol=0, atol=1e-10 * np.abs(ref_t).max())
+        for m in (exact, auto):
+            m.apply_pulses(np.arange(5), np.arange(5), 1.4, 1e-6)
