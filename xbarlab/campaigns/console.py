@@ -16,7 +16,7 @@ from xbarlab.campaigns.runner import CampaignReport, CampaignRunner, campaign_fr
 from xbarlab.campaigns.spec import Campaign, StepInstance, load_campaign
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import AbortToken, Progress
-from xbarlab.interrupts import sigint_deferred
+from xbarlab.interrupts import absorb_sigint, sigint_deferred
 
 
 def format_plan(campaign: Campaign) -> str:
@@ -68,6 +68,7 @@ def _ctrl_c_requests_abort(token: AbortToken) -> Iterator[None]:
 
     def handler(signum: int, frame: Any) -> None:
         if token.requested:
+            signal.signal(signal.SIGINT, absorb_sigint)  # a third Ctrl-C does not cut the shutdown short
             raise KeyboardInterrupt
         token.request()
         print("\nxbarlab: stopping at the next safe point (Ctrl-C again to stop at once)", file=sys.stderr)
