@@ -114,16 +114,6 @@ def test_ctrl_c_while_closing_takes_effect_after_the_outputs_are_off():
     assert st.closed
 
 
-def test_the_program_ignores_ctrl_c_once_its_command_is_done(campaign_file, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["xbarlab", "station", "check", str(campaign_file.parent / "bench.toml")])
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        assert main() == 0
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def test_ctrl_c_storm_while_a_completed_campaign_shuts_down_exits_0_or_130(campaign_file, tmp_path):
     log = tmp_path / "storm.h5"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
@@ -141,6 +131,27 @@ def test_ctrl_c_storm_while_a_completed_campaign_shuts_down_exits_0_or_130(campa
     assert "Traceback" not in err
     statuses = {r["status"] for r in LogReader(log).runs()}
     assert "running" not in statuses
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.25])
+def test_ctrl_c_storm_from_the_start_exits_0_or_130_with_a_readable_log(campaign_file, tmp_path, delay):
+    """Ctrl-C every 3 ms from the moment the log exists (station opening, steps, shutdown)."""
+    log = tmp_path / "storm.h5"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "xbarlab", "run", str(campaign_file), "-o", str(log), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not log.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    time.sleep(delay)
+    while proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.003)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), (proc.returncode, err)
+    assert "Traceback" not in err
+    assert "running" not in {r["status"] for r in LogReader(log).runs()}
 
 
 def _done(log):

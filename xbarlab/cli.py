@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -279,22 +280,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command. ``argv`` None: this process is the ``xbarlab`` program (a Ctrl-C after the
-    command finished no longer interrupts it, so the exit status is the command's)."""
+    """Run one command and return its exit status.
+
+    ``argv`` None: this process is the ``xbarlab`` program. Once the command is over (stations closed,
+    logs closed) Ctrl-C is ignored and the process leaves at once with the command's status: a Ctrl-C
+    during the interpreter's own shutdown would otherwise end it by SIGINT (status -2) instead of 0/130.
+    """
     from xbarlab.interrupts import STATIONS, interrupted_message
 
+    program = argv is None and threading.current_thread() is threading.main_thread()
     before = STATIONS.snapshot()
     try:
-        return _main(argv, before)
-    except KeyboardInterrupt:  # outside a command's own handling (parsing, logging set-up)
+        code = _main(argv, before, program)
+    except KeyboardInterrupt:  # outside a command's own handling (parsing, logging set-up), or while reporting
+        if program:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"xbarlab: {interrupted_message(before)}", file=sys.stderr)
-        return 130
-    finally:
-        if argv is None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # interpreter shutdown: nothing left to stop
+        code = 130
+    if program:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
-def _main(argv: Sequence[str] | None, before: tuple[int, int]) -> int:
+def _main(argv: Sequence[str] | None, before: tuple[int, int], program: bool = False) -> int:
     from xbarlab.interrupts import interrupted_message
 
     parser = build_parser()
@@ -314,6 +326,8 @@ def _main(argv: Sequence[str] | None, before: tuple[int, int]) -> int:
         print(f"xbarlab: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if program:  # the command is over: further Ctrl-C must not cut the report short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"xbarlab: {interrupted_message(before)}", file=sys.stderr)
         return 130
 

@@ -40,7 +40,8 @@ def note_opened() -> None:
 
 @contextmanager
 def sigint_deferred() -> Iterator[None]:
-    """Hold SIGINT back for the duration; a Ctrl-C received meanwhile raises KeyboardInterrupt at the end."""
+    """Hold SIGINT back for the duration; a Ctrl-C received meanwhile goes to the previous handler at the end
+    (Python's default raises KeyboardInterrupt there; the campaign console's first Ctrl-C requests a stop)."""
     if threading.current_thread() is not threading.main_thread() or getattr(
             signal.getsignal(signal.SIGINT), "deferring", False):  # another thread, or already held back
         yield
@@ -56,8 +57,11 @@ def sigint_deferred() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+    if received:  # deliver it now to the handler that was in place (a first Ctrl-C may only request a stop)
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 def close_station(station: Any) -> None:

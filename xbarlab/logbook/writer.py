@@ -19,13 +19,14 @@ step exactly once) rests on three rules:
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -70,6 +71,20 @@ def _lock_file(path: Path, create: bool) -> int:
     return fd
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+def _uninterrupted(method: F) -> F:
+    """Hold Ctrl-C back until ``method`` returns: a run is started, finished or the log closed as a whole
+    (on disk and in this object), never half-way; the KeyboardInterrupt follows right after."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with sigint_deferred():
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Logbook:
     """An HDF5 logbook open for writing. Use :meth:`create` or :meth:`open_append`."""
 
@@ -88,6 +103,7 @@ class Logbook:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
+    @_uninterrupted
     def create(cls, path: str | Path, *, overwrite: bool = False, title: str = "") -> Logbook:
         """A new, empty logbook at ``path``. An existing file is only replaced when ``overwrite``."""
         p = Path(path)
@@ -212,6 +228,7 @@ class Logbook:
             self.file.flush()
 
     # -- runs ------------------------------------------------------------------------------
+    @_uninterrupted
     def start_run(
         self,
         kind: str,
@@ -243,6 +260,7 @@ class Logbook:
             self._open_runs[rid] = run
             return run
 
+    @_uninterrupted
     def outside_runs(self, session_id: str) -> RunWriter:
         """The record of session ``session_id``'s instrument traffic outside any run (e.g. outputs switched
         off when the station closes), in ``outside_runs/<session>``: kept, and not a run, so replay skips it."""
@@ -275,6 +293,7 @@ class Logbook:
         g.create_group("streams", track_order=True)
         g.create_group("calibrations", track_order=True)
 
+    @_uninterrupted
     def close(self) -> None:
         """Finish runs still open (status 'interrupted'), close the file, release the lock. Idempotent."""
         with self._lock:
@@ -433,6 +452,7 @@ class RunWriter:
             if sim_time is not None:
                 self._last_sim = float(sim_time)
 
+    @_uninterrupted
     def finish(self, status: str = "completed", error: str = "") -> None:
         """Close the run with its final status. A completed run keeps rows appended after its last commit."""
         if status not in STATUSES or status == "running":
