@@ -13,6 +13,7 @@ in its params); replay opens the drivers of every session at that revision (none
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,12 @@ class Family:
     description: str
     pattern: str
     ratings: dict[str, tuple[float, float]]
+    makers: tuple[str, ...] = ("KEITHLEY INSTRUMENTS",)
+
+    def resembles(self, reply: str) -> bool:
+        """Whether ``reply`` looks like this family's identity with line noise (same maker, mostly)."""
+        head = reply.upper()
+        return any(difflib.SequenceMatcher(None, head[:len(m) + 2], m).ratio() >= 0.7 for m in self.makers)
 
     def match(self, identity: str) -> Rating | None:
         m = re.search(self.pattern, identity, re.I)
@@ -72,6 +79,7 @@ KEYSIGHT_B2900 = Family(
     {"B2901A": (210.0, 3.03), "B2902A": (210.0, 3.03), "B2911A": (210.0, 3.03), "B2912A": (210.0, 3.03),
      "B2961A": (210.0, 3.03), "B2962A": (210.0, 3.03), "B2901B": (210.0, 3.03), "B2902B": (210.0, 3.03),
      "B2911B": (210.0, 3.03), "B2912B": (210.0, 3.03)},
+    ("KEYSIGHT TECHNOLOGIES", "AGILENT TECHNOLOGIES"),
 )
 
 
@@ -79,9 +87,9 @@ def checked_identity(name: str, driver: str, family: Family, ask: Callable[[], s
                      ask_confirmed: Callable[[], str], attempts: int = 8) -> tuple[str, Rating]:
     """The identity (confirmed by ``ask_confirmed``) and the model's rating; ConfigError on a mismatch.
 
-    A mismatch is an answer outside the family given twice identically (another instrument answers
-    consistently; line noise garbles copies differently), or one after which the link fails (an HTTP
-    server closes it after its answer). Garbled copies are asked again, up to ``attempts``.
+    A mismatch is an answer of another maker (or none: an HTTP server), an answer outside the family given
+    twice identically (another model answers consistently; line noise garbles copies differently), or one
+    after which the link fails. Garbled copies of this maker's identity are asked again, up to ``attempts``.
     """
     seen: list[str] = []
     for _ in range(attempts):
@@ -103,8 +111,9 @@ def checked_identity(name: str, driver: str, family: Family, ask: Callable[[], s
             if family.match(identity.strip()) is not None:
                 return identity, check_identity(name, driver, family, identity)
             continue  # the confirmed copy still carries line noise: ask again
-        if reply in seen:
-            check_identity(name, driver, family, reply)  # the same foreign answer twice: not our model
+        if reply in seen or not family.resembles(reply):
+            # the same foreign answer twice, or one nothing like this maker's (another maker, an HTTP server)
+            check_identity(name, driver, family, reply)
         seen.append(reply)
     raise ProtocolError(f"{name}: no two identical *IDN? replies in {attempts} attempts (a noisy link?)")
 
