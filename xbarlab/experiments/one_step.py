@@ -41,6 +41,7 @@ from xbarlab.experiments.one_step_problems import (
     digital_pagerank,
     google_matrix,
     hamiltonian,
+    pagerank_system,
     shifted_for_ground_state,
     top_k_agreement,
     web_graph,
@@ -59,6 +60,7 @@ from xbarlab.experiments.support import (
 from xbarlab.experiments.update_rules import PulseSpec
 
 PROBLEMS = ("schrodinger", "pagerank", "inverse")
+PAGERANK_CIRCUITS = ("solve", "eigenvector")
 
 
 @dataclass
@@ -110,6 +112,11 @@ def input_conductance(board: Any) -> float:
     return float(info().input_conductance)
 
 
+def line_conductance(g: np.ndarray) -> float:
+    """Largest total conductance (S) on one row or column: sets the TIA range for MVMs either way."""
+    return float(max(np.max(g.sum(axis=0)), np.max(g.sum(axis=1))))
+
+
 def stability_problem(a: np.ndarray, conductances: np.ndarray, g_in: float, unit: float) -> tuple[float, str]:
     """(margin, message): margin = min Re eig(D⁻¹A_G); message is empty when the solve mode is stable."""
     a_g = conductances[:, 0::2] - conductances[:, 1::2]
@@ -134,6 +141,9 @@ class OneStepExperiment(Experiment):
         Param("depth", float, 100.0, min=0.0, help="schrodinger: potential depth in units of hbar^2/(m L^2)"),
         Param("states", int, 3, min=1, max=16, help="schrodinger: lowest states to find"),
         Param("damping", float, 0.85, min=0.01, max=0.99, help="pagerank: damping factor alpha"),
+        Param("circuit", str, "eigenvector", choices=PAGERANK_CIRCUITS,
+              help="pagerank: 'solve' ((I - alpha S) r = (1 - alpha)/n in solve mode) or 'eigenvector' "
+                   "(eigenvector mode on the Google matrix)"),
         Param("matrix", str, "spd", help="inverse: 'spd' (random SPD) or a .npy / .npz (A) file"),
         Param("condition", float, 5.0, min=1.0, help="inverse: condition number of the random SPD matrix"),
         Param("absolute", bool, True, help="program true conductances (SMU-referenced read gains)"),
@@ -188,6 +198,7 @@ class OneStepExperiment(Experiment):
         return solver
 
     def _program(self, board: Any, a: np.ndarray, label: str) -> tuple[Region, WeightMapping, Any]:
+        """Write-verify the circuit matrix A: op-amp i's row holds A[i, :], so the MVM weights are W = Aᵀ."""
         p = self.params
         n = a.shape[0]
         mapping = WeightMapping(p["g_min"], p["g_max"], float(np.max(np.abs(a))) or 1.0, "differential")
@@ -195,7 +206,7 @@ class OneStepExperiment(Experiment):
         region.check_within(tuple(board.shape), f"{self.kind}: matrix region")
         outcome = program_weights(
             self.station, board, np.arange(region.row0, region.row0 + n), np.arange(region.col0, region.col0 + 2 * n),
-            mapping, a, pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
+            mapping, a.T, pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint, absolute=p["absolute"],
         )
         self.recorder.add_calibration(f"{self.kind}-{label}-programming", "write_verify",
@@ -211,7 +222,7 @@ class OneStepExperiment(Experiment):
         result.programming.append(outcome.summary())
         solver.bind(region, mapping, auto_zero=False)
         v_in = min(0.2, board_limit(board, "max_mvm_voltage", 0.2))
-        g_sum = float(np.max(np.sum(mapping.to_conductance(a), axis=0)))
+        g_sum = line_conductance(mapping.to_conductance(a.T))
         with tia_range(self.station, board, 1.2 * g_sum * v_in):
             op = ArrayMatrix(board, region, mapping, n, n, encoding=InputEncoding("amplitude", v_in))
             autorange(board, [op], station_defaults(self.station)[0])
@@ -225,7 +236,7 @@ class OneStepExperiment(Experiment):
                 raise InstrumentError("closed-loop", 0, f"{label}: the eigenvector mode did not settle on a mode "
                                       f"at g_lambda = {g_lambda:.4g} S")
             result.settle_times.append(float(reading.settle_time))
-            products = [np.asarray(op.matvec(out), dtype=float) for _ in range(2)]
+            products = [np.asarray(op.rmatvec(out), dtype=float) for _ in range(2)]  # A·v = Wᵀ·v
         rayleigh = float(out @ np.mean(products, axis=0)) / float(out @ out)
         return EigenOutcome(out, threshold / mapping.unit, rayleigh, lam_est, g_lambda, float(reading.settle_time))
 
@@ -296,8 +307,8 @@ class OneStepExperiment(Experiment):
             measured.append(energy)
             psi.append(v)
             psi_exact.append(exact)
-            stream.append(np.array([[k, energy, energies[k], c - eig.rayleigh, overlap, eig.eigenvalue, eig.lambda_estimate,
-                                     eig.g_lambda, eig.settle_time]]))
+            stream.append(np.array([[k, energy, energies[k], c - eig.rayleigh, overlap, eig.eigenvalue,
+                                     eig.lambda_estimate, eig.g_lambda, eig.settle_time]]))
             waves.append(np.column_stack([np.full(p["n"], k), x, v, exact]))
             self.commit(f"state-{k}", overlap=overlap, energy=energy, energy_exact=float(energies[k]))
             self.report(k + 1, p["states"], f"state {k}: overlap {overlap:.4f}, energy {energy:.3f} "
@@ -310,21 +321,56 @@ class OneStepExperiment(Experiment):
         p = self.params
         g = google_matrix(web_graph(p["n"], p["seed"]), p["damping"])
         reference = digital_pagerank(g)
-        self.report(0, 1, f"programming the Google matrix of a {p['n']}-page web graph")
-        eig = self._eigen(board, solver, g, "google", result)
-        v = eig.vector * (1.0 if eig.vector.sum() >= 0 else -1.0)
+        if p["circuit"] == "eigenvector":
+            self.report(0, 1, f"programming the Google matrix of a {p['n']}-page web graph")
+            eig = self._eigen(board, solver, g, "google", result)
+            v, eigenvalue, settle = eig.vector, eig.eigenvalue, eig.settle_time
+        else:
+            a, b = pagerank_system(g, p["damping"])
+            self.report(0, 1, f"programming I - alpha*S of a {p['n']}-page web graph")
+            region, mapping, outcome = self._program(board, a, "pagerank")
+            result.programming.append(outcome.summary())
+            self._check_programmed(board, a, outcome, mapping)
+            solver.bind(region, mapping)
+            v, reading = solver.solve(b)
+            settle = float(reading.settle_time)
+            result.settle_times.append(settle)
+            eigenvalue = self._measured_google_eigenvalue(board, region, mapping, a, v, p["damping"])
+        v = v * (1.0 if v.sum() >= 0 else -1.0)
         scores = v / v.sum()
         result.scores, result.scores_exact = scores, reference
-        result.overlaps = np.array([abs(v @ reference) / np.linalg.norm(reference)])
-        result.eigenvalue_rel_error = abs(eig.eigenvalue - 1.0)
+        result.overlaps = np.array([abs(v @ reference) / np.linalg.norm(reference) / np.linalg.norm(v)])
+        result.eigenvalue_rel_error = abs(eigenvalue - 1.0)
         result.kendall_tau = float(kendalltau(scores, reference).statistic)
         result.top10 = top_k_agreement(scores, reference, 10)
         stream = self.recorder.stream("pagerank", columns=["page", "score", "score_digital"], units=["1", "1", "1"])
         stream.append(np.column_stack([np.arange(p["n"]), scores, reference]))
-        self.commit("pagerank", kendall_tau=result.kendall_tau, top10=result.top10, eigenvalue=eig.eigenvalue,
-                    settle_time=eig.settle_time)
+        self.commit("pagerank", kendall_tau=result.kendall_tau, top10=result.top10, eigenvalue=eigenvalue,
+                    settle_time=settle)
         self.report(1, 1, f"Kendall tau {result.kendall_tau:.3f}, top-10 agreement {result.top10:.0%}",
                     kendall_tau=result.kendall_tau)
+
+    def _measured_google_eigenvalue(self, board: Any, region: Region, mapping: WeightMapping, a: np.ndarray,
+                                    r: np.ndarray, damping: float) -> float:
+        """λ = r·(G·r)/r·r with G·r = r − (A·r)_measured + (1 − α)/n·Σr, A·r by an analog MVM of the block."""
+        n = a.shape[0]
+        v_in = min(0.2, board_limit(board, "max_mvm_voltage", 0.2))
+        g_sum = line_conductance(mapping.to_conductance(a.T))
+        with tia_range(self.station, board, 1.2 * g_sum * v_in):
+            op = ArrayMatrix(board, region, mapping, n, n, encoding=InputEncoding("amplitude", v_in))
+            autorange(board, [op], station_defaults(self.station)[0])
+            op.measure_offsets()
+            ar = np.mean([np.asarray(op.rmatvec(r), dtype=float) for _ in range(2)], axis=0)
+        gr = r - ar + (1.0 - damping) / n * float(r.sum())
+        return float(r @ gr) / float(r @ r)
+
+    def _check_programmed(self, board: Any, a: np.ndarray, outcome: Any, mapping: WeightMapping) -> float:
+        """Solve-mode stability of the block as programmed (read-back conductances); refuse before any solve."""
+        margin, problem = stability_problem(a, np.asarray(outcome.achieved, dtype=float), input_conductance(board),
+                                            mapping.unit)
+        if problem:
+            raise InstrumentError("closed-loop", 0, f"after programming, {problem}")
+        return margin
 
     def _inverse(self, board: Any, solver: ClosedLoopSolver, result: OneStepResult) -> None:
         p = self.params
@@ -333,16 +379,13 @@ class OneStepExperiment(Experiment):
         result.n = n
         g_in = input_conductance(board)
         mapping = WeightMapping(p["g_min"], p["g_max"], float(np.max(np.abs(a))) or 1.0, "differential")
-        _, problem = stability_problem(a, mapping.to_conductance(a), g_in, mapping.unit)
+        _, problem = stability_problem(a, mapping.to_conductance(a.T), g_in, mapping.unit)
         if problem:
             raise ConfigError(f"{self.kind}: {problem}")
         self.report(0, n, f"programming the {n}x{n} matrix (write-verify)")
         region, mapping, outcome = self._program(board, a, "matrix")
         result.programming.append(outcome.summary())
-        margin, problem = stability_problem(a, np.asarray(outcome.achieved, dtype=float), g_in, mapping.unit)
-        if problem:
-            raise InstrumentError("closed-loop", 0, f"after programming, {problem}")
-        result.stability_margin = margin
+        margin = result.stability_margin = self._check_programmed(board, a, outcome, mapping)
         solver.bind(region, mapping)
         stream = self.recorder.stream("inverse_columns", columns=["column", "rel_error", "settle_time"],
                                       units=["1", "1", "s"])

@@ -49,10 +49,24 @@ def hamiltonian(n: int, kind: str, depth: float) -> tuple[np.ndarray, np.ndarray
 
 
 def shifted_for_ground_state(h: np.ndarray) -> tuple[np.ndarray, float]:
-    """(M, c): M = c·I − H with c the Gershgorin upper bound of H's spectrum, so M is positive
-    semi-definite and its dominant eigenvector is H's ground state (eigenvalue c − E₀)."""
-    c = float(np.max(np.diag(h) + np.sum(np.abs(h), axis=1) - np.abs(np.diag(h))))
+    """(M, c): M = c·I − H with c = trace(H)/n, the mean of the diagonal.
+
+    The eigenvector circuit grows only modes with eigenvalue above g_λ > 0, so M needs one
+    positive eigenvalue, not positive definiteness: c − E₀ > 0 holds because E₀ ≤ trace(H)/n
+    (Rayleigh quotient of the uniform vectors e_i). A small shift keeps the measured energy
+    E = c − μ precise: an error δμ in the measured eigenvalue is δμ/(c − E₀) relative to it."""
+    c = float(np.trace(h)) / h.shape[0]
     return c * np.eye(h.shape[0]) - h, c
+
+
+def pagerank_system(g: np.ndarray, damping: float) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) of PageRank as one linear system: r = G·r with Σr = 1 is (I − α·S)·r = (1 − α)/n·1.
+
+    A is a column-diagonally dominant M-matrix, so every eigenvalue has a positive real part: the
+    closed-loop solve mode settles on it."""
+    n = g.shape[0]
+    s = (g - (1.0 - damping) / n) / damping
+    return np.eye(n) - damping * s, np.full(n, (1.0 - damping) / n)
 
 
 def web_graph(n: int, seed: int, *, max_links: int = 4) -> np.ndarray:
