@@ -117,14 +117,14 @@ def line_conductance(g: np.ndarray) -> float:
     return float(max(np.max(g.sum(axis=0)), np.max(g.sum(axis=1))))
 
 
-def stability_problem(a: np.ndarray, conductances: np.ndarray, g_in: float, unit: float) -> tuple[float, str]:
+def stability_problem(a: np.ndarray, conductances: np.ndarray, g_in: float) -> tuple[float, str]:
     """(margin, message): margin = min Re eig(D⁻¹A_G); message is empty when the solve mode is stable."""
     a_g = conductances[:, 0::2] - conductances[:, 1::2]
     margin = closed_loop_stability(a_g, conductances.sum(axis=1), g_in)
     if margin > 0:
         return margin, ""
-    return margin, (f"the closed-loop circuit cannot solve this {a.shape[0]}x{a.shape[0]} matrix stably: D^-1 A has "
-                    f"an eigenvalue with real part {margin / unit:.3g} (needs all > 0; the op-amps would run to "
+    return margin, (f"the closed-loop circuit cannot solve this {a.shape[0]}x{a.shape[0]} matrix stably: D^-1 A_G has "
+                    f"an eigenvalue with real part {margin:.3g} (needs all > 0; the op-amps would run to "
                     f"the rails). A negative definite A can be inverted as -(-A)^-1")
 
 
@@ -182,7 +182,7 @@ class OneStepExperiment(Experiment):
         if params["problem"] == "inverse":
             ops, mvms = int(1.5 * n) + 1, 0
         else:
-            ops, mvms = programs * 3, programs * (min(n, 20) + 24)
+            ops, mvms = programs * (params["bisections"] + 4), programs * (min(n, 20) + 24)
         time = programs * t.write_verify(2 * n * n, params["tolerance"], rows=n) + ops * t.closed_loop + mvms * t.mvm
         if params["absolute"]:
             time += t.read_calibration
@@ -366,8 +366,7 @@ class OneStepExperiment(Experiment):
 
     def _check_programmed(self, board: Any, a: np.ndarray, outcome: Any, mapping: WeightMapping) -> float:
         """Solve-mode stability of the block as programmed (read-back conductances); refuse before any solve."""
-        margin, problem = stability_problem(a, np.asarray(outcome.achieved, dtype=float), input_conductance(board),
-                                            mapping.unit)
+        margin, problem = stability_problem(a, np.asarray(outcome.achieved, dtype=float), input_conductance(board))
         if problem:
             raise InstrumentError("closed-loop", 0, f"after programming, {problem}")
         return margin
@@ -379,7 +378,7 @@ class OneStepExperiment(Experiment):
         result.n = n
         g_in = input_conductance(board)
         mapping = WeightMapping(p["g_min"], p["g_max"], float(np.max(np.abs(a))) or 1.0, "differential")
-        _, problem = stability_problem(a, mapping.to_conductance(a.T), g_in, mapping.unit)
+        _, problem = stability_problem(a, mapping.to_conductance(a.T), g_in)
         if problem:
             raise ConfigError(f"{self.kind}: {problem}")
         self.report(0, n, f"programming the {n}x{n} matrix (write-verify)")
