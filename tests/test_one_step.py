@@ -136,3 +136,14 @@ def test_step_type_checks_the_array_fits():
     assert any("columns" in p for p in cls.check(values, parse_station(TEXT), "steps[0].params"))
     values, _ = resolve_params(cls.params_spec, {"n": 4, "states": 5})
     assert any("states = 5 exceeds" in p for p in cls.check(values, parse_station(TEXT), "s"))
+
+
+def test_a_logged_run_replays_bit_for_bit(tmp_path, capsys):
+    from xbarlab.logbook import LogReader
+    from xbarlab.logbook.replay import replay
+
+    log = tmp_path / "pagerank.h5"
+    assert main(["onestep", "--problem", "pagerank", "-n", "10", "-q", "-o", str(log)]) == 0
+    assert "Kendall tau" in capsys.readouterr().out
+    assert LogReader(log).runs()[-1]["kind"] == "one_step"
+    replay(str(log))  # raises ReplayDivergence at the first difference
