@@ -107,8 +107,28 @@ def test_inverse_by_unit_right_hand_sides():
     r, took = run({"problem": "inverse", "n": 5, "condition": 4.0}, rec)
     assert r.inverse.shape == (5, 5) and r.inverse_rel_error < 0.05
     assert r.stability_margin > 0 and len(rec.streams["inverse_columns"].rows) == 5
-    values, _ = resolve_params(OneStepExperiment.params_spec, {"problem": "inverse", "n": 5})
+    values, _ = resolve_params(OneStepExperiment.params_spec, {"problem": "inverse", "n": 5, "condition": 4.0})
     assert 0.5 < OneStepExperiment.estimate(values, parse_station(TEXT)).instrument_time / took < 2.0
+
+
+def test_estimate_of_a_schrodinger_run_holds():
+    params = {"problem": "schrodinger", "n": 5, "states": 2, "potential": "double"}
+    _, took = run(params)
+    values, _ = resolve_params(OneStepExperiment.params_spec, params)
+    assert 0.5 < OneStepExperiment.estimate(values, parse_station(TEXT)).instrument_time / took < 2.0
+
+
+def test_example_campaign_validates():
+    from pathlib import Path
+
+    from xbarlab.campaigns import load_campaign
+
+    campaign = load_campaign(Path(__file__).resolve().parents[1] / "campaigns" / "one_step.toml")
+    assert {s.params["problem"] for s in campaign.steps} == {"schrodinger", "pagerank", "inverse"}
+    assert {s.params["potential"] for s in campaign.steps if s.params["problem"] == "schrodinger"} == {
+        "square", "harmonic", "double"}
+    for step, est in campaign.estimate():
+        assert 0 < est.instrument_time < 3600, step.step_id
 
 
 def test_a_matrix_the_circuit_cannot_solve_is_refused_before_programming(tmp_path):

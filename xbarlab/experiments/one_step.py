@@ -185,7 +185,7 @@ class OneStepExperiment(Experiment):
             ops, mvms = programs * (params["bisections"] + 4), programs * (min(n, 20) + 24)
         time = programs * t.write_verify(2 * n * n, params["tolerance"], rows=n) + ops * t.closed_loop + mvms * t.mvm
         if params["absolute"]:
-            time += t.read_calibration
+            time += programs * t.read_calibration  # each programming calibrates the read path again
         return Estimate(operations=ops + mvms, instrument_time=time,
                         detail=f"{programs} write-verify of {2 * n * n} cells, {ops} closed-loop operations, "
                                f"{mvms} MVMs")
