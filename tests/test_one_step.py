@@ -141,6 +141,16 @@ def test_a_matrix_the_circuit_cannot_solve_is_refused_before_programming(tmp_pat
     assert not rec.calibrations and not rec.streams  # nothing programmed, nothing solved
 
 
+def test_wavefunction_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    from xbarlab.experiments.one_step_plot import plot_result
+
+    params = {"problem": "schrodinger", "n": 5, "states": 2, "potential": "square", "depth": 50.0}
+    r, _ = run(params)
+    png = tmp_path / "psi.png"
+    assert plot_result(r, params, png) == f"plotted 2 wavefunctions to {png}" and png.stat().st_size > 5000
+
+
 def test_cli_refuses_it_in_one_line(tmp_path, capsys):
     bad = tmp_path / "negative.npy"
     np.save(bad, -np.eye(3))
@@ -162,8 +172,10 @@ def test_a_logged_run_replays_bit_for_bit(tmp_path, capsys):
     from xbarlab.logbook import LogReader
     from xbarlab.logbook.replay import replay
 
-    log = tmp_path / "pagerank.h5"
-    assert main(["onestep", "--problem", "pagerank", "-n", "10", "-q", "-o", str(log)]) == 0
-    assert "Kendall tau" in capsys.readouterr().out
+    log, png = tmp_path / "pagerank.h5", tmp_path / "scores.png"
+    assert main(["onestep", "--problem", "pagerank", "-n", "10", "-q", "-o", str(log), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "Kendall tau" in out and f"plotted scores of 10 pages to {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert LogReader(log).runs()[-1]["kind"] == "one_step"
     replay(str(log))  # raises ReplayDivergence at the first difference

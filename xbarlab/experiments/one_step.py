@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -299,7 +300,7 @@ class OneStepExperiment(Experiment):
             deflated = m - sum((f.eigenvalue * np.outer(f.vector, f.vector) for f in found), np.zeros_like(m))
             eig = self._eigen(board, solver, deflated, f"state{k}", result)
             found.append(eig)
-            exact = vectors[:, k]
+            exact = vectors[:, k] * np.sign(vectors[int(np.argmax(np.abs(vectors[:, k]))), k])  # largest lobe up
             v = eig.vector * (1.0 if eig.vector @ exact >= 0 else -1.0)
             overlap = float(abs(v @ exact))
             energy = c - eig.eigenvalue
@@ -410,13 +411,24 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
                               "on the closed-loop board (Sun et al. 2019)")
     add_run_arguments(p)
     add_param_options(p, OneStepExperiment.params_spec, short={"n": "-n"})
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="draw the wavefunctions (schrodinger), scores (pagerank) or the inverse into a PNG "
+                        "(needs matplotlib) (default: none)")
     p.set_defaults(handler=cli_main)
     return p
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    r = run_cli_experiment(OneStepExperiment, args, params_from_args(args, OneStepExperiment.params_spec))
+    params = params_from_args(args, OneStepExperiment.params_spec)
+    if args.plot is not None and not Path(args.plot).resolve().parent.is_dir():
+        raise ConfigError(f"--plot {args.plot}: the folder does not exist")
+    r = run_cli_experiment(OneStepExperiment, args, params)
     print(summary(r))
+    if args.plot is not None:
+        from xbarlab.experiments.one_step_plot import plot_result
+
+        values = {s.name: s.default for s in OneStepExperiment.params_spec}
+        print(plot_result(r, {**values, **params}, args.plot))
     return 0
 
 
