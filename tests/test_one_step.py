@@ -179,3 +179,14 @@ def test_a_logged_run_replays_bit_for_bit(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert LogReader(log).runs()[-1]["kind"] == "one_step"
     replay(str(log))  # raises ReplayDivergence at the first difference
+
+
+def test_cli_options_come_from_the_param_declarations():
+    from xbarlab.cli import build_parser
+    from xbarlab.experiments.cli_options import format_value, option_name
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    parser = sub.choices["onestep"]
+    options = {a.option_strings[0]: a for a in parser._actions if a.option_strings}
+    for spec in OneStepExperiment.params_spec:
+        assert f"(default: {format_value(spec.default, spec.units)})" in options[option_name(spec)].help, spec.name
