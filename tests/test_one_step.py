@@ -92,6 +92,8 @@ def test_schrodinger_lowest_states_with_energies_measured_on_the_bench():
     assert rows.shape[0] == 2 and np.allclose(rows[:, 1], r.energies)
     assert len(rec.streams["wavefunctions"].rows) == 2 and r.wavefunctions.shape == (2, 6)
     assert len(r.settle_times) == 2 and all(t > 0 for t in r.settle_times)
+    runs = np.array(rec.streams["eigen_runs"].rows).reshape(-1, 4)
+    assert set(runs[:, 0]) == {0.0, 1.0} and runs[:, 2].min() == 0.0 and runs[:, 2].max() == 1.0
 
 
 @pytest.mark.parametrize("circuit", ["eigenvector", "solve"])

@@ -221,6 +221,7 @@ class OneStepExperiment(Experiment):
         n = a.shape[0]
         region, mapping, outcome = self._program(board, a, label)
         result.programming.append(outcome.summary())
+        self._programs += 1
         solver.bind(region, mapping, auto_zero=False)
         v_in = min(0.2, board_limit(board, "max_mvm_voltage", 0.2))
         g_sum = line_conductance(mapping.to_conductance(a.T))
@@ -232,7 +233,7 @@ class OneStepExperiment(Experiment):
                                       checkpoint=self.checkpoint)
             threshold = self._loop_threshold(solver, n, lam_est * mapping.unit, label)
             g_lambda = self.params["margin"] * threshold
-            out, reading = solver.eigenvector(g_lambda, n)
+            out, reading = self._eigen_run(solver, g_lambda, n)
             if not reading.stable or not np.any(out):
                 raise InstrumentError("closed-loop", 0, f"{label}: the eigenvector mode did not settle on a mode "
                                       f"at g_lambda = {g_lambda:.4g} S")
@@ -241,6 +242,14 @@ class OneStepExperiment(Experiment):
         rayleigh = float(out @ np.mean(products, axis=0)) / float(out @ out)
         return EigenOutcome(out, threshold / mapping.unit, rayleigh, lam_est, g_lambda, float(reading.settle_time))
 
+    def _eigen_run(self, solver: ClosedLoopSolver, g_lambda: float, n: int) -> tuple[np.ndarray, Any]:
+        """One eigenvector-mode operation, logged (stream ``eigen_runs``)."""
+        out, reading = solver.eigenvector(g_lambda, n)
+        if self._runs is not None:
+            self._runs.append(np.array([[self._programs - 1, g_lambda, float(bool(reading.stable)),
+                                         float(reading.settle_time)]]))
+        return out, reading
+
     def _loop_threshold(self, solver: ClosedLoopSolver, n: int, g_guess: float, label: str) -> float:
         """The feedback conductance g_λ (S) at which the eigenvector loop just sustains: λ_max of the
         block as the circuit sees it, by bisection between a g_λ where a mode grows and one where none does."""
@@ -248,7 +257,7 @@ class OneStepExperiment(Experiment):
         g = g_guess
         for _ in range(12):  # bracket
             self.checkpoint()
-            if solver.eigenvector(g, n)[1].stable:
+            if self._eigen_run(solver, g, n)[1].stable:
                 grows = g
                 if quiet is not None:
                     break
@@ -264,7 +273,7 @@ class OneStepExperiment(Experiment):
         for _ in range(self.params["bisections"]):
             self.checkpoint()
             mid = 0.5 * (grows + quiet)
-            if solver.eigenvector(mid, n)[1].stable:
+            if self._eigen_run(solver, mid, n)[1].stable:
                 grows = mid
             else:
                 quiet = mid
@@ -277,6 +286,9 @@ class OneStepExperiment(Experiment):
         t0 = instrument_time(self.station)
         solver = self._solver(board)
         result = OneStepResult(p["problem"], p["n"])
+        self._runs = self.recorder.stream("eigen_runs", columns=["program", "g_lambda", "grew", "settle_time"],
+                                          units=["1", "S", "1", "s"]) if p["problem"] != "inverse" else None
+        self._programs = 0
         self.checkpoint()
         getattr(self, f"_{p['problem']}")(board, solver, result)
         result.operations = solver.operations
