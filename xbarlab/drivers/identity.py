@@ -92,15 +92,17 @@ def checked_identity(name: str, driver: str, family: Family, ask: Callable[[], s
     after which the link fails. Garbled copies of this maker's identity are asked again, up to ``attempts``.
     """
     seen: list[str] = []
+    timeout: TransportTimeout | None = None
     for _ in range(attempts):
         try:
             reply = ask().strip()
         except ProtocolError:  # a garbled copy (non-ASCII): ask again
             continue
-        except TransportTimeout:
-            if not seen:
-                raise
-            continue  # a reply lost its terminator on a noisy link: ask again
+        except TransportTimeout as exc:  # a reply that lost its terminator on a noisy link: ask again
+            if timeout is not None and not seen:
+                raise  # silent twice: nothing answers (no long wait for a missing instrument)
+            timeout = exc
+            continue
         except TransportError:
             if not seen:
                 raise
@@ -115,6 +117,8 @@ def checked_identity(name: str, driver: str, family: Family, ask: Callable[[], s
             # the same foreign answer twice, or one nothing like this maker's (another maker, an HTTP server)
             check_identity(name, driver, family, reply)
         seen.append(reply)
+    if timeout is not None and not seen:
+        raise timeout  # nothing ever answered
     raise ProtocolError(f"{name}: no two identical *IDN? replies in {attempts} attempts (a noisy link?)")
 
 

@@ -126,7 +126,8 @@ class Keithley2600(SourceMeter):
     def set_output(self, enabled: bool) -> None:
         self._output_expected = enabled
         self._send(f"{self.smu}.source.output = {self.smu}.OUTPUT_{'ON' if enabled else 'OFF'}")
-        if not enabled and self.traffic_revision >= 2 and self.output_enabled() and self.output_enabled():
+        if not enabled and self.traffic_revision >= 2 and replies.repeat(self.output_enabled) \
+                and replies.repeat(self.output_enabled):  # a garbled reply is read again, a lone '1' twice
             raise InstrumentError(self.name, 0, "output still on after switching it off")
 
     def output_enabled(self) -> bool:
