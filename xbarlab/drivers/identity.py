@@ -98,10 +98,10 @@ def checked_identity(name: str, driver: str, family: Family, ask: Callable[[], s
             reply = ask().strip()
         except ProtocolError:  # a garbled copy (non-ASCII): ask again
             continue
-        except TransportTimeout as exc:  # a reply that lost its terminator on a noisy link: ask again
-            if timeout is not None and not seen:
-                raise  # silent twice: nothing answers (no long wait for a missing instrument)
-            timeout = exc
+        except TransportTimeout as exc:
+            if not seen:
+                raise  # no answer at all: the link or the instrument is down
+            timeout = exc  # a reply that lost its terminator on a noisy link: ask again
             continue
         except TransportError:
             if not seen:
