@@ -25,6 +25,8 @@ SMALLER = {
     "calibrate.toml": [(r"cells = 32", "cells = 6"), (r"pulses = 30", "pulses = 6"), (r"cycles = 3", "cycles = 1"),
                        (r"max_pulses = 100", "max_pulses = 20"), (r"n = 10\narrays = 3\nrepeats = 8",
                                                                    "n = 4\narrays = 2\nrepeats = 2")],
+    "one_step.toml": [(r"^n = 16$", "n = 8"),
+                      (r'potential = \["square", "harmonic", "double"\]', 'potential = ["double"]')],
     "characterize.toml": [(r"points = 31", "points = 7"), (r"pulses = 30", "pulses = 5")],
     "experiments.toml": [(r"n_in = 8\nn_out = 4\nsizes = \[2, 4\]\nv_ins = \[0.1, 0.2\]",
                           "n_in = 4\nn_out = 2\nsizes = [2]\nv_ins = [0.1]"),
