@@ -456,3 +456,36 @@ def test_form_names_units_and_si_entry(qtbot):
     assert form.editors["g_min"].text() == "5 µS" and "g_min [S]" in form.editors["g_min"].toolTip()
     form.set_value("g_min", "70 µS")  # above g_max: the experiment's own check names both
     assert not form.valid and form.editors["g_min"].styleSheet() == BAD_STYLE and "g_max" in form.error.text()
+
+
+def test_logbook_follows_a_cli_campaign_live(qtbot, window, tmp_path):
+    """A campaign run by the CLI in another process writes the log (SWMR); the tab shows its runs as they come."""
+    import subprocess
+    import sys
+
+    (tmp_path / "small.toml").write_text(sim_station_text(16, 16, seed=3))
+    campaign = tmp_path / "reads.toml"
+    campaign.write_text('[campaign]\nname = "reads"\nstation = "small.toml"\n'
+                        '[[steps]]\ntype = "array_read"\n[steps.params]\nrepeats = 40\n'
+                        '[steps.sweep]\nread_voltage = [0.1, 0.12, 0.14, 0.16, 0.18, 0.2]\n')
+    log = tmp_path / "reads.h5"
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from xbarlab.cli import main; sys.exit(main())",
+                             "run", str(campaign), "-o", str(log)], cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        tab = window.logbook
+        window.tabs.setCurrentWidget(tab)
+        qtbot.waitUntil(lambda: log.exists() and tab.open(log) and tab.runs.rowCount() >= 1, timeout=60000)
+        seen = set()
+
+        def progressed() -> bool:
+            seen.add(tab.runs.rowCount())
+            return proc.poll() is not None
+
+        qtbot.waitUntil(progressed, timeout=120000)
+        assert proc.returncode == 0, proc.stderr.read().decode()
+        qtbot.waitUntil(lambda: tab.runs.rowCount() == 7, timeout=6000)  # the session run and 6 reads
+        assert len(seen) >= 2, seen  # rows appeared while the campaign was still writing
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -134,3 +134,28 @@ def test_one_non_ascii_reply_is_retried_transparently():
 
         emu.faults.mangle_reply = once
         assert smu.output_enabled() is False and len(seen) == 2
+
+
+def test_logged_read_path_gains_under_line_noise_equal_the_fault_free_log(tmp_path):
+    """End to end through the campaign runner and the logbook: what is logged is what a clean link gives."""
+    from xbarlab.campaigns.runner import CampaignRunner
+    from xbarlab.campaigns.spec import load_campaign
+    from xbarlab.logbook import LogReader
+
+    camp = ('[campaign]\nname = "noisy"\nstation = "bench.toml"\n\n[[steps]]\ntype = "read_calibration"\n'
+            "[steps.params]\ncells_per_column = 2\nreads = 2\n")
+    logged = {}
+    for faulty in (False, True):
+        for seed in range(3):
+            text = sim_station_text(4, 4, seed=seed)
+            if faulty:
+                text += "[sim.faults.smu1]\ncorrupt_byte_probability = 0.003\ndrop_byte_probability = 0.003\n"
+            (tmp_path / "bench.toml").write_text(text)
+            (tmp_path / "camp.toml").write_text(camp)
+            log = tmp_path / f"{faulty}-{seed}.h5"
+            assert CampaignRunner(load_campaign(tmp_path / "camp.toml"), log).run().status == "completed"
+            reader = LogReader(log)
+            run = next(r["run_id"] for r in reader.runs() if r["status"] == "completed" and r["kind"] != "session")
+            logged[faulty, seed] = reader.stream(run, "read_path").data[:, 1]
+    for seed in range(3):
+        np.testing.assert_allclose(logged[True, seed], logged[False, seed], rtol=AGREE_REL)

@@ -91,3 +91,47 @@ def test_a_reset_between_output_on_and_a_reading_is_detected(driver):
         smu.set_output(True)
         assert smu.measure_current() == pytest.approx(good, rel=1e-2)
         smu.set_output(False)
+
+
+def test_a_link_fault_while_the_station_opens_is_retried_and_the_log_replays(tmp_path, monkeypatch):
+    from xbarlab.logbook.replay import replay
+    from xbarlab.sim.bench import SimBench
+
+    built = []
+    real_init = SimBench.__init__
+
+    def init(self, *args, **kwargs):  # the first bench: its SMU swallows the reply to the first *IDN?
+        real_init(self, *args, **kwargs)
+        built.append(self)
+        if len(built) == 1:
+            self.emulators["smu1"].faults.timeout_next = 1
+
+    monkeypatch.setattr(SimBench, "__init__", init)
+    report, runs, data = _run(tmp_path, "keithley2400")
+    assert report.status == "completed" and data is not None
+    sessions = [r for r in LogReader(tmp_path / "reset-None.h5").runs() if r["kind"] == "session"]
+    assert [s["status"] for s in sessions] == ["failed", "completed"] and "no reply" in sessions[0]["error"]
+    outcomes = [r.outcome for r in replay(tmp_path / "reset-None.h5").runs]
+    assert outcomes == ["stopped as recorded", "reproduced", "reproduced"]
+
+
+@pytest.mark.parametrize("driver", list(DRIVERS))
+def test_a_reset_anywhere_in_a_cell_read_is_detected_or_harmless(driver):
+    """A reset before each command of an SMU cell read (set level, output on, read, output off):
+    the value returned is right, or the reset is reported; never a wrong number."""
+    from xbarlab.calibration.readpath import smu_cell_current
+    from xbarlab.errors import ProtocolError
+
+    detected = right = 0
+    for k in range(18):
+        with Station.from_text(_station_text(driver)) as st:
+            truth = st.sim.model.cell_current(1, 2, 0.2, noise=False)
+            st.sim.emulators["smu1"].faults.reset_after = k
+            try:
+                got = smu_cell_current(st, st.require_board(), "smu1", 1, 2, 0.2)
+            except ProtocolError:  # InstrumentResetDetected, or a reply the reset cut short
+                detected += 1
+                continue
+            assert got == pytest.approx(truth, rel=1e-2), (k, got, truth)
+            right += 1
+    assert detected >= 2 and detected + right == 18

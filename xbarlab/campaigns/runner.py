@@ -154,6 +154,17 @@ class CampaignRunner:
         sink.outside = book.outside_runs(session_id)  # traffic between steps and closing (outputs off) is kept
         return station, session_id
 
+    def _open_retrying(self, book: Logbook, sink: RunSink) -> tuple[Station, Any]:
+        """Open the station; a link fault while opening (a garbled identity, a timeout) is retried like a
+        step's, at most ``retries`` times (each attempt is a session run in the log)."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self._open_station(book, sink)
+            except RECOVERABLE:
+                if attempt == self.retries:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _check_sim_state(self, done: set[str]) -> None:
         """Before anything is logged: the simulator checkpoint a resume would restore must load.
 
@@ -203,7 +214,7 @@ class CampaignRunner:
         sink = RunSink()
         station: Station | None = None
         try:
-            station, session_id = self._open_station(book, sink)
+            station, session_id = self._open_retrying(book, sink)
             total = len(self.campaign.steps)
             for k, step in enumerate(self.campaign.steps):
                 if step.step_id in done:
@@ -222,7 +233,7 @@ class CampaignRunner:
                     if attempts > self.retries:
                         outcome.status = "failed"
                         break
-                    station, session_id = self._open_station(book, sink)
+                    station, session_id = self._open_retrying(book, sink)
                 report.outcomes.append(outcome)
                 if outcome.status == "interrupted":
                     report.status = "interrupted"

@@ -27,13 +27,16 @@ class Keithley2450(ScpiInstrument, SourceMeter):
     def reset(self) -> None:
         self.configure("*RST", "*CLS")
         self._set_output_flag(False)
+        self._level_v = None
 
     def source_voltage(self, level: float, compliance_current: float) -> None:
         self._compliance = compliance_current
+        self._level_v = float(f"{level:.6g}")
         self.configure(":SOUR:FUNC VOLT", f":SOUR:VOLT:ILIM {compliance_current:.6g}",
                        f":SOUR:VOLT {level:.6g}", ':SENS:FUNC "CURR"')
 
     def source_current(self, level: float, compliance_voltage: float) -> None:
+        self._level_v = None
         self.configure(":SOUR:FUNC CURR", f":SOUR:CURR:VLIM {compliance_voltage:.6g}",
                        f":SOUR:CURR {level:.6g}", ':SENS:FUNC "VOLT"')
 
@@ -43,6 +46,8 @@ class Keithley2450(ScpiInstrument, SourceMeter):
     def set_output(self, enabled: bool) -> None:
         self._set_output_flag(enabled)
         self.configure(f":OUTP {'ON' if enabled else 'OFF'}")
+        if enabled:  # :MEAS:VOLT? selects the voltage function: current readings are restored after it
+            self.verify_sourcing(":MEAS:VOLT?", self.compliance_tripped, restore=(':SENS:FUNC "CURR"',))
 
     def output_enabled(self) -> bool:
         return self.query_flag(":OUTP?")
@@ -59,6 +64,7 @@ class Keithley2450(ScpiInstrument, SourceMeter):
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if points < 2:
             raise ValueError(f"{self.name}: a sweep needs at least 2 points, got {points}")
+        self._level_v = None  # the sweep leaves the source level where it ended
         self.configure(":SOUR:FUNC VOLT", ':SENS:FUNC "CURR"', f":SOUR:VOLT:ILIM {compliance_current:.6g}",
                        ":TRAC:CLE", f":SOUR:SWE:VOLT:LIN {start:.6g},{stop:.6g},{points},0")
         self.write(":INIT")

@@ -32,13 +32,16 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
     def reset(self) -> None:
         self.configure("*RST", "*CLS")
         self._set_output_flag(False)
+        self._level_v = None
 
     def source_voltage(self, level: float, compliance_current: float) -> None:
         c = self._ch
+        self._level_v = float(f"{level:.6g}")
         self.configure(f":SOUR{c}:FUNC:MODE VOLT", f":SOUR{c}:VOLT:MODE FIX",
                        f":SENS{c}:CURR:PROT {compliance_current:.6g}", f":SOUR{c}:VOLT {level:.6g}")
 
     def source_current(self, level: float, compliance_voltage: float) -> None:
+        self._level_v = None
         c = self._ch
         self.configure(f":SOUR{c}:FUNC:MODE CURR", f":SENS{c}:VOLT:PROT {compliance_voltage:.6g}",
                        f":SOUR{c}:CURR {level:.6g}")
@@ -49,6 +52,8 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
     def set_output(self, enabled: bool) -> None:
         self._set_output_flag(enabled)
         self.configure(f":OUTP{self._ch} {'ON' if enabled else 'OFF'}")
+        if enabled:
+            self.verify_sourcing(f":MEAS:VOLT? (@{self._ch})", self.compliance_tripped)
 
     def output_enabled(self) -> bool:
         return self.query_flag(f":OUTP{self._ch}?")
@@ -65,6 +70,7 @@ class KeysightB2900(ScpiInstrument, SourceMeter):
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if not 2 <= points <= MAX_POINTS:
             raise ValueError(f"{self.name}: a B2900 sweep holds 2 to {MAX_POINTS} points, got {points}")
+        self._level_v = None  # the sweep leaves the source level where it ended
         c = self._ch
         self.configure(f":SOUR{c}:FUNC:MODE VOLT", f":SENS{c}:CURR:PROT {compliance_current:.6g}",
                        f":SOUR{c}:VOLT:MODE SWE", f":SOUR{c}:VOLT:STAR {start:.6g}",

@@ -72,7 +72,8 @@ class SettingMismatch(ProtocolError):
 
 
 def _shape(field: str, signed: bool) -> tuple[int, ...] | str:
-    """:func:`number_format`, without the sign when the instrument writes none for positive numbers (TSP)."""
+    """:func:`number_format`, by default without the sign: not every instrument writes "+" for positive
+    numbers (TSP never does), so a lost "-" is left to the agreement of two copies."""
     shape = number_format(field)
     return shape if signed or isinstance(shape, str) else shape[1:]
 
@@ -91,7 +92,7 @@ def number_format(field: str) -> tuple[int, ...] | str:
     return (len(sign) > 0, len(whole), len(point), len(frac), len(e or ""), len(esign or ""), len(edigits or ""))
 
 
-def same_format(fields: list[str], name: str, what: str, signed: bool = True) -> None:
+def same_format(fields: list[str], name: str, what: str, signed: bool = False) -> None:
     """ProtocolError unless every number field has the same shape (see :func:`number_format`)."""
     shapes = {_shape(f, signed) for f in fields}
     if len(shapes) > 1:
@@ -107,7 +108,7 @@ def printable(reply: str, name: str, what: str) -> str:
 
 
 def numbers(reply: str, name: str, what: str, count: int | None = None, sep: str = ",",
-            signed: bool = True) -> list[float]:
+            signed: bool = False) -> list[float]:
     """The finite numbers of a ``sep``-separated reply; exactly ``count`` of them when given."""
     fields = [f.strip() for f in printable(reply, name, what).strip().split(sep)]
     if fields == [""]:
@@ -223,7 +224,7 @@ def same_twice(query: Callable[[], str | None], name: str, what: str, attempts: 
 
 def stored_numbers(query: Callable[[], str | None], count: int, name: str, what: str, sep: str = ",",
                    attempts: int = 12, valid: Callable[[int, float], bool] | None = None,
-                   signed: bool = True) -> list[float]:
+                   signed: bool = False) -> list[float]:
     """``count`` numbers of stored data (a reading buffer), read as often as needed (at most ``attempts``
     times) until every field has arrived identically in two copies and passes ``valid(index, value)``
     (the range the request allows); copies with the wrong number of fields are set aside. Long

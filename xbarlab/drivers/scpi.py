@@ -34,6 +34,7 @@ class ScpiInstrument:
         self.transport = transport
         self.name = name
         self._output_expected = False  # what the host last set (a reset switches it off)
+        self._level_v: float | None = None  # the voltage level set, while sourcing voltage (V)
 
     def write(self, command: str) -> None:
         self.transport.write(command)
@@ -104,6 +105,27 @@ class ScpiInstrument:
 
         a, b = replies.repeat(lambda: readings(2))
         return replies.confirmed(a, b, lambda: replies.repeat(lambda: readings(1))[0], floor, self.name, command)
+
+    def verify_sourcing(self, measure_voltage: str, tripped: Callable[[], bool], restore: tuple[str, ...] = ()) -> None:
+        """After switching the output on, for models whose readings carry no source level: the voltage
+        measured at the terminals (``measure_voltage``) is the level set, unless in compliance. Wrong in
+        every repeat means the settings were lost between setting them and switching on (a reset).
+        ``restore``: commands that put the measure function back after the voltage measurement."""
+        level = self._level_v
+        if not replies.confirming() or level is None:
+            return
+
+        def check() -> None:
+            v = replies.numbers(self.query(measure_voltage), self.name, measure_voltage, count=1)[0]
+            if abs(v - level) > 1e-3 * abs(level) + self.VOLTAGE_FLOOR and not tripped():
+                raise replies.SettingMismatch(f"{self.name}: {v:.6g} V at the terminals instead of the {level:.6g} V "
+                                              "set")
+
+        try:
+            replies.repeat(check)
+        finally:
+            if restore:
+                self.configure(*restore)
 
     def _set_output_flag(self, enabled: bool) -> None:
         self._output_expected = enabled

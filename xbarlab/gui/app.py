@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.TopToolBarArea, bar)
         self.safety_bar = bar
         self.abort_shortcut = QShortcut(QKeySequence(Qt.Key_Escape), self)
-        self.abort_shortcut.setContext(Qt.ApplicationShortcut)
+        self.abort_shortcut.setContext(Qt.WindowShortcut)  # not while a dialog of its own has the keyboard
         self.abort_shortcut.activated.connect(self.controller.abort)
 
         self.conn_label = QLabel("not connected")

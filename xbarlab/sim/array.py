@@ -458,7 +458,7 @@ class CrossbarModel:
         live = self._stuck[flat] == STUCK_OK
         if not live.all():
             flat, sign = flat[live], sign[live]
-            sizes = np.r_[0, np.cumsum(live)][sizes]  # live pulses before the end of each run
+            sizes = np.concatenate(([0], np.cumsum(live)))[sizes]  # live pulses before the end of each run
         amps = sign * amplitude
         return self.device.pulse_sequence(flat, amps, np.full(flat.size, width), self.clock.now, self.rng,
                                           groups=sizes[:-1])

@@ -28,7 +28,9 @@ def _occurrence(idx: np.ndarray) -> np.ndarray:
     order = np.argsort(idx, kind="stable")
     ranked = idx[order]
     pos = np.arange(idx.size)
-    first = np.maximum.accumulate(np.where(np.r_[True, ranked[1:] != ranked[:-1]], pos, 0))
+    starts = np.ones(idx.size, dtype=bool)  # a new cell begins here in sorted order
+    np.not_equal(ranked[1:], ranked[:-1], out=starts[1:])
+    first = np.maximum.accumulate(np.where(starts, pos, 0))
     rank = np.empty(idx.size, dtype=np.intp)
     rank[order] = pos - first
     return rank

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ def run_sweep_cli(sweep_file: Path, out: Path, scheduler: str | None, workers: i
 
     try:
         index = run_sweep(sweep, out, connect=lambda: connect(scheduler, workers), progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"sweep stopped: finished points are kept ({out / 'index.h5'}); run the same command again to "
+              "resume (points cut short resume from their logs)", file=sys.stderr)
+        raise
     finally:
         bar.close()
     counts = index.counts()
@@ -168,7 +174,7 @@ def add_cli(sub: Any) -> None:
     _cluster_args(p)
     p.add_argument("--dry-run", action="store_true", help="validate every point and list them; run nothing")
     p.add_argument("--figure", action="append", metavar="NAME", help="(show) figure to tabulate and plot; repeatable "
-                   "(default: every figure the index holds)")
+                   "(default: the sweep file's [sweep] figures, else the first figure that varies)")
     p.add_argument("--no-plot", action="store_true", help="(show) print the table only")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_sweep)

@@ -60,8 +60,8 @@ def connect(scheduler: str | None = None, workers: int | None = None, *,
         raise ConfigError(f"--workers: expected at least 1 worker process, got {n}")
     try:
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR,
-                                           resources=resources)
+                                           dashboard_address=None, silence_logs=logging.CRITICAL,
+                                           resources=resources, preload=["xbarlab.sweep.worker_init"])
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot start the embedded Dask cluster: {exc}") from None
     try:
