@@ -1,7 +1,7 @@
 """Benchmark: relative error of 64×64 analog MVMs (random signed matrix and inputs).
 
-Simulated 1T1R HfO₂ RRAM (simulator defaults: soft bounds, ≈30 % c2c and d2d, asymmetry
-0.259, 1 % stuck cells, 0.5 % read noise, 0.35 Ω wires with IR drop, sinh cell
+Simulated 1T1R HfO₂ RRAM (simulator defaults: soft bounds, ≈30 % c2c and d2d, SET/RESET step
+ratio 1.35, 1 % stuck cells, 0.5 % read noise, 0.35 Ω wires with IR drop, sinh cell
 non-linearity, 2 % column TIA gain spread). W (64×64, uniform in [−1, 1]) sits on 64 rows ×
 128 columns as differential pairs; error = sqrt(Σ‖y − W·x‖² / Σ‖W·x‖²) over test inputs
 uniform in [−1, 1], each product the mean of ``repeats`` MVMs (read noise alone gives
@@ -60,7 +60,8 @@ def open_loop(station: Station, weights: np.ndarray, x: np.ndarray, repeats: int
     rr, cc = np.repeat(rows, cols.size), np.tile(cols, rows.size)
     for _ in range(2):  # everything to the bottom of its range
         board.pulse_arrays(rr, cc, -2.0, 1e-6)
-    k = nominal.dw_min * (1 + nominal.up_down / 2) * np.exp((amplitude - nominal.v_ref) / nominal.v_scale)
+    up = 2 * nominal.step_ratio / (1 + nominal.step_ratio)
+    k = nominal.dw_min * up * np.exp((amplitude - nominal.v_ref) / nominal.v_scale)
     w_t = np.clip((targets.ravel() - nominal.g_min) / (nominal.g_max - nominal.g_min), 0, 0.999)
     n = np.minimum(np.rint(np.log(1 - w_t) / np.log(1 - k)), 300).astype(int)
     for p in range(int(n.max(initial=0))):
@@ -141,8 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "test_vectors": int(x.shape[0]),
         "sim_time_s": sim_s,
         "wall_s": time.perf_counter() - t_wall,
-        "device": {"model": "RRAM", "g_min": 1e-6, "g_max": 1e-4, "dw_min": 0.00135, "up_down": 0.259, "c2c": 0.3,
-                   "d2d": 0.3, "read_noise": 0.005, "stuck_fraction": 0.01, "wire_resistance": 0.35},
+        "device": {"model": "RRAM", "g_min": 1e-6, "g_max": 1e-4, "dw_min": 0.00135, "step_ratio": 1 / (1 - 0.259),
+                   "c2c": 0.3, "d2d": 0.3, "read_noise": 0.005, "stuck_fraction": 0.01, "wire_resistance": 0.35},
         "quick": bool(args.quick),
     }
     print(json.dumps(out))

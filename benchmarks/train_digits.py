@@ -45,9 +45,9 @@ from xbarlab.sim.stations import sim_station_text
 
 SEED = 2026
 #: strongly asymmetric RRAM (``[sim.device]`` overrides): the nominal SET step is 1.4x and the RESET step
-#: 0.6x the mean step (up/down ratio 2.3, against 1.3 for the default Gong-2018-like preset, up_down 0.259),
-#: on top of the soft bounds every RRAM device has
-ASYMMETRIC: dict[str, Any] = {"up_down": 0.8}
+#: 0.6x the mean step (SET/RESET step ratio 2.33, against 1.35 for the default Gong-2018 preset), on top of
+#: the soft bounds every RRAM device has
+ASYMMETRIC: dict[str, Any] = {"step_ratio": 1.4 / 0.6}
 
 
 def asymmetric_device() -> dict[str, Any]:

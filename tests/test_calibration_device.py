@@ -12,7 +12,7 @@ from xbarlab.sim.stations import sim_station_text
 
 
 def test_fit_recovers_simulator_parameters_within_uncertainty():
-    params = {"dw_min": 0.002, "up_down": 0.2, "c2c": 0.1, "d2d": 0.1}
+    params = {"dw_min": 0.002, "step_ratio": 1.2 / 0.8, "c2c": 0.1, "d2d": 0.1}
     with Station.from_text(sim_station_text(8, 8, seed=4, stuck_fraction=0.0, device_params=params)) as st:
         prep = prepare(st)
         rr, cc = np.repeat(np.arange(8), 8), np.tile(np.arange(8), 8)
@@ -30,10 +30,10 @@ def test_fit_recovers_simulator_parameters_within_uncertainty():
         assert abs(v["c2c"] - 0.1) < 0.03
         assert abs(v["nonlinearity"] - 1.0) < 0.02  # soft bounds
         assert abs(v["read_sigma"] - 0.005) < 0.001
-        pm = fit.pulse_model()
+        pm = fit.pulse_model(v_scale=prep.model.v_scale, width_exp=prep.model.width_exp)
         assert pm.v_ref == 1.3 and np.exp(pm.s_up) == pytest.approx(v["dw_up"])
         sim = fit.simulator_params()
-        assert sim["up_down"] == pytest.approx(v["up_down"], rel=0.05)
+        assert sim["step_ratio"] == pytest.approx(v["dw_up"] / v["dw_down"], rel=1e-9)
 
 
 def test_stuck_map_matches_the_simulator():

@@ -54,7 +54,7 @@ def test_write_verify_reaches_tolerance_and_reports_a_stuck_off_cell():
         assert np.mean(np.abs(truth - targets)[live] <= tol) >= 0.9
         # without the map, write-verify itself detects the stuck cell and stops pulsing it
         rep2 = program_conductances(prep.board, np.arange(8), np.arange(8), targets, tolerance=tol,
-                                    g_lo=lo, g_hi=hi, reader=prep.reader(), max_pulses=60)
+                                    g_lo=lo, g_hi=hi, model=prep.model, reader=prep.reader(), max_pulses=60)
         assert rep2.status[2, 3] == STUCK
         assert rep2.pulses[2, 3] < 20
         assert "stuck 1" in rep2.describe()
@@ -76,12 +76,21 @@ def test_unreachable_tolerance_gives_a_report_not_a_hang():
 def test_bad_input_is_a_clear_error():
     with _station(4) as st:
         b = st.require_board()
+        m = PulseModel(s_up=-4.0, s_down=-4.0, v_ref=1.2, v_scale=0.08, width_ref=1e-6, width_exp=0.6,
+                       read_sigma=0.01)
         with pytest.raises(ConfigError, match="tolerance"):
-            program_conductances(b, [0], [0], np.ones((1, 1)) * 1e-5, tolerance=0, g_lo=1e-6, g_hi=1e-4)
+            program_conductances(b, [0], [0], np.ones((1, 1)) * 1e-5, tolerance=0, g_lo=1e-6, g_hi=1e-4, model=m)
         with pytest.raises(ConfigError, match="shape"):
-            program_conductances(b, [0], [0], np.ones((2, 1)), tolerance=1e-7, g_lo=1e-6, g_hi=1e-4)
+            program_conductances(b, [0], [0], np.ones((2, 1)), tolerance=1e-7, g_lo=1e-6, g_hi=1e-4, model=m)
+        with pytest.raises(ConfigError, match="PulseModel"):
+            program_conductances(b, [0], [0], np.ones((1, 1)) * 1e-5, tolerance=1e-7, g_lo=1e-6, g_hi=1e-4,
+                                 model=None)
         with pytest.raises(ConfigError):
-            PulseModel(reset="sometimes")
+            PulseModel(s_up=-4.0, s_down=-4.0, v_ref=1.2, v_scale=0.08, width_ref=1e-6, width_exp=0.6,
+                       read_sigma=0.01, reset="sometimes")
+        with pytest.raises(ConfigError, match="v_scale"):
+            PulseModel(s_up=-4.0, s_down=-4.0, v_ref=1.2, v_scale=0.0, width_ref=1e-6, width_exp=0.6,
+                       read_sigma=0.01)
 
 
 def test_array_verify_reads_and_bad_reader_name():

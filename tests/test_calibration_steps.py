@@ -75,3 +75,28 @@ def test_forming_and_drift_steps_on_small_benches():
         assert res.compensated[-1] < res.raw[-1]
         assert "read_path" in rec.calibrations and "range_map" in rec.calibrations
         assert np.asarray(rec.streams["drift"].rows[0]).shape == (2, 4)
+
+
+def test_a_stale_read_calibration_is_measured_again_and_the_characterisation_is_logged(tmp_path):
+    station = tmp_path / "st.toml"
+    station.write_text(sim_station_text(6, 6, seed=2))
+    log = tmp_path / "log.h5"
+    with LabSession.open(station, log) as lab:
+        lab.run("read_calibration", {})
+        first = lab.last_run_id
+        lab.run("range_map", {"max_calibration_age": 3600.0})
+        fresh = lab.last_run_id
+        lab.station.wait(7200.0)  # two hours of instrument time: the read path has drifted since
+        lab.run("range_map", {"max_calibration_age": 3600.0})
+        stale = lab.last_run_id
+        lab.run("range_map", {})  # no age limit: the newest record, whatever its age
+        any_age = lab.last_run_id
+    r = LogReader(log)
+    runs = {i["run_id"]: i for i in r.runs()}
+    assert runs[fresh]["calibrations_used"] == [f"{first}/read_path"]
+    assert runs[stale]["calibrations_used"] == [] and "read_path" in r.calibrations(stale)
+    assert runs[any_age]["calibrations_used"] == [f"{stale}/read_path"]
+    cals = r.calibrations(fresh)
+    kind, data, meta = cals["device_characterization"]
+    assert kind == "device_characterization" and meta["set_v_scale"] > 0 and meta["set_v_scale_err"] > 0
+    assert r.stream(fresh, "characterization").data.shape[1] == 7

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.experiments.analog import WeightMapping
-from xbarlab.experiments.programming import PCM_MODEL, program_weights, pulse_model
+from xbarlab.experiments.programming import characterized_model, program_weights
 from xbarlab.experiments.update_rules import PulseSpec
 from xbarlab.instruments.station import Station
 from xbarlab.sim.stations import sim_station_text
@@ -23,11 +23,18 @@ def _program(device: str, g_min: float, g_max: float, tol: float, absolute: bool
         return st, out, mapping.to_conductance(w)
 
 
-def test_device_model_follows_the_station():
-    with Station.from_text(sim_station_text(4, 4, device="pcm")) as st:
-        assert pulse_model(st) is PCM_MODEL and PCM_MODEL.reset == "abrupt"
-    with Station.from_text(sim_station_text(4, 4, device="rram")) as st:
-        assert pulse_model(st) is None  # gradual soft bounds, read noise measured on the block
+def test_device_model_is_measured_not_assumed():
+    # the RESET kind and kinetics come from a characterisation of the board's own cells
+    with Station.from_text(sim_station_text(4, 4, device="pcm", stuck_fraction=0.0)) as st:
+        board = st.require_board()
+        st.sim.model.device.v_ref = 1.4  # a PCM the controller has not heard of
+        m = characterized_model(board, np.arange(4), np.arange(4), width=1e-6)
+        assert m.reset == "abrupt" and m.v_reset is not None and m.v_reset >= 1.4
+        assert characterized_model(board, np.arange(4), np.arange(4), width=1e-6) is m  # measured once per board
+    with Station.from_text(sim_station_text(4, 4, device="rram", stuck_fraction=0.0,
+                                            device_params={"v_scale": 0.05})) as st:
+        m = characterized_model(st.require_board(), np.arange(4), np.arange(4), width=1e-6)
+        assert m.reset == "gradual" and 0.035 < m.v_scale < 0.07
 
 
 def test_rram_weights_reach_tolerance_in_few_pulses():

@@ -7,7 +7,7 @@ import pytest
 
 from xbarlab.sim.array import STUCK_OFF, STUCK_ON, CrossbarModel
 from xbarlab.sim.clock import SimClock
-from xbarlab.sim.devices import PCM, make_device
+from xbarlab.sim.devices import PCM, RRAM, make_device, step_ratio_from_aihwkit
 from xbarlab.sim.periphery import Periphery
 
 
@@ -96,7 +96,33 @@ def test_rram_steps_cycle_to_cycle_spread_and_asymmetry():
     before = m.conductance_map().copy()
     m.apply_pulses(np.zeros(400, int), np.arange(400), np.full(400, -1.5), np.full(400, 1e-6))
     down = before - m.conductance_map()
-    assert up.mean() > down.mean() > 0  # SET steps larger than RESET steps (up_down > 0)
+    assert up.mean() > down.mean() > 0  # SET steps larger than RESET steps (step_ratio > 1)
+
+
+def test_aihwkit_preset_keeps_its_up_down_step_ratio():
+    # aihwkit's update applies up = 1, down = 1 - up_down: Gong 2018 (up_down 0.259) is a ratio of 1.35,
+    # the strongly asymmetric 0.8 a ratio of 5
+    assert step_ratio_from_aihwkit(0.259) == pytest.approx(1.3495, abs=1e-4)
+    assert step_ratio_from_aihwkit(0.8) == pytest.approx(5.0)
+    assert RRAM().step_ratio == pytest.approx(step_ratio_from_aihwkit(0.259))
+    for up_down in (0.259, 0.8):
+        m = CrossbarModel(1, 2000, make_device("rram", d2d=0.0, c2c=0.0, step_ratio=step_ratio_from_aihwkit(up_down)),
+                          stuck_fraction=0.0, wire_resistance=0.0, seed=5)
+        dev = m.device
+        dev.w[:] = 0.5  # equal headroom both ways: the steps' ratio is the devices' up/down ratio
+        m.invalidate()
+        g0 = m.conductance_map().copy()
+        m.apply_pulses(np.zeros(2000, int), np.arange(2000), np.full(2000, 1.2), np.full(2000, 1e-6))
+        up = m.conductance_map() - g0
+        dev.w[:] = 0.5
+        m.invalidate()
+        m.apply_pulses(np.zeros(2000, int), np.arange(2000), np.full(2000, -1.2), np.full(2000, 1e-6))
+        down = g0 - m.conductance_map()
+        assert up.mean() / down.mean() == pytest.approx(1 / (1 - up_down), rel=0.01)
+    with pytest.raises(ValueError, match="step_ratio"):
+        make_device("rram", step_ratio=0.0)
+    with pytest.raises(ValueError, match="up_down"):
+        make_device("rram", up_down=0.259)  # the old, ambiguous name is refused by name
 
 
 def test_step_grows_with_amplitude_and_soft_bounds_saturate():

@@ -286,10 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs closed) Ctrl-C is ignored and the process leaves at once with the command's status: a Ctrl-C
     during the interpreter's own shutdown would otherwise end it by SIGINT (status -2) instead of 0/130.
     """
-    from xbarlab.interrupts import STATIONS, interrupted_message
+    from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message
 
     program = argv is None and threading.current_thread() is threading.main_thread()
     before = STATIONS.snapshot()
+    if program:
+        signal.signal(signal.SIGINT, interrupt_once)
     try:
         code = _main(argv, before, program)
     except KeyboardInterrupt:  # outside a command's own handling (parsing, logging set-up), or while reporting

@@ -64,6 +64,20 @@ def sigint_deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
+def absorb_sigint(signum: int, frame: Any) -> None:
+    """SIGINT handler after the interrupt was raised: further Ctrl-C are ignored while the shutdown runs."""
+
+
+absorb_sigint.deferring = True  # type: ignore[attr-defined]  # sigint_deferred need not hold anything back
+
+
+def interrupt_once(signum: int, frame: Any) -> None:
+    """SIGINT handler of the ``xbarlab`` program: the first Ctrl-C raises KeyboardInterrupt, later ones are
+    absorbed, so the shutdown it starts (outputs off, records finished, log closed) is never cut short."""
+    signal.signal(signal.SIGINT, absorb_sigint)
+    raise KeyboardInterrupt
+
+
 def close_station(station: Any) -> None:
     """``station.close()`` (outputs off, links released) that a Ctrl-C cannot interrupt half-way."""
     with sigint_deferred():

@@ -1,13 +1,13 @@
 """Calibration layer: read-path calibration, device characterisation, write-verify programming,
 weight mapping, residual (multi-array) programming and PCM drift compensation (docs/calibration.md)."""
 
+from xbarlab.calibration.characterize import Characterization, characterize
 from xbarlab.calibration.device import (
     BoundsMap,
     DeviceFit,
     fit_pulse_response,
     form_cell,
     iv_sweep,
-    measure_bounds,
     pulse_response,
 )
 from xbarlab.calibration.drift import DriftResult, drift_study
@@ -35,7 +35,8 @@ __all__ = [
     "fit_pulse_response",
     "form_cell",
     "iv_sweep",
-    "measure_bounds",
+    "characterize",
+    "Characterization",
     "plan_tiles",
     "prepare",
     "program_conductances",

@@ -1,10 +1,8 @@
 """Device characterisation: range and stuck-cell map, pulse-response fit, I–V sweep and forming.
 
-* :func:`measure_bounds` — every cell of a block is driven to the top of its range by strong
-  SET pulses and read, then to the bottom by strong RESET pulses and read: per-cell g_hi,
-  g_lo, the stuck map (cells whose range is a small fraction of the typical one: stuck
-  off below mid-window, stuck on above) and the usable range covered by a chosen
-  fraction of the live cells.
+* :class:`BoundsMap` — per-cell g_lo, g_hi and stuck map of a block (measured by
+  :func:`xbarlab.calibration.characterize.characterize`, bounds with a stopping rule) and the
+  usable range covered by a chosen fraction of the live cells.
 * :func:`pulse_response` + :func:`fit_pulse_response` — N potentiating then N depressing
   pulses per cycle on a set of cells, reading after each; a soft-bounds fit per cell
   (g' = g + k_up·(g_hi − g), g' = g − k_down·(g − g_lo)) gives the step size, up/down
@@ -58,58 +56,6 @@ class BoundsMap:
                  "stuck": self.stuck.astype(np.int8)},
                 {"stuck_off": int(np.sum(self.stuck == 1)), "stuck_on": int(np.sum(self.stuck == 2)),
                  "usable_low_S": lo, "usable_high_S": hi, "pulses": int(self.pulses)})
-
-
-def measure_bounds(
-    board: Any,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    *,
-    read_voltage: float = 0.2,
-    amplitude: float = 2.0,
-    width: float = 1e-6,
-    pulses: int = 2,
-    reads: int = 2,
-    reader: Any = None,
-    stuck_fraction_of_span: float = 0.1,
-    end: str = "low",
-) -> BoundsMap:
-    """Drive every cell of rows × cols to both ends of its range and read them (S).
-
-    ``amplitude`` V pulses, ``pulses`` of each polarity; cells end at the bottom of their
-    range (``end="low"``) or the top (``"high"``). A cell whose range is below
-    ``stuck_fraction_of_span`` of the median range is stuck (off if it sits in the lower
-    half of the window, else on).
-    """
-    from xbarlab.calibration.writeverify import _pulse
-
-    rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
-    read = reader or cell_reader(board, read_voltage)
-    rr, cc = np.repeat(rows, len(cols)), np.tile(cols, len(rows))
-    n = rr.size
-
-    def drive(sign: float) -> np.ndarray:
-        for _ in range(pulses):
-            _pulse(board, rr, cc, np.full(n, sign * amplitude), np.full(n, width))
-        return np.mean([read(rr, cc) for _ in range(reads)], axis=0)
-
-    if end == "low":
-        g_hi = drive(+1)
-        g_lo = drive(-1)
-    elif end == "high":
-        g_lo = drive(-1)
-        g_hi = drive(+1)
-    else:
-        raise ConfigError(f"end must be 'low' or 'high', got {end!r}")
-    span = g_hi - g_lo
-    typical = float(np.median(span))
-    stuck = np.zeros(n, dtype=np.int8)
-    dead = span < stuck_fraction_of_span * typical
-    mid = 0.5 * (float(np.median(g_lo)) + float(np.median(g_hi)))
-    stuck[dead & (g_hi < mid)] = 1
-    stuck[dead & (g_hi >= mid)] = 2
-    shape = (len(rows), len(cols))
-    return BoundsMap(rows, cols, g_lo.reshape(shape), g_hi.reshape(shape), stuck.reshape(shape), 2 * pulses * n)
 
 
 # -- pulse response and model fit -----------------------------------------------------------------
@@ -180,18 +126,22 @@ class DeviceFit:
     amplitude: float = 1.0
     width: float = 1e-6
 
-    def pulse_model(self, v_ref: float | None = None, v_scale: float = 0.1, read_sigma: float = 0.005) -> PulseModel:
-        """The programming algorithm's prior from this fit (log step fractions at the measured amplitude)."""
+    def pulse_model(self, *, v_scale: float, width_exp: float, read_sigma: float | None = None,
+                    v_ref: float | None = None) -> PulseModel:
+        """A write-verify prior from this fit (log step fractions at the measured amplitude) and the
+        kinetics ``v_scale`` (V per e-fold) and ``width_exp`` this fit does not measure (take them
+        from :func:`~xbarlab.calibration.characterize.characterize`); ``read_sigma`` defaults to the fit's."""
         return PulseModel(s_up=float(np.log(max(self.values["dw_up"], 1e-9))),
                           s_down=float(np.log(max(self.values["dw_down"], 1e-9))),
                           v_ref=self.amplitude if v_ref is None else v_ref, v_scale=v_scale,
-                          width_ref=self.width, read_sigma=read_sigma)
+                          width_ref=self.width, width_exp=width_exp,
+                          read_sigma=float(self.values["read_sigma"]) if read_sigma is None else read_sigma)
 
     def simulator_params(self) -> dict[str, float]:
         """RRAM simulator parameters ([sim.device]) implied by the fit at v_ref = the measured amplitude."""
         v = self.values
         mean = 0.5 * (v["dw_up"] + v["dw_down"])
-        return {"dw_min": mean, "up_down": 2 * (v["dw_up"] - v["dw_down"]) / (v["dw_up"] + v["dw_down"]),
+        return {"dw_min": mean, "step_ratio": v["dw_up"] / v["dw_down"],
                 "c2c": v["c2c"], "g_min": v["g_lo"], "g_max": v["g_hi"], "v_ref": self.amplitude,
                 "width_ref": self.width}
 

@@ -7,7 +7,8 @@ summed output current for a fixed calibration input (all inputs at +v_in: every 
 the block contributes); at time t repeat it and scale every output by the ratio
 I_ref(t₀)/I_ref(t). One extra MVM per compensation; ``recalibrate_every`` re-measures the
 ratio at each evaluation time (periodic re-calibration), else it is taken once per time.
-Times advance on the simulated clock (``station.wait``).
+Times are instrument time (:func:`~xbarlab.experiments.support.instrument_time`: the simulated
+clock on a simulated bench, a monotonic clock on hardware); waits go through ``station.wait``.
 """
 
 from __future__ import annotations
@@ -59,16 +60,16 @@ def drift_study(
     checkpoint: Any = None,
 ) -> DriftResult:
     """Program W (n_out × n_in) on columns 0..2·n_out of a PCM array, then measure the MVM error
-    at each of ``times`` (s after programming, on the simulated clock) raw and drift-compensated."""
+    at each of ``times`` (s after programming, instrument time) raw and drift-compensated."""
     from xbarlab.calibration.pipeline import program_matrix
-    from xbarlab.calibration.writeverify import PulseModel
+    from xbarlab.experiments.support import instrument_time
 
     w = np.asarray(weights, dtype=float)
     n_out, n_in = w.shape
     lo, hi = prep.usable_range()
     mapping = PairMapping.for_matrix(w, lo, hi)
     rows, cols = np.arange(n_in), np.arange(2 * n_out)
-    model = model or PulseModel(s_up=float(np.log(0.04)), s_down=0.0, read_sigma=0.05, reset="abrupt")
+    model = model or prep.model  # the characterisation's pulse model (abrupt RESET measured on PCM)
     targets = mapping.to_conductance(w)
     ri, ci = np.searchsorted(prep.bounds.rows, rows), np.searchsorted(prep.bounds.cols, cols)
     stuck = prep.bounds.stuck[np.ix_(ri, ci)] != 0
@@ -78,7 +79,7 @@ def drift_study(
         targets, short = compensate_stuck(targets, stuck, g_stuck, lo, hi)
     rep = program_matrix(station, prep, targets, tolerance=tolerance_frac * (hi - lo),
                          rows=rows, cols=cols, model=model, checkpoint=checkpoint, max_pulses=60)
-    t_prog = float(station.sim_time() or 0.0)
+    t_prog = instrument_time(station)
     db = DiffBlocks(prep.board, rows, [0], n_out, [mapping], v_in=prep.read_voltage, repeats=repeats)
     db.set_range(prep.read_voltage, uniform_probe=True)
     i_ref0 = reference_current(db, repeats)
@@ -92,7 +93,7 @@ def drift_study(
     for t in times:
         if checkpoint is not None:
             checkpoint()
-        now = float(station.sim_time() or 0.0)
+        now = instrument_time(station)
         if t_prog + t > now:
             station.wait(t_prog + t - now)
         factor = i_ref0 / max(reference_current(db, repeats), 1e-30)

@@ -1,8 +1,10 @@
-"""Calibrated programming on an open station: read-path calibration, range map, write-verify.
+"""Calibrated programming on an open station: read-path calibration, characterisation, write-verify.
 
-:func:`prepare` calibrates the read path against the SMU, maps every cell's range and the
-stuck cells (all reads corrected); :func:`program_matrix` programs a target matrix with
-the result. These are the Python API behind the campaign step types of
+:func:`prepare` calibrates the read path against the SMU, then characterises the devices
+(:func:`~xbarlab.calibration.characterize.characterize`: read noise, switching thresholds and
+kinetics, every cell's reachable range and the stuck cells; all reads corrected);
+:func:`program_matrix` programs a target matrix with the result, starting write-verify
+from the measured pulse model. These are the Python API behind the campaign step types of
 :mod:`xbarlab.calibration.steps`.
 """
 
@@ -13,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.calibration.device import BoundsMap, measure_bounds
+from xbarlab.calibration.characterize import Characterization, characterize
+from xbarlab.calibration.device import BoundsMap
 from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration, calibrate_read_path
 from xbarlab.calibration.writeverify import (
     ProgramReport,
@@ -37,15 +40,30 @@ def sim_clock(station: Any) -> Any:
     return None
 
 
+def instrument_clock(station: Any) -> Any:
+    """Instrument time in s as a callable: the simulated clock, or a monotonic clock on hardware."""
+    from xbarlab.experiments.support import instrument_time
+
+    return lambda: instrument_time(station)
+
+
 @dataclass
 class Prepared:
-    """A calibrated board with its read calibration and range map (S)."""
+    """A calibrated board with its read calibration, device characterisation and range map (S)."""
 
     board: CalibratedBoard
     read_cal: ReadCalibration
     bounds: BoundsMap
     full_scale: float  # A, TIA range used for single-cell reads
     read_voltage: float  # V
+    characterization: Characterization | None = None
+
+    @property
+    def model(self) -> PulseModel:
+        """The write-verify prior measured by the characterisation."""
+        if self.characterization is None:
+            raise ConfigError("no device characterisation: prepare() the block first")
+        return self.characterization.pulse_model()
 
     def usable_range(self, coverage: float = 0.995) -> tuple[float, float]:
         return self.bounds.usable_range(coverage)
@@ -69,10 +87,14 @@ def prepare(
     read_cal: ReadCalibration | None = None,
     cells_per_column: int = 3,
     reads: int = 8,
-    bounds_amplitude: float = 2.0,
+    characterization: Characterization | None = None,
+    width: float = 1e-6,
     checkpoint: Any = None,
+    **characterize_kwargs: Any,
 ) -> Prepared:
-    """Read-path calibration (unless ``read_cal`` is given) and range/stuck map of rows × cols.
+    """Read-path calibration (unless ``read_cal`` is given) and characterisation of rows × cols
+    (unless ``characterization`` is given, e.g. from the logbook): read noise, thresholds,
+    kinetics, range and stuck map. ``width`` (s): the reference pulse width.
 
     The TIA range for single-cell reads is 1.3 × ``g_max_expected`` (S) × read voltage, so the
     ADC resolves the conductance window rather than the MVM range.
@@ -88,8 +110,11 @@ def prepare(
     n_rows, n_cols = board.shape
     rows = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=int)
     cols = np.arange(n_cols) if cols is None else np.asarray(cols, dtype=int)
-    bounds = measure_bounds(cal_board, rows, cols, read_voltage=v, amplitude=bounds_amplitude)
-    return Prepared(cal_board, read_cal, bounds, fs, v)
+    if characterization is None:
+        characterization = characterize(cal_board, rows, cols, reader=cell_reader(cal_board, v), read_voltage=v,
+                                        width=width, clock=instrument_clock(station), checkpoint=checkpoint,
+                                        **characterize_kwargs)
+    return Prepared(cal_board, read_cal, characterization.bounds, fs, v, characterization)
 
 
 def program_matrix(
@@ -118,6 +143,6 @@ def program_matrix(
     sub = np.ix_(ri, ci)
     return program_conductances(
         prep.board, rows, cols, targets, tolerance=tolerance, g_lo=prep.bounds.g_lo[sub], g_hi=prep.bounds.g_hi[sub],
-        model=model, reader=prep.reader(reader), read_voltage=prep.read_voltage, max_pulses=max_pulses,
-        skip=prep.bounds.stuck[sub] != 0, clock=sim_clock(station), checkpoint=checkpoint,
+        model=model or prep.model, reader=prep.reader(reader), read_voltage=prep.read_voltage, max_pulses=max_pulses,
+        skip=prep.bounds.stuck[sub] != 0, clock=instrument_clock(station), checkpoint=checkpoint,
         **{"g_range": prep.usable_range(), **kwargs})

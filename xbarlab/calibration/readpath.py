@@ -38,6 +38,15 @@ class ReadCalibration:
     chord_factor: float = 1.0  # I/(V·G) at the read voltage: cell non-linearity from SMU I–V sweeps
     reference: str = ""  # "<run_id>/<record_id>" once logged
     detail: dict[str, Any] = field(default_factory=dict)
+    measured_at_s: float = float("nan")  # instrument time (s) when it was measured; NaN: unknown
+
+    def age(self, now_s: float) -> float:
+        """Age (s) at instrument time ``now_s``; NaN when the measurement time is unknown (old records)."""
+        return float(now_s - self.measured_at_s)
+
+    def stale(self, now_s: float, max_age_s: float) -> bool:
+        """True when older than ``max_age_s`` (s) at ``now_s``, or of unknown age: time to measure it again."""
+        return not self.age(now_s) <= max_age_s
 
     def correct_currents(self, currents: np.ndarray, full_scale: float, cols: np.ndarray | None = None) -> np.ndarray:
         """True currents (A) from board currents (A) of columns ``cols`` (default: the last axis is every column)."""
@@ -52,7 +61,8 @@ class ReadCalibration:
         data = {"gain": np.asarray(self.gain, dtype=float), "offset_frac": np.asarray(self.offset_frac, dtype=float)}
         meta = {"read_voltage": float(self.read_voltage), "chord_factor": float(self.chord_factor),
                 "residual_before": float(self.residual_before),
-                "residual_after": float(self.residual_after), **{k: v for k, v in self.detail.items()
+                "residual_after": float(self.residual_after), "measured_at_s": float(self.measured_at_s),
+                **{k: v for k, v in self.detail.items()
                                                                   if isinstance(v, (int, float, str, bool))}}
         return data, meta
 
@@ -70,7 +80,17 @@ class ReadCalibration:
         if gain.shape != off.shape or np.any(gain <= 0):
             raise ConfigError("read-path calibration record: gain must be > 0 and match offset_frac in shape")
         return cls(gain, off, float(meta.get("read_voltage", 0.2)), float(meta.get("residual_before", np.nan)),
-                   float(meta.get("residual_after", np.nan)), float(meta.get("chord_factor", 1.0)), reference)
+                   float(meta.get("residual_after", np.nan)), float(meta.get("chord_factor", 1.0)), reference,
+                   measured_at_s=float(meta.get("measured_at_s", np.nan)))
+
+
+def _measuring_bench() -> bool:
+    """False only while a log written before the reply-confirming drivers (format 1) is replayed: its
+    read-path calibration neither checked the chord sweeps for disturbance nor adapted its reads to the
+    read noise, and replay must send the traffic it recorded."""
+    from xbarlab.drivers.replies import confirming
+
+    return confirming()
 
 
 def _smu_name(station: Any, smu: str | None) -> str:
@@ -112,21 +132,30 @@ def smu_cell_current(station: Any, board: Any, smu: str, row: int, col: int, vol
 
 
 def chord_factor(station: Any, board: Any, smu: str, cells: list[tuple[int, int]], read_voltage: float,
-                 v_sweep: float = 0.4, points: int = 17) -> float:
+                 v_sweep: float = 0.4, points: int = 17, disturb: float = 0.01) -> float:
     """I/(V·G) at ``read_voltage``: SMU I–V sweeps (±``v_sweep`` V) of ``cells`` fitted by I/V = G·(1 + c·V²).
 
     Reads at a finite voltage see the chord conductance of a slightly non-linear cell; the
     small-signal G is what a linear (MVM) model needs, so reads are divided by this factor.
+    A sweep that changed the cell (SMU reads at ``read_voltage`` before and after differ by more
+    than ``disturb`` relative: a device that switches under the sweep's DC stress) is not used;
+    when no sweep is usable the factor is 1.
     """
     meter, port = station.smu(smu), station.board_port(smu)
+    check = _measuring_bench()
     cs = []
     for r, c in cells:
+        before = smu_cell_current(station, board, smu, r, c, read_voltage) if check else 0.0
         board.route_smu(port, int(r), int(c))
         try:
             sw = meter.sweep_voltage(-v_sweep, v_sweep, points, 1e-3)
         finally:
             meter.set_output(False)
             board.unroute_smu(port)
+        if check:
+            after = smu_cell_current(station, board, smu, r, c, read_voltage)
+            if not abs(after - before) <= disturb * abs(before):
+                continue
         v, i = np.asarray(sw.voltage, dtype=float), np.asarray(sw.current, dtype=float)
         use = np.abs(v) > 0.2 * v_sweep
         slope, intercept = np.polyfit(v[use] ** 2, i[use] / v[use], 1)
@@ -147,12 +176,15 @@ def calibrate_read_path(
     checkpoint: Any = None,
     set_amplitudes: tuple[float, ...] = (1.2, 1.5, 1.8, 2.2),
     set_width: float = 1e-6,
+    target_noise: float = 0.002,
+    max_reads: int = 512,
 ) -> ReadCalibration:
     """Measure every column's read gain and offset against the SMU at TIA range ``full_scale`` (A).
 
     Per column, ``cells_per_column`` reference cells spread over the conductances present
     (chosen from one board read, unclipped) are read ``reads`` times by the board and once
-    by the SMU; one more cell per column is held out to report the residual read error
+    by the SMU (more board reads, up to ``max_reads``, when the cells' read noise needs them for a
+    relative 1σ of ``target_noise``); one more cell per column is held out to report the residual read error
     (rms of board/SMU − 1) before and after correction. Leaves the TIA at ``full_scale``.
     Columns with too few conducting cells (an unprogrammed array) first get graded SET pulses
     (``set_amplitudes`` V, ``set_width`` s) on their first rows; an empty tuple disables this.
@@ -217,8 +249,20 @@ def calibrate_read_path(
     c_ref = np.array([c for _, c, _ in refs])
     held = np.array([h for _, _, h in refs])
     b_cur, b_sat = _board_currents(board, np.tile(r_ref, reads), np.tile(c_ref, reads), read_v)
-    b_cur = b_cur.reshape(reads, -1).mean(axis=0)
-    valid = ~b_sat.reshape(reads, -1).any(axis=0)
+    b_all, valid = b_cur.reshape(reads, -1), ~b_sat.reshape(reads, -1).any(axis=0)
+    if reads >= 4 and max_reads > reads and _measuring_bench():
+        # noisy devices (PCM): average as many board reads as the reference cells' read noise needs for
+        # a mean within ``target_noise`` (relative 1σ), up to ``max_reads``
+        m = np.abs(b_all.mean(axis=0))
+        rel = float(np.median(b_all.std(axis=0, ddof=1)[m > 0] / m[m > 0])) if (m > 0).any() else 0.0
+        need = int(min(np.ceil((rel / target_noise) ** 2), max_reads))
+        if need > reads:
+            more, sat_more = _board_currents(board, np.tile(r_ref, need - reads), np.tile(c_ref, need - reads),
+                                             read_v)
+            b_all = np.vstack([b_all, more.reshape(need - reads, -1)])
+            valid &= ~sat_more.reshape(need - reads, -1).any(axis=0)
+            reads = need
+    b_cur = b_all.mean(axis=0)
     s_cur = np.empty(len(refs))
     for k, (r, c, _) in enumerate(refs):
         if checkpoint is not None and k % 16 == 0:
@@ -237,7 +281,10 @@ def calibrate_read_path(
     top = np.argsort(-s_cur)[: min(3, len(refs))]
     chord = chord_factor(station, board, name, [(int(r_ref[k]), int(c_ref[k])) for k in top], read_v)
     board.configure(read_v, full_scale)
-    cal = ReadCalibration(gain, offset_a / full_scale, read_v, chord_factor=chord)
+    from xbarlab.experiments.support import instrument_time
+
+    cal = ReadCalibration(gain, offset_a / full_scale, read_v, chord_factor=chord,
+                          measured_at_s=instrument_time(station))
     test = held & valid & (s_cur > 0)
     if test.any():
         raw = b_cur[test] / s_cur[test] - 1

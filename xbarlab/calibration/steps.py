@@ -1,7 +1,8 @@
 """Campaign step types of the calibration layer (``@register`` experiments).
 
 * ``read_calibration`` — column TIA/ADC gain and offset against the SMU (record ``read_path``)
-* ``range_map`` — per-cell range and stuck map (record ``range_map``)
+* ``range_map`` — device characterisation (read noise, SET/RESET thresholds and kinetics, up/down
+  ratio, with 1σ; record ``device_characterization``) and per-cell range and stuck map (record ``range_map``)
 * ``device_fit`` — pulse-response curves and soft-bounds fit with uncertainties (record ``device_model``)
 * ``forming`` — SMU I–V sweep / forming of one cell with compliance
 * ``write_verify`` — program uniform random targets over the usable range, report yield/pulses/time
@@ -10,7 +11,9 @@
 
 Every step that corrects reads with a read-path calibration either takes the newest
 ``read_path`` record of the logbook it writes to (``calibration = "auto"``, noted with
-``recorder.use_calibration``) or measures one and logs it (``"measure"``, or when none exists).
+``recorder.use_calibration``) or measures one and logs it (``"measure"``, or when none exists,
+or when the newest is older than ``max_calibration_age`` s of instrument time: the read path's
+gain and offset drift with time and temperature, so a calibration goes stale).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.support import array_shape, bench_timing, board_limit_problems
 
+_MAX_AGE = Param("max_calibration_age", float, 0.0, "s",
+                 "auto: a logged read-path calibration older than this (instrument time) is measured again; 0: any age",
+                 min=0.0)
 _CAL = Param("calibration", str, "auto", help="read-path calibration: auto (newest logged, else measure) | measure",
              choices=("auto", "measure"))
 
@@ -64,9 +70,17 @@ class _CalStep(Experiment):
         if self.params.get("calibration", "auto") == "auto":
             found = self._find_logged(RECORD_KIND)
             if found is not None:
+                from xbarlab.experiments.support import instrument_time
+
                 ref, data, meta = found
                 cal = ReadCalibration.from_record(data, meta, ref)
-                if cal.gain.size == self.station.require_board().shape[1]:
+                limit = float(self.params.get("max_calibration_age", 0.0))
+                age = cal.age(instrument_time(self.station))
+                stale = limit > 0 and not age <= limit  # unknown age (NaN) counts as stale when a limit is set
+                if stale:
+                    self.report(0, 1, f"read-path calibration {ref} is {age:.0f} s old (limit {limit:g} s): "
+                                "measuring it again")
+                elif cal.gain.size == self.station.require_board().shape[1]:
                     self.recorder.use_calibration(ref)
                     return cal
         from xbarlab.calibration.readpath import calibrate_read_path
@@ -111,9 +125,26 @@ class _CalStep(Experiment):
         self.checkpoint()
         prep = prepare(self.station, read_cal=cal, g_max_expected=float(self.params.get("g_max_expected", 150e-6)),
                        checkpoint=self.checkpoint)
+        self.log_characterization(prep)
+        return prep
+
+    def log_characterization(self, prep: Any) -> None:
+        """The range map and the device characterisation (thresholds, kinetics, read noise, with 1σ)
+        as calibration records, and the characterisation's pulse observations as a stream."""
+        from xbarlab.calibration.characterize import RECORD_KIND as CHAR_KIND
+
         data, meta = prep.bounds.to_record()
         self.recorder.add_calibration("range_map", "range_map", data, meta)
-        return prep
+        ch = prep.characterization
+        if ch is not None:
+            data, meta = ch.to_record()
+            self.recorder.add_calibration("device_characterization", CHAR_KIND, data, meta)
+            obs = np.asarray(ch.observations, dtype=float)
+            s = self.recorder.stream("characterization", columns=["direction", "amplitude", "width", "k", "headroom",
+                                                                   "cell", "significant"],
+                                     units=["1", "V", "s", "1", "S", "1", "1"])
+            if obs.size:
+                s.append(obs)
 
 
 @register
@@ -157,7 +188,7 @@ class RangeMapStep(_CalStep):
 
     kind = "range_map"
     title = "Range and stuck-cell map"
-    params_spec = (_CAL, _G_MAX)
+    params_spec = (_CAL, _MAX_AGE, _G_MAX)
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
@@ -188,6 +219,7 @@ class DeviceFitStep(_CalStep):
     title = "Pulse response and device-model fit"
     params_spec = (
         _CAL,
+        _MAX_AGE,
         Param("cells", int, 32, min=2, max=100000, help="cells measured (random, live)"),
         Param("pulses", int, 30, min=2, max=10000, help="pulses per direction"),
         Param("amplitude", float, 1.3, "V", "pulse amplitude (both polarities)", min=0.01),
@@ -219,7 +251,8 @@ class DeviceFitStep(_CalStep):
         cal = self.read_calibration()
         from xbarlab.calibration.pipeline import prepare
 
-        prep = prepare(self.station, read_cal=cal, g_max_expected=p["g_max_expected"])
+        prep = prepare(self.station, read_cal=cal, g_max_expected=p["g_max_expected"], checkpoint=self.checkpoint)
+        self.log_characterization(prep)
         live = np.argwhere(prep.bounds.stuck == 0)
         rng = np.random.default_rng(p["seed"])
         if p["cells"] > len(live):
@@ -296,6 +329,7 @@ class WriteVerifyStep(_CalStep):
     title = "Write-verify programming of a target matrix"
     params_spec = (
         _CAL,
+        _MAX_AGE,
         Param("tolerance", float, 0.01, "", "tolerance, fraction of the usable range", min=1e-6, max=0.5),
         Param("max_pulses", int, 100, min=1, max=100000, help="pulse budget per cell"),
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
@@ -352,6 +386,7 @@ class ResidualProgramStep(_CalStep):
     title = "Residual programming over several arrays"
     params_spec = (
         _CAL,
+        _MAX_AGE,
         Param("n", int, 16, min=2, max=4096, help="matrix size n x n"),
         Param("arrays", int, 3, min=1, max=8, help="blocks of 2n columns, side by side"),
         Param("vectors", int, 32, min=1, max=100000, help="test inputs"),
@@ -411,6 +446,7 @@ class DriftCompensationStep(_CalStep):
     title = "PCM drift: MVM error vs time with global drift compensation"
     params_spec = (
         _CAL,
+        _MAX_AGE,
         Param("n", int, 16, min=2, max=4096, help="matrix size n x n (2n columns)"),
         Param("times", list, [1.0, 10.0, 100.0, 1000.0, 10000.0, 86400.0], "s", "times after programming"),
         Param("vectors", int, 16, min=1, max=100000, help="test inputs"),

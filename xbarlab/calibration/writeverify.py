@@ -2,24 +2,28 @@
 
 Model-based adaptive programming (in the spirit of Alibart et al., Nanotechnology 23,
 075201 (2012): adaptive pulses to ~1 % of the range). Each cell follows the soft-bounds
-response the characterisation fits (:mod:`xbarlab.calibration.device`):
+response that characterisation measured (:mod:`xbarlab.calibration.characterize`):
 
     SET:   g' = g + k·(g_hi − g),   RESET: g' = g − k·(g − g_lo),
-    k = exp(s + (V − v_ref)/v_scale) · sqrt(width / width_ref)
+    k = exp(s + (V − v_ref)/v_scale) · (width / width_ref)^β
 
-with a per-cell, per-direction log step factor ``s`` learned online from every pulse
-(prior: the fitted population value). Each round every cell outside tolerance gets one
-pulse whose amplitude (and, below the smallest useful amplitude, width) is chosen to
-cover ``aim`` × its remaining error; all pulses of a round go out as one batch, then only
-those cells are re-read (averaged reads once close to target). A cell that does not move
-after ``stuck_after`` pulses at the largest amplitude is reported as stuck (never having
-moved) or unreachable (its target beyond its range); a cell that spends ``max_pulses``
-is reported as out of budget. Optionally (``patience``) a cell whose error has not shrunk
-by 10 % over that many pulses is given up as unreachable too (it churns at a bound).
-Nothing loops without bound: ``max_rounds`` caps the run.
+with v_scale and β per direction as fitted, and a per-cell, per-direction log step factor
+``s`` learned online from every pulse (prior: the fitted population value). There is no
+built-in device model: the :class:`PulseModel` comes from a characterisation. Each round
+every cell outside tolerance gets one pulse whose amplitude (and, below the smallest
+characterised amplitude, width) is chosen to cover ``aim`` × its remaining error; all
+pulses of a round go out as one batch, then only those cells are re-read. Reads are
+averaged as many times as the measured read noise needs to resolve the tolerance
+(``verify_reads``). A cell that does not move after ``stuck_after`` pulses at the largest
+amplitude is reported as stuck (never having moved) or unreachable (its target beyond its
+range); a cell that spends ``max_pulses`` is reported as out of budget. Optionally
+(``patience``) a cell whose error has not shrunk by 10 % over that many pulses is given up
+as unreachable too (it churns at a bound). Nothing loops without bound: ``max_rounds``
+caps the run. The reported state is a final averaged read of every programmed cell.
 
 Abrupt-RESET devices (PCM) are handled by ``reset="abrupt"``: a cell above its target is
-reset to the bottom of its range and re-approached from below with gradual SETs.
+reset to the bottom of its range (at the measured abrupt-RESET amplitude) and re-approached
+from below with gradual SETs.
 """
 
 from __future__ import annotations
@@ -41,26 +45,63 @@ STATUS_NAMES = {ACTIVE: "active", DONE: "within", STUCK: "stuck", UNREACHABLE: "
 
 @dataclass(frozen=True)
 class PulseModel:
-    """What the programming algorithm assumes of the devices (fit by characterisation).
+    """What the programming algorithm assumes of the devices: a measured characterisation
+    (:meth:`xbarlab.calibration.characterize.Characterization.pulse_model`), never a built-in guess.
 
-    ``s_up``/``s_down``: natural log of the fraction of the remaining headroom one nominal
-    pulse (``v_ref`` V, ``width_ref`` s) covers; ``v_scale``: V per e-fold of the step;
-    ``read_sigma``: relative 1σ read noise; ``reset``: "gradual" or "abrupt" (PCM).
+    ``s_up``/``s_down``: natural log of the fraction of the remaining headroom one pulse of
+    ``v_ref`` V, ``width_ref`` s covers; ``v_scale`` (SET) / ``v_scale_down`` (RESET, default the
+    same): V per e-fold of the step; ``width_exp``/``width_exp_down``: exponent β of the width
+    dependence; ``read_sigma`` relative and ``read_sigma_abs`` (S) 1σ read noise of one read;
+    ``reset``: "gradual" or "abrupt" (PCM); ``v_min``: smallest amplitude the model was measured
+    at (below it pulses are shortened instead); ``v_reset``: amplitude of an abrupt RESET.
     """
 
-    s_up: float = float(np.log(0.01))
-    s_down: float = float(np.log(0.01))
-    v_ref: float = 1.0  # V
-    v_scale: float = 0.1  # V
-    width_ref: float = 1e-6  # s
-    read_sigma: float = 0.005
+    s_up: float
+    s_down: float
+    v_ref: float  # V
+    v_scale: float  # V
+    width_ref: float  # s
+    width_exp: float
+    read_sigma: float
     reset: str = "gradual"
+    v_scale_down: float | None = None  # V
+    width_exp_down: float | None = None
+    read_sigma_abs: float = 0.0  # S
+    v_min: float | None = None  # V
+    v_reset: float | None = None  # V
 
     def __post_init__(self) -> None:
-        if not (self.v_scale > 0 and self.width_ref > 0 and self.read_sigma >= 0):
-            raise ConfigError("pulse model: v_scale and width_ref must be > 0, read_sigma >= 0")
+        vals = (self.s_up, self.s_down, self.v_ref, self.v_scale, self.width_ref, self.width_exp, self.read_sigma)
+        if not all(np.isfinite(v) for v in vals):
+            raise ConfigError("pulse model: every parameter must be a finite number")
+        if not (self.v_scale > 0 and self.width_ref > 0 and self.read_sigma >= 0 and self.read_sigma_abs >= 0
+                and self.width_exp > 0):
+            raise ConfigError("pulse model: v_scale, width_ref and width_exp must be > 0, read noise >= 0")
+        if self.v_scale_down is not None and not self.v_scale_down > 0:
+            raise ConfigError("pulse model: v_scale_down must be > 0")
+        if self.width_exp_down is not None and not self.width_exp_down > 0:
+            raise ConfigError("pulse model: width_exp_down must be > 0")
         if self.reset not in ("gradual", "abrupt"):
             raise ConfigError(f"pulse model reset {self.reset!r}: expected 'gradual' or 'abrupt'")
+
+    @property
+    def v_scales(self) -> np.ndarray:
+        """(SET, RESET) V per e-fold."""
+        return np.array([self.v_scale, self.v_scale_down if self.v_scale_down is not None else self.v_scale])
+
+    @property
+    def width_exps(self) -> np.ndarray:
+        """(SET, RESET) width exponents."""
+        return np.array([self.width_exp, self.width_exp_down if self.width_exp_down is not None else self.width_exp])
+
+    def sigma(self, g: np.ndarray) -> np.ndarray:
+        """1σ (S) of one read of conductances g (S)."""
+        return np.sqrt(self.read_sigma_abs**2 + (self.read_sigma * np.abs(g)) ** 2)
+
+    def reads_for(self, g: float, tolerance: float, target: float = 0.15, most: int = 256) -> int:
+        """Reads to average so that the mean's 1σ at ``g`` S is ≤ ``target`` × ``tolerance`` (at least 4)."""
+        n = (float(self.sigma(np.asarray(g))) / (target * tolerance)) ** 2
+        return int(np.clip(np.ceil(n), 4, most))
 
 
 @dataclass
@@ -212,18 +253,18 @@ def program_conductances(
     tolerance: float,
     g_lo: np.ndarray | float,
     g_hi: np.ndarray | float,
-    model: PulseModel | None = None,
+    model: PulseModel,
     reader: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     read_voltage: float = 0.2,
-    width: float = 1e-6,
-    v_min: float = 0.6,
+    width: float | None = None,
+    v_min: float | None = None,
     v_max: float | None = None,
-    min_width: float = 1e-8,
+    min_width: float | None = None,
     max_pulses: int = 100,
     max_rounds: int = 300,
     aim: float = 0.9,
     accept: float = 0.5,
-    verify_reads: int = 4,
+    verify_reads: int | None = None,
     stuck_after: int = 3,
     patience: int = 0,
     skip: np.ndarray | None = None,
@@ -231,15 +272,19 @@ def program_conductances(
     checkpoint: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     g_range: tuple[float, float] | None = None,
-    final_reads: int = 8,
+    final_reads: int | None = None,
 ) -> ProgramReport:
     """Program ``targets`` (S, shape len(rows) × len(cols)) into the block rows × cols.
 
     ``g_lo``/``g_hi``: each cell's (or the common) bottom/top of range (S), e.g. from
-    :func:`~xbarlab.calibration.device.measure_bounds`; ``tolerance`` (S); ``reader(rows, cols)``
-    returns conductances of listed cells (default READ_CELLS; pass a calibrated board).
-    A cell is accepted when the mean of ``verify_reads`` reads is within ``accept`` ×
-    tolerance (margin for read noise), and reported with a fresh final read.
+    :func:`~xbarlab.calibration.characterize.characterize`; ``tolerance`` (S); ``model``: the
+    characterisation's :class:`PulseModel`; ``reader(rows, cols)`` returns conductances of listed
+    cells (default READ_CELLS; pass a calibrated board). ``width`` (s): pulse width (default the
+    model's ``width_ref``); ``v_min`` (V): smallest amplitude (default the model's ``v_min``, else
+    v_ref − 2·v_scale); below it pulses are shortened down to ``min_width`` (default the board's
+    limit). A cell is accepted when the mean of ``verify_reads`` reads (default: enough for the
+    model's read noise to resolve the tolerance, :meth:`PulseModel.reads_for`) is within
+    ``accept`` × tolerance, and reported with a fresh final read of ``final_reads`` (same default).
     ``skip``: cells known stuck (not pulsed, reported as skipped). ``clock()``: instrument time (s).
     ``patience`` (0 = off): give a cell up (unreachable, or stuck if it never moved) when its
     error has not shrunk by 10 % over that many pulses.
@@ -247,7 +292,8 @@ def program_conductances(
     """
     t_wall = time.perf_counter()
     t0 = clock() if clock is not None else 0.0
-    model = model or PulseModel()
+    if not isinstance(model, PulseModel):
+        raise ConfigError("write-verify needs a PulseModel from a device characterisation")
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     tgt = np.asarray(targets, dtype=float)
     shape = (len(rows), len(cols))
@@ -259,11 +305,27 @@ def program_conductances(
         raise ConfigError("max_pulses and max_rounds must be >= 1")
     if not np.all(np.isfinite(tgt)):
         raise ConfigError("targets must be finite conductances (S)")
-    limit = float(getattr(getattr(board, "limits", None), "max_pulse_amplitude", 3.0))
+    limits = getattr(board, "limits", None)
+    limit = float(getattr(limits, "max_pulse_amplitude", 3.0))
     v_top = min(v_max if v_max is not None else limit, limit)
+    width = float(model.width_ref if width is None else width)
+    w_floor = float(getattr(limits, "min_pulse_width", 1e-8)) if min_width is None else float(min_width)
+    vs_d, be_d = model.v_scales, model.width_exps
+    if v_min is None:
+        v_min = model.v_min if model.v_min is not None else model.v_ref - 2 * float(vs_d.max())
+    v_min = max(float(v_min), 2 * abs(read_voltage))
     if v_min > v_top:
         raise ConfigError(f"v_min {v_min} V exceeds the largest allowed amplitude {v_top} V")
+    v_reset = min(model.v_reset, v_top) if model.v_reset is not None else v_top
+    if verify_reads is None:
+        verify_reads = model.reads_for(float(np.max(np.abs(tgt), initial=0.0)), tolerance)
+    if final_reads is None:
+        final_reads = max(verify_reads, 8)
     read = reader or cell_reader(board, read_voltage)
+
+    def read_avg(ri: np.ndarray, ci: np.ndarray, n: int) -> np.ndarray:
+        return np.mean([read(ri, ci) for _ in range(max(n, 1))], axis=0)
+
     rr = np.repeat(rows, len(cols))
     cc = np.tile(cols, len(rows))
     t = tgt.ravel().copy()
@@ -283,13 +345,38 @@ def program_conductances(
     best = np.full(n, np.inf)  # smallest |error| read so far
     since_best = np.zeros(n, dtype=int)  # pulses since the error last shrank by 10 %
     moved_ever = np.zeros(n, dtype=bool)
+    still_run = np.zeros(n, dtype=int)  # consecutive pulses that should have moved the cell and did not
     g = np.full(n, np.nan)
+    n_read = np.ones(n)  # reads averaged into g
     act = status == ACTIVE
+
+    def close_to(target: np.ndarray, value: np.ndarray) -> np.ndarray:
+        # near enough for an averaged read to decide: 3 tolerances plus 3σ of a single read
+        return np.abs(target - value) <= 3 * tolerance + 3 * model.sigma(target)
+
+    first_reads = min(verify_reads, 16)
+
+    def refine(cells: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Averaged reads of cells near target, in two stages: ``first_reads`` for all of them, the
+        rest of ``verify_reads`` only for those the first average puts within 2 tolerances + 2σ
+        (the others get pulsed anyway). Returns (mean S, reads averaged)."""
+        m = (g1 + (first_reads - 1) * read_avg(rr[cells], cc[cells], first_reads - 1)) / first_reads
+        k = np.full(cells.size, float(first_reads))
+        if verify_reads > first_reads:
+            sig = model.sigma(t[cells]) / np.sqrt(first_reads)
+            sel = np.flatnonzero(np.abs(t[cells] - m) <= 2 * tolerance + 2 * sig)
+            if sel.size:
+                extra = verify_reads - first_reads
+                m[sel] = (first_reads * m[sel] + extra * read_avg(rr[cells[sel]], cc[cells[sel]], extra)
+                          ) / verify_reads
+                k[sel] = verify_reads
+        return m, k
+
     g[act] = read(rr[act], cc[act])
-    near = np.abs(t - g) <= 3 * tolerance
+    near = close_to(t, g)
     j = np.flatnonzero(act & near)
     if verify_reads > 1 and j.size:
-        g[j] = (g[j] + np.sum([read(rr[j], cc[j]) for _ in range(verify_reads - 1)], axis=0)) / verify_reads
+        g[j], n_read[j] = refine(j, g[j])
     span = float(np.median(hi - lo))
     accept_tol = accept * tolerance
     rounds = 0
@@ -299,8 +386,8 @@ def program_conductances(
             checkpoint()
         act = status == ACTIVE
         err = t - g
-        # acceptance: within accept·tol on an averaged read (cells already near target were read averaged)
-        ok = act & near & (np.abs(err) <= accept_tol)
+        # acceptance: within accept·tol on an averaged read (cells near target were read averaged)
+        ok = act & near & (n_read >= verify_reads) & (np.abs(err) <= accept_tol)
         status[ok] = DONE
         act &= ~ok
         status[act & (pulses >= max_pulses)] = BUDGET
@@ -321,39 +408,40 @@ def program_conductances(
         k_aim = np.clip(aim * k_need, 1e-6, 1.0)
         d = np.where(up, 0, 1)
         s_i = s[d, idx]
-        # amplitude for the aimed step at the reference width; below v_min shorten the pulse
-        v = model.v_ref + model.v_scale * (np.log(k_aim) - s_i)
+        vs, be = vs_d[d], be_d[d]
+        # amplitude for the aimed step at this width; below v_min shorten the pulse (k ∝ width^β)
+        v = model.v_ref + vs * (np.log(k_aim) - s_i - be * np.log(width / model.width_ref))
         wid = np.full(idx.size, width)
-        v = v - 0.5 * model.v_scale * np.log(width / model.width_ref)
         low = v < v_min
         if low.any():
-            # k ∝ sqrt(width): shorten the pulse to make up for the amplitude floor
-            factor = np.exp((v[low] - v_min) / model.v_scale) ** 2
-            wid[low] = np.maximum(width * factor, min_width)
+            wid[low] = np.maximum(width * np.exp((v[low] - v_min) / (vs[low] * be[low])), w_floor)
             v[low] = v_min
         v = np.minimum(v, v_top)
-        v = np.where(abrupt, v_top, v)  # a melt-quench RESET needs a strong pulse
+        v = np.where(abrupt, v_reset, v)
         wid = np.where(abrupt, width, wid)
         amps = np.where(up, v, -v)
         _pulse(board, rr[idx], cc[idx], amps, wid)
         pulses[idx] += 1
         # re-read the pulsed cells; average the reads of cells that are close to target
         g_new = read(rr[idx], cc[idx])
-        close = np.abs(t[idx] - g_new) <= 3 * tolerance
+        nr = np.ones(idx.size)
+        close = close_to(t[idx], g_new)
         if verify_reads > 1 and close.any():
             j = np.flatnonzero(close)
-            more = [read(rr[idx[j]], cc[idx[j]]) for _ in range(verify_reads - 1)]
-            g_new[j] = (g_new[j] + np.sum(more, axis=0)) / verify_reads
+            g_new[j], nr[j] = refine(idx[j], g_new[j])
         near[idx] = close
         dg = g_new - gi
-        noise = 3 * model.read_sigma * np.maximum(np.abs(gi), np.abs(g_new)) + 0.1 * tolerance
+        sig_new = model.sigma(g_new) / np.sqrt(nr)
+        sig_old = model.sigma(gi) / np.sqrt(n_read[idx])
+        noise = 3 * np.hypot(sig_new, sig_old) + 0.1 * tolerance
+        n_read[idx] = nr
         moved = np.where(up, dg, -dg) > noise
         moved_ever[idx] |= moved
         # learn the step factor from cells that moved in the intended direction (gradual steps only)
         learn = moved & ~abrupt
         if learn.any():
             k_obs = np.clip(np.abs(dg[learn]) / head[learn], 1e-9, 1.0)
-            rate = (v[learn] - model.v_ref) / model.v_scale + 0.5 * np.log(wid[learn] / model.width_ref)
+            rate = (v[learn] - model.v_ref) / vs[learn] + be[learn] * np.log(wid[learn] / model.width_ref)
             s_est = np.log(k_obs) - rate
             di, ci = d[learn], idx[learn]
             w = 1.0 / (n_obs[di, ci] + 2.0)  # prior counts as one observation
@@ -362,9 +450,11 @@ def program_conductances(
         # no intended move: a big enough pulse should have moved it -> push harder
         expected = k_aim * head > noise
         still = ~moved & ~abrupt & expected
+        # escalating: one step that failed may be cycle-to-cycle noise, a run of them is not
+        still_run[idx] = np.where(still, still_run[idx] + 1, 0)
         if still.any():
-            s[d[still], idx[still]] -= 1.5
-        full = still & (v >= v_top - 1e-9)
+            s[d[still], idx[still]] -= 0.5 * still_run[idx[still]]
+        full = still & (v >= v_top - 1e-9) & (wid >= width)
         idle[idx[full]] += 1
         idle[idx[~still]] = 0
         given_up = idle[idx] >= stuck_after
@@ -374,6 +464,7 @@ def program_conductances(
             best[idx] = np.where(better, e_new, best[idx])
             since_best[idx] = np.where(better, 0, since_best[idx] + 1)
             given_up |= since_best[idx] >= patience
+        given_up &= status[idx] == ACTIVE
         if given_up.any():
             gu = idx[given_up]
             status[gu] = np.where(moved_ever[gu], UNREACHABLE, STUCK)
@@ -385,11 +476,12 @@ def program_conductances(
         stop = "some cells spent their pulse budget"
     # final verification after the last pulse: a fresh averaged read of every cell (the skipped ones too, so
     # a caller's earlier verification of them is replaced by this read)
-    final = np.mean([read(rr, cc) for _ in range(max(final_reads, 1))], axis=0)
+    final = read_avg(rr, cc, final_reads)
     sim_t = (clock() - t0) if clock is not None else float("nan")
     report = ProgramReport(tgt, final.reshape(shape), status.reshape(shape), float(tolerance),
                            pulses.reshape(shape), rounds, float(sim_t), time.perf_counter() - t_wall,
                            g_range or (float(np.median(lo)), float(np.median(hi))), stop)
     report.extra["s_up_median"] = float(np.median(s[0]))
     report.extra["s_down_median"] = float(np.median(s[1]))
+    report.extra["verify_reads"] = int(verify_reads)
     return report

@@ -16,6 +16,7 @@ from xbarlab.campaigns.runner import CampaignReport, CampaignRunner, campaign_fr
 from xbarlab.campaigns.spec import Campaign, StepInstance, load_campaign
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import AbortToken, Progress
+from xbarlab.interrupts import absorb_sigint, sigint_deferred
 
 
 def format_plan(campaign: Campaign) -> str:
@@ -67,6 +68,7 @@ def _ctrl_c_requests_abort(token: AbortToken) -> Iterator[None]:
 
     def handler(signum: int, frame: Any) -> None:
         if token.requested:
+            signal.signal(signal.SIGINT, absorb_sigint)  # a third Ctrl-C does not cut the shutdown short
             raise KeyboardInterrupt
         token.request()
         print("\nxbarlab: stopping at the next safe point (Ctrl-C again to stop at once)", file=sys.stderr)
@@ -118,8 +120,22 @@ def run_campaign_cli(campaign: str | None, output: str | None, *, resume: str | 
             raise ConfigError(f"{log_path}: folder {log_path.parent} does not exist")
 
     token = AbortToken()
-    overall = tqdm(total=len(plan.steps), desc="campaign", unit="step", position=0, disable=quiet, leave=True)
-    step_bar = tqdm(total=1, desc="step", position=1, disable=quiet, leave=False)
+    if quiet:  # no bar objects at all: nothing left for the garbage collector to close during a Ctrl-C
+        runner = CampaignRunner(plan, log_path, resume=resume is not None, overwrite=overwrite, retries=retries,
+                                abort=token)
+        with _ctrl_c_requests_abort(token):
+            report = runner.run()
+    else:
+        report = _run_with_bars(plan, log_path, resume is not None, overwrite, retries, token)
+    print(format_report(report))
+    return {"completed": 0, "interrupted": 130}.get(report.status, 1)
+
+
+def _run_with_bars(plan: Campaign, log_path: Path, resume: bool, overwrite: bool, retries: int,
+                   token: AbortToken) -> CampaignReport:
+    """Run with a campaign bar and a step bar; both are closed (Ctrl-C held back) however the run ends."""
+    overall = tqdm(total=len(plan.steps), desc="campaign", unit="step", position=0, leave=True)
+    step_bar = tqdm(total=1, desc="step", position=1, leave=False)
 
     def on_step(k: int, total: int, step: StepInstance) -> None:
         overall.n = k
@@ -132,17 +148,19 @@ def run_campaign_cli(campaign: str | None, output: str | None, *, resume: str | 
         step_bar.n = min(p.done, step_bar.total)
         step_bar.set_postfix_str(p.message[:40], refresh=True)
 
-    runner = CampaignRunner(plan, log_path, resume=resume is not None, overwrite=overwrite, retries=retries,
+    runner = CampaignRunner(plan, log_path, resume=resume, overwrite=overwrite, retries=retries,
                             abort=token, on_step=on_step, on_progress=on_progress)
-    with _ctrl_c_requests_abort(token):
-        try:
+    report: CampaignReport | None = None
+    try:
+        with _ctrl_c_requests_abort(token):
             report = runner.run()
-        finally:
+    finally:
+        with sigint_deferred():
             step_bar.close()
-    overall.n = sum(1 for o in report.outcomes if o.status in ("completed", "skipped"))
-    overall.close()
-    print(format_report(report))
-    return {"completed": 0, "interrupted": 130}.get(report.status, 1)
+            if report is not None:
+                overall.n = sum(1 for o in report.outcomes if o.status in ("completed", "skipped"))
+            overall.close()
+    return report
 
 
 def format_report(report: CampaignReport) -> str:

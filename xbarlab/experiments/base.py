@@ -249,7 +249,13 @@ class Experiment(ABC):
         self.recorder.commit_step(step_id, info)
 
     def run(self) -> Any:
-        """Execute; on abort or error put the bench in its safe state before re-raising."""
+        """Execute; on abort or error put the bench in its safe state before re-raising.
+
+        Each run characterises the devices afresh where it needs a pulse model (nothing carried
+        over from an earlier run), so a resumed campaign step does what the uninterrupted one did."""
+        from xbarlab.experiments.programming import forget_characterizations
+
+        forget_characterizations()
         try:
             return self.execute()
         except BaseException:

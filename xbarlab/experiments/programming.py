@@ -12,12 +12,14 @@ differential pairs.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from xbarlab.calibration.characterize import characterize, measure_read_noise
 from xbarlab.calibration.pipeline import sim_clock
 from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration, calibrate_read_path
 from xbarlab.calibration.writeverify import (
@@ -117,11 +119,6 @@ def read_unclipped(station: Any, board: Any, rows: np.ndarray, cols: np.ndarray,
         return (g - offsets[None, :] / read_v)[np.ix_(rows, cols)]
 
 
-#: PCM: the population SET step (≈4 % of the range per nominal pulse), abrupt melt-quench RESET and
-#: ~5 % read noise right after programming (as in :func:`xbarlab.calibration.drift.drift_study`)
-PCM_MODEL = PulseModel(s_up=float(np.log(0.04)), s_down=0.0, read_sigma=0.05, reset="abrupt")
-
-
 #: pulse budget per cell (one pulse a round): gradual devices get the budget of the earlier
 #: experiments' loop (60 rounds × 8 pulses), as a device whose step hardly follows the amplitude
 #: needs hundreds of pulses across its range; abrupt-RESET (PCM) devices keep the calibration
@@ -141,22 +138,44 @@ def device_kind(station: Any) -> str | None:
     return str(kind).lower() if kind else None
 
 
-def pulse_model(station: Any) -> PulseModel | None:
-    """What the write-verify assumes of the devices: :data:`PCM_MODEL` for PCM, else None (gradual
-    soft bounds with the measured read noise, see :func:`write_verify`)."""
-    return PCM_MODEL if device_kind(station) == "pcm" else None
+_MODELS: weakref.WeakKeyDictionary[Any, PulseModel] = weakref.WeakKeyDictionary()
 
 
-def measured_read_sigma(read: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
-                        cols: np.ndarray) -> float:
-    """Relative 1σ read noise of the listed cells from two reads (median over cells that conduct)."""
-    a, b = read(rows, cols), read(rows, cols)
-    g = 0.5 * np.abs(a + b)
-    use = g > 0.05 * float(np.max(g, initial=0.0))
-    if not use.any():
-        return PulseModel().read_sigma
-    # a − b has σ·√2; the median of |N(0, 1)| is 0.6745
-    return float(np.median(np.abs(a - b)[use] / g[use]) / (0.6745 * np.sqrt(2.0)))
+def forget_characterizations() -> None:
+    """Drop the pulse models :func:`characterized_model` keeps per board (a new experiment run starts)."""
+    _MODELS.clear()
+
+
+def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reader: Callable[[np.ndarray, np.ndarray],
+                        np.ndarray] | None = None, read_voltage: float = 0.2, width: float = 1e-6,
+                        v_max: float | None = None, clock: Callable[[], float] | None = None,
+                        checkpoint: Callable[[], None] | None = None, refresh: bool = False) -> PulseModel:
+    """The write-verify prior of this board's devices: a characterisation
+    (:func:`~xbarlab.calibration.characterize.characterize`) of up to 4 × 4 cells of the block, measured
+    once per board object and experiment run, and reused (``refresh`` measures again)."""
+    if not refresh:
+        try:
+            cached = _MODELS.get(board)
+        except TypeError:
+            cached = None
+        if cached is not None and cached.width_ref == width:
+            return cached
+    rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
+    pick_r = rows[np.unique(np.linspace(0, rows.size - 1, min(4, rows.size)).round().astype(int))]
+    pick_c = cols[np.unique(np.linspace(0, cols.size - 1, min(4, cols.size)).round().astype(int))]
+    # single-cell reads (READ_CELLS) where the board has them: fast, and the kinetics are ratios of
+    # conductance changes, which a read path's gain does not alter
+    if callable(getattr(board, "read_cells", None)):
+        reader = cell_reader(board, read_voltage)
+    ch = characterize(board, pick_r, pick_c, reader=reader or array_reader(board, read_voltage),
+                      read_voltage=read_voltage, sample=16, width=width,
+                      v_max=v_max, clock=clock, checkpoint=checkpoint)
+    model = ch.pulse_model()
+    try:
+        _MODELS[board] = model
+    except TypeError:
+        pass
+    return model
 
 
 def write_verify(
@@ -183,10 +202,10 @@ def write_verify(
 
     Runs :func:`~xbarlab.calibration.writeverify.program_conductances` with
 
-    * ``model``: default gradual soft bounds with the read noise measured by two reads of the
-      block (:func:`measured_read_sigma`); a cell is then accepted within the tolerance less
-      3σ of its averaged verify read at the largest target (between 0.5 and 0.9 of the
-      tolerance; 0.5 is the calibration layer's default);
+    * ``model``: default the board's characterised pulse model (:func:`characterized_model`:
+      thresholds, kinetics and read noise measured on a few cells of the block); a cell is
+      accepted within the tolerance less 3σ of its averaged verify read at the largest target
+      (between 0.5 and 0.9 of the tolerance; 0.5 is the calibration layer's default);
     * the range ``g_lo``..``g_hi`` (S; default: the targets' span) as the soft bounds' prior;
     * pulses of ``pulse.width`` s at amplitudes up to ``max_amplitude`` (default
       ``pulse.amplitude`` + 1 V), never above the board's pulse limit;
@@ -219,20 +238,27 @@ def write_verify(
     if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
         lo, hi = 0.0, max(hi if np.isfinite(hi) else 0.0, 1e-12)
     read = reader or array_reader(board, read_voltage)
-    accept = 0.5
     if model is None:
-        sigma = measured_read_sigma(read, np.repeat(rows, len(cols)), np.tile(cols, len(rows)))
-        model = PulseModel(read_sigma=sigma)
-        # acceptance margin: 3σ of the averaged verify read (4 reads) at the largest target
-        sigma_mean = sigma * float(np.max(np.abs(targets), initial=0.0)) / 2.0
-        accept = float(np.clip(1.0 - 3.0 * sigma_mean / tolerance, 0.5, 0.9))
+        model = characterized_model(board, rows, cols, reader=reader, read_voltage=read_voltage, width=pulse.width,
+                                    v_max=v_max, clock=clock, checkpoint=checkpoint)
+        # the read noise of the reads this write-verify verifies with (row reads see every cell of the
+        # column and the MVM's TIA range): measured on the block
+        rr_b, cc_b = np.repeat(rows, len(cols)), np.tile(cols, len(rows))
+        rel, abs_ = measure_read_noise(read, rr_b, cc_b, reads=4)
+        model = replace(model, read_sigma=max(rel, model.read_sigma), read_sigma_abs=max(abs_, model.read_sigma_abs))
+    # acceptance margin: 3σ of the averaged verify read at the largest target (0.5..0.9 of the tolerance)
+    top = float(np.max(np.abs(targets), initial=0.0))
+    # verify reads: 4, or as many as bring the averaged read's 1σ to a quarter of the tolerance
+    verify_reads = model.reads_for(top, tolerance, target=0.25)
+    sigma_mean = float(model.sigma(np.asarray(top))) / np.sqrt(verify_reads)
+    accept = float(np.clip(1.0 - 3.0 * sigma_mean / tolerance, 0.5, 0.9))
     if max_pulses is None:
         max_pulses = MAX_PULSES[model.reset]
     rep = program_conductances(
         board, rows, cols, targets, tolerance=tolerance, g_lo=lo, g_hi=hi, model=model, reader=read,
         read_voltage=read_voltage, width=pulse.width, max_pulses=max_pulses, max_rounds=max_pulses + 50, accept=accept,
-        patience=PATIENCE,
-        v_min=min(0.6, v_max), v_max=v_max, skip=skip, clock=clock, checkpoint=checkpoint, progress=progress,
+        patience=PATIENCE, verify_reads=verify_reads,
+        v_max=v_max, skip=skip, clock=clock, checkpoint=checkpoint, progress=progress,
     )
     return _outcome(rep)
 
@@ -269,7 +295,7 @@ def program(
 
     Full scale = ``headroom`` × the largest target × read voltage, so the ADC resolves the
     conductance window instead of the MVM range; the station default is restored afterwards.
-    ``model``: default :func:`pulse_model` of the station (abrupt RESET for PCM).
+    ``model``: default the characterised model of the board (:func:`characterized_model`).
 
     ``absolute``: program true conductances rather than what the board's read path reports —
     needed when something other than the board's TIAs uses the array (the closed-loop
@@ -281,7 +307,6 @@ def program(
     read_v, _ = station_defaults(station)
     targets = np.asarray(targets, dtype=float)
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
-    model = model or pulse_model(station)
     fs = headroom * float(np.max(targets, initial=0.0)) * abs(read_v)
     with tia_range(station, board, max(fs, 1e-6)) as fs_set:
         reader = None

@@ -44,30 +44,38 @@ class BenchTiming:
 
     @property
     def read_calibration(self) -> float:
-        """SMU-referenced read-path calibration of every column (s): 7.5–11 s measured on 64×64
-        (4 SMU-referenced cells per column, 8 board reads each, three reference I–V sweeps)."""
-        return 1.0 + 0.11 * self.cols
+        """SMU-referenced read-path calibration of every column (s): 12.9 s measured on 64×64 with a
+        2400 (4 SMU-referenced cells per column, 8 board reads each, three reference I–V sweeps; every
+        SMU reading confirmed by a second, buffers read twice; a 2450/B2900 adds a reading per cell)."""
+        return 1.0 + 0.185 * self.cols
 
-    def write_verify(self, cells: int, tolerance: float = 0.01, rows: int | None = None) -> float:
+    #: characterisation of 16 cells that gives write-verify its pulse model, once per board (s): ~1.0 s
+    #: measured on 8×32, 16×16 and 64×64 simulated RRAM arrays
+    characterization: float = 1.0
+
+    def write_verify(self, cells: int, tolerance: float = 0.01, rows: int | None = None,
+                     characterize: bool = True) -> float:
         """Programming ``cells`` cells in ``rows`` array rows (default: the fewest rows that hold
         them) by write-verify to ``tolerance`` (fraction of the window), s.
 
         The calibration layer's write-verify with row-block verify reads (only rows holding
         cells still being programmed are read), as measured on the simulated RRAM arrays (0.5–1 %
-        tolerance alike, 256 to 4096 cells): ~70 reads of the block's rows in all, ~8 pulses a
-        cell, and once some cell has failed (~1.5 % of them) a pair-repair pass of ~15 more.
+        tolerance alike, 256 to 4096 cells): ~70 reads of the block's rows in all, 4 more for the
+        block's read noise, ~8 pulses a cell, and once some cell has failed (~1.5 % of them) a
+        pair-repair pass of ~15 more; plus the board's characterisation the first time.
         """
         if rows is None:
             rows = math.ceil(max(cells, 1) / max(self.cols, 1))
         block_read = self.read_all * min(max(rows, 1), self.rows) / self.rows
         repair = 1.0 - math.exp(-0.015 * cells)
-        return (70.0 + 15.0 * repair) * block_read + 8 * cells * self.pulse
+        first = self.characterization if characterize else 0.0
+        return first + (74.0 + 15.0 * repair) * block_read + 8 * cells * self.pulse
 
     def write_verify_layers(self, sizes: list[int], tolerance: float = 0.01) -> float:
         """Programming a network's layers (sizes = [inputs, hidden..., outputs]) as differential
         pairs, one write-verify pass per layer on its n_in rows, s."""
-        return sum(self.write_verify(n_in * 2 * n_out, tolerance, rows=n_in)
-                   for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
+        return sum(self.write_verify(n_in * 2 * n_out, tolerance, rows=n_in, characterize=k == 0)
+                   for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)))
 
 
 def bench_timing(station_config: Any) -> BenchTiming:

@@ -7,11 +7,12 @@ at a simulated time (PCM drift); :meth:`DeviceModel.read_sigma` the standard dev
 of one read. Units: S, V, s.
 
 Switching rate: every model scales the nominal step by
-``rate = exp((|V| − V_ref)/V_s) · sqrt(width / width_ref)`` with V_s = 0.1 V: switching
-kinetics are exponential in voltage (a 0.1 V increase multiplies the step by e) and
-sub-linear in time, so an adaptive write-verify takes large steps far from target,
-half-selected cells (|V|/2) barely move, and a 0.2 V read held for 20 ms disturbs the
-state by < 0.01 % of the range per reading.
+``rate = exp((|V| − V_ref)/V_s) · (width / width_ref)^β`` with V_s = ``v_scale`` (default
+0.1 V) and β = ``width_exponent`` (default 0.5): switching kinetics are exponential in
+voltage (a 0.1 V increase multiplies the step by e) and sub-linear in time, so an adaptive
+write-verify takes large steps far from target, half-selected cells (|V|/2) barely move, and
+with the defaults a 0.2 V read held for 20 ms disturbs the state by < 0.01 % of the range
+per reading (a device with a low, soft threshold is disturbed by reads, as real ones are).
 """
 
 from __future__ import annotations
@@ -59,18 +60,22 @@ def _in_rounds(idx: np.ndarray, step: Any, groups: np.ndarray | None = None) -> 
         step(np.flatnonzero(rank == k))
 
 
-def _rate(amplitude: np.ndarray, width: np.ndarray, v_ref: float, v_scale: float, width_ref: float) -> np.ndarray:
+def _rate(amplitude: np.ndarray, width: np.ndarray, v_ref: float, v_scale: float, width_ref: float,
+          width_exponent: float = 0.5) -> np.ndarray:
     w = np.asarray(width, dtype=float) / width_ref
-    return np.exp((np.abs(amplitude) - v_ref) / v_scale) * np.sqrt(w)
+    if width_exponent == 0.5:
+        return np.exp((np.abs(amplitude) - v_ref) / v_scale) * np.sqrt(w)
+    return np.exp((np.abs(amplitude) - v_ref) / v_scale) * w**width_exponent
 
 
-def _rates(amplitude: np.ndarray, width: np.ndarray, v_ref: float, v_scale: float, width_ref: float) -> np.ndarray:
+def _rates(amplitude: np.ndarray, width: np.ndarray, v_ref: float, v_scale: float, width_ref: float,
+           width_exponent: float = 0.5) -> np.ndarray:
     """:func:`_rate` of a pulse sequence; one evaluation when every pulse has the same |amplitude| and width."""
     mag = np.abs(amplitude)
     width = np.broadcast_to(np.asarray(width, dtype=float), mag.shape)
     if mag.size > 1 and mag.min() == mag.max() and width.min() == width.max():
-        return np.broadcast_to(_rate(mag[:1], width[:1], v_ref, v_scale, width_ref), mag.shape)
-    return _rate(mag, width, v_ref, v_scale, width_ref)
+        return np.broadcast_to(_rate(mag[:1], width[:1], v_ref, v_scale, width_ref, width_exponent), mag.shape)
+    return _rate(mag, width, v_ref, v_scale, width_ref, width_exponent)
 
 
 @dataclass
@@ -82,6 +87,10 @@ class DeviceModel:
     v_ref: float = 1.0  # V, amplitude of the nominal pulse
     v_scale: float = 0.1  # V per e-fold of the step above v_ref
     width_ref: float = 1e-6  # s, width of the nominal pulse
+    #: exponent β of the width dependence of the step, (width/width_ref)^β (judgement: 0.5; the
+    #: voltage–time dilemma of filamentary switching gives sub-linear width dependence, and
+    #: measured HfO₂ cells span roughly 0.3–1)
+    width_exponent: float = 0.5
     _n: int = field(default=0, init=False, repr=False)
 
     name = "device"
@@ -141,13 +150,20 @@ class RRAM(DeviceModel):
     """HfO₂ 1T1R RRAM with soft bounds (aihwkit SoftBounds; Gong et al. 2018 preset).
 
     Defaults: range 1–100 µS (HfO₂ 1T1R arrays span ~1–150 µS, REFERENCE.md); nominal step
-    ``dw_min`` = 0.00135 of range and up/down asymmetry 0.259 (Gong 2018 preset);
-    cycle-to-cycle spread 30 % of the step; device-to-device spread 30 % of step size and
-    bounds (aihwkit defaults); read noise 0.5 % of G (1σ, typical HfO₂ read noise).
+    ``dw_min`` = 0.00135 of range (Gong 2018 preset); cycle-to-cycle spread 30 % of the step;
+    device-to-device spread 30 % of step size and bounds (aihwkit defaults); read noise 0.5 %
+    of G (1σ, typical HfO₂ read noise).
+
+    Asymmetry: ``step_ratio`` r is the ratio of the nominal SET step to the nominal RESET step.
+    The two steps are dw_min·2r/(1 + r) and dw_min·2/(1 + r), so dw_min stays their mean.
+    From an aihwkit preset: its compiled update applies up = 1 and down = 1 − ``up_down`` to the
+    nominal step (whatever its docstring says), so r = 1/(1 − up_down)
+    (:func:`step_ratio_from_aihwkit`); the Gong 2018 preset's up_down 0.259 gives r = 1.35, the
+    default (REFERENCE.md). Per device the ratio varies by 1 % (aihwkit up_down_dtod ≈ 0.01).
     """
 
-    dw_min: float = 0.00135  # fraction of range per nominal pulse
-    up_down: float = 0.259  # SET steps (1+up_down)/2-weighted vs RESET: see _init
+    dw_min: float = 0.00135  # fraction of range per nominal pulse (mean of the SET and RESET steps)
+    step_ratio: float = 1.0 / (1.0 - 0.259)  # nominal SET step / nominal RESET step (Gong 2018 via aihwkit)
     c2c: float = 0.3  # relative cycle-to-cycle spread of a step
     d2d: float = 0.3  # relative device-to-device spread of step size and bounds
     read_noise: float = 0.005  # relative 1σ read noise
@@ -165,10 +181,10 @@ class RRAM(DeviceModel):
         self.hi = np.clip(self.g_max + self.d2d * span * 0.5 * rng.standard_normal(n), 0.5 * self.g_max,
                           1.5 * self.g_max)
         self.step = self.dw_min * np.maximum(1 + self.d2d * rng.standard_normal(n), 0.1)
-        # per-device asymmetry around the preset, 1 % spread (aihwkit up_down_dtod ≈ 0.01)
-        asym = self.up_down + 0.01 * rng.standard_normal(n)
-        self.up = 1 + asym / 2
-        self.down = 1 - asym / 2
+        # per-device SET/RESET step ratio around the preset, 1 % spread (aihwkit up_down_dtod ≈ 0.01)
+        ratio = self.step_ratio * np.maximum(1 + 0.01 * rng.standard_normal(n), 0.5)
+        self.up = 2 * ratio / (1 + ratio)
+        self.down = 2 / (1 + ratio)
         self.w = rng.uniform(self.initial_low, self.initial_high, n)
         self.formed = rng.random(n) >= self.unformed_fraction
 
@@ -186,7 +202,7 @@ class RRAM(DeviceModel):
             idx, amp, width = idx[keep], amp[keep], np.broadcast_to(width, keep.shape)[keep]
             if idx.size == 0:
                 return
-        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         noise = 1 + self.c2c * rng.standard_normal(idx.size)
         self._step(idx, amp, rate, noise)
 
@@ -202,7 +218,7 @@ class RRAM(DeviceModel):
         if not (self.formed.all() or self.formed[idx].all()):  # forming changes which cells draw noise
             return False
         amp = np.asarray(amplitude, dtype=float)
-        rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         noise = 1 + self.c2c * rng.standard_normal(idx.size)
         _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], noise[k]), groups)
         return True
@@ -263,7 +279,7 @@ class PCM(DeviceModel):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
         g_now = self.conductance(t_now)[idx]
-        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         gt = np.clip(g_now / self.g_max, 0, 1)
         mean = self.set_step * self.g_max * rate * (1 - gt)
         noise = 0.1e-6 * self.prog_sigma(gt) * np.sqrt(np.minimum(rate, 1.0)) * rng.standard_normal(idx.size)
@@ -315,7 +331,7 @@ class ECRAM(DeviceModel):
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
-        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         self._step(idx, amp, rate, rng.standard_normal(idx.size))
 
     def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, z: np.ndarray) -> None:
@@ -328,7 +344,7 @@ class ECRAM(DeviceModel):
     def pulse_sequence(self, idx, amplitude, width, t_now, rng, groups=None):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
-        rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref)
+        rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         z = rng.standard_normal(idx.size)
         _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], z[k]), groups)
         return True
@@ -341,6 +357,13 @@ class ECRAM(DeviceModel):
 
     def _cap(self, idx, g_cap):
         self.w[idx] = min(self.w[idx], max((g_cap - self.g_min) / (self.g_max - self.g_min), 0.0))
+
+
+def step_ratio_from_aihwkit(up_down: float) -> float:
+    """SET/RESET step ratio of an aihwkit device with ``up_down`` (its update: up = 1, down = 1 − up_down)."""
+    if not up_down < 1:
+        raise ValueError(f"aihwkit up_down must be < 1 (down step 1 - up_down > 0), got {up_down}")
+    return 1.0 / (1.0 - up_down)
 
 
 DEVICES: dict[str, type[DeviceModel]] = {"rram": RRAM, "pcm": PCM, "ecram": ECRAM}
@@ -360,6 +383,10 @@ def make_device(name: str, **params: Any) -> DeviceModel:
         if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
             raise ValueError(f"{name} parameter {k} must be finite, got {v!r}")
     model = cls(**params)
+    if not (model.v_scale > 0 and model.width_ref > 0 and model.width_exponent >= 0):
+        raise ValueError(f"{name}: need v_scale > 0 V, width_ref > 0 s and width_exponent >= 0")
+    if getattr(model, "step_ratio", 1.0) <= 0:
+        raise ValueError(f"{name}: step_ratio (SET/RESET step) must be > 0")
     if model.g_min <= 0 or model.g_max <= model.g_min:
         raise ValueError(f"{name}: need 0 < g_min < g_max, got g_min={model.g_min:g} S, g_max={model.g_max:g} S")
     return model
