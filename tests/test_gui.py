@@ -467,14 +467,17 @@ def test_logbook_follows_a_cli_campaign_live(qtbot, window, tmp_path):
     campaign = tmp_path / "reads.toml"
     campaign.write_text('[campaign]\nname = "reads"\nstation = "small.toml"\n'
                         '[[steps]]\ntype = "array_read"\n[steps.params]\nrepeats = 40\n'
-                        '[steps.sweep]\nread_voltage = [0.1, 0.12, 0.14, 0.16, 0.18, 0.2]\n')
+                        f'[steps.sweep]\nread_voltage = {[round(0.1 + 0.004 * i, 3) for i in range(24)]}\n')
     log = tmp_path / "reads.h5"
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from xbarlab.cli import main; sys.exit(main())",
-                             "run", str(campaign), "-o", str(log)], cwd=Path(__file__).resolve().parents[1],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = tmp_path / "stderr.txt"  # a file, not a pipe: an unread pipe would fill and stall the campaign
+    with err.open("w") as err_file:
+        proc = subprocess.Popen([sys.executable, "-c", "import sys; from xbarlab.cli import main; sys.exit(main())",
+                                 "run", str(campaign), "-o", str(log), "-q"], cwd=Path(__file__).resolve().parents[1],
+                                stdout=subprocess.DEVNULL, stderr=err_file)
     try:
         tab = window.logbook
         window.tabs.setCurrentWidget(tab)
+        tab.timer.setInterval(200)  # follow faster than the campaign's steps, however quick the machine
         qtbot.waitUntil(lambda: log.exists() and tab.open(log) and tab.runs.rowCount() >= 1, timeout=60000)
         seen = set()
 
@@ -483,8 +486,8 @@ def test_logbook_follows_a_cli_campaign_live(qtbot, window, tmp_path):
             return proc.poll() is not None
 
         qtbot.waitUntil(progressed, timeout=120000)
-        assert proc.returncode == 0, proc.stderr.read().decode()
-        qtbot.waitUntil(lambda: tab.runs.rowCount() == 7, timeout=6000)  # the session run and 6 reads
+        assert proc.returncode == 0, err.read_text()
+        qtbot.waitUntil(lambda: tab.runs.rowCount() == 25, timeout=6000)  # the session run and 24 reads
         assert len(seen) >= 2, seen  # rows appeared while the campaign was still writing
     finally:
         if proc.poll() is None:
