@@ -256,9 +256,11 @@ class ClosedLoopExperiment(Experiment):
             solver = ClosedLoopSolver(solver, max_input=board_limit(board, "max_mvm_voltage", 0.2))
         self.checkpoint()
         self.report(0, 2, f"programming the {n}x{n} matrix (write-verify)")
+        # the mapping stores W (outputs x inputs) as rows = inputs; op-amp row i must collect sum_j A_ij V_j,
+        # so the weights programmed are A^T (invisible for symmetric A, wrong by ~30 % for a triangular one)
         outcome = program_weights(
             self.station, board, np.arange(region.row0, region.row0 + n), np.arange(region.col0, region.col0 + 2 * n),
-            mapping, a, pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
+            mapping, a.T, pulse=PulseSpec(p["pulse_amplitude"], p["pulse_width"]),
             tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]), checkpoint=self.checkpoint, absolute=p["absolute"],
         )
         self.recorder.add_calibration(f"{self.kind}-programming", "write_verify",
