@@ -213,6 +213,10 @@ class LinearSolveExperiment(Experiment):
     def _program(self, board: Any, a_array: np.ndarray) -> tuple[ArrayMatrix, WeightMapping, dict[str, Any]]:
         p = self.params
         n = a_array.shape[0]
+        if p["inner"] == "closed_loop" and not np.allclose(a_array, a_array.T, rtol=1e-12, atol=0.0):
+            # the block is programmed for forward MVMs (rows = inputs); its op-amp rows would solve A^T x = r
+            raise ConfigError(f"{self.kind}: the closed-loop inner solver needs a symmetric matrix "
+                              "(this block is programmed for forward MVMs, so the circuit would solve A^T x = r)")
         rows, cols = board.shape
         w_max = float(np.max(np.abs(a_array))) or 1.0
         layout = p["layout"]
