@@ -150,9 +150,37 @@ def confirmed(first: float, second: float, more: Callable[[], float], floor: flo
             if any(agree(x, y, floor) for j, y in enumerate(seen) if j != k):
                 return x
         if len(seen) >= limit:
-            raise ProtocolError(f"{name}: {len(seen)} readings of {what} disagree pairwise "
-                                f"({', '.join(f'{x:.6g}' for x in seen)})")
+            return _noisy_consensus(seen, floor, name, what)
         seen.append(more())
+
+
+#: a reading further than this many robust standard deviations (MAD) from the median is an outlier
+OUTLIER_SIGMAS = 5.0
+#: ... and a spread beyond this fraction of the reading is not a device's read noise (judgement: PCM's
+#: 1/f read noise is a few per cent)
+NOISE_REL_MAX = 0.1
+
+
+def _noisy_consensus(seen: Sequence[float], floor: float, name: str, what: str) -> float:
+    """No two readings agree within ``AGREE_REL``: the quantity itself is noisy or moving (PCM 1/f read
+    noise, a drifting or read-disturbed cell). Around a robust trend (Theil–Sen line through the readings
+    in order) a corrupted reply is an outlier beyond ``OUTLIER_SIGMAS`` robust deviations; with at least
+    three readings inside and a spread below ``NOISE_REL_MAX`` of the reading, the earliest reading inside
+    is returned, else ProtocolError. A corruption inside the noise band cannot be told from the device's
+    own noise."""
+    from scipy.stats import theilslopes
+
+    x = np.asarray(seen, dtype=float)
+    t = np.arange(x.size, dtype=float)
+    slope, intercept = theilslopes(x, t)[:2]
+    r = x - (intercept + slope * t)
+    sigma = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    inside = np.abs(r - np.median(r)) <= OUTLIER_SIGMAS * sigma + floor
+    med = float(np.median(x))
+    if sigma <= NOISE_REL_MAX * abs(med) + floor and int(inside.sum()) >= 3:
+        return float(x[np.argmax(inside)])
+    raise ProtocolError(f"{name}: {len(seen)} readings of {what} disagree pairwise "
+                        f"({', '.join(f'{v:.6g}' for v in seen)})")
 
 
 def repeat(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
