@@ -325,30 +325,31 @@ class Unit:
     args: str
 
 
-def split_units(message: str) -> list[str]:
-    """Split a program message on ``;`` outside quotes and parentheses."""
+def _split_top_level(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` outside quotes and parentheses; parts stripped."""
     out, cur, quote, depth = [], [], "", 0
-    for ch in message:
+    for ch in text:
         if quote:
-            cur.append(ch)
             if ch == quote:
                 quote = ""
         elif ch in "'\"":
             quote = ch
-            cur.append(ch)
         elif ch == "(":
             depth += 1
-            cur.append(ch)
         elif ch == ")":
             depth = max(depth - 1, 0)
-            cur.append(ch)
-        elif ch == ";" and depth == 0:
-            out.append("".join(cur))
+        elif ch == sep and depth == 0:
+            out.append("".join(cur).strip())
             cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return [c.strip() for c in out]
+            continue
+        cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
+def split_units(message: str) -> list[str]:
+    """Split a program message on ``;`` outside quotes and parentheses."""
+    return _split_top_level(message, ";")
 
 
 def parse_unit(text: str, context: list[str]) -> Unit:
@@ -378,30 +379,7 @@ def parse_unit(text: str, context: list[str]) -> Unit:
 
 def split_args(args: str) -> list[str]:
     """Top-level comma-separated arguments (quotes and parentheses respected)."""
-    if not args.strip():
-        return []
-    out, cur, quote, depth = [], [], "", 0
-    for ch in args:
-        if quote:
-            cur.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-            cur.append(ch)
-        elif ch in "(":
-            depth += 1
-            cur.append(ch)
-        elif ch == ")":
-            depth -= 1
-            cur.append(ch)
-        elif ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
-    return out
+    return _split_top_level(args, ",") if args.strip() else []
 
 
 _CHANLIST = re.compile(r"^\(@\s*(\d+)(?:\s*[,:]\s*(\d+))*\s*\)$")
