@@ -141,6 +141,7 @@ class FakeStation:
         class _Cfg:
             read_voltage = 0.2
             tia_range = 1e-3
+            device = None
 
         self.config = _Cfg()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_experiments_doubles import FakeCrossbar, FakeStation
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import CapabilityError, ConfigError
 from xbarlab.experiments.base import STEP_TYPES, Aborted, AbortToken, MemoryRecorder
 from xbarlab.experiments.closed_loop import ClosedLoopExperiment, ClosedLoopSolver
 from xbarlab.experiments.drift_inference import DriftInferenceExperiment
@@ -87,8 +87,10 @@ def test_closed_loop_inner_solver_and_one_step_modes():
 
 def test_board_without_feedback_mode_is_refused_clearly():
     fb = FakeCrossbar(16, 32)
-    with pytest.raises(ConfigError, match="no closed-loop"):
+    expected = r"^this board cannot run the closed-loop \(feedback\) circuit \(board\)$"
+    with pytest.raises(CapabilityError, match=expected):
         ClosedLoopExperiment(FakeStation(fb), {"n": 8}).run()
+    assert issubclass(CapabilityError, ConfigError)  # the CLI reports it in one line, exit status 2
 
 
 def test_abort_stops_at_a_safe_point_with_outputs_off():

@@ -59,6 +59,10 @@ class BoardReading:
         return bool(self.saturated.any())
 
 
+#: error code of a clipped ADC sample (board protocol ``Err.ADC_SATURATED``), carried by AdcSaturationError
+ADC_SATURATED = int(Err.ADC_SATURATED)
+
+
 class AdcSaturationError(InstrumentError):
     """At least one ADC sample was clipped at the TIA full scale: not a valid measurement.
 
@@ -73,7 +77,7 @@ class AdcSaturationError(InstrumentError):
         first = tuple(int(i) for i in np.argwhere(saturated)[0]) if n else ()
         super().__init__(
             instrument,
-            int(Err.ADC_SATURATED),
+            ADC_SATURATED,
             f"{what}: {n} of {saturated.size} ADC samples clipped at the TIA full scale ({tia_range:g} A), "
             f"first at index {first if len(first) > 1 else first[0] if first else '-'}; "
             "lower the voltages or raise tia_range",

@@ -20,6 +20,7 @@ import numpy as np
 
 from xbarlab.calibration.mapping import PairMapping, compensate_stuck
 from xbarlab.calibration.residual import DiffBlocks, relative_error
+from xbarlab.instruments.interfaces import BenchStation
 
 
 @dataclass
@@ -48,7 +49,7 @@ def reference_current(db: DiffBlocks, repeats: int = 8) -> float:
 
 
 def drift_study(
-    station: Any,
+    station: BenchStation,
     prep: Any,
     weights: np.ndarray,
     test_inputs: np.ndarray,

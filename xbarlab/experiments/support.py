@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from xbarlab.errors import ConfigError, problem_listing
+from xbarlab.instruments import interfaces
+from xbarlab.instruments.interfaces import BenchStation, CrossbarArray
 
 
 @dataclass(frozen=True)
@@ -94,16 +96,15 @@ def array_shape(station_config: Any) -> tuple[int, int] | None:
     return int(array.get("rows", 64)), int(array.get("cols", 64))
 
 
-def instrument_time(station: Any) -> float:
+def instrument_time(station: BenchStation) -> float:
     """Instrument time in s: the simulated clock on a simulated bench, else a monotonic wall clock."""
-    now = station.sim_time() if station is not None and hasattr(station, "sim_time") else None
+    now = station.sim_time() if station is not None else None
     return float(now) if now is not None else time.monotonic()
 
 
-def board_limit(board: Any, name: str, default: float) -> float:
+def board_limit(board: CrossbarArray, name: str, default: float) -> float:
     """A board safety limit (``SafeCrossbar.limits``) or ``default`` when the board has none."""
-    limits = getattr(board, "limits", None)
-    return float(getattr(limits, name, default)) if limits is not None else float(default)
+    return interfaces.board_limit(board, name, default)
 
 
 def board_limit_problems(params: Mapping[str, Any], station_config: Any, where: str,
@@ -113,7 +114,7 @@ def board_limit_problems(params: Mapping[str, Any], station_config: Any, where: 
     ``limits`` maps a parameter name (value in V, compared by magnitude) to a ``BoardLimits``
     field, e.g. ``{"v_in": "max_mvm_voltage"}``. A station without a board gives no problem here.
     """
-    board = station_config.board_name() if hasattr(station_config, "board_name") else None
+    board = station_config.board_name()
     if board is None:
         return []
     lim = station_config.instruments[board].limits
@@ -125,14 +126,13 @@ def board_limit_problems(params: Mapping[str, Any], station_config: Any, where: 
     return problems
 
 
-def station_defaults(station: Any) -> tuple[float, float]:
+def station_defaults(station: BenchStation) -> tuple[float, float]:
     """(read voltage V, TIA range A) of the station file."""
-    cfg = getattr(station, "config", None)
-    return float(getattr(cfg, "read_voltage", 0.2)), float(getattr(cfg, "tia_range", 1e-3))
+    return float(station.config.read_voltage), float(station.config.tia_range)
 
 
 @contextmanager
-def tia_range(station: Any, board: Any, full_scale: float) -> Iterator[float]:
+def tia_range(station: BenchStation, board: CrossbarArray, full_scale: float) -> Iterator[float]:
     """Temporarily set the board's TIA full scale (A), clipped to its safety limit; restore on exit."""
     read_v, default_tia = station_defaults(station)
     fs = min(float(full_scale), board_limit(board, "max_tia_range", full_scale))
@@ -145,7 +145,7 @@ def tia_range(station: Any, board: Any, full_scale: float) -> Iterator[float]:
         board.configure(read_v, default_tia)
 
 
-def wait(station: Any, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
+def wait(station: BenchStation, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
     """Let ``seconds`` of instrument time pass with the outputs idle.
 
     On a simulated bench the simulated clock advances (a day passes at once); on hardware

@@ -18,6 +18,7 @@ Units throughout: volts (V), amperes (A), siemens (S), seconds (s).
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -26,9 +27,9 @@ from xbarlab.errors import CapabilityError
 from xbarlab.readings import AdcSaturationError, BoardInfo, BoardReading, Pulse, SweepResult
 
 __all__ = [
-    "ABILITIES", "AdcSaturationError", "BatchedPulses", "BoardInfo", "BoardReading", "CellReads", "ClosedLoop",
-    "CrossbarArray", "CurrentReads", "HasBoardLimits", "OuterProductUpdate", "Pulse", "SourceFunction",
-    "SourceMeter", "StatusReports", "SweepResult", "capabilities", "describe", "require",
+    "ABILITIES", "AdcSaturationError", "BatchedPulses", "BenchStation", "BoardInfo", "BoardReading", "CellReads",
+    "ClosedLoop", "CrossbarArray", "CurrentReads", "HasBoardLimits", "OuterProductUpdate", "Pulse", "SourceFunction",
+    "SourceMeter", "StatusReports", "SweepResult", "board_limit", "capabilities", "describe", "require",
 ]
 
 SourceFunction = Literal["voltage", "current"]
@@ -39,7 +40,7 @@ class SourceMeter(Protocol):
     """One source-measure channel."""
 
     #: name of the instrument in the station (e.g. "smu1")
-    name: str
+    name: str = "smu"
 
     @abstractmethod
     def identify(self) -> str:
@@ -94,11 +95,15 @@ class SourceMeter(Protocol):
         """Release the link (the station switches outputs off first)."""
 
 
-@runtime_checkable
 class CrossbarArray(Protocol):
-    """A crossbar test board with its array: what every board can do."""
+    """A crossbar test board with its array: what every board can do.
 
-    name: str
+    Not checked at run time (``isinstance`` would read ``shape``, which may IDENTIFY the board on Python
+    3.11): what varies between boards is an optional capability below, and those checks never talk to it.
+    """
+
+    #: name of the board in the station
+    name: str = "board"
 
     @abstractmethod
     def identify(self) -> BoardInfo:
@@ -260,6 +265,30 @@ class HasBoardLimits(Protocol):
     def limits(self) -> Any: ...
 
 
+class BenchStation(Protocol):
+    """An open bench as steps see it (:class:`xbarlab.instruments.station.Station`): the station file's
+    settings (``config.read_voltage`` V, ``config.tia_range`` A, ``config.device``, ``config.instruments``), its
+    safety-wrapped instruments and the instrument clock."""
+
+    config: Any
+
+    @property
+    def board(self) -> CrossbarArray | None: ...
+
+    @property
+    def smus(self) -> Mapping[str, SourceMeter]: ...
+
+    def smu(self, name: str | None = None) -> SourceMeter: ...
+
+    def require_board(self) -> CrossbarArray: ...
+
+    def board_port(self, smu_name: str) -> int: ...
+
+    def sim_time(self) -> float | None: ...
+
+    def safe_state(self) -> list[str]: ...
+
+
 #: what a board without the capability cannot do (the end of "this board cannot …")
 ABILITIES: dict[type, str] = {
     CellReads: "read a list of cells in one exchange (read_cells)",
@@ -271,6 +300,12 @@ ABILITIES: dict[type, str] = {
 }
 
 _C = TypeVar("_C")
+
+
+def board_limit(board: object, name: str, default: float) -> float:
+    """The station limit ``name`` a board is held to (``BoardLimits`` field, V/A/s), or ``default`` for a board
+    outside the safety layer (a bare driver or a test double)."""
+    return float(getattr(board.limits, name, default)) if isinstance(board, HasBoardLimits) else float(default)
 
 
 def capabilities(board: object) -> tuple[type, ...]:

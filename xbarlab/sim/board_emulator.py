@@ -548,8 +548,7 @@ class BoardEmulator(StreamEmulator):
     def _closed_loop_info(self, payload: bytes) -> tuple[bytes, int]:
         if payload:
             raise _Reject(Err.BAD_LENGTH, f"CLOSED_LOOP_INFO takes no payload, got {len(payload)} bytes")
-        spec = self.closed_loop.spec
-        return bp.ClosedLoopInfo(float(spec.rail), float(spec.input_conductance)).pack(), 0
+        return self.closed_loop.closed_loop_info().pack(), 0
 
     def _check_port(self, port: int) -> None:
         if port >= self.identity.smu_ports:
