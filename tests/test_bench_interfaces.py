@@ -14,7 +14,7 @@ from xbarlab.drivers.keithley2400 import Keithley2400
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600
 from xbarlab.drivers.keysight_b2900 import KeysightB2900
-from xbarlab.errors import CapabilityError, SafetyAccessError
+from xbarlab.errors import CapabilityError, SafetyAccessError, SafetyLimitError
 from xbarlab.instruments.interfaces import (
     ABILITIES,
     BatchedPulses,
@@ -126,7 +126,7 @@ def test_a_capability_through_the_safety_layer_is_still_checked():
     driver = BatchingBoard()
     board = SafeCrossbar(driver, BoardLimits(max_pulse_amplitude=2.0))
     require(board, BatchedPulses).pulse_arrays(np.array([0, 1]), np.array([0, 0]), 1.5, 1e-6)
-    with pytest.raises(Exception, match="pulse amplitude"):
+    with pytest.raises(SafetyLimitError, match="pulse amplitude"):
         board.pulse_arrays(np.array([0, 1]), np.array([0, 0]), np.array([1.0, 2.5]), 1e-6)
     assert len(driver.pulses) == 2  # the refused batch sent nothing
 
