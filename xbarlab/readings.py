@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xbarlab.errors import InstrumentError
+from xbarlab.errors import AdcSaturated
 from xbarlab.protocol.board import Err
 
 
@@ -63,7 +63,7 @@ class BoardReading:
 ADC_SATURATED = int(Err.ADC_SATURATED)
 
 
-class AdcSaturationError(InstrumentError):
+class AdcSaturationError(AdcSaturated):
     """At least one ADC sample was clipped at the TIA full scale: not a valid measurement.
 
     ``currents`` (A) and ``saturated`` (bool mask, same shape) hold the whole reading, so a
@@ -71,8 +71,6 @@ class AdcSaturationError(InstrumentError):
     """
 
     def __init__(self, instrument: str, what: str, currents: np.ndarray, saturated: np.ndarray, tia_range: float):
-        self.currents = currents
-        self.saturated = saturated
         n = int(np.count_nonzero(saturated))
         first = tuple(int(i) for i in np.argwhere(saturated)[0]) if n else ()
         super().__init__(
@@ -81,4 +79,6 @@ class AdcSaturationError(InstrumentError):
             f"{what}: {n} of {saturated.size} ADC samples clipped at the TIA full scale ({tia_range:g} A), "
             f"first at index {first if len(first) > 1 else first[0] if first else '-'}; "
             "lower the voltages or raise tia_range",
+            currents,
+            saturated,
         )

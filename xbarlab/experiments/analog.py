@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from xbarlab.errors import ConfigError, InstrumentError
+from xbarlab.errors import AdcSaturated, ConfigError
 from xbarlab.instruments.interfaces import AdcSaturationError, CrossbarArray, board_limit
 from xbarlab.readings import ADC_SATURATED
 
@@ -361,8 +361,8 @@ class ArrayMatrix:
                     return np.asarray(exc.currents, dtype=float) / self.scale
                 self.saturations += 1
                 self.scale *= 0.5
-        raise InstrumentError(self.board.name, ADC_SATURATED,
-                              "MVM output clipped even at 1/64 of the input range; raise the TIA range")
+        raise AdcSaturated(self.board.name, ADC_SATURATED,
+                           "MVM output clipped even at 1/64 of the input range; raise the TIA range")
 
     def peak_currents(self, probes: int = 6, seed: int = 0) -> float:
         """Largest |current| (A) on the lines this matrix reads, for random full-scale inputs in
