@@ -99,24 +99,9 @@ class _CalStep(Experiment):
         s.append(np.column_stack([np.arange(cal.gain.size), cal.gain, cal.offset_frac]))
 
     def _find_logged(self, kind: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-        finder = getattr(self.recorder, "find_calibration", None)
-        if callable(finder):  # a recorder that knows which record this run used (offline replay)
-            return finder(kind)
-        book = getattr(self.recorder, "book", None)
-        path = getattr(book, "path", None)
-        if path is None:
-            mem = getattr(self.recorder, "calibrations", None)  # MemoryRecorder: its own records
-            if isinstance(mem, dict):
-                for rid, (k, data, meta) in reversed(list(mem.items())):
-                    if k == kind:
-                        return f"memory/{rid}", data, meta
-            return None
-        try:
-            from xbarlab.logbook import LogReader
-
-            return LogReader.from_book(book).find_calibration(kind)
-        except Exception:  # noqa: BLE001 - an unreadable log means: measure afresh
-            return None
+        """The newest calibration record of ``kind`` the recorder offers (the log's, memory's, or in replay the
+        one the recorded run applied)."""
+        return self.recorder.latest_calibration(kind)
 
     def prepared(self) -> Any:
         from xbarlab.calibration.pipeline import prepare
@@ -297,8 +282,8 @@ class FormingStep(_CalStep):
                 if params["compliance"] > inst.limits.max_current:
                     problems.append(f"{where}.compliance exceeds {inst.name}'s max_current")
                 break
-        rows, cols = _shape(station_config)
-        if params["row"] >= rows or params["col"] >= cols:
+        rows, cols = array_shape(station_config) or (0, 0)  # (0, 0): the file does not say; the board checks
+        if rows and (params["row"] >= rows or params["col"] >= cols):
             problems.append(f"{where}: cell ({params['row']}, {params['col']}) is outside the {rows}x{cols} array")
         return problems
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from xbarlab.errors import InstrumentError
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.support import board_limit_problems
+from xbarlab.experiments.support import array_shape, board_limit_problems
 from xbarlab.instruments.safety import BoardLimits, SmuLimits
 
 _LINE_FREQUENCY = 50.0  # Hz, for instrument-time estimates
@@ -122,9 +122,8 @@ def _compliance(sweep: Any) -> np.ndarray:
 
 
 def _array_shape(station_config: Any) -> tuple[int, int]:
-    sim = station_config.sim or {}
-    arr = sim.get("array", {}) if isinstance(sim, dict) else {}
-    return int(arr.get("rows", 0) or 0), int(arr.get("cols", 0) or 0)
+    """(rows, cols) the station file states; (0, 0) when it states none (then only the board knows)."""
+    return array_shape(station_config) or (0, 0)
 
 
 @register

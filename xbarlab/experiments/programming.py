@@ -37,6 +37,7 @@ from xbarlab.experiments.analog import ADC_SATURATED, WeightMapping
 from xbarlab.experiments.support import board_limit, station_defaults, tia_range
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
 from xbarlab.instruments.interfaces import Pulse
+from xbarlab.runs.step import BEFORE_EACH_RUN
 
 
 @dataclass
@@ -144,6 +145,9 @@ _MODELS: weakref.WeakKeyDictionary[Any, PulseModel] = weakref.WeakKeyDictionary(
 def forget_characterizations() -> None:
     """Drop the pulse models :func:`characterized_model` keeps per board (a new experiment run starts)."""
     _MODELS.clear()
+
+
+BEFORE_EACH_RUN.append(forget_characterizations)  # each run characterises the devices afresh
 
 
 def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reader: Callable[[np.ndarray, np.ndarray],
