@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from xbarlab import __version__
+from xbarlab.campaigns.console import format_step_types, run_campaign_cli
+from xbarlab.demo import DemoExperiment, format_report
 from xbarlab.errors import ConfigError, XbarlabError
+from xbarlab.experiments.catalog import CLI_MODULES
+from xbarlab.instruments.config import load_station
+from xbarlab.instruments.station import CLOSE_PROBLEMS, Station, embedded_station_path
+from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message
+from xbarlab.logbook import LogReader, summary
+from xbarlab.logbook.replay import replay
+from xbarlab.session import LabSession
+from xbarlab.sim.bench import SimBench
+from xbarlab.sim.server import serve_bench
 from xbarlab.sweep.cli import add_cli as add_sweep_commands
 
 Handler = Callable[[argparse.Namespace], int]
@@ -36,9 +47,6 @@ def _station_arg(p: argparse.ArgumentParser) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
-    from xbarlab.demo import DemoExperiment, format_report
-    from xbarlab.logbook.replay import replay
-    from xbarlab.session import LabSession
 
     log = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="xbarlab-demo-")) / "demo.h5"
     with LabSession.open(args.station, log, overwrite=args.overwrite, title="xbarlab demo") as lab:
@@ -52,8 +60,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_station_check(args: argparse.Namespace) -> int:
-    from xbarlab.instruments.config import load_station
-    from xbarlab.instruments.station import Station
 
     config = load_station(args.file)
     print(f"{args.file}: valid station file '{config.name}'")
@@ -79,10 +85,6 @@ def _limits_text(limits: object) -> str:
 
 
 def cmd_sim_serve(args: argparse.Namespace) -> int:
-    from xbarlab.instruments.config import load_station
-    from xbarlab.instruments.station import embedded_station_path
-    from xbarlab.sim.bench import SimBench
-    from xbarlab.sim.server import serve_bench
 
     config = load_station(args.station or embedded_station_path("sim"))
     if not config.is_simulated:
@@ -102,14 +104,12 @@ def cmd_sim_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_log_show(args: argparse.Namespace) -> int:
-    from xbarlab.logbook import summary
 
     print(summary(args.file, streams=not args.brief))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from xbarlab.campaigns.console import format_step_types, run_campaign_cli
 
     if args.list_steps:
         print(format_step_types())
@@ -122,8 +122,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from xbarlab.logbook import LogReader
-    from xbarlab.logbook.replay import replay
 
     LogReader(args.file)  # a missing or damaged file fails here, before any progress bar
     with tqdm(total=1, desc="replay", unit="run", disable=args.quiet) as bar:
@@ -253,7 +251,6 @@ def add_replay(sub: Any) -> None:
 
 
 def add_experiments(sub: Any) -> None:
-    from xbarlab.experiments.catalog import CLI_MODULES
 
     for module in CLI_MODULES:  # experiment commands: mvm, solve, train, drift
         module.add_cli(sub)
@@ -286,7 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs closed) Ctrl-C is ignored and the process leaves at once with the command's status: a Ctrl-C
     during the interpreter's own shutdown would otherwise end it by SIGINT (status -2) instead of 0/130.
     """
-    from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message
 
     program = argv is None and threading.current_thread() is threading.main_thread()
     before = STATIONS.snapshot()
@@ -309,8 +305,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None, before: tuple[int, int], program: bool = False) -> int:
-    from xbarlab.instruments.station import CLOSE_PROBLEMS
-    from xbarlab.interrupts import interrupted_message
 
     problems_before = len(CLOSE_PROBLEMS)  # only this command's closing problems count
 

@@ -23,10 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration
+from xbarlab.calibration.characterize import RECORD_KIND as CHAR_KIND
+from xbarlab.calibration.device import fit_pulse_response, form_cell, pulse_response
+from xbarlab.calibration.drift import drift_study
+from xbarlab.calibration.pipeline import prepare, program_matrix, station_read_voltage
+from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration, calibrate_read_path
+from xbarlab.calibration.residual import program_residual
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.support import array_shape, bench_timing, board_limit_problems
+from xbarlab.experiments.support import array_shape, bench_timing, board_limit_problems, instrument_time
 
 _MAX_AGE = Param("max_calibration_age", float, 0.0, "s",
                  "auto: a logged read-path calibration older than this (instrument time) is measured again; 0: any age",
@@ -65,12 +70,10 @@ class _CalStep(Experiment):
 
     def read_calibration(self, full_scale: float | None = None) -> ReadCalibration:
         """The newest logged ``read_path`` record (noted as used), or a new measurement (logged)."""
-        from xbarlab.calibration.pipeline import station_read_voltage
 
         if self.params.get("calibration", "auto") == "auto":
             found = self._find_logged(RECORD_KIND)
             if found is not None:
-                from xbarlab.experiments.support import instrument_time
 
                 ref, data, meta = found
                 cal = ReadCalibration.from_record(data, meta, ref)
@@ -83,7 +86,6 @@ class _CalStep(Experiment):
                 elif cal.gain.size == self.station.require_board().shape[1]:
                     self.recorder.use_calibration(ref)
                     return cal
-        from xbarlab.calibration.readpath import calibrate_read_path
 
         v = station_read_voltage(self.station)
         fs = full_scale or 1.3 * float(self.params.get("g_max_expected", 150e-6)) * abs(v)
@@ -104,7 +106,6 @@ class _CalStep(Experiment):
         return self.recorder.latest_calibration(kind)
 
     def prepared(self) -> Any:
-        from xbarlab.calibration.pipeline import prepare
 
         cal = self.read_calibration()
         self.checkpoint()
@@ -116,7 +117,6 @@ class _CalStep(Experiment):
     def log_characterization(self, prep: Any) -> None:
         """The range map and the device characterisation (thresholds, kinetics, read noise, with 1σ)
         as calibration records, and the characterisation's pulse observations as a stream."""
-        from xbarlab.calibration.characterize import RECORD_KIND as CHAR_KIND
 
         data, meta = prep.bounds.to_record()
         self.recorder.add_calibration("range_map", "range_map", data, meta)
@@ -151,8 +151,6 @@ class ReadCalibrationStep(_CalStep):
                         f"{cols} columns x {params['cells_per_column'] + 1} SMU-referenced cells")
 
     def execute(self) -> ReadCalibration:
-        from xbarlab.calibration.pipeline import station_read_voltage
-        from xbarlab.calibration.readpath import calibrate_read_path
 
         self.report(0, 1, "read-path calibration")
         v = station_read_voltage(self.station)
@@ -230,11 +228,9 @@ class DeviceFitStep(_CalStep):
         return Estimate(n * params["cells"], n * (params["cells"] * 150e-6 + 2e-3), "one batch + read per pulse")
 
     def execute(self) -> Any:
-        from xbarlab.calibration.device import fit_pulse_response, pulse_response
 
         p = self.params
         cal = self.read_calibration()
-        from xbarlab.calibration.pipeline import prepare
 
         prep = prepare(self.station, read_cal=cal, g_max_expected=p["g_max_expected"], checkpoint=self.checkpoint)
         self.log_characterization(prep)
@@ -292,7 +288,6 @@ class FormingStep(_CalStep):
         return Estimate(params["points"] + 2, (params["points"] + 2) * 0.021)
 
     def execute(self) -> Any:
-        from xbarlab.calibration.device import form_cell
 
         p = self.params
         self.report(0, 1, f"forming cell ({p['row']}, {p['col']})")
@@ -339,7 +334,6 @@ class WriteVerifyStep(_CalStep):
         b = prep.bounds
         targets = np.random.default_rng(p["seed"]).uniform(lo, hi, b.g_lo.shape)
         self.report(1, 2, "write-verify")
-        from xbarlab.calibration.pipeline import program_matrix
 
         live = max(int(np.sum(b.stuck == 0)), 1)
 
@@ -401,7 +395,6 @@ class ResidualProgramStep(_CalStep):
         return Estimate(mvms + cells, mvms * t.mvm + cells * (8 * t.pulse + 30 * 20e-6))
 
     def execute(self) -> Any:
-        from xbarlab.calibration.residual import program_residual
 
         p = self.params
         prep = self.prepared()
@@ -461,7 +454,6 @@ class DriftCompensationStep(_CalStep):
         return Estimate(m, m * t.mvm + float(max(params["times"], default=0.0)), "includes the waiting time")
 
     def execute(self) -> Any:
-        from xbarlab.calibration.drift import drift_study
 
         p = self.params
         prep = self.prepared()

@@ -31,7 +31,6 @@ import numpy as np
 from xbarlab.errors import ConfigError, InstrumentError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange, fit_problems
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.linear_solve import load_system
 from xbarlab.experiments.programming import program_weights
 from xbarlab.experiments.solvers import InnerResult
 from xbarlab.experiments.support import (
@@ -42,6 +41,7 @@ from xbarlab.experiments.support import (
     station_defaults,
     tia_range,
 )
+from xbarlab.experiments.systems import load_system
 from xbarlab.experiments.update_rules import PulseSpec
 
 MODES = ("solve", "eigenvector")

@@ -18,7 +18,6 @@ import argparse
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,8 @@ from xbarlab.experiments.analog import (
     fit_problems,
 )
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.cli_options import add_param_options, params_from_args
+from xbarlab.experiments.cli_options import add_param_options, format_value, params_from_args
+from xbarlab.experiments.closed_loop import ClosedLoopExperiment, ClosedLoopSolver
 from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
 from xbarlab.experiments.support import (
@@ -49,24 +49,10 @@ from xbarlab.experiments.support import (
     station_defaults,
     tia_range,
 )
+from xbarlab.experiments.systems import load_system
 from xbarlab.experiments.update_rules import PulseSpec
 
 INNER_SOLVERS = ("cg", "gmres", "closed_loop")
-
-
-def spd_matrix(n: int, condition: float, seed: int = 0) -> np.ndarray:
-    """Random symmetric positive-definite n×n matrix with 2-norm condition number ``condition``.
-
-    A = Q·diag(λ)·Qᵀ with Q Haar-random orthogonal and λ geometrically spaced from 1 to
-    ``condition`` (Higham's randsvd, mode 3).
-    """
-    if n < 1 or condition < 1:
-        raise ConfigError(f"spd_matrix needs n >= 1 and condition >= 1, got {n}, {condition}")
-    rng = np.random.default_rng(seed)
-    q, r = np.linalg.qr(rng.normal(size=(n, n)))
-    q *= np.sign(np.diag(r))
-    a = (q * np.geomspace(1.0, condition, n)) @ q.T
-    return 0.5 * (a + a.T)
 
 
 class OffsetDiagonalOperator:
@@ -104,31 +90,6 @@ class LinearSolveResult:
     programming: dict[str, Any] = field(default_factory=dict)
     instrument_time: float = 0.0  # s
     history: list[RefinementStep] = field(default_factory=list)
-
-
-def load_system(spec: str, n: int, condition: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(A, b): a random SPD matrix or one from a .npy/.npz file (npz: arrays A and optionally b)."""
-    rng = np.random.default_rng(seed + 1)
-    if spec == "spd":
-        a = spd_matrix(n, condition, seed)
-        return a, rng.normal(size=n)
-    path = Path(spec)
-    if not path.is_file() or path.suffix not in (".npy", ".npz"):
-        raise ConfigError(f"matrix {spec!r}: expected 'spd' or an existing .npy/.npz file")
-    if path.suffix == ".npy":
-        a, b = np.load(path, allow_pickle=False), None
-    else:
-        with np.load(path, allow_pickle=False) as f:
-            if "A" not in f:
-                raise ConfigError(f"matrix {spec!r}: the .npz needs an array named A (and optionally b)")
-            a, b = f["A"], f["b"] if "b" in f else None
-    a = np.asarray(a, dtype=float)
-    if a.ndim != 2 or a.shape[0] != a.shape[1] or not np.all(np.isfinite(a)):
-        raise ConfigError(f"matrix {spec!r}: expected a finite square matrix, got shape {a.shape}")
-    b = rng.normal(size=a.shape[0]) if b is None else np.asarray(b, dtype=float)
-    if b.shape != (a.shape[0],):
-        raise ConfigError(f"matrix {spec!r}: b has shape {b.shape}, expected ({a.shape[0]},)")
-    return a, b
 
 
 _LIMITS = {"v_in": "max_mvm_voltage", "pulse_amplitude": "max_pulse_amplitude"}
@@ -316,7 +277,6 @@ class LinearSolveExperiment(Experiment):
         if np.any(diag):
             raise ConfigError(f"{self.kind}: the closed-loop inner solver needs the whole matrix on the array "
                               "(digital_diagonal = false)")
-        from xbarlab.experiments.closed_loop import ClosedLoopSolver
 
         solver = self.closed_loop or ClosedLoopSolver.from_board(board)
         solver.bind(op.region, mapping)
@@ -333,8 +293,6 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("solve", help="solve A·x = b on the array (mixed-precision iterative refinement)")
     add_run_arguments(p)
     add_param_options(p, LinearSolveExperiment.params_spec, short={"n": "-n"})
-    from xbarlab.experiments.cli_options import format_value
-    from xbarlab.experiments.closed_loop import ClosedLoopExperiment
 
     own = ", ".join(f"{s.name} {format_value(s.default)}" for s in ClosedLoopExperiment.params_spec
                     if s.name in _CLOSED_LOOP_ARGS)
@@ -349,7 +307,6 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 def cli_main(args: argparse.Namespace) -> int:
     if args.one_step or args.eigenvector:
-        from xbarlab.experiments.closed_loop import ClosedLoopExperiment
 
         mode = "eigenvector" if args.eigenvector else "solve"
         given = params_from_args(args, LinearSolveExperiment.params_spec)

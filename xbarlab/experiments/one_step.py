@@ -36,6 +36,7 @@ from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.closed_loop import ClosedLoopSolver, arnoldi_largest
 from xbarlab.experiments.linear_solve import load_system
+from xbarlab.experiments.one_step_plot import plot_result
 from xbarlab.experiments.one_step_problems import (
     POTENTIALS,
     closed_loop_stability,
@@ -437,7 +438,6 @@ def cli_main(args: argparse.Namespace) -> int:
     r = run_cli_experiment(OneStepExperiment, args, params)
     print(summary(r))
     if args.plot is not None:
-        from xbarlab.experiments.one_step_plot import plot_result
 
         values = {s.name: s.default for s in OneStepExperiment.params_spec}
         print(plot_result(r, {**values, **params}, args.plot))
