@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,11 +23,13 @@ from xbarlab.campaigns.console import format_step_types, run_campaign_cli
 from xbarlab.demo import DemoExperiment, format_report
 from xbarlab.errors import ConfigError, XbarlabError
 from xbarlab.experiments.catalog import CLI_MODULES
+from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.instruments.config import load_station
 from xbarlab.instruments.station import CLOSE_PROBLEMS, Station, embedded_station_path
 from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message
 from xbarlab.logbook import LogReader, summary
 from xbarlab.logbook.replay import replay
+from xbarlab.runs.step import declared_plot
 from xbarlab.session import LabSession
 from xbarlab.sim.bench import SimBench
 from xbarlab.sim.server import serve_bench
@@ -45,12 +48,9 @@ def _station_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import tempfile
-
-
     log = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="xbarlab-demo-")) / "demo.h5"
     with LabSession.open(args.station, log, overwrite=args.overwrite, title="xbarlab demo") as lab:
-        result = lab.run(DemoExperiment, {"seed": args.seed})
+        result = lab.run(DemoExperiment, params_from_args(args, DemoExperiment.params_spec))
         print(format_report(result, lab.station))
     report = replay(log)
     exchanges = sum(r.exchanges for r in report.runs)
@@ -105,7 +105,7 @@ def cmd_sim_serve(args: argparse.Namespace) -> int:
 
 def cmd_log_show(args: argparse.Namespace) -> int:
 
-    print(summary(args.file, streams=not args.brief))
+    print(summary(args.file, streams=not args.brief, plots=declared_plot))
     return 0
 
 
@@ -180,7 +180,7 @@ class Parser(argparse.ArgumentParser):
 def add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="end-to-end tour of a bench (default: the embedded simulated bench)")
     _station_arg(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the demo's random MVM input")
+    add_param_options(p, DemoExperiment.params_spec)  # --seed, --iv-span, ...: defaults from the declarations
     p.add_argument("-o", "--output", metavar="LOG.h5", help="log file (default: a new temporary folder)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
     p.set_defaults(handler=cmd_demo)

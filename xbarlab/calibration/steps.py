@@ -30,7 +30,8 @@ from xbarlab.calibration.pipeline import prepare, program_matrix, station_read_v
 from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration, calibrate_read_path
 from xbarlab.calibration.residual import program_residual
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
+from xbarlab.experiments.param_groups import PROGRAMMING
 from xbarlab.experiments.support import array_shape, bench_timing, board_limit_problems, instrument_time
 
 _MAX_AGE = Param("max_calibration_age", float, 0.0, "s",
@@ -62,6 +63,8 @@ _G_MAX = Param("g_max_expected", float, 150e-6, "S", "largest conductance expect
 
 class _CalStep(Experiment):
     """Shared helpers: find or measure the read calibration, log records."""
+
+    category = "calibration"
 
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
@@ -138,6 +141,7 @@ class ReadCalibrationStep(_CalStep):
 
     kind = "read_calibration"
     title = "Read-path calibration against the SMU"
+    plots = (PlotSpec("read_path", "column", ("gain",), "1", "1", "read-path gain per column"),)
     params_spec = (
         Param("cells_per_column", int, 3, min=1, max=16, help="reference cells per column"),
         Param("reads", int, 8, min=1, max=256, help="board reads averaged per reference cell"),
@@ -171,6 +175,7 @@ class RangeMapStep(_CalStep):
 
     kind = "range_map"
     title = "Range and stuck-cell map"
+    plots = (PlotSpec("characterization", "amplitude", ("k",), "V", "1", "switching kinetics"),)
     params_spec = (_CAL, _MAX_AGE, _G_MAX)
 
     @classmethod
@@ -260,6 +265,7 @@ class FormingStep(_CalStep):
 
     kind = "forming"
     title = "Forming / I-V sweep of a cell with compliance"
+    plots = (PlotSpec("iv", "voltage", ("current",), "V", "A", "forming I-V"),)
     params_spec = (
         Param("row", int, 0, min=0, help="cell row"),
         Param("col", int, 0, min=0, help="cell column"),
@@ -307,10 +313,11 @@ class WriteVerifyStep(_CalStep):
 
     kind = "write_verify"
     title = "Write-verify programming of a target matrix"
+    plots = (PlotSpec("error_histogram", "edge_low_tol", ("count",), "1", "1", "final error / tolerance"),)
     params_spec = (
         _CAL,
         _MAX_AGE,
-        Param("tolerance", float, 0.01, "", "tolerance, fraction of the usable range", min=1e-6, max=0.5),
+        *PROGRAMMING.take("tolerance"),
         Param("max_pulses", int, 100, min=1, max=100000, help="pulse budget per cell"),
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
               choices=("cells", "array")),
@@ -363,6 +370,7 @@ class ResidualProgramStep(_CalStep):
 
     kind = "residual_program"
     title = "Residual programming over several arrays"
+    plots = (PlotSpec("error_vs_arrays", "arrays", ("rel_error",), "1", "1", "MVM error vs arrays"),)
     params_spec = (
         _CAL,
         _MAX_AGE,
@@ -422,6 +430,8 @@ class DriftCompensationStep(_CalStep):
 
     kind = "drift_compensation"
     title = "PCM drift: MVM error vs time with global drift compensation"
+    plots = (PlotSpec("drift", "time", ("rel_error_raw", "rel_error_compensated"), "s", "1",
+                      "MVM error after programming", log_x=True),)
     params_spec = (
         _CAL,
         _MAX_AGE,
@@ -429,7 +439,7 @@ class DriftCompensationStep(_CalStep):
         Param("times", list, [1.0, 10.0, 100.0, 1000.0, 10000.0, 86400.0], "s", "times after programming"),
         Param("vectors", int, 16, min=1, max=100000, help="test inputs"),
         Param("repeats", int, 8, min=1, max=1024, help="MVMs averaged per product"),
-        Param("tolerance", float, 0.03, "", "write-verify tolerance, fraction of the range", min=1e-4, max=0.5),
+        *PROGRAMMING.take("tolerance", tolerance=0.03),  # PCM programming noise is ~1-4 % of the window
         Param("seed", int, 0, help="matrix and inputs"),
         Param("g_max_expected", float, 30e-6, "S", "largest conductance expected", min=1e-9),
     )

@@ -7,12 +7,15 @@ imports from :mod:`xbarlab.runs.step` and :mod:`xbarlab.runs.recorder`.
 from xbarlab.runs.recorder import MemoryRecorder, Recorder, Stream
 from xbarlab.runs.step import (
     BEFORE_EACH_RUN,
+    CATEGORIES,
     STEP_TYPES,
     Aborted,
     AbortToken,
     Estimate,
     Experiment,
     Param,
+    ParamGroup,
+    PlotSpec,
     Progress,
     did_you_mean,
     register,
@@ -20,6 +23,6 @@ from xbarlab.runs.step import (
 )
 
 __all__ = [
-    "BEFORE_EACH_RUN", "STEP_TYPES", "Aborted", "AbortToken", "Estimate", "Experiment", "MemoryRecorder", "Param",
-    "Progress", "Recorder", "Stream", "did_you_mean", "register", "resolve_params",
+    "BEFORE_EACH_RUN", "CATEGORIES", "STEP_TYPES", "Aborted", "AbortToken", "Estimate", "Experiment", "MemoryRecorder",
+    "Param", "ParamGroup", "PlotSpec", "Progress", "Recorder", "Stream", "did_you_mean", "register", "resolve_params",
 ]

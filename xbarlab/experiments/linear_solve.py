@@ -36,6 +36,7 @@ from xbarlab.experiments.analog import (
 from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.cli_options import add_param_options, format_value, params_from_args
 from xbarlab.experiments.closed_loop import ClosedLoopExperiment, ClosedLoopSolver
+from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
 from xbarlab.experiments.support import (
@@ -116,16 +117,11 @@ class LinearSolveExperiment(Experiment):
         Param("layout", str, "auto", choices=("auto", "differential", "offset")),
         Param("encoding", str, "amplitude", choices=ENCODINGS),
         Param("bits", int, 8, min=1, max=16),
-        Param("v_in", float, 0.2, "V", "input full scale", min=1e-3),
+        *MVM_INPUT(),
         Param("repeats", int, 1, min=1, max=1000, help="MVMs averaged per product"),
-        Param("g_min", float, 5e-6, "S", min=0.0),
-        Param("g_max", float, 60e-6, "S", min=1e-9),
-        Param("tolerance", float, 0.005, help="write-verify tolerance, fraction of the window", min=1e-4, max=0.5),
-        Param("pulse_amplitude", float, 1.2, "V", min=0.0),
-        Param("pulse_width", float, 100e-9, "s", min=1e-9),
-        Param("row0", int, 0, min=0),
-        Param("col0", int, 0, min=0),
-        Param("seed", int, 0),
+        *CONDUCTANCE_WINDOW(),
+        *PROGRAMMING(tolerance=0.005),
+        *PLACEMENT(),
     )
 
     def __init__(self, *args: Any, closed_loop: Any = None, **kwargs: Any) -> None:

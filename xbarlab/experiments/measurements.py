@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import InstrumentError
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.support import array_shape, board_limit_problems
 from xbarlab.instruments.safety import BoardLimits, SmuLimits
 
@@ -41,6 +41,8 @@ class IVSweep(Experiment):
 
     kind = "iv_sweep"
     title = "I–V sweep of a cell through the SMU"
+    category = "measurement"
+    plots = (PlotSpec("iv", "voltage", ("current",), "V", "A", "I-V sweep"),)
     params_spec = (
         Param("smu", str, "", help="SMU name; empty = the first SMU cabled to the board"),
         Param("row", int, 0, min=0, help="cell row"),
@@ -132,6 +134,7 @@ class ArrayRead(Experiment):
 
     kind = "array_read"
     title = "Whole-array read (conductance map)"
+    category = "measurement"
     params_spec = (
         Param("read_voltage", float, 0.0, "V", "read voltage; 0 = the station default", min=0.0),
         Param("repeats", int, 1, min=1, max=100000, help="number of reads"),
@@ -178,6 +181,8 @@ class PulseResponse(Experiment):
 
     kind = "pulse_response"
     title = "Pulse-response curve of one cell"
+    category = "calibration"  # listed with the calibration steps (device characterisation)
+    plots = (PlotSpec("response", "pulse", ("conductance",), "1", "S", "pulse response"),)
     params_spec = (
         Param("row", int, 0, min=0, help="cell row"),
         Param("col", int, 0, min=0, help="cell column"),
@@ -237,6 +242,7 @@ class SafeState(Experiment):
 
     kind = "safe_state"
     title = "Safe state: outputs off"
+    category = "bench"
     params_spec = ()
 
     def execute(self) -> list[str]:

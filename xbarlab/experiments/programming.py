@@ -32,8 +32,8 @@ from xbarlab.calibration.writeverify import (
     cell_reader,
     program_conductances,
 )
-from xbarlab.errors import ConfigError, InstrumentError
-from xbarlab.experiments.analog import ADC_SATURATED, WeightMapping
+from xbarlab.errors import AdcSaturated, ConfigError, InstrumentError
+from xbarlab.experiments.analog import WeightMapping
 from xbarlab.experiments.support import board_limit, station_defaults, tia_range
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
 from xbarlab.instruments.interfaces import Pulse
@@ -84,11 +84,10 @@ def read_map(board: Any, read_voltage: float) -> np.ndarray:
     """Conductance map (S); a clipped ADC sample reads as the full scale (the cell is above range)."""
     try:
         return np.asarray(board.read_all(), dtype=float)
-    except InstrumentError as exc:
-        currents = getattr(exc, "currents", None)
-        if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
+    except AdcSaturated as exc:
+        if exc.currents is None:
             raise
-        return np.asarray(currents, dtype=float) / read_voltage
+        return np.asarray(exc.currents, dtype=float) / read_voltage
 
 
 def read_unclipped(station: Any, board: Any, rows: np.ndarray, cols: np.ndarray, start_range: float) -> np.ndarray:
@@ -103,11 +102,10 @@ def read_unclipped(station: Any, board: Any, rows: np.ndarray, cols: np.ndarray,
             try:
                 g = np.asarray(board.read_all(), dtype=float)
                 clipped = False
-            except InstrumentError as exc:
-                currents = getattr(exc, "currents", None)
-                if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
+            except AdcSaturated as exc:
+                if exc.currents is None:
                     raise
-                g = np.asarray(currents, dtype=float) / read_v
+                g = np.asarray(exc.currents, dtype=float) / read_v
                 clipped = bool(np.any(np.asarray(exc.saturated)[np.ix_(rows, cols)]))
             if clipped and fs < top:
                 fs = min(4 * fs, top)

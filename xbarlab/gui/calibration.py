@@ -27,8 +27,7 @@ PREFERRED = ("write_verify", "read_calibration", "device_fit", "range_map", "for
 
 def calibration_kinds() -> list[str]:
 
-    kinds = [k for k, c in STEP_TYPES.items() if c.__module__.startswith("xbarlab.calibration")]
-    kinds += [k for k in ("pulse_response",) if k in STEP_TYPES and k not in kinds]
+    kinds = [k for k, c in STEP_TYPES.items() if c.category == "calibration"]
     return sorted(kinds, key=lambda k: (PREFERRED.index(k) if k in PREFERRED else len(PREFERRED), k))
 
 

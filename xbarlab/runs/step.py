@@ -12,6 +12,7 @@ between steps (a safe point: raises :class:`Aborted` if an abort was requested) 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import threading
@@ -68,6 +69,31 @@ class Param:
         if self.choices is not None and value not in self.choices:
             problems.append(f"{where} = {value!r}: expected one of {', '.join(map(repr, self.choices))}")
         return value, problems
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """Parameters several steps share (the programming window, array placement …), declared once.
+
+    A step lists ``*GROUP()`` in its ``params_spec``; where its own figures were measured with another
+    default it says so, ``*GROUP(tolerance=0.005)``, so the type, range, unit and help stay in one place.
+    """
+
+    name: str
+    params: tuple[Param, ...]
+
+    def __call__(self, **defaults: Any) -> tuple[Param, ...]:
+        """Every parameter of the group, ``defaults`` replacing the declared defaults by name."""
+        return self.take(*(p.name for p in self.params), **defaults)
+
+    def take(self, *names: str, **defaults: Any) -> tuple[Param, ...]:
+        """The parameters ``names`` of the group (in that order), ``defaults`` replacing declared defaults."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted((set(names) | set(defaults)) - set(known))
+        if unknown or not set(defaults) <= set(names):
+            raise ValueError(f"parameter group {self.name!r}: no parameter(s) {', '.join(unknown or sorted(defaults))} "
+                             f"among those taken; it has {', '.join(known)}")
+        return tuple(dataclasses.replace(known[n], default=defaults[n]) if n in defaults else known[n] for n in names)
 
 
 def did_you_mean(word: Any, options: Any) -> str:
@@ -127,6 +153,33 @@ class AbortToken:
 
 
 @dataclass(frozen=True)
+class PlotSpec:
+    """A plot a step declares for one of its streams: columns ``y`` against column ``x``, with units.
+
+    The GUI's logbook tab and ``xbarlab log show`` draw/describe a stream from its step's declaration
+    (never guessed from stream names); ``log_x`` for quantities spanning decades (time after programming).
+    """
+
+    stream: str
+    x: str
+    y: tuple[str, ...]
+    x_units: str = ""
+    y_units: str = ""
+    title: str = ""
+    log_x: bool = False
+
+    def describe(self) -> str:
+        """``"current (A) vs voltage (V)"``."""
+        y = ", ".join(self.y) + (f" ({self.y_units})" if self.y_units else "")
+        x = self.x + (f" ({self.x_units})" if self.x_units else "") + (", log scale" if self.log_x else "")
+        return f"{self.title + ': ' if self.title else ''}{y} vs {x}"
+
+
+#: step categories (``Experiment.category``): the GUI's calibration tab lists the "calibration" steps
+CATEGORIES = ("experiment", "calibration", "measurement", "bench")
+
+
+@dataclass(frozen=True)
 class Estimate:
     """What a dry run reports: operations and estimated instrument time (s)."""
 
@@ -144,6 +197,15 @@ class Experiment(ABC):
     title: ClassVar[str] = ""
     #: parameter specifications
     params_spec: ClassVar[tuple[Param, ...]] = ()
+    #: what kind of step this is (one of :data:`CATEGORIES`); choosers list steps by it
+    category: ClassVar[str] = "experiment"
+    #: the plots of the step's streams (what against what, with units)
+    plots: ClassVar[tuple[PlotSpec, ...]] = ()
+
+    @classmethod
+    def plot_for(cls, stream: str) -> PlotSpec | None:
+        """The declared plot of ``stream``, or None."""
+        return next((p for p in cls.plots if p.stream == stream), None)
 
     def __init__(
         self,
@@ -223,5 +285,13 @@ def register(cls: type[Experiment]) -> type[Experiment]:
         raise ValueError(f"{cls.__name__} has no kind")
     if cls.kind in STEP_TYPES and STEP_TYPES[cls.kind] is not cls:
         raise ValueError(f"step type {cls.kind!r} registered twice")
+    if cls.category not in CATEGORIES:
+        raise ValueError(f"{cls.__name__}: category {cls.category!r}; expected one of {', '.join(CATEGORIES)}")
     STEP_TYPES[cls.kind] = cls
     return cls
+
+
+def declared_plot(kind: str, stream: str) -> PlotSpec | None:
+    """The plot the registered step type ``kind`` declares for ``stream`` (None: unknown type or none declared)."""
+    cls = STEP_TYPES.get(kind)
+    return cls.plot_for(stream) if cls is not None else None
