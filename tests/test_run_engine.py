@@ -229,3 +229,19 @@ def test_adc_saturation_is_recognised_by_its_type_not_its_code():
     same_code = InstrumentError("board", 0x0101, "clipped")  # an untyped error with the same code is not clipping
     with pytest.raises(InstrumentError):
         read_map(_Board(same_code), 0.2)
+
+
+def test_dry_run_of_a_real_bench_uses_its_stated_array(tmp_path, capsys):
+    campaign = tmp_path / "forming.toml"
+    lab = (ROOT / "stations" / "example-lab.toml").as_posix()
+    campaign.write_text(f'[campaign]\nname = "forming"\nstation = "{lab}"\n\n[[steps]]\ntype = "forming"\n'
+                        '[steps.params]\nrow = 70\ncol = 100\nv_max = 2.0\n\n[[steps]]\ntype = "write_verify"\n')
+    assert main(["run", str(campaign), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "forming" in out and "write_verify" in out
+    small = tmp_path / "small.toml"
+    small.write_text(campaign.read_text().replace(lab, (tmp_path / "lab64.toml").as_posix()))
+    (tmp_path / "lab64.toml").write_text((ROOT / "stations" / "example-lab.toml").read_text()
+                                         .replace("rows = 128", "rows = 64").replace("cols = 128", "cols = 64"))
+    assert main(["run", str(small), "--dry-run"]) == 2
+    assert "outside the 64x64 array" in capsys.readouterr().err

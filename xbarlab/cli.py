@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_station_check(args: argparse.Namespace) -> int:
-
     config = load_station(args.file)
     print(f"{args.file}: valid station file '{config.name}'")
     for inst in config.instruments.values():
@@ -68,19 +68,23 @@ def cmd_station_check(args: argparse.Namespace) -> int:
         port = f" -> board port {inst.board_port}" if inst.board_port is not None else ""
         print(f"  {inst.name:<8} {inst.driver:<16} {inst.address}{extra}{port}")
         print(f"           limits: {_limits_text(inst.limits)}")
+    shape = config.array_shape()
+    if config.board_name() is not None:
+        print(f"  array: {shape[0]}x{shape[1]} (checked against the board's IDENTIFY when it connects)" if shape
+              else "  array: size not stated (rows/cols of the board); validation skips cell ranges")
     if config.is_simulated:
         print("  (simulated bench: every instrument is an emulator)")
     if args.connect:
         with Station.open(config) as station:
             for name, ident in station.identities.items():
                 print(f"  {name:<8} answers: {ident}")
+            if station.array_shape is not None:
+                print(f"  array: {station.array_shape[0]}x{station.array_shape[1]} (IDENTIFY)")
         print("all instruments answered")
     return 0
 
 
 def _limits_text(limits: object) -> str:
-    from dataclasses import asdict
-
     return ", ".join(f"{k}={v:g}" for k, v in asdict(limits).items())  # type: ignore[call-overload]
 
 
