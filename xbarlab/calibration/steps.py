@@ -31,14 +31,8 @@ from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration, calibrate
 from xbarlab.calibration.residual import program_residual
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
-from xbarlab.experiments.param_groups import PROGRAMMING
+from xbarlab.experiments.param_groups import PROGRAMMING, READ_CALIBRATION
 from xbarlab.experiments.support import array_shape, bench_timing, board_limit_problems, instrument_time
-
-_MAX_AGE = Param("max_calibration_age", float, 0.0, "s",
-                 "auto: a logged read-path calibration older than this (instrument time) is measured again; 0: any age",
-                 min=0.0)
-_CAL = Param("calibration", str, "auto", help="read-path calibration: auto (newest logged, else measure) | measure",
-             choices=("auto", "measure"))
 
 
 def _board_problems(station_config: Any, where: str, smu: bool = True) -> list[str]:
@@ -58,7 +52,6 @@ def _read_cal_time(station_config: Any) -> float:
     return bench_timing(station_config).read_calibration
 
 
-_G_MAX = Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9)
 
 
 class _CalStep(Experiment):
@@ -145,7 +138,7 @@ class ReadCalibrationStep(_CalStep):
     params_spec = (
         Param("cells_per_column", int, 3, min=1, max=16, help="reference cells per column"),
         Param("reads", int, 8, min=1, max=256, help="board reads averaged per reference cell"),
-        Param("g_max_expected", float, 150e-6, "S", "largest conductance to read (sets the TIA range)", min=1e-9),
+        *READ_CALIBRATION.take("g_max_expected"),
     )
 
     @classmethod
@@ -176,7 +169,7 @@ class RangeMapStep(_CalStep):
     kind = "range_map"
     title = "Range and stuck-cell map"
     plots = (PlotSpec("characterization", "amplitude", ("k",), "V", "1", "switching kinetics"),)
-    params_spec = (_CAL, _MAX_AGE, _G_MAX)
+    params_spec = READ_CALIBRATION()
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
@@ -206,15 +199,14 @@ class DeviceFitStep(_CalStep):
     kind = "device_fit"
     title = "Pulse response and device-model fit"
     params_spec = (
-        _CAL,
-        _MAX_AGE,
+        *READ_CALIBRATION.take("calibration", "max_calibration_age"),
         Param("cells", int, 32, min=2, max=100000, help="cells measured (random, live)"),
         Param("pulses", int, 30, min=2, max=10000, help="pulses per direction"),
         Param("amplitude", float, 1.3, "V", "pulse amplitude (both polarities)", min=0.01),
         Param("width", float, 1e-6, "s", "pulse width", min=1e-9),
         Param("cycles", int, 3, min=1, max=1000, help="potentiate/depress cycles"),
         Param("seed", int, 0, help="cell selection"),
-        _G_MAX,
+        *READ_CALIBRATION.take("g_max_expected"),
     )
 
     @classmethod
@@ -315,14 +307,13 @@ class WriteVerifyStep(_CalStep):
     title = "Write-verify programming of a target matrix"
     plots = (PlotSpec("error_histogram", "edge_low_tol", ("count",), "1", "1", "final error / tolerance"),)
     params_spec = (
-        _CAL,
-        _MAX_AGE,
+        *READ_CALIBRATION.take("calibration", "max_calibration_age"),
         *PROGRAMMING.take("tolerance"),
         Param("max_pulses", int, 100, min=1, max=100000, help="pulse budget per cell"),
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
               choices=("cells", "array")),
         Param("seed", int, 0, help="target matrix"),
-        _G_MAX,
+        *READ_CALIBRATION.take("g_max_expected"),
     )
 
     @classmethod
@@ -372,8 +363,7 @@ class ResidualProgramStep(_CalStep):
     title = "Residual programming over several arrays"
     plots = (PlotSpec("error_vs_arrays", "arrays", ("rel_error",), "1", "1", "MVM error vs arrays"),)
     params_spec = (
-        _CAL,
-        _MAX_AGE,
+        *READ_CALIBRATION.take("calibration", "max_calibration_age"),
         Param("n", int, 16, min=2, max=4096, help="matrix size n x n"),
         Param("arrays", int, 3, min=1, max=8, help="blocks of 2n columns, side by side"),
         Param("vectors", int, 32, min=1, max=100000, help="test inputs"),
@@ -382,7 +372,7 @@ class ResidualProgramStep(_CalStep):
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
               choices=("cells", "array")),
         Param("seed", int, 0, help="matrix and inputs"),
-        _G_MAX,
+        *READ_CALIBRATION.take("g_max_expected"),
     )
 
     @classmethod
@@ -433,15 +423,14 @@ class DriftCompensationStep(_CalStep):
     plots = (PlotSpec("drift", "time", ("rel_error_raw", "rel_error_compensated"), "s", "1",
                       "MVM error after programming", log_x=True),)
     params_spec = (
-        _CAL,
-        _MAX_AGE,
+        *READ_CALIBRATION.take("calibration", "max_calibration_age"),
         Param("n", int, 16, min=2, max=4096, help="matrix size n x n (2n columns)"),
         Param("times", list, [1.0, 10.0, 100.0, 1000.0, 10000.0, 86400.0], "s", "times after programming"),
         Param("vectors", int, 16, min=1, max=100000, help="test inputs"),
         Param("repeats", int, 8, min=1, max=1024, help="MVMs averaged per product"),
         *PROGRAMMING.take("tolerance", tolerance=0.03),  # PCM programming noise is ~1-4 % of the window
         Param("seed", int, 0, help="matrix and inputs"),
-        Param("g_max_expected", float, 30e-6, "S", "largest conductance expected", min=1e-9),
+        *READ_CALIBRATION.take("g_max_expected", g_max_expected=30e-6),
     )
 
     @classmethod

@@ -26,7 +26,7 @@ from typing import Any
 from xbarlab.campaigns.spec import Campaign, StepInstance, parse_campaign
 from xbarlab.errors import InstrumentError, LogbookError
 from xbarlab.instruments.config import parse_station
-from xbarlab.instruments.links import simulated_links
+from xbarlab.instruments.links import links_for
 from xbarlab.instruments.station import Station
 from xbarlab.interrupts import sigint_deferred
 from xbarlab.logbook import Logbook, LogReader
@@ -155,14 +155,13 @@ class CampaignRunner:
     def _check_sim_state(self, done: set[str]) -> None:
         """Before anything is logged: the saved bench state a resume would restore must load.
 
-        It is restored into a throwaway simulated bench built from the station, so a damaged, foreign
-        or old (pickle) checkpoint stops the resume with one line and appends nothing to the log. A
-        real bench keeps its own state: nothing to check.
+        It is restored into a throwaway bench built from the station file (links are made, none opened), so
+        a damaged, foreign or old (pickle) checkpoint stops the resume with one line and appends nothing to
+        the log. Only a bench that saved its state (the simulated one) has a file to check.
         """
-        config = parse_station(self.campaign.station.text, self.campaign.station.source)
-        if not config.is_simulated or not self.sim_state_path.exists():
+        if not self.sim_state_path.exists():
             return
-        links = simulated_links(config)
+        links = links_for(parse_station(self.campaign.station.text, self.campaign.station.source))
         try:
             links.state.restore_state(self.sim_state_path,
                                       [s.step_id for s in self.campaign.steps if s.step_id in done])

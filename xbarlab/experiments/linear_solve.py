@@ -50,7 +50,7 @@ from xbarlab.experiments.support import (
     station_defaults,
     tia_range,
 )
-from xbarlab.experiments.systems import load_system
+from xbarlab.experiments.systems import load_system, spd_matrix  # noqa: F401 - spd_matrix: its older import path
 from xbarlab.experiments.update_rules import PulseSpec
 
 INNER_SOLVERS = ("cg", "gmres", "closed_loop")

@@ -35,7 +35,6 @@ from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, Weigh
 from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.closed_loop import ClosedLoopSolver, arnoldi_largest
-from xbarlab.experiments.linear_solve import load_system
 from xbarlab.experiments.one_step_plot import plot_result
 from xbarlab.experiments.one_step_problems import (
     POTENTIALS,
@@ -60,6 +59,7 @@ from xbarlab.experiments.support import (
     station_defaults,
     tia_range,
 )
+from xbarlab.experiments.systems import load_system
 from xbarlab.experiments.update_rules import PulseSpec
 
 PROBLEMS = ("schrodinger", "pagerank", "inverse")

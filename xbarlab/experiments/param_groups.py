@@ -33,3 +33,13 @@ PLACEMENT = ParamGroup("placement", (
     Param("col0", int, 0, min=0, help="first array column of the matrix"),
     Param("seed", int, 0, help="seed of the run's random choices (inputs, data split, initial weights)"),
 ))
+
+#: how a calibration step gets its read-path calibration, and the conductance range it reads (S)
+READ_CALIBRATION = ParamGroup("read calibration", (
+    Param("calibration", str, "auto", help="read-path calibration: auto (newest logged, else measure) | measure",
+          choices=("auto", "measure")),
+    Param("max_calibration_age", float, 0.0, "s",
+          "auto: a logged read-path calibration older than this (instrument time) is measured again; 0: any age",
+          min=0.0),
+    Param("g_max_expected", float, 150e-6, "S", "largest conductance expected (sets the TIA range)", min=1e-9),
+))
