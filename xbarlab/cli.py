@@ -25,8 +25,9 @@ from xbarlab.demo import DemoExperiment, format_report
 from xbarlab.errors import ConfigError, XbarlabError
 from xbarlab.experiments.catalog import CLI_MODULES
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
+from xbarlab.instruments import station as station_module
 from xbarlab.instruments.config import load_station
-from xbarlab.instruments.station import CLOSE_PROBLEMS, Station, embedded_station_path
+from xbarlab.instruments.station import Station, embedded_station_path
 from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message
 from xbarlab.logbook import LogReader, summary
 from xbarlab.logbook.replay import replay
@@ -310,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None, before: tuple[int, int], program: bool = False) -> int:
 
-    problems_before = len(CLOSE_PROBLEMS)  # only this command's closing problems count
+    problems_before = len(station_module.CLOSE_PROBLEMS)  # only this command's closing problems count
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -331,7 +332,7 @@ def _main(argv: Sequence[str] | None, before: tuple[int, int], program: bool = F
     except KeyboardInterrupt:
         if program:  # the command is over: further Ctrl-C must not cut the report short
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-        problems = CLOSE_PROBLEMS[problems_before:]
+        problems = station_module.CLOSE_PROBLEMS[problems_before:]
         if problems:  # never "outputs off" when switching one off failed
             print("xbarlab: interrupted; outputs NOT confirmed off: " + "; ".join(problems), file=sys.stderr)
             return 1

@@ -9,8 +9,7 @@ from typing import Any
 
 from xbarlab.campaigns.spec import load_campaign
 from xbarlab.errors import ConfigError
-from xbarlab.sweep import queue
-from xbarlab.sweep.cluster import _need_distributed, connect
+from xbarlab.sweep import cluster, queue
 from xbarlab.sweep.index import read_index
 from xbarlab.sweep.run import check_folder, run_sweep
 from xbarlab.sweep.show import default_figures, format_table, plot_figure
@@ -61,7 +60,7 @@ def run_sweep_cli(sweep_file: Path, out: Path, scheduler: str | None, workers: i
         bar.set_postfix_str(f"{row['point_id']} {row['status']}", refresh=True)
 
     try:
-        index = run_sweep(sweep, out, connect=lambda: connect(scheduler, workers), progress=progress)
+        index = run_sweep(sweep, out, connect=lambda: cluster.connect(scheduler, workers), progress=progress)
     except KeyboardInterrupt:
         bar.close()
         print(f"sweep stopped: finished points are kept ({out / 'index.h5'}); run the same command again to "
@@ -86,7 +85,7 @@ def _quiet_dask_logs() -> None:
     import logging
 
 
-    _need_distributed()  # its modules create their loggers on import
+    cluster._need_distributed()  # its modules create their loggers on import
     if logging.getLogger().level > logging.DEBUG:
         names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("distributed", "dask")]
         for name in ("distributed", "dask", *names):
@@ -127,7 +126,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
     if action == "submit":
 
         load_campaign(args.campaign)  # one clear line before connecting if the file is bad
-    with connect(_queue_scheduler(args)) as client:
+    with cluster.connect(_queue_scheduler(args)) as client:
         if action == "submit":
             meta = queue.submit(client, args.campaign)
             where = (f"the worker holding {meta['bench']} (dask worker ADDR --resources \"{meta['bench']}=1\" "
