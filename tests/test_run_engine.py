@@ -12,7 +12,6 @@ import xbarlab.experiments.catalog  # noqa: F401 - registers the built-in step t
 from xbarlab.cli import main
 from xbarlab.errors import AdcSaturated, ConfigError, InstrumentError, TransportError
 from xbarlab.experiments.programming import read_map
-from xbarlab.gui.calibration import calibration_kinds
 from xbarlab.instruments.config import load_station, parse_station
 from xbarlab.instruments.links import BenchLinks, simulated_links
 from xbarlab.instruments.station import Station, embedded_station_path
@@ -205,13 +204,6 @@ def test_log_show_describes_the_declared_plots(tmp_path, capsys):
         lab.run("iv_sweep", {"points": 5})
     assert main(["log", "show", str(log)]) == 0
     assert "plot: I-V sweep: current (A) vs voltage (V)" in capsys.readouterr().out
-
-
-def test_the_gui_lists_calibration_steps_by_their_declared_category():
-    kinds = calibration_kinds()
-    assert {"read_calibration", "write_verify", "forming", "pulse_response"} <= set(kinds)
-    assert "mvm" not in kinds and "iv_sweep" not in kinds
-    assert all(STEP_TYPES[k].category == "calibration" for k in kinds)
 
 
 class _Board:

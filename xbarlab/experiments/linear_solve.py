@@ -33,7 +33,7 @@ from xbarlab.experiments.analog import (
     choose_mapping,
     fit_problems,
 )
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, format_value, params_from_args
 from xbarlab.experiments.closed_loop import ClosedLoopExperiment, ClosedLoopSolver
 from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
@@ -102,6 +102,7 @@ class LinearSolveExperiment(Experiment):
 
     kind = "linear_solve"
     title = "Linear system: mixed-precision iterative refinement on the array"
+    plots = (PlotSpec("refinement", "iteration", ("relative_residual",), "1", "1", "refinement"),)
     params_spec = (
         Param("matrix", str, "spd", help="'spd' (random SPD) or a .npy / .npz (A, b) file"),
         Param("n", int, 64, min=1, help="size of the random SPD system"),

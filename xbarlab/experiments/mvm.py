@@ -35,7 +35,7 @@ from xbarlab.experiments.analog import (
     choose_mapping,
     fit_problems,
 )
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import ProgrammingOutcome, defect_correction, program_weights
@@ -128,6 +128,7 @@ class MvmExperiment(Experiment):
 
     kind = "mvm"
     title = "MVM accuracy against the digital product"
+    plots = (PlotSpec("mvm_vectors", "input_magnitude", ("rel_error",), "1", "1", "relative error vs input"),)
     params_spec = (
         Param("n_in", int, 32, min=1, help="matrix inputs (array rows)"),
         Param("n_out", int, 16, min=1, help="matrix outputs"),

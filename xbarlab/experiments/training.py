@@ -29,7 +29,7 @@ import numpy as np
 
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
@@ -113,6 +113,7 @@ class TrainExperiment(Experiment):
 
     kind = "train"
     title = "On-array training (SGD pulses, mixed precision, Tiki-Taka) with a float baseline"
+    plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),)
     params_spec = (
         Param("rule", str, "mixed_precision", choices=TRAIN_RULES, help="update rule ('float' = numpy baseline)"),
         Param("dataset", str, "digits", help="'digits' or a .npz file with arrays X and y"),
