@@ -111,6 +111,10 @@ def test_geometry_comes_from_the_station_file_and_validation_uses_it():
     no_size = parse_station((ROOT / "stations" / "example-lab.toml").read_text().replace("rows = 128", "")
                             .replace("cols = 128", ""))
     assert no_size.array_shape() is None and forming.check(params, no_size, "forming") == []
+    drift = STEP_TYPES["drift_compensation"]  # a block of 40x80 fits 128x128, not 64x64; unstated: the board checks
+    values = {p.name: p.default for p in drift.params_spec} | {"n": 40}
+    assert not any("does not fit" in p for p in drift.check(values, lab, "d") + drift.check(values, no_size, "d"))
+    assert any("does not fit the 64x64 array" in p for p in drift.check(values, sim, "d"))
 
 
 def test_station_file_geometry_is_validated():

@@ -44,6 +44,7 @@ def _board_problems(station_config: Any, where: str, smu: bool = True) -> list[s
 
 
 def _shape(station_config: Any) -> tuple[int, int]:
+    """(rows, cols) for estimates: the station file's array, else the 64x64 estimates assume."""
     t = bench_timing(station_config)
     return t.rows, t.cols
 
@@ -378,8 +379,8 @@ class ResidualProgramStep(_CalStep):
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
         problems = _board_problems(station_config, where)
-        rows, cols = _shape(station_config)
-        if params["n"] > rows or 2 * params["n"] * params["arrays"] > cols:
+        rows, cols = array_shape(station_config) or (0, 0)  # (0, 0): the file does not say; the board checks
+        if rows and (params["n"] > rows or 2 * params["n"] * params["arrays"] > cols):
             problems.append(f"{where}: {params['arrays']} blocks of {params['n']}x{2 * params['n']} do not fit the "
                             f"{rows}x{cols} array")
         return problems
@@ -441,8 +442,8 @@ class DriftCompensationStep(_CalStep):
             problems.append(f"{where}.times: expected a non-empty list of positive times (s)")
         elif list(times) != sorted(times):
             problems.append(f"{where}.times: times must increase")
-        rows, cols = _shape(station_config)
-        if params["n"] > rows or 2 * params["n"] > cols:
+        rows, cols = array_shape(station_config) or (0, 0)  # (0, 0): the file does not say; the board checks
+        if rows and (params["n"] > rows or 2 * params["n"] > cols):
             problems.append(f"{where}: a {params['n']}x{2 * params['n']} block does not fit the {rows}x{cols} array")
         return problems
 
