@@ -26,6 +26,7 @@ from xbarlab.calibration.writeverify import (
     program_conductances,
 )
 from xbarlab.errors import ConfigError
+from xbarlab.experiments.support import instrument_time
 from xbarlab.instruments.interfaces import BenchStation, board_limit
 
 
@@ -42,7 +43,6 @@ def sim_clock(station: BenchStation) -> Any:
 
 def instrument_clock(station: BenchStation) -> Any:
     """Instrument time in s as a callable: the simulated clock, or a monotonic clock on hardware."""
-    from xbarlab.experiments.support import instrument_time
 
     return lambda: instrument_time(station)
 

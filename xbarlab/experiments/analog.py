@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 
 from xbarlab.errors import AdcSaturated, ConfigError
-from xbarlab.instruments.interfaces import AdcSaturationError, CrossbarArray, board_limit
+from xbarlab.instruments.interfaces import CrossbarArray, board_limit
 from xbarlab.readings import ADC_SATURATED
 
 Layout = Literal["differential", "offset"]
@@ -356,9 +356,10 @@ class ArrayMatrix:
         for _ in range(7):
             try:
                 return self._raw(fn, v * self.scale) / self.scale
-            except AdcSaturationError as exc:
-                if not np.any(np.asarray(exc.saturated)[lines]):
-                    return np.asarray(exc.currents, dtype=float) / self.scale
+            except AdcSaturated as exc:
+                mask, currents = exc.saturated, exc.currents
+                if mask is not None and currents is not None and not np.any(np.asarray(mask)[lines]):
+                    return np.asarray(currents, dtype=float) / self.scale
                 self.saturations += 1
                 self.scale *= 0.5
         raise AdcSaturated(self.board.name, ADC_SATURATED,
@@ -378,7 +379,9 @@ class ArrayMatrix:
                 v[place_lines] = rng.choice([-1.0, 1.0], size=len(place_lines)) * self.encoding.v_in
                 try:
                     i = self._raw(fn, v)
-                except AdcSaturationError as exc:
+                except AdcSaturated as exc:
+                    if exc.currents is None:
+                        raise
                     i = np.asarray(exc.currents, dtype=float)
                 peak = max(peak, float(np.max(np.abs(i[read_lines]))))
         return peak
