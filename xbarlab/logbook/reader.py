@@ -3,15 +3,16 @@
 Every call opens the file, reads and closes it again (a snapshot), so a reader never
 holds the writer up and always sees the latest committed state. The file is opened
 read-only in SWMR mode; while the writer is in one of its short structural windows the
-open is retried; a file left by a killed writer is read from a flag-cleared temporary
-copy, never modified. Stream rows beyond the last committed step are not returned.
+open waits. A file left by a killed writer is read in SWMR-read mode, or from a recovered
+temporary copy (journal applied, superblock flags and end of allocation fixed), never
+modified; ``LogReader.recovered`` says what was found and done. Stream rows beyond the
+last committed step are not returned.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,9 @@ from xbarlab.logbook.format import (
     group_name,
     window_lock,
 )
-from xbarlab.logbook.h5clear import clear_consistency_flags, consistency_flags
+from xbarlab.logbook.h5clear import consistency_flags
+from xbarlab.logbook.journal import journal_path
+from xbarlab.logbook.recovery import recovered_copy, writer_alive
 from xbarlab.logbook.transcript import Event
 
 T = TypeVar("T")
@@ -134,6 +137,9 @@ class LogReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_log_file(path)
+        #: what was found and done to read a log left by a killed writer (sentences; empty for a sound log)
+        self.recovered: list[str] = []
+        self._copy: tuple[tuple[int, ...], tempfile.TemporaryDirectory[str], Path] | None = None
         self._load_attrs()
 
     @_retrying
@@ -172,38 +178,52 @@ class LogReader:
             raise _ReadFailed(f"{self.path}: truncated or damaged log ({exc})") from None
         finally:
             f.close()
-            if self._tmp is not None:
-                self._tmp.cleanup()
-                self._tmp = None
 
-    _tmp: tempfile.TemporaryDirectory[str] | None = None
+    KILLED = "the writing process ended without closing the file; read as of its last committed step"
 
     def _open_file(self) -> h5py.File:
-        if not consistency_flags(self.path):  # cleanly closed (this open also checks it is not truncated)
+        journal = journal_path(self.path).exists()
+        if not journal and not consistency_flags(self.path):  # cleanly closed (the open checks truncation)
             try:
-                return _h5_open(self.path)
+                f = _h5_open(self.path)
+                self.recovered = []
+                return f
             except OSError as exc:
                 if "open for write" not in str(exc):
                     raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
-        deadline = time.monotonic() + RETRY_S
-        while True:  # a writer has it open (or died): SWMR read, waiting out transient states
-            try:
-                return _h5_open(self.path, swmr=True)
-            except OSError:
-                if time.monotonic() > deadline:
-                    break
-            time.sleep(0.01)
-        # the writer died in a structural window: read a copy with the flags cleared
-        self._tmp = tempfile.TemporaryDirectory(prefix="xbarlab-log-")
-        copy = Path(self._tmp.name) / self.path.name
-        shutil.copyfile(self.path, copy)
+        if not journal:
+            alive = writer_alive(self.path)
+            deadline = time.monotonic() + (RETRY_S if alive else 0.0)
+            while True:  # a writer has it open (SWMR read, waiting out transient states), or was killed in SWMR mode
+                try:
+                    f = _h5_open(self.path, swmr=True)
+                    self.recovered = [] if alive else [self.KILLED]
+                    return f
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        break
+                time.sleep(0.01)
+        # the writer died during a structural change or outside SWMR mode: read a recovered copy
+        return h5py.File(self._recovered_copy(), "r", locking=False)
+
+    def _recovered_copy(self) -> Path:
+        """A recovered copy of the log (kept while the log and its journal are unchanged)."""
+        jp = journal_path(self.path)
+        st = self.path.stat()
+        key = (st.st_size, st.st_mtime_ns, jp.stat().st_mtime_ns if jp.exists() else 0)
+        if self._copy is not None and self._copy[0] == key:
+            return self._copy[2]
+        tmp = tempfile.TemporaryDirectory(prefix="xbarlab-log-")
+        copy = Path(tmp.name) / self.path.name
         try:
-            clear_consistency_flags(copy)
-            return h5py.File(copy, "r", locking=False)
+            notes = recovered_copy(self.path, copy)
+            h5py.File(copy, "r", locking=False).close()
         except (OSError, ValueError) as exc:
-            self._tmp.cleanup()
-            self._tmp = None
+            tmp.cleanup()
             raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
+        self._copy = (key, tmp, copy)
+        self.recovered = [self.KILLED, *[n for n in notes if "open-for-writing" not in n]]
+        return copy
 
     def _run_group(self, f: h5py.File, run_id: str) -> h5py.Group:
         name = group_name(run_id)
