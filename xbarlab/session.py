@@ -134,7 +134,7 @@ class LabSession:
         recorder: RunWriter | MemoryRecorder
         if self.book is not None:
             recorder = self.book.start_run(cls.kind, exp.params, self.config.text, dict(self.station.identities),
-                                           run_id=rid, sim_time=self.station.sim_time())
+                                           run_id=rid, sim_time=self.station.sim_time(), code_revision=cls.revision)
         else:
             recorder = self.memory[rid] = MemoryRecorder()
         exp.recorder = recorder

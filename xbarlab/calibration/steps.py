@@ -188,6 +188,7 @@ class RangeMapStep(_CalStep):
 
     kind = "range_map"
     title = "Range and stuck-cell map"
+    revision = 2  # 2: bounds ramp unmoved cells to the cap, measured-model characterisation (1: older logs)
     params_spec = (_CAL, _MAX_AGE, _G_MAX)
 
     @classmethod
@@ -217,6 +218,7 @@ class DeviceFitStep(_CalStep):
 
     kind = "device_fit"
     title = "Pulse response and device-model fit"
+    revision = 2  # 2: the fit starts from the measured characterisation (1: older logs)
     params_spec = (
         _CAL,
         _MAX_AGE,
@@ -327,6 +329,7 @@ class WriteVerifyStep(_CalStep):
 
     kind = "write_verify"
     title = "Write-verify programming of a target matrix"
+    revision = 2  # 2: measured-model prior, escalating corrections, two-stage final reads (1: older logs)
     params_spec = (
         _CAL,
         _MAX_AGE,
@@ -383,6 +386,7 @@ class ResidualProgramStep(_CalStep):
     """Multi-array residual programming (Song et al. 2024) on disjoint column blocks of one array."""
 
     kind = "residual_program"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "Residual programming over several arrays"
     params_spec = (
         _CAL,

@@ -257,7 +257,8 @@ class CampaignRunner:
                   step: StepInstance) -> StepOutcome:
         run_id = f"{step.step_id}@{session_id}"
         run = book.start_run(kind=step.kind, params=step.params, station_text=self.campaign.station.text,
-                             instruments=dict(station.identities), run_id=run_id, sim_time=station.sim_time())
+                             instruments=dict(station.identities), run_id=run_id, sim_time=station.sim_time(),
+                             code_revision=step.experiment_class.revision)
         if self.abort.requested:  # stop requested between steps: record it, touch nothing
             run.finish("interrupted", error="stop requested before the step started")
             return StepOutcome(step, run_id, "interrupted")

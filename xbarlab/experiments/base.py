@@ -200,6 +200,10 @@ class Experiment(ABC):
     title: ClassVar[str] = ""
     #: parameter specifications
     params_spec: ClassVar[tuple[Param, ...]] = ()
+    #: controller revision: bump it when a change makes the step send other commands, or compute other
+    #: results from the same replies. Each logged run records it; replay re-derives only runs written at
+    #: today's revision (logs without one: 1).
+    revision: ClassVar[int] = 1
 
     def __init__(
         self,

@@ -195,6 +195,7 @@ class ClosedLoopExperiment(Experiment):
     """One-step solve of A·x = b, or the principal eigenvector, with the array in op-amp feedback."""
 
     kind = "closed_loop_solve"
+    revision = 2  # 2: programs A^T (op-amp rows collect A·V), write-verify of revision 2 (1: older logs)
     title = "One-step closed-loop solve / eigenvector (Sun et al. 2019)"
     params_spec = (
         Param("mode", str, "solve", choices=MODES),

@@ -139,6 +139,7 @@ class LinearSolveExperiment(Experiment):
     """Mixed-precision iterative refinement with the inner solver's products on the array."""
 
     kind = "linear_solve"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "Linear system: mixed-precision iterative refinement on the array"
     params_spec = (
         Param("matrix", str, "spd", help="'spd' (random SPD) or a .npy / .npz (A, b) file"),

@@ -126,6 +126,7 @@ class MvmExperiment(Experiment):
     """Forward/transpose MVM accuracy of a programmed signed matrix."""
 
     kind = "mvm"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "MVM accuracy against the digital product"
     params_spec = (
         Param("n_in", int, 32, min=1, help="matrix inputs (array rows)"),

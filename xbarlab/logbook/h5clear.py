@@ -107,6 +107,25 @@ def clear_consistency_flags(path: str | Path) -> bool:
     return True
 
 
+def recovered_superblock(head: bytes, file_size: int, increment: int = EOA_INCREMENT) -> tuple[bytes, int, int] | None:
+    """The first bytes of a file (``head``, at least 64) with the consistency flags cleared and the end of
+    allocation set to max(EOA, ``file_size``) + ``increment``: (new head, old EOA, new EOA), or None if not
+    a v2/v3 superblock with 8-byte offsets. Raises ValueError if the superblock checksum does not verify."""
+    sb = _superblock(head)
+    if sb is None or head[9] != 8:
+        return None
+    _, flags_at, sum_at = sb
+    if lookup3(head[:sum_at]) != struct.unpack_from("<I", head, sum_at)[0]:
+        raise ValueError("HDF5 superblock checksum does not verify")
+    base, _, eoa = struct.unpack_from("<3Q", head, 12)
+    new = max(eoa, file_size - base) + increment
+    fixed = bytearray(head)
+    fixed[flags_at] = 0
+    struct.pack_into("<Q", fixed, 28, new)
+    struct.pack_into("<I", fixed, sum_at, lookup3(bytes(fixed[:sum_at])))
+    return bytes(fixed), eoa, new
+
+
 def extend_eoa(path: str | Path, increment: int = EOA_INCREMENT) -> tuple[int, int] | None:
     """Set the superblock's end-of-allocation to max(EOA, file size) + ``increment`` bytes and extend the
     file to it (zeros). Returns (old EOA, new EOA), or None if not a v2/v3 superblock.
@@ -115,25 +134,20 @@ def extend_eoa(path: str | Path, increment: int = EOA_INCREMENT) -> tuple[int, i
     """
     with open(path, "r+b") as fh:
         head = fh.read(64)
-        sb = _superblock(head)
-        if sb is None:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            fixed = recovered_superblock(head, size, increment)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if fixed is None:
             return None
-        _, _, sum_at = sb
-        size_offsets = head[9]
-        if size_offsets != 8:
-            return None
-        stored = struct.unpack_from("<I", head, sum_at)[0]
-        if lookup3(head[:sum_at]) != stored:
-            raise ValueError(f"{path}: HDF5 superblock checksum does not verify")
-        base, _, eoa = struct.unpack_from("<3Q", head, 12)
-        eof = os.fstat(fh.fileno()).st_size
-        new = max(eoa, eof - base) + increment
-        fixed = bytearray(head[:sum_at])
-        struct.pack_into("<Q", fixed, 12 + 2 * size_offsets, new)
-        fh.seek(12 + 2 * size_offsets)
-        fh.write(struct.pack("<Q", new))
-        fh.seek(sum_at)
-        fh.write(struct.pack("<I", lookup3(bytes(fixed))))
-        fh.truncate(max(eof, base + new))
+        new_head, eoa, new = fixed
+        flags = head[11]
+        new_head = new_head[:11] + bytes([flags]) + new_head[12:]  # only the EOA here; the flags stay
+        sum_at = 12 + 4 * 8
+        new_head = new_head[:sum_at] + struct.pack("<I", lookup3(new_head[:sum_at])) + new_head[sum_at + 4:]
+        fh.seek(0)
+        fh.write(new_head[: sum_at + 4])
+        fh.truncate(max(size, struct.unpack_from("<Q", head, 12)[0] + new))
         fh.flush()
     return eoa, new

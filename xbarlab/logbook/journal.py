@@ -198,9 +198,16 @@ def apply_journal(path: str | Path, target: str | Path | None = None) -> str | N
     if journal is None:
         if target is None:
             jp.unlink(missing_ok=True)
-        return "a structural change the writer had not finished journaling was discarded (the log was untouched)"
+        return DISCARDED
     size, changes = journal
     apply_changes(target if target is not None else path, size, changes)
     if target is None:
         jp.unlink(missing_ok=True)
-    return f"a structural change interrupted while it was written was completed from its journal ({len(changes)} pages)"
+    return completed_note(len(changes))
+
+
+DISCARDED = "a structural change the writer had not finished journaling was discarded (the log was untouched)"
+
+
+def completed_note(pages: int) -> str:
+    return f"a structural change interrupted while it was written was completed from its journal ({pages} pages)"

@@ -3,9 +3,9 @@
 Every call opens the file, reads and closes it again (a snapshot), so a reader never
 holds the writer up and always sees the latest committed state. The file is opened
 read-only in SWMR mode; while the writer is in one of its short structural windows the
-open waits. A file left by a killed writer is read in SWMR-read mode, or from a recovered
-temporary copy (journal applied, superblock flags and end of allocation fixed), never
-modified; ``LogReader.recovered`` says what was found and done. Stream rows beyond the
+open waits. A file left by a killed writer is read through an in-memory view of it as
+recovery would leave it (journal applied, superblock flags and end of allocation fixed);
+the file is never modified; ``LogReader.recovered`` says what was found and done. Stream rows beyond the
 last committed step are not returned.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,8 +34,8 @@ from xbarlab.logbook.format import (
     window_lock,
 )
 from xbarlab.logbook.h5clear import consistency_flags
-from xbarlab.logbook.journal import journal_path
-from xbarlab.logbook.recovery import recovered_copy, writer_alive
+from xbarlab.logbook.journal import OverlayFile, journal_path
+from xbarlab.logbook.recovery import recovered_view, writer_alive
 from xbarlab.logbook.transcript import Event
 
 T = TypeVar("T")
@@ -139,7 +138,6 @@ class LogReader:
         self.path = check_log_file(path)
         #: what was found and done to read a log left by a killed writer (sentences; empty for a sound log)
         self.recovered: list[str] = []
-        self._copy: tuple[tuple[int, ...], tempfile.TemporaryDirectory[str], Path] | None = None
         self._load_attrs()
 
     @_retrying
@@ -171,59 +169,51 @@ class LogReader:
 
     @contextmanager
     def _opened(self) -> Iterator[h5py.File]:
-        f = self._open_file()
+        f, view = self._open_file()
         try:
             yield f
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise _ReadFailed(f"{self.path}: truncated or damaged log ({exc})") from None
         finally:
             f.close()
+            if view is not None:
+                view.close()
 
     KILLED = "the writing process ended without closing the file; read as of its last committed step"
 
-    def _open_file(self) -> h5py.File:
+    def _open_file(self) -> tuple[h5py.File, OverlayFile | None]:
         journal = journal_path(self.path).exists()
         if not journal and not consistency_flags(self.path):  # cleanly closed (the open checks truncation)
             try:
                 f = _h5_open(self.path)
                 self.recovered = []
-                return f
+                return f, None
             except OSError as exc:
                 if "open for write" not in str(exc):
                     raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
-        if not journal:
-            alive = writer_alive(self.path)
-            deadline = time.monotonic() + (RETRY_S if alive else 0.0)
-            while True:  # a writer has it open (SWMR read, waiting out transient states), or was killed in SWMR mode
+        if not journal and writer_alive(self.path):
+            deadline = time.monotonic() + RETRY_S
+            while True:  # SWMR read, waiting out transient states
                 try:
                     f = _h5_open(self.path, swmr=True)
-                    self.recovered = [] if alive else [self.KILLED]
-                    return f
+                    self.recovered = []
+                    return f, None
                 except OSError:
                     if time.monotonic() >= deadline:
                         break
                 time.sleep(0.01)
-        # the writer died during a structural change or outside SWMR mode: read a recovered copy
-        return h5py.File(self._recovered_copy(), "r", locking=False)
-
-    def _recovered_copy(self) -> Path:
-        """A recovered copy of the log (kept while the log and its journal are unchanged)."""
-        jp = journal_path(self.path)
-        st = self.path.stat()
-        key = (st.st_size, st.st_mtime_ns, jp.stat().st_mtime_ns if jp.exists() else 0)
-        if self._copy is not None and self._copy[0] == key:
-            return self._copy[2]
-        tmp = tempfile.TemporaryDirectory(prefix="xbarlab-log-")
-        copy = Path(tmp.name) / self.path.name
+        # the writer was killed: read the log as recovery would leave it (in memory; the file is not modified)
         try:
-            notes = recovered_copy(self.path, copy)
-            h5py.File(copy, "r", locking=False).close()
+            view, notes = recovered_view(self.path)
         except (OSError, ValueError) as exc:
-            tmp.cleanup()
             raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
-        self._copy = (key, tmp, copy)
-        self.recovered = [self.KILLED, *[n for n in notes if "open-for-writing" not in n]]
-        return copy
+        try:
+            f = h5py.File(view, "r", locking=False)
+        except OSError as exc:
+            view.close()
+            raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
+        self.recovered = [self.KILLED, *notes]
+        return f, view
 
     def _run_group(self, f: h5py.File, run_id: str) -> h5py.Group:
         name = group_name(run_id)
@@ -258,6 +248,7 @@ class LogReader:
             "start_sim_time": a.get("start_sim_time"), "end_sim_time": a.get("end_sim_time"),
             "software_version": a.get("software_version", ""),
             "format_version": int(a.get("format_version", 1)),  # of the xbarlab that wrote the run
+            "code_revision": int(a.get("code_revision", 1)),  # of the step type's code (format 3; before: 1)
             "params": from_json(a.get("params", "")) or {}, "station_text": a.get("station_text", ""),
             "instruments": from_json(a.get("instruments", "")) or {},
             "calibrations_used": from_json(a.get("calibrations_used", "")) or [],

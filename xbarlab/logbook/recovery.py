@@ -9,18 +9,17 @@ What a SIGKILL can leave, and what is done about it (each step returns a sentenc
   (:mod:`xbarlab.logbook.h5clear`).
 
 :func:`recover_in_place` is for a writer that holds the log's lock (``Logbook.open_append``);
-:func:`recovered_copy` is for readers, which never modify the log.
+:func:`recovered_view` is for readers, which never modify the log.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 from pathlib import Path
 
-from xbarlab.logbook.h5clear import clear_consistency_flags, consistency_flags, extend_eoa
-from xbarlab.logbook.journal import apply_journal, journal_path
+from xbarlab.logbook.h5clear import clear_consistency_flags, consistency_flags, extend_eoa, recovered_superblock
+from xbarlab.logbook.journal import DISCARDED, OverlayFile, apply_journal, completed_note, journal_path, read_journal
 
 
 def writer_alive(path: str | Path) -> bool:
@@ -61,11 +60,37 @@ def recover_in_place(path: str | Path) -> list[str]:
     return notes + _fix_superblock(p)
 
 
-def recovered_copy(path: str | Path, dest: str | Path) -> list[str]:
-    """Copy the log to ``dest`` and recover the copy (the log is not modified). Raises ValueError if damaged."""
-    shutil.copyfile(path, dest)
+def recovered_view(path: str | Path) -> tuple[OverlayFile, list[str]]:
+    """A read-only view of the log as recovery would leave it, for h5py's ``fileobj`` driver: the journal
+    applied and the superblock fixed in memory pages; the log itself is not modified.
+    Raises ValueError if the superblock is damaged."""
+    view = OverlayFile(path)
     notes = []
-    journal = apply_journal(path, target=dest)
-    if journal:
-        notes.append(journal)
-    return notes + _fix_superblock(Path(dest))
+    try:
+        if journal_path(path).exists():
+            journal = read_journal(path)
+            if journal is None:
+                notes.append(DISCARDED)
+            else:
+                size, changes = journal
+                for offset, data in changes:
+                    view.seek(offset)
+                    view.write(data)
+                view.truncate(size)
+                notes.append(completed_note(len(changes)))
+        view.seek(0)
+        head = view.read(64)
+        if len(head) >= 12 and head[11]:
+            fixed = recovered_superblock(head, view.size)
+            if fixed is not None:
+                new_head, eoa, new = fixed
+                view.seek(0)
+                view.write(new_head[:48])
+                view.truncate(max(view.size, new))
+                if new > eoa:
+                    notes.append(f"the end of allocation was moved from {eoa} to {new} bytes (h5clear --increment)")
+        view.seek(0)
+    except BaseException:
+        view.close()
+        raise
+    return view, notes

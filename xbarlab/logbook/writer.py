@@ -301,8 +301,10 @@ class Logbook:
         run_id: str | None = None,
         calibrations_used: list[str] | None = None,
         sim_time: float | None = None,
+        code_revision: int = 1,
     ) -> RunWriter:
-        """Open a run (status 'running') with its settings. ``run_id`` defaults to ``<kind>-<n>``."""
+        """Open a run (status 'running') with its settings. ``run_id`` defaults to ``<kind>-<n>``;
+        ``code_revision`` is the revision of the code that runs it (the experiment's ``revision``)."""
         with self._lock:
             index = len(self.run_ids)
             rid = run_id or f"{kind}-{index + 1}"
@@ -313,7 +315,7 @@ class Logbook:
                 self._create_run_group(f, gname, {
                     "run_id": rid, "index": index, "kind": kind,
                     "start_sim_time": float("nan") if sim_time is None else float(sim_time),
-                    "format_version": FORMAT_VERSION,
+                    "format_version": FORMAT_VERSION, "code_revision": int(code_revision),
                     "params": to_json(dict(params or {})), "station_text": station_text,
                     "instruments": to_json(dict(instruments or {})),
                     "calibrations_used": to_json(list(calibrations_used or [])),
