@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.drivers.replies import single_copy_traffic
+from xbarlab.drivers.replies import floor_pairs_agree, single_copy_traffic
 from xbarlab.errors import ConfigError, ReplayDivergence, XbarlabError
 from xbarlab.experiments.base import STEP_TYPES, MemoryRecorder, Progress
 from xbarlab.instruments.config import InstrumentConfig, parse_station
@@ -185,6 +185,8 @@ def _replay_sessions(reader: LogReader, sessions: list[tuple[dict[str, Any], lis
         with contextlib.ExitStack() as legacy:
             if session.get("format_version", 1) < 2:
                 legacy.enter_context(single_copy_traffic())
+            if int(session["params"].get("driver_traffic", 1)) < 3:  # before the third reading near zero
+                legacy.enter_context(floor_pairs_agree())
             done = _replay_session(reader, session, members, run_id, report, total, runs, progress, done)
 
 
