@@ -195,14 +195,14 @@ def trial(workdir: Path, k: int, rng: random.Random, mode: str, keep: Path | Non
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="40 kills")
+    ap.add_argument("--quick", action="store_true", help="20 kills")
     ap.add_argument("--kills", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--load", type=int, default=1, help="busy-looping processes added while the trials run")
     ap.add_argument("--mode", choices=["aim", "uniform", "both"], default="both")
     ap.add_argument("--keep", type=Path, help="folder to keep the files that failed a check in")
     args = ap.parse_args()
-    kills = 40 if args.quick else args.kills
+    kills = 20 if args.quick else args.kills
     rng = random.Random(args.seed)
     spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.load)]
     for s in spinners:

@@ -447,6 +447,7 @@ class DriftCompensationStep(_CalStep):
     """PCM: MVM error vs time after programming (simulated clock), with and without global compensation."""
 
     kind = "drift_compensation"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "PCM drift: MVM error vs time with global drift compensation"
     params_spec = (
         _CAL,

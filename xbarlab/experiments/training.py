@@ -111,6 +111,7 @@ class TrainExperiment(Experiment):
     """Train an MLP on the array (or in float) and log every epoch."""
 
     kind = "train"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "On-array training (SGD pulses, mixed precision, Tiki-Taka) with a float baseline"
     params_spec = (
         Param("rule", str, "mixed_precision", choices=TRAIN_RULES, help="update rule ('float' = numpy baseline)"),

@@ -17,7 +17,7 @@ step exactly once) rests on these rules:
   log is built under a temporary name and linked into place complete.
 * A killed writer leaves the superblock's "open for writing" flags set (and, in SWMR mode,
   possibly an end of allocation short of its last objects) and maybe a journal; readers
-  read a recovered copy or open in SWMR-read mode, and ``open_append`` recovers the log
+  read an in-memory recovered view of the file, and ``open_append`` recovers the log
   (:mod:`xbarlab.logbook.recovery`) under an exclusive lock that proves the writer is gone.
 """
 
@@ -119,6 +119,7 @@ class Logbook:
         self._lock = threading.RLock()
         self._datasets: dict[str, list[Any]] = {}  # path -> [low-level dataset id, length, extent, file space]
         self._mspaces: dict[tuple[int, ...], Any] = {}  # memory dataspaces by shape (reused)
+        self._unflushed: set[str] = set()  # datasets appended to since the last flush
         self._open_runs: dict[str, RunWriter] = {}
         self._overlay: OverlayFile | None = None  # during a structural window
         self.recovered: list[str] = []  # what open_append repaired after a killed writer
@@ -153,10 +154,12 @@ class Logbook:
             else:
                 try:
                     os.link(tmp, p)  # never replaces a file created meanwhile
+                    tmp.unlink()
                 except FileExistsError:
                     raise LogbookError(f"{p}: already exists; choose another file, resume it, or ask to "
                                        "overwrite it") from None
-                tmp.unlink()
+                except OSError:  # a file system without hard links
+                    os.rename(tmp, p)
             window_lock(fd, exclusive=True, wait=True)  # released once the file is in SWMR mode
             h5 = h5py.File(p, "r+", libver="latest", locking=False)
         except BaseException:
@@ -237,6 +240,7 @@ class Logbook:
                 f.close()  # a clean close: the log on disk is consistent and unflagged
                 self._f = None
                 self._datasets.clear()
+                self._unflushed.clear()
                 self._swmr = False
                 self._overlay = overlay = OverlayFile(self.path)
                 try:
@@ -284,11 +288,22 @@ class Logbook:
             mspace = self._mspaces[shape] = h5py.h5s.create_simple(shape)
         dsid.write(mspace, fspace, rows)
         entry[1] = n1
+        self._unflushed.add(path)
         return n1
 
     def flush(self) -> None:
         with self._lock:
             self.file.flush()
+            self._unflushed.clear()
+
+    def flush_appended(self) -> None:
+        """Write the datasets appended to since the last flush (their rows and chunk indexes) to the file."""
+        with self._lock:
+            for path in sorted(self._unflushed):
+                entry = self._datasets.get(path)
+                if entry is not None:
+                    entry[0].flush()
+            self._unflushed.clear()
 
     # -- runs ------------------------------------------------------------------------------
     @_uninterrupted
@@ -465,7 +480,7 @@ class RunWriter:
             self._write_transcript()
             # the rows reach the file before the marker that covers them (HDF5 writes the raw data of
             # different datasets in no set order within one flush)
-            self.book.flush()
+            self.book.flush_appended()
             lengths = {n: s.committed for n, s in self._streams.items() if s.created}
             text = to_json({"step_id": step_id, "info": dict(info or {}), "lengths": lengths}).encode()
             if len(text) <= STEP_TEXT_INLINE:
