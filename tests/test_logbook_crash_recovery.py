@@ -160,3 +160,32 @@ def test_the_overlay_keeps_the_file_untouched_until_committed(tmp_path):
     with h5py.File(tmp_path / "m.h5", "r") as f:
         assert "extra" in f["runs"] and f["runs/r1"].attrs["note"] == "x" * 5000
     os.unlink(tmp_path / "m.h5")
+
+
+def test_a_structural_change_that_cannot_be_written_closes_the_log_and_recovery_finishes_it(tmp_path, monkeypatch):
+    """A full disk after the journal was written: one clear error, nothing more written, the journal completes it."""
+    import errno
+
+    import xbarlab.logbook.writer as writer
+
+    p = tmp_path / "full.h5"
+    book = Logbook.create(p)
+    run = book.start_run("x", run_id="r1")
+    run.stream("v", units="V").append(np.arange(3.0))
+    run.commit_step("k0")
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer, "apply_changes", full)
+    with pytest.raises(writer.LogbookError, match="could not be written .No space left on device.*journal"):
+        book.start_run("y", run_id="r2")
+    assert book.closed
+    book.close()  # releases the lock; nothing more is written
+    monkeypatch.undo()
+    r = LogReader(p)
+    assert [i["run_id"] for i in r.runs()] == ["r1", "r2"] and r.stream("r1", "v").data.tolist() == [0, 1, 2]
+    assert any("completed from its journal" in note for note in r.recovered)
+    with Logbook.open_append(p) as again:
+        assert any("journal" in note for note in again.recovered)
+    assert LogReader(p).recovered == [] and not journal_path(p).exists()

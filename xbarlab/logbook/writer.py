@@ -98,13 +98,29 @@ def _uninterrupted(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _TornLog(LogbookError):
+    """A structural change was journaled but could not be written into the log: recovery finishes it."""
+
+
 def _commit_overlay(path: Path, overlay: OverlayFile) -> None:
-    """Make a structural change permanent: journal its pages, write them into the log, drop the journal."""
+    """Make a structural change permanent: journal its pages, write them into the log, drop the journal.
+
+    Raises LogbookError if the journal cannot be written (the log is untouched), :class:`_TornLog` if the
+    log cannot be written after it (e.g. a full disk: the journal stays for recovery)."""
     changes = overlay.changes()
     if not changes and overlay.size == path.stat().st_size:
         return
-    write_journal(path, overlay.size, changes)
-    apply_changes(path, overlay.size, changes)
+    try:
+        write_journal(path, overlay.size, changes)
+    except OSError as exc:
+        journal_path(path).unlink(missing_ok=True)
+        raise LogbookError(f"{path}: a structural change could not be journaled ({exc.strerror}); "
+                           "the log is as it was before it") from None
+    try:
+        apply_changes(path, overlay.size, changes)
+    except OSError as exc:
+        raise _TornLog(f"{path}: a structural change could not be written ({exc.strerror}); the log is "
+                       "closed, and its journal completes the change when it is read or resumed") from None
     journal_path(path).unlink()
 
 
@@ -236,6 +252,7 @@ class Logbook:
                 return
             assert self._fd is not None
             window_lock(self._fd, exclusive=True, wait=True)  # readers wait until the file is consistent
+            torn = False
             try:
                 f.close()  # a clean close: the log on disk is consistent and unflagged
                 self._f = None
@@ -253,8 +270,11 @@ class Logbook:
                     self._overlay = None
                     overlay.close()
                 _commit_overlay(self.path, overlay)
+            except _TornLog:
+                torn = True  # nothing more is written to this log; its journal is complete
+                raise
             finally:
-                if self._f is None:
+                if self._f is None and not torn:
                     self._f = h5py.File(self.path, "r+", libver="latest", locking=False)
                     self._enter_swmr()
                 window_unlock(self._fd)
@@ -377,14 +397,18 @@ class Logbook:
     def close(self) -> None:
         """Finish runs still open (status 'interrupted'), close the file, release the lock. Idempotent."""
         with self._lock:
-            for run in list(self._open_runs.values()):
-                run.finish("interrupted", error="the logbook was closed while the run was open")
-            if self._f is not None:
-                self._f.close()
-                self._f = None
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            try:
+                for run in list(self._open_runs.values()):
+                    if self._f is None:  # a structural change could not be written: nothing more is
+                        break
+                    run.finish("interrupted", error="the logbook was closed while the run was open")
+            finally:
+                if self._f is not None:
+                    self._f.close()
+                    self._f = None
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
 
     @property
     def closed(self) -> bool:
