@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from xbarlab.drivers.transport import ByteTransport, MessageTransport
 from xbarlab.errors import ReplayDivergence, TransportError, TransportTimeout, XbarlabError
+from xbarlab.protocol import board as bp
 
 # event codes (one byte in the log)
 WRITE = "w"  # bytes sent
@@ -267,8 +268,6 @@ class ReplayByteTransport(ByteTransport):
         return data
 
     def _translate_reply(self, data: bytes) -> bytes:
-        from xbarlab.protocol import board as bp
-
         if len(data) == bp.HEADER_SIZE and data[:2] == bp.SYNC:
             self._reply_head = _with_seq(data, -self.seq_shift)
             return self._reply_head
@@ -287,8 +286,6 @@ class ReplayByteTransport(ByteTransport):
 
 def _frame_seq(data: bytes) -> int | None:
     """The sequence number of a board frame (None if ``data`` is not one)."""
-    from xbarlab.protocol import board as bp
-
     if len(data) < bp.HEADER_SIZE or data[:2] != bp.SYNC:
         return None
     return int.from_bytes(data[4:6], "little")
@@ -296,8 +293,6 @@ def _frame_seq(data: bytes) -> int | None:
 
 def _with_seq(frame: bytes, shift: int) -> bytes:
     """A board frame (or just its header) with the sequence number moved by ``shift``, checks recomputed."""
-    from xbarlab.protocol import board as bp
-
     if _frame_seq(frame) is None:
         return frame
     fields = bytearray(frame[2:12])
