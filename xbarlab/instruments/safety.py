@@ -591,8 +591,36 @@ _READS = ("read_cell", "read_cell_current", "read_cells", "read_cells_reading", 
 _MVMS = {"mvm_forward": "MVM row voltage (V)", "mvm_forward_reading": "MVM row voltage (V)",
          "mvm_transpose": "MVM column voltage (V)", "mvm_transpose_reading": "MVM column voltage (V)"}
 
+def _board_cap_update(ctx: _Context, rows: Any, cols: Any, steps: Any) -> int:
+    """3T1C charge steps: no host-chosen level (a fixed charge per step from the board's own supply);
+    integer counts, as many records as a pulse batch may hold, checked before the first is sent."""
+    try:
+        s = np.asarray(steps)
+    except (TypeError, ValueError):
+        raise SafetyLimitError(ctx.name, "charge steps", float("nan"), "integers") from None
+    if s.size and not np.issubdtype(s.dtype, np.integer):
+        raise SafetyLimitError(ctx.name, "charge steps", float("nan"), "integers")
+    _check_count(ctx.name, "charge steps in one update", int(np.abs(s).sum()) if s.size else 0,
+                 ctx.limits.max_batch_pulses)
+    return ctx.driver.cap_update(rows, cols, s)
+
+
+def _board_cap_reset(ctx: _Context, rows: Any, cols: Any) -> None:
+    _check_count(ctx.name, "capacitor cells in one reset", int(np.size(rows)), ctx.limits.max_batch_pulses)
+    ctx.driver.cap_reset(rows, cols)
+
+
+_CAP_READS = ("cap_read_cells", "cap_read_cells_reading", "cap_read_all")
+_CAP_MVMS = {"cap_mvm_forward": "capacitor MVM row voltage (V)",
+             "cap_mvm_transpose": "capacitor MVM column voltage (V)"}
+
 _BOARD_OPERATIONS: Mapping[str, _Operation] = MappingProxyType({
     "configure": _board_configure,
+    **{m: _board_read(m) for m in _CAP_READS},
+    **{m: _board_mvm(m, what) for m, what in _CAP_MVMS.items()},
+    "cap_update": _board_cap_update,
+    "cap_reset": _board_cap_reset,
+    "cap_info": _passthrough("cap_info"),
     **{m: _board_read(m) for m in _READS},
     **{m: _board_mvm(m, what) for m, what in _MVMS.items()},
     "pulse_cell": _board_pulse_cell,
@@ -629,6 +657,12 @@ class SafeCrossbar(_Guarded, CrossbarArray):
         "closed_loop_solve": "checked: every |input voltage| <= max_mvm_voltage; board output rail <= max_mvm_voltage",
         "closed_loop_eigen": "checked: g_lambda finite and > 0; board output rail <= max_mvm_voltage",
         "closed_loop_info": "query: the board's closed-loop rail (V) and input conductance (S)",
+        **{m: _READ_DOC for m in _CAP_READS},
+        **{m: "checked: every |input voltage| <= max_mvm_voltage" for m in _CAP_MVMS},
+        "cap_update": "checked: integer 3T1C charge steps (no host-chosen level), total <= max_batch_pulses, "
+                      "before the first is sent",
+        "cap_reset": "checked: 3T1C cells to the board's reset level, count <= max_batch_pulses",
+        "cap_info": "query: the 3T1C capacitor array's geometry and step limits",
         "route_smu": "checked: only a port cabled to a station SMU (whose own limits then apply) to a cell",
         "unroute_smu": "checked: disconnects an SMU port",
         "all_off": "checked: safe state (lines grounded, ports unrouted)",
@@ -748,6 +782,39 @@ class SafeCrossbar(_Guarded, CrossbarArray):
                           layout: str = "differential") -> Any:
         """Feedback-mode eigenvector: g_λ (S) and the board's output rail are checked."""
         return _call(self, "closed_loop_eigen", g_lambda, n, row0=row0, col0=col0, layout=layout)
+
+    # -- 3T1C capacitor array (protocol §9) --------------------------------------------------------------
+    def cap_info(self) -> Any:
+        """The capacitor array's geometry, largest steps per record and step time (s)."""
+        return _call(self, "cap_info")
+
+    def cap_update(self, rows: Any, cols: Any, steps: Any) -> int:
+        """Signed integer charge steps per capacitor cell (> 0 charge); returns the steps applied."""
+        return _call(self, "cap_update", rows, cols, steps)
+
+    def cap_reset(self, rows: Any, cols: Any) -> None:
+        """Reset the listed capacitor cells to the board's reset level."""
+        _call(self, "cap_reset", rows, cols)
+
+    def cap_read_cells(self, rows: Any, cols: Any) -> np.ndarray:
+        """Conductances (S) of listed capacitor cells."""
+        return _call(self, "cap_read_cells", rows, cols)
+
+    def cap_read_cells_reading(self, rows: Any, cols: Any) -> Any:
+        """Currents (A) of listed capacitor cells with the saturation mask."""
+        return _call(self, "cap_read_cells_reading", rows, cols)
+
+    def cap_read_all(self) -> np.ndarray:
+        """Conductance map (S) of the capacitor cells."""
+        return _call(self, "cap_read_all")
+
+    def cap_mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
+        """Column currents (A) of the capacitor cells for row voltages (V, checked)."""
+        return _call(self, "cap_mvm_forward", row_voltages)
+
+    def cap_mvm_transpose(self, col_voltages: np.ndarray) -> np.ndarray:
+        """Row currents (A) of the capacitor cells for column voltages (V, checked)."""
+        return _call(self, "cap_mvm_transpose", col_voltages)
 
     # -- routing and safe state -------------------------------------------------------------------------
     def route_smu(self, port: int, row: int, col: int) -> None:
