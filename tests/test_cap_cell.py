@@ -10,6 +10,7 @@ from xbarlab.instruments.station import Station
 from xbarlab.protocol import board as bp
 from xbarlab.protocol import cap as cp
 from xbarlab.protocol.board import Err, Op
+from xbarlab.sim.audit import BoardAuditLimits, WireAudit
 from xbarlab.sim.cap_cell import CapacitorArray, CapCellParams
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.stations import sim_station_text
@@ -170,6 +171,30 @@ def test_safety_capacitor_inputs_never_reach_the_board_beyond_limits():
         assert not any(f.opcode == Op.CAP_UPDATE for f in seen)
         configs = [bp.Configuration.unpack(f.payload) for f in seen if f.opcode == Op.CONFIGURE]
         assert all(abs(c.read_voltage) <= b.limits.max_read_voltage for c in configs)
+
+
+def test_wire_audit_watches_capacitor_frames():
+    """The project's wire audit (sim/audit.py) parses CAP MVM/read frames: raw traffic beyond the limit is
+    flagged (so it can fail), traffic through the station is not."""
+    with _station({}) as st:
+        lim = st.board.limits
+        audit = WireAudit()
+        audit.watch_board(st.sim.board, "board", BoardAuditLimits(
+            lim.max_read_voltage, lim.max_mvm_voltage, lim.max_pulse_amplitude, lim.min_pulse_width,
+            lim.max_pulse_width, lim.max_tia_range))
+        b = st.board
+        b.configure(0.2, 1e-4)
+        for v in (0.5, 0.7, -3.0):
+            for method in (b.cap_mvm_forward, b.cap_mvm_transpose):
+                try:
+                    method(np.full(8, v))
+                except SafetyLimitError:
+                    pass
+        b.cap_read_cells([1, 2], [3, 4])
+        assert not audit.violations, audit.violations
+        st.sim.board.feed(bp.encode_request(Op.CAP_MVM_FORWARD, 99, bp.pack_vector(np.full(8, 0.9))))
+        assert [v.quantity for v in audit.violations] == ["MVM input voltage (V)"]
+        audit.close()
 
 
 def test_capacitor_commands_are_registered_operations():
