@@ -33,7 +33,8 @@ from xbarlab.experiments.base import Estimate, Experiment, Param, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
-from xbarlab.experiments.programming import measure_device_step, program_weights
+from xbarlab.experiments.pcm_training import PCM_RULE, build_pcm_net, pcm_counters, pcm_update_problems
+from xbarlab.experiments.programming import device_kind, measure_device_step, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
     bench_timing,
@@ -52,7 +53,7 @@ from xbarlab.experiments.update_rules import (
     TikiTakaLayer,
 )
 
-TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka")
+TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka", "pcm_3t1c")
 
 
 def plan_layout(
@@ -100,6 +101,7 @@ class TrainResult:
     programming: dict[str, Any] = field(default_factory=dict)
     total_pulses: int = 0
     instrument_time: float = 0.0
+    counters: dict[str, Any] = field(default_factory=dict)  # PCM rules: transfers, refreshes, charge steps
 
     @property
     def test_acc(self) -> float:
@@ -111,7 +113,7 @@ class TrainExperiment(Experiment):
     """Train an MLP on the array (or in float) and log every epoch."""
 
     kind = "train"
-    title = "On-array training (SGD pulses, mixed precision, Tiki-Taka) with a float baseline"
+    title = "On-array training (SGD pulses, mixed precision, Tiki-Taka, PCM + 3T1C) with a float baseline"
     params_spec = (
         Param("rule", str, "mixed_precision", choices=TRAIN_RULES, help="update rule ('float' = numpy baseline)"),
         Param("dataset", str, "digits", help="'digits' or a .npz file with arrays X and y"),
@@ -130,12 +132,20 @@ class TrainExperiment(Experiment):
         Param("v_in", float, 0.2, "V", "input full scale of forward/backward MVMs", min=1e-3),
         Param("bl", int, 10, min=1, max=1000, help="stochastic pulse train length (slots)"),
         Param("max_pulses", int, 4, min=1, max=1000, help="mixed precision: pulse pairs per weight and update"),
-        Param("update", str, "push_pull", choices=("push_pull", "single_device"),
-              help="push_pull: pulse both devices of a pair; single_device: only G+ (G- a fixed reference)"),
+        Param("update", str, "push_pull", choices=("push_pull", "single_device", "set_only"),
+              help="push_pull: pulse both devices of a pair; single_device: only G+ (G- a fixed reference); "
+                   "set_only: SET pulses only, with refresh (PCM, mixed_precision)"),
         Param("gamma", float, 0.5, min=0.0, max=10.0, help="Tiki-Taka: W = gamma*A + C"),
         Param("transfer_every", int, 2, min=1, help="Tiki-Taka: samples between row transfers A -> C"),
         Param("transfer_lr", float, 0.1, min=1e-6, max=10.0, help="Tiki-Taka: transfer rate"),
         Param("zero_shift_pulses", int, 1000, min=0, max=100000, help="Tiki-Taka: alternating pulse pairs on A"),
+        Param("significance", float, 3.0, min=0.1, max=100.0,
+              help="pcm_3t1c: F in W = F*(G+ - G-) + (g+ - g-) (Ambrogio 2018: 3)"),
+        Param("cap_transfer_every", int, 20, min=1, help="pcm_3t1c: samples between capacitor -> PCM transfers"),
+        Param("polarity_inversion", bool, True, help="pcm_3t1c: invert the sign convention of g at each transfer"),
+        Param("refresh_every", int, 100, min=1, help="set_only: samples between refresh checks"),
+        Param("refresh_level", float, 0.9, min=0.1, max=1.0,
+              help="set_only: refresh a pair when a device exceeds this fraction of the window"),
         Param("tolerance", float, 0.02, min=1e-4, max=0.5, help="write-verify tolerance of the initial weights"),
         Param("row0", int, 0, min=0),
         Param("col0", int, 0, min=0),
@@ -149,6 +159,8 @@ class TrainExperiment(Experiment):
         problems = []
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
+        problems += pcm_update_problems(params["rule"], params["update"], getattr(station_config, "device", None),
+                                        where)
         if params["rule"] != "float":
             problems += board_limit_problems(params, station_config, where, {
                 "pulse_amplitude": "max_pulse_amplitude", "v_in": "max_mvm_voltage"})
@@ -172,9 +184,14 @@ class TrainExperiment(Experiment):
         setup = t.write_verify_layers(sizes, params["tolerance"]) + 3 * t.read_all + 64 * 20 * t.pulse
         if arrays == 2:
             setup += layers * 2 * params["zero_shift_pulses"] * t.slot
+        if params["rule"] == PCM_RULE:
+            arrays = 2  # the PCM and the capacitor MVM of every product
         per_sample_mvms = arrays * (2 * layers - 1) + (0.5 * layers / params["transfer_every"] if arrays == 2 else 0)
         if params["rule"] == "mixed_precision":
             update = 0.3 * cells * t.pulse  # pulses per sample ~0.6 x weights (measured early in training)
+        elif params["rule"] == PCM_RULE:
+            update = 0.3 * cells * t.pulse  # charge steps as pulses, plus the transfers' write-verify
+            setup += t.write_verify_layers(sizes, params["tolerance"]) * samples / params["cap_transfer_every"] * 0.1
         else:
             update = layers * params["bl"] * t.slot * (1.5 if arrays == 2 else 1.0)
         per_epoch_mvms = n_train * per_sample_mvms + n_test * arrays * layers + 20 * arrays * layers
@@ -189,6 +206,11 @@ class TrainExperiment(Experiment):
 
     def _analog_net(self, sizes: list[int], result: TrainResult) -> MLP:
         p = self.params
+        refused = pcm_update_problems(p["rule"], p["update"], device_kind(self.station), "train")
+        if refused:
+            raise ConfigError(refused[0])
+        if p["rule"] == PCM_RULE or p["update"] == "set_only":
+            return build_pcm_net(self, sizes, result)
         board = self.station.require_board()
         regions = plan_layout(sizes, p["rule"], tuple(board.shape), row0=p["row0"], col0=p["col0"])
         pulses = PulseSpec(p["pulse_amplitude"], p["pulse_width"])
@@ -282,11 +304,11 @@ class TrainExperiment(Experiment):
             full_scale = 1.2 * max(sizes[:-1]) * p["g_max"] * p["v_in"]
             with tia_range(self.station, board, full_scale):
                 net = self._analog_net(sizes, result)
-                self._matrices = [
-                    blk.matrix for layer in net.layers
-                    for blk in ([layer.a, layer.c] if isinstance(layer, TikiTakaLayer) else [layer.block])
-                ]
+                self._matrices = [m for layer in net.layers for m in _layer_matrices(layer)]
                 self._train(net, ds, result, stream, t0)
+                result.counters = pcm_counters(net)
+                if result.counters["transfers"] or result.counters["refreshes"]:
+                    self.commit("pcm-counters", **result.counters)
         else:
             self._train(self._float_net(sizes), ds, result, stream, t0)
         result.instrument_time = (instrument_time(self.station) - t0) if analog else 0.0
@@ -326,6 +348,13 @@ class TrainExperiment(Experiment):
                         test_loss=test_loss, test_acc=test_acc, pulses=pulses, instrument_time=t)
             self.report(epoch * n, total_steps, f"epoch {epoch}: test accuracy {test_acc:.2%}", test_acc=test_acc,
                         train_acc=stats.train_acc, loss=stats.train_loss)
+
+
+def _layer_matrices(layer: Any) -> list[ArrayMatrix]:
+    """The array matrices a layer's products use (re-ranged and offset-measured every epoch)."""
+    if hasattr(layer, "matrices"):
+        return layer.matrices()
+    return [blk.matrix for blk in ([layer.a, layer.c] if isinstance(layer, TikiTakaLayer) else [layer.block])]
 
 
 # -- command line ----------------------------------------------------------------------------------------------
