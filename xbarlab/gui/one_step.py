@@ -42,6 +42,7 @@ class OneStepTab(QWidget):
         self.panel.set_action(self.run)
         self.panel.queue_start = self._start_queued
         self.plot = plot_widget("One-step result", *AXES["schrodinger"])
+        self.plot.getPlotItem().legend.setOffset((-10, -10))  # bottom right, away from the levels
         self.result = QLabel("")
         self.result.setWordWrap(True)
         self.result.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -94,9 +95,11 @@ class OneStepTab(QWidget):
         self._axes("schrodinger", f"Schrödinger, {params['potential']} well: {len(res.x)} grid points")
         x = np.asarray(res.x)
         spacing = float(np.max(np.diff(res.energies_exact))) if len(res.energies_exact) > 1 else 1.0
-        scale = 0.4 * spacing / max(float(np.max(np.abs(res.wavefunctions_exact))), 1e-12)
         v = potential(params["potential"], x, params["depth"])
-        top = float(np.max(res.energies_exact)) + 1.5 * spacing
+        top = float(np.max(res.energies_exact)) + max(1.5 * spacing, 0.1 * float(np.ptp(v)))
+        bottom = min(float(np.min(v)), float(np.min(res.energies_exact)))
+        # wavefunctions drawn with an amplitude of 12 % of the energy range shown (levels may lie close together)
+        scale = 0.12 * (top - bottom) / max(float(np.max(np.abs(res.wavefunctions_exact))), 1e-12)
         self.plot.plot(x, np.minimum(v, top), pen=pg.mkPen("#9e9e9e", width=1.5), name="V(x)")
         for k, (psi, ref) in enumerate(zip(res.wavefunctions, res.wavefunctions_exact, strict=True)):
             self.plot.plot(x, res.energies[k] + scale * np.asarray(psi), pen=pen(k), symbol="o", symbolSize=6,
@@ -104,6 +107,7 @@ class OneStepTab(QWidget):
             self.plot.plot(x, res.energies_exact[k] + scale * np.asarray(ref),
                            pen=pg.mkPen(pen(k).color(), width=1.5, style=Qt.DashLine),
                            name=f"state {k}, numpy (E = {res.energies_exact[k]:.2f})")
+        self.plot.getPlotItem().setYRange(bottom, top + 0.15 * (top - bottom))
 
     def _pagerank(self, res: Any) -> None:
         self._axes("pagerank", f"PageRank of {res.n} pages: Kendall τ {res.kendall_tau:.3f}, "
