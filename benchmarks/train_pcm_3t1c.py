@@ -19,9 +19,10 @@ Conductance window 1–20 µS.
 
 Usage: ``python benchmarks/train_pcm_3t1c.py [--quick] [--seeds N] [--jobs J]``; the last line is one
 JSON object. ``--quick``: 1 seed, 300 samples, 1 epoch (a few minutes: every PCM run first programs
-its initial weights by write-verify). The full run: 5 seeds, 1000 samples (800 train / 200 test),
-3 epochs — the digits set is cut from 1797 samples and 8 epochs to keep the run within an hour
-on two cores (each pcm_3t1c sample costs ~0.15 s of wall time, mostly the transfers' write-verify).
+its initial weights by write-verify). The full run: 5 seeds, 500 samples (400 train / 100 test),
+2 epochs (``--limit``, ``--epochs``) — the digits set is cut from 1797 samples and 8 epochs to keep
+the run within an hour on two shared cores (each pcm_3t1c sample costs ~0.15 s of wall time on an
+idle core, mostly the transfers' write-verify, and every PCM run first programs its weights).
 """
 
 from __future__ import annotations
@@ -95,9 +96,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; 1 with --quick)")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
     ap.add_argument("--rules", nargs="*", default=list(RULES), choices=list(RULES))
+    ap.add_argument("--limit", type=int, default=500, help="digits samples used (80 %% train, 20 %% test)")
+    ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args(argv)
     seeds = args.seeds or (1 if args.quick else 5)
-    common = {"hidden": 16, "lr": 0.1, "epochs": 1 if args.quick else 3, "limit": 300 if args.quick else 1000,
+    common = {"hidden": 16, "lr": 0.1, "epochs": 1 if args.quick else args.epochs,
+              "limit": 300 if args.quick else args.limit,
               "g_min": 1e-6, "g_max": 20e-6, "significance": 3.0, "cap_transfer_every": 20}
     jobs = [(rule, SEED0 + k) for k in range(seeds) for rule in args.rules]
     t = time.perf_counter()
