@@ -374,4 +374,8 @@ def cli_main(args: argparse.Namespace) -> int:
     for e in result.history:
         print(f"{e.epoch:>5} {e.train_loss:>7.3f} {e.train_acc:>7.2%} {e.test_acc:>7.2%} {e.pulses:>10} "
               f"{e.instrument_time:>8.2f}")
+    if result.counters.get("transfers") or result.counters.get("refreshes"):
+        c = result.counters
+        print(f"{c['transfers']} capacitor transfers, {c['refreshes']} PCM refreshes, {c['pcm_program_pulses']} PCM "
+              f"programming pulses, {c['cap_steps']} charge steps")
     return 0
