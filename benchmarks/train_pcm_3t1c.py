@@ -1,8 +1,10 @@
 """Benchmark: training on a PCM array — PCM + 3T1C (Ambrogio 2018) vs SET-only PCM SGD vs the float baseline.
 
-Task: a 64–16–10 MLP on scikit-learn's digits (8×8), per-sample SGD, over several seeds (each seed is a
-different simulated array and a different initialisation/data order). Rules, same network, split, seed
-and learning rate:
+Task: an MLP on scikit-learn's digits, per-sample SGD, over several seeds (each seed is a different
+simulated array and a different initialisation/data order). By default the 8×8 digits are pooled 2×2 to
+4×4 (``--pool 2``: a 16–16–10 network on a 16×64 array) so that 5 seeds of both PCM rules fit an hour on
+two cores shared with other jobs; ``--pool 1`` runs the 64–16–10 network on a 64×128 array. Rules (same
+network, split, seed and learning rate):
 
 * ``float``: numpy baseline;
 * ``set_only``: plain PCM SGD as Nandakumar et al. 2020 run it — mixed precision (digital accumulator),
@@ -11,24 +13,24 @@ and learning rate:
 * ``pcm_3t1c``: W = F·(G⁺ − G⁻) + (g⁺ − g⁻), F = 3, updates as charge steps on the 3T1C capacitors,
   transfer into the PCM pair by write-verify every ``cap_transfer_every`` samples, polarity inversion.
 
-Bench: a simulated 64×128 PCM 1T1R array (drift, 1/f read noise, programming noise, abrupt RESET;
+Bench: a simulated PCM 1T1R array (drift, 1/f read noise, programming noise, abrupt RESET;
 ``xbarlab.sim.devices.PCM`` defaults) with a 3T1C cell beside every cell (``xbarlab.sim.cap_cell``
 defaults: τ = 10 s leakage, 10 % charge/discharge mismatch per cell, 2 % step noise, nonlinear read
 transistor), 1 % stuck cells, periphery noise, ideal wires (IR drop left out, as in train_digits.py).
 Conductance window 1–20 µS.
 
 Usage: ``python benchmarks/train_pcm_3t1c.py [--quick] [--seeds N] [--jobs J]``; the last line is one
-JSON object. ``--quick``: 1 seed, 300 samples, 1 epoch (a few minutes: every PCM run first programs
-its initial weights by write-verify). The full run: 5 seeds, 500 samples (400 train / 100 test),
-2 epochs (``--limit``, ``--epochs``) — the digits set is cut from 1797 samples and 8 epochs to keep
-the run within an hour on two shared cores (each pcm_3t1c sample costs ~0.15 s of wall time on an
-idle core, mostly the transfers' write-verify, and every PCM run first programs its weights).
+JSON object. ``--quick``: 1 seed, 300 samples, 1 epoch (every PCM run first programs its initial
+weights by write-verify). The full run: 5 seeds, 600 samples (480 train / 120 test), 3 epochs
+(``--limit``, ``--epochs``): the set is cut from 1797 samples and 8 epochs to fit the time we had on a
+loaded machine; each pcm_3t1c sample costs tens of ms of CPU, mostly the transfers' write-verify.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -43,7 +45,21 @@ RULES = {
 }
 
 
-def run_one(rule: str, seed: int, common: dict[str, Any]) -> dict[str, Any]:
+def pooled_digits(pool: int, folder: str) -> str:
+    """scikit-learn's digits with ``pool``×``pool`` pixel blocks averaged, saved as an .npz; returns its path."""
+    from pathlib import Path
+
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    side = 8 // pool
+    x = d.images.reshape(-1, side, pool, side, pool).mean(axis=(2, 4)).reshape(len(d.target), -1)
+    path = Path(folder) / f"digits_pool{pool}.npz"
+    np.savez(path, X=x, y=d.target)
+    return str(path)
+
+
+def run_one(rule: str, seed: int, common: dict[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
     """One training run; its figures."""
     from xbarlab.experiments.training import TrainExperiment
     from xbarlab.instruments.station import Station
@@ -54,7 +70,7 @@ def run_one(rule: str, seed: int, common: dict[str, Any]) -> dict[str, Any]:
     if rule == "float":
         result = TrainExperiment(None, params).run()
     else:
-        text = sim_station_text(rows=64, cols=128, device="pcm", seed=seed, wire_resistance=0.0,
+        text = sim_station_text(rows=shape[0], cols=shape[1], device="pcm", seed=seed, wire_resistance=0.0,
                                 cap_cells={}, name="PCM training bench")
         with Station.from_text(text) as station:
             result = TrainExperiment(station, params).run()
@@ -96,20 +112,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; 1 with --quick)")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
     ap.add_argument("--rules", nargs="*", default=list(RULES), choices=list(RULES))
-    ap.add_argument("--limit", type=int, default=500, help="digits samples used (80 %% train, 20 %% test)")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=600, help="digits samples used (80 %% train, 20 %% test)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--pool", type=int, default=2, choices=(1, 2), help="pixel pooling of the 8x8 digits")
     args = ap.parse_args(argv)
     seeds = args.seeds or (1 if args.quick else 5)
     common = {"hidden": 16, "lr": 0.1, "epochs": 1 if args.quick else args.epochs,
               "limit": 300 if args.quick else args.limit,
               "g_min": 1e-6, "g_max": 20e-6, "significance": 3.0, "cap_transfer_every": 20}
+    shape = (64, 128) if args.pool == 1 else (16, 64)
     jobs = [(rule, SEED0 + k) for k in range(seeds) for rule in args.rules]
     t = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        runs = list(pool.map(run_one, *zip(*jobs, strict=True), [common] * len(jobs)))
-    out = {"params": common, "seeds": [SEED0 + k for k in range(seeds)], **summarise(runs), "runs": runs,
+    with tempfile.TemporaryDirectory() as folder:
+        if args.pool != 1:
+            common["dataset"] = pooled_digits(args.pool, folder)
+        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            runs = list(pool.map(run_one, *zip(*jobs, strict=True), [common] * len(jobs), [shape] * len(jobs)))
+    common["dataset"] = "digits" if args.pool == 1 else f"digits pooled {args.pool}x{args.pool}"
+    out = {"params": common, "array": f"{shape[0]}x{shape[1]}", "seeds": [SEED0 + k for k in range(seeds)],
+           **summarise(runs), "runs": runs,
            "wall_s": time.perf_counter() - t,
-           "bench": "64x128 PCM 1T1R, [sim.cap_cells] defaults, ideal wires, 1 % stuck cells"}
+           "bench": "PCM 1T1R, [sim.cap_cells] defaults, ideal wires, 1 % stuck cells"}
     return out
 
 
