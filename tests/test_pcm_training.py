@@ -70,6 +70,8 @@ def test_set_only_is_only_for_mixed_precision(tiny):
 
 
 def test_pcm_3t1c_needs_the_capacitor_array(tiny):
+    problems = _check(_params(tiny, rule="pcm_3t1c"), parse_station(_station_text(cap=False)))
+    assert len(problems) == 1 and "[sim.cap_cells]" in problems[0]
     with Station.from_text(_station_text(cap=False)) as st:
         with pytest.raises(ConfigError, match="no 3T1C capacitor array"):
             TrainExperiment(st, _params(tiny, rule="pcm_3t1c")).run()

@@ -161,6 +161,10 @@ class TrainExperiment(Experiment):
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
         problems += pcm_update_problems(params["rule"], params["update"], getattr(station_config, "device", None),
                                         where)
+        sim = getattr(station_config, "sim", None)
+        if params["rule"] == PCM_RULE and isinstance(sim, dict) and "cap_cells" not in sim:
+            problems.append(f"{where}.rule = {PCM_RULE!r} needs a board with a 3T1C capacitor array; this simulated "
+                            "station has none (add a [sim.cap_cells] table)")
         if params["rule"] != "float":
             problems += board_limit_problems(params, station_config, where, {
                 "pulse_amplitude": "max_pulse_amplitude", "v_in": "max_mvm_voltage"})
