@@ -80,8 +80,6 @@ class CapArrayMethods:
 
     def cap_read_cells_reading(self: Any, rows: object, cols: object) -> Any:
         """CAP_READ_CELLS: currents (A) of listed capacitor cells' read transistors, with the saturation mask."""
-        from xbarlab.drivers.crossbar_board import BoardReading
-
         ar, ac = self.shape
         r = self._indices(rows, ar, "row")
         c = self._indices(cols, ac, "column")
@@ -90,14 +88,17 @@ class CapArrayMethods:
         per_frame = self._request_limit // bp.CELL_RECORD.itemsize
         while bp.measurement_size(per_frame) > self._reply_limit:
             per_frame -= 1
-        currents, masks = [np.zeros(0)], [np.zeros(0, dtype=bool)]
+        readings = []
         for start in range(0, len(r), per_frame):
             rr, cc = r[start:start + per_frame], c[start:start + per_frame]
             reply, _ = self._exchange(Op.CAP_READ_CELLS, bp.pack_cells(rr, cc), bp.measurement_size(len(rr)))
-            reading = self._reading(reply, len(rr))
-            currents.append(reading.currents)
-            masks.append(reading.saturated)
-        return BoardReading(np.concatenate(currents), np.concatenate(masks))
+            readings.append(self._reading(reply, len(rr)))
+        if len(readings) == 1:
+            return readings[0]
+        if not readings:  # no cells: an empty reading of the driver's reading type
+            return self._reading(b"", 0)
+        return type(readings[0])(np.concatenate([x.currents for x in readings]),
+                                 np.concatenate([x.saturated for x in readings]))
 
     def cap_read_cells(self: Any, rows: object, cols: object) -> np.ndarray:
         """Conductances (S) of listed capacitor cells; raises AdcSaturationError for a clipped sample."""

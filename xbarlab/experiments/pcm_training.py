@@ -32,9 +32,15 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.calibration.pipeline import sim_clock
+from xbarlab.calibration.writeverify import cell_reader
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping
+from xbarlab.experiments.networks import MLP, init_weights
+from xbarlab.experiments.programming import characterized_model, program_weights, read_map, write_verify
+from xbarlab.experiments.support import station_defaults, tia_range
 from xbarlab.experiments.update_rules import ArrayBlock, MixedPrecisionLayer, PulseSpec
+from xbarlab.instruments.interfaces import Pulse
 
 #: the rule of Ambrogio et al. 2018
 PCM_RULE = "pcm_3t1c"
@@ -116,9 +122,6 @@ def measure_cap_step(board: Any, rows: np.ndarray, cols: np.ndarray, steps: int 
 def measure_set_step(board: Any, rows: np.ndarray, cols: np.ndarray, pulse: PulseSpec, pulses: int = 5,
                      read_voltage: float = 0.2) -> float:
     """Mean conductance increase per SET pulse (S) on cells rows[k], cols[k] (no RESET: PCM-safe)."""
-    from xbarlab.experiments.programming import read_map
-    from xbarlab.instruments.interfaces import Pulse
-
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     g0 = read_map(board, read_voltage)[rows, cols]
     batch = [Pulse(int(r), int(c), pulse.amplitude, pulse.width) for r, c in zip(rows, cols, strict=True)]
@@ -342,17 +345,11 @@ def cap_matrix(board: Any, region: Region, pcm_mapping: WeightMapping, significa
 
 
 # -- building the network on a PCM station ------------------------------------------------------------
-def build_pcm_net(exp: Any, sizes: list[int], result: Any) -> Any:
+def build_pcm_net(exp: Any, sizes: list[int], result: Any, regions: list[list[Region]]) -> MLP:
     """The MLP of a :class:`~xbarlab.experiments.training.TrainExperiment` with rule ``pcm_3t1c`` or
     update ``set_only``: initial weights by write-verify (both devices of a pair centred in the window),
-    the SET step (and for pcm_3t1c the capacitor charge step) measured and logged as calibrations."""
-    from xbarlab.calibration.pipeline import sim_clock
-    from xbarlab.calibration.writeverify import cell_reader
-    from xbarlab.experiments.networks import MLP, init_weights
-    from xbarlab.experiments.programming import characterized_model, program_weights, write_verify
-    from xbarlab.experiments.support import station_defaults, tia_range
-    from xbarlab.experiments.training import plan_layout
-
+    the SET step (and for pcm_3t1c the capacitor charge step) measured and logged as calibrations.
+    ``regions``: per layer, the array block(s) the training layout planned (the first is used)."""
     p = exp.params
     station = exp.station
     board = station.require_board()
@@ -361,7 +358,6 @@ def build_pcm_net(exp: Any, sizes: list[int], result: Any) -> Any:
         info = board.cap_info()  # ConfigError on a board without the capacitor array
         exp.recorder.add_calibration("train-cap-info", "cap_info", {"max_steps": np.array(info.max_steps)},
                                      {"rows": info.rows, "cols": info.cols, "step_time_s": info.step_time})
-    regions = plan_layout(sizes, "mixed_precision", tuple(board.shape), row0=p["row0"], col0=p["col0"])
     pulses = PulseSpec(p["pulse_amplitude"], p["pulse_width"])
     enc = InputEncoding("amplitude", p["v_in"])
     w_maxes = [p["w_max_hidden"]] * (len(sizes) - 2) + [p["w_max_out"]]

@@ -29,10 +29,11 @@ import numpy as np
 
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
+from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.pcm_training import PCM_RULE, build_pcm_net, pcm_counters, pcm_update_problems
 from xbarlab.experiments.programming import device_kind, measure_device_step, program_weights
 from xbarlab.experiments.support import (
@@ -114,6 +115,7 @@ class TrainExperiment(Experiment):
 
     kind = "train"
     title = "On-array training (SGD pulses, mixed precision, Tiki-Taka, PCM + 3T1C) with a float baseline"
+    plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),)
     params_spec = (
         Param("rule", str, "mixed_precision", choices=TRAIN_RULES, help="update rule ('float' = numpy baseline)"),
         Param("dataset", str, "digits", help="'digits' or a .npz file with arrays X and y"),
@@ -125,11 +127,9 @@ class TrainExperiment(Experiment):
         Param("test_fraction", float, 0.2, min=0.01, max=0.9),
         Param("w_max_hidden", float, 2.0, min=1e-3, help="weight at full differential swing, hidden layer"),
         Param("w_max_out", float, 3.0, min=1e-3, help="weight at full differential swing, output layer"),
-        Param("g_min", float, 5e-6, "S", "low end of the conductance window", min=0.0),
-        Param("g_max", float, 60e-6, "S", "high end of the conductance window", min=1e-9),
-        Param("pulse_amplitude", float, 1.2, "V", "update pulse amplitude", min=0.0),
-        Param("pulse_width", float, 100e-9, "s", "update pulse width", min=1e-9),
-        Param("v_in", float, 0.2, "V", "input full scale of forward/backward MVMs", min=1e-3),
+        *CONDUCTANCE_WINDOW(),
+        *PROGRAMMING.take("pulse_amplitude", "pulse_width"),
+        *MVM_INPUT(),  # of the forward and backward MVMs
         Param("bl", int, 10, min=1, max=1000, help="stochastic pulse train length (slots)"),
         Param("max_pulses", int, 4, min=1, max=1000, help="mixed precision: pulse pairs per weight and update"),
         Param("update", str, "push_pull", choices=("push_pull", "single_device", "set_only"),
@@ -146,10 +146,8 @@ class TrainExperiment(Experiment):
         Param("refresh_every", int, 100, min=1, help="set_only: samples between refresh checks"),
         Param("refresh_level", float, 0.9, min=0.1, max=1.0,
               help="set_only: refresh a pair when a device exceeds this fraction of the window"),
-        Param("tolerance", float, 0.02, min=1e-4, max=0.5, help="write-verify tolerance of the initial weights"),
-        Param("row0", int, 0, min=0),
-        Param("col0", int, 0, min=0),
-        Param("seed", int, 0),
+        *PROGRAMMING.take("tolerance", tolerance=0.02),  # of the initial weights
+        *PLACEMENT(),
     )
 
     _matrices: list[ArrayMatrix]
@@ -214,7 +212,9 @@ class TrainExperiment(Experiment):
         if refused:
             raise ConfigError(refused[0])
         if p["rule"] == PCM_RULE or p["update"] == "set_only":
-            return build_pcm_net(self, sizes, result)
+            shape = tuple(self.station.require_board().shape)
+            regions = plan_layout(sizes, "mixed_precision", shape, row0=p["row0"], col0=p["col0"])
+            return build_pcm_net(self, sizes, result, regions)
         board = self.station.require_board()
         regions = plan_layout(sizes, p["rule"], tuple(board.shape), row0=p["row0"], col0=p["col0"])
         pulses = PulseSpec(p["pulse_amplitude"], p["pulse_width"])

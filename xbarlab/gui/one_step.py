@@ -18,6 +18,7 @@ from PyQt5.QtWidgets import QGridLayout, QLabel, QWidget
 from xbarlab.experiments.base import Progress
 from xbarlab.experiments.one_step import summary
 from xbarlab.experiments.one_step_problems import potential
+from xbarlab.experiments.systems import load_system
 from xbarlab.gui.controller import BenchController
 from xbarlab.gui.panel import RunPanel, side_panel
 from xbarlab.gui.plots import label_axis, pen, plot_widget, with_export
@@ -126,8 +127,6 @@ class OneStepTab(QWidget):
 
     def _inverse(self, res: Any, params: dict[str, Any]) -> None:
         self._axes("inverse", f"{res.n}x{res.n} inverse: relative error {res.inverse_rel_error:.2%}")
-        from xbarlab.experiments.linear_solve import load_system
-
         a, _ = load_system(params["matrix"], params["n"], params["condition"], params["seed"])
         exact = np.linalg.inv(a).ravel()
         got = np.asarray(res.inverse).ravel()

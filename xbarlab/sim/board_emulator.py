@@ -23,6 +23,7 @@ import numpy as np
 
 from xbarlab.protocol import board as bp
 from xbarlab.protocol.board import Err, Frame, FrameError, Op, PayloadError
+from xbarlab.sim.cap_board import install
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.closed_loop import ClosedLoopCircuit, OpAmpSpec
 from xbarlab.sim.emulator import StreamEmulator
@@ -185,8 +186,6 @@ class BoardEmulator(StreamEmulator):
         self.closed_loop = ClosedLoopCircuit(model, _as(OpAmpSpec, cl, "closed_loop"), seed=cl_seed, clock=clock)
         self.cap = None  # the 3T1C capacitor array's commands (sim/cap_board.py), when the board has one
         if cap_array is not None:
-            from xbarlab.sim.cap_board import install
-
             self.cap = install(self, cap_array)
         self.boot_count = 0
         self.error_count = 0
