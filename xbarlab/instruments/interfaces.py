@@ -28,7 +28,8 @@ from xbarlab.readings import AdcSaturationError, BoardInfo, BoardReading, Pulse,
 
 __all__ = [
     "ABILITIES", "AdcSaturationError", "BatchedPulses", "BenchStation", "BoardInfo", "BoardReading", "CellReads",
-    "CapacitorCells", "ClosedLoop", "CrossbarArray", "CurrentReads", "HasBoardLimits", "OuterProductUpdate", "Pulse", "SourceFunction",
+    "CapacitorCells", "ClosedLoop", "CrossbarArray", "CurrentReads", "HasBoardLimits", "OuterProductUpdate", "Pulse",
+    "SourceFunction",
     "SourceMeter", "StatusReports", "SweepResult", "board_limit", "capabilities", "describe", "require",
 ]
 
