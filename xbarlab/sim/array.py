@@ -242,17 +242,24 @@ class CrossbarModel:
             # state (exact to ~1e-12), and the cells' small non-ohmic excess, G·(f(V) − V), is added at
             # the ideal cell voltages (measured < 3e-4 of full scale on 64×64 at 0.1 V). Arrays with more
             # than 128 drive lines use the full solve: K would cost one solve per drive line.
-            k = self._transfer(g, cache_key, vr)
+            k, op = self._transfer(g, cache_key, vr)
+            if op is not None:  # K complete: one product [K − Gᵀ | Gᵀ]·[V; f(V)], i.e. K·V + Gᵀ·(f(V) − V)
+                n = vr.size
+                x = np.empty(2 * n)  # fresh arrays: threads may share the model
+                x[:n] = vr
+                x[n:] = self._f(vr)
+                return op @ x
             x = vr[:, None]
             excess = self._f(x)
             excess -= x
             i = k @ vr
-            i += np.add.reduce(g * excess, axis=0)  # a fresh product: threads may share the model
+            i += np.add.reduce(g * excess, axis=0)
             return i
         return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
 
-    def _transfer(self, g: np.ndarray, key: str, vr: np.ndarray) -> np.ndarray:
-        """K (sense × drive): sense-line currents per volt on each drive line, sense lines at 0 V.
+    def _transfer(self, g: np.ndarray, key: str, vr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(K, [K − Gᵀ | Gᵀ] once K is complete, else None). K (sense × drive): sense-line currents per
+        volt on each drive line, sense lines at 0 V.
 
         Built lazily per conductance state: only the columns of drive lines that ``vr`` drives are
         solved for (line-by-line CG, all missing columns side by side); the others stay 0 until needed.
@@ -260,25 +267,30 @@ class CrossbarModel:
         slot = "K" + key
         hit = self._cache.get(slot)
         token = self._state_cache
+        if hit is not None and hit[2] is token and token is not None and hit[4] is not None:
+            return hit[1], hit[4]  # the usual case: the same state, K complete
         if hit is not None and not (hit[2] is token and token is not None):
             if hit[0].shape == g.shape and np.array_equal(hit[0], g):
-                hit = (hit[0], hit[1], token, hit[3])
+                hit = (hit[0], hit[1], token, hit[3], hit[4])
                 self._cache[slot] = hit
             else:
                 hit = None
         if hit is None:
             n, m = g.shape
-            hit = (g.copy(), np.zeros((m, n)), token, np.zeros(n, dtype=bool))
+            hit = (g.copy(), np.zeros((m, n)), token, np.zeros(n, dtype=bool), None)
             self._cache[slot] = hit
-        _, k, _, known = hit
-        if known[-1] and known.all():  # complete (the usual case once every line has been driven)
-            return k
+        _, k, _, known, op = hit
+        if op is not None:
+            return k, op
         need = np.flatnonzero(vr)
         missing = need[~known[need]]
         if missing.size:
             k[:, missing] = self._line_network(g, key).transfer_columns(missing)
             known[missing] = True
-        return k
+        if known.all():  # complete: the operator of the MVM's single product
+            op = np.hstack((k - g.T, g.T))
+            self._cache[slot] = (hit[0], k, hit[2], known, op)
+        return k, op
 
     def _line_network(self, g: np.ndarray, key: str | None) -> LineNetwork:
         """The line-by-line iterative solver of this conductance state (one per orientation)."""

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.protocol import board as bp
-from xbarlab.protocol.board import Err, Frame, FrameError, Op, PayloadError
+from xbarlab.protocol.board import Err, FrameError, Op, PayloadError
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.closed_loop import ClosedLoopCircuit, OpAmpSpec
 from xbarlab.sim.emulator import StreamEmulator
@@ -94,6 +94,10 @@ _ARRAY_OPS = frozenset(
     {Op.READ_CELL, Op.READ_ALL, Op.READ_CELLS, Op.MVM_FORWARD, Op.MVM_TRANSPOSE, Op.PULSE, Op.PULSE_BATCH,
      Op.OUTER_PRODUCT, Op.CLOSED_LOOP_SOLVE, Op.CLOSED_LOOP_EIGEN}
 )
+#: the largest element (NaN if any is NaN): ndarray.max without its Python wrapper
+_amax = np.maximum.reduce
+#: opcodes refused before CONFIGURE or while an SMU port is routed (CONFIGURE and ROUTE_SMU: one of the two)
+_GATED_OPS = _ARRAY_OPS | {Op.CONFIGURE, Op.ROUTE_SMU}
 
 
 class BoardEmulator(StreamEmulator):
@@ -230,8 +234,11 @@ class BoardEmulator(StreamEmulator):
 
     # -- framing ---------------------------------------------------------------------------------
     def _process(self, inbuf: bytearray) -> list[bytes]:
+        whole = bp.whole_frame(inbuf, self.limits.max_payload)
+        if whole is not None:  # the usual case: exactly one good request in the buffer
+            inbuf.clear()
+            return [self._frame(*whole)]
         replies: list[bytes] = []
-        timing = self.timing
         for item in bp.split_frames(inbuf, self.limits.max_payload):
             if isinstance(item, FrameError):
                 self.link_errors += 1
@@ -243,32 +250,37 @@ class BoardEmulator(StreamEmulator):
                 elif item.code == Err.FRAME_TOO_LARGE:
                     self._hunting = True  # its payload is skipped as noise, without further replies
                 reply = self._error(item.opcode or 0, item.seq or 0, item.code, str(item))
-                self.clock.advance(timing.transfer(bp.OVERHEAD + len(reply)) + timing.command_overhead)
+                self.clock.advance(self.timing.transfer(bp.OVERHEAD + len(reply)) + self.timing.command_overhead)
                 replies.append(reply)
                 continue
-            self._hunting = False
-            self.clock.advance(timing.transfer(bp.OVERHEAD + len(item.payload)) + timing.command_overhead)
-            if self.faults.take_reset():
-                self.power_on_reset()
-            self.frames += 1
-            reply = self._execute(item)
-            self.clock.advance(timing.transfer(len(reply)))
-            replies.append(reply)
+            replies.append(self._frame(item.version, item.opcode, item.seq, item.payload))
         return replies
+
+    def _frame(self, version: int, op: int, seq: int, payload: bytes) -> bytes:
+        """Receive, execute and answer one intact request frame (clock: its transfer, the firmware, the reply)."""
+        self._hunting = False
+        timing = self.timing
+        self.clock.advance((bp.OVERHEAD + len(payload)) * timing.bits_per_byte / timing.baud_rate
+                           + timing.command_overhead)
+        if self.faults.take_reset():
+            self.power_on_reset()
+        self.frames += 1
+        reply = self._execute(version, op, seq, payload)
+        self.clock.advance(len(reply) * timing.bits_per_byte / timing.baud_rate)
+        return reply
 
     def _error(self, opcode: int, seq: int, code: int, message: str) -> bytes:
         self.error_count += 1
         return bp.encode_error_reply(opcode, seq, code, message)
 
-    def _execute(self, frame: Frame) -> bytes:
-        op, seq = frame.opcode, frame.seq
-        if frame.version != bp.PROTOCOL_VERSION:
+    def _execute(self, version: int, op: int, seq: int, payload: bytes) -> bytes:
+        if version != bp.PROTOCOL_VERSION:
             return self._error(op, seq, Err.BAD_VERSION,
-                               f"protocol version {frame.version} not supported; this board speaks 1")
+                               f"protocol version {version} not supported; this board speaks 1")
         handler = self._handlers.get(op)
         if handler is None:
             return self._error(op, seq, Err.UNKNOWN_OPCODE, f"unknown opcode 0x{op:02x}")
-        if op in _ARRAY_OPS or op in (Op.CONFIGURE, Op.ROUTE_SMU):
+        if op in _GATED_OPS:
             if op != Op.CONFIGURE and not self.configured:
                 return self._error(op, seq, Err.NOT_CONFIGURED,
                                    "board not configured since power-on; send CONFIGURE first")
@@ -277,12 +289,12 @@ class BoardEmulator(StreamEmulator):
                 return self._error(op, seq, Err.SMU_ROUTED,
                                    f"SMU port(s) {ports} routed to the array; unroute them first")
         try:
-            payload, flags = handler(frame.payload)
+            reply, flags = handler(payload)
         except PayloadError as exc:
             return self._error(op, seq, exc.code, str(exc))
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             return self._error(op, seq, Err.INTERNAL, f"{type(exc).__name__}: {exc}")
-        return bp.encode_reply(op, seq, payload, flags)
+        return bp.encode_reply(op, seq, reply, flags)
 
     # -- checks ---------------------------------------------------------------------------------
     @staticmethod
@@ -439,7 +451,7 @@ class BoardEmulator(StreamEmulator):
         else:
             n_in, n_out, n_lines, what = cfg.active_rows, cfg.active_cols, self.rows, "MVM_FORWARD row voltages"
         v = bp.unpack_vector(payload, n_in, what)
-        if not np.abs(v).max() <= self._max_in:  # one reduction: NaN fails this comparison too
+        if not _amax(np.abs(v)) <= self._max_in:  # one reduction: NaN fails this comparison too
             self._check_inputs(v, what)  # raises with the reason
         # within the input range: the DAC's clip is a no-op (periphery doubles may lack the shortcut)
         applied = self._dac_in_range(v, self._max_in_v) if self._dac_in_range else self._dac(v)
@@ -458,7 +470,7 @@ class BoardEmulator(StreamEmulator):
         self.clock.advance(self.timing.conversions(n_out))
         bits = self.identity.adc_bits
         lsb = 2.0 * fs / (1 << bits) if bits else 0.0
-        if np.abs(reported).max() < fs - 1.5 * lsb and np.abs(currents).max() < fs:
+        if _amax(np.abs(reported)) < fs - 1.5 * lsb and _amax(np.abs(currents)) < fs:
             # nothing clipped (the usual case): what _measurement packs for an all-clear mask
             return reported[:n_out].astype(bp.F32).tobytes() + bytes(bp.mask_bytes(n_out)), 0
         saturated = self._saturated(reported, currents, fs)
