@@ -102,3 +102,43 @@ def test_lazy_transfer_matrix_matches_exact_on_partial_and_full_drives_and_after
             np.testing.assert_allclose(auto.row_currents(u), ref_t, rtol=0, atol=1e-10 * np.abs(ref_t).max())
         for m in (exact, auto):
             m.apply_pulses(np.arange(5), np.arange(5), 1.4, 1e-6)
+
+
+def test_learned_transfer_solves_only_new_directions_and_completes_to_the_exact_matrix():
+    from xbarlab.sim.transfer import LearnedTransfer
+
+    rng = np.random.default_rng(8)
+    k_true = rng.normal(size=(5, 6))
+    calls = []
+
+    def solve(r):
+        calls.append(r.copy())
+        return k_true @ r
+
+    lt = LearnedTransfer(6, 5)
+    v = rng.normal(size=6)
+    np.testing.assert_allclose(lt.apply(v, solve), k_true @ v, rtol=1e-12)
+    np.testing.assert_allclose(lt.apply(2.5 * v, solve), k_true @ (2.5 * v), rtol=1e-12)  # in the span: no solve
+    assert len(calls) == 1 and lt.rank == 1 and lt.matrix is None
+    for _ in range(5):
+        w = rng.normal(size=6)
+        np.testing.assert_allclose(lt.apply(w, solve), k_true @ w, rtol=1e-10)
+    assert len(calls) == 6 and lt.matrix is not None
+    np.testing.assert_allclose(lt.matrix, k_true, rtol=0, atol=1e-12 * np.abs(k_true).max())
+    lt.apply(rng.normal(size=6), solve)
+    assert len(calls) == 6
+
+
+@pytest.mark.parametrize("solver", ["auto", "transfer"])
+def test_transfer_path_matches_the_exact_linear_network_input_after_input(solver):
+    # ohmic cells: the learned transfer matrix is the exact linear network, before and after it is complete
+    make = lambda s: CrossbarModel(12, 9, make_device("rram", read_noise=0.0), seed=9,  # noqa: E731
+                                   wire_resistance=0.35, ir_solver=s, v0=1e6)
+    exact, fast = make("exact"), make(solver)
+    rng = np.random.default_rng(10)
+    for k in range(16):
+        v = rng.uniform(-0.2, 0.2, 12) if k % 3 else np.full(12, 0.1)  # a repeated input every third time
+        ref = exact.column_currents(v)
+        np.testing.assert_allclose(fast.column_currents(v), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+    learned = fast._cache["Tfwd"][2]
+    assert learned.matrix is not None and learned.solves <= 12

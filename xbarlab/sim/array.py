@@ -5,11 +5,14 @@ a TIA) at their bottom end; every wire segment has ``wire_resistance`` Ω. Each 
 between its row node and its column node (1T1R: in series with the access transistor's
 on-resistance). With ``wire_resistance > 0`` line currents come from a nodal analysis of
 the whole network; with 0 the network reduces to I = Gᵀ·f(V). ``ir_solver`` picks the method:
-``"auto"`` (default) keeps a transfer matrix per conductance state for MVMs on arrays with at
-most 128 drive lines (its columns solved by the line solver when a drive line is first used in
-that state) and solves every other network
+``"transfer"`` serves MVMs from a transfer matrix per conductance state, learned from the
+solves the MVMs need (:mod:`xbarlab.sim.transfer`; after as many independent inputs as drive
+lines, or for repeated inputs, an MVM is one matrix product), with the cells' non-ohmic excess
+added at the ideal cell voltages (a reduced model: its error against the exact solve grows with
+the IR drop, ~1e-3 of full scale on 64×64, ~1e-2 on 256×256 at ±0.2 V); ``"auto"`` (default) is
+``"transfer"`` on arrays with at most 128 drive lines and solves every other network in full,
 iteratively line by line (:mod:`xbarlab.sim.ir_drop`: preconditioned CG, O(rows·cols) memory,
-agrees with the exact solve to ~1e-8 of full scale); ``"exact"`` solves every network in full by
+agrees with the exact solve to ~1e-9 of full scale); ``"exact"`` solves every network in full by
 sparse LU, factorised once per conductance state (the reference); ``"iterative"`` uses the line
 solver everywhere. Cells are mildly non-linear, I = G·V0·sinh(V/V0) with
 V0 = 1 V (< 0.7 % above ohmic at 0.2 V, 17 % at 1 V), solved by fixed-point iteration on
@@ -28,9 +31,15 @@ import scipy.sparse.linalg as spla
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.devices import DeviceModel
 from xbarlab.sim.ir_drop import LineNetwork
+from xbarlab.sim.transfer import LearnedTransfer
 
 STUCK_OK, STUCK_OFF, STUCK_ON = 0, 1, 2
-IR_SOLVERS = ("auto", "exact", "iterative")
+IR_SOLVERS = ("auto", "exact", "iterative", "transfer")
+#: CG tolerance of the solves that teach a transfer matrix (relative to the ideal-wire cell currents)
+_TRANSFER_RTOL = 1e-12
+#: up to this many drive lines, a state that has served as many MVMs as it has drive lines gets its
+#: whole transfer matrix in one batched solve (64 lines: ~60 ms); bigger arrays keep learning
+_COMPLETE_LINES = 128
 
 
 class CellLoad:
@@ -237,60 +246,52 @@ class CrossbarModel:
         """:meth:`_network` with every sense line held at 0 V (MVMs); returns a fresh array."""
         if self.wire_resistance == 0:
             return g.T @ self._f(vr)
-        if g.shape[0] <= 128 and self.ir_solver == "auto":
-            # Sense lines at 0 V: the linear network is a fixed transfer matrix K per conductance
-            # state (exact to ~1e-12), and the cells' small non-ohmic excess, G·(f(V) − V), is added at
-            # the ideal cell voltages (measured < 3e-4 of full scale on 64×64 at 0.1 V). Arrays with more
-            # than 128 drive lines use the full solve: K would cost one solve per drive line.
-            k, op = self._transfer(g, cache_key, vr)
-            if op is not None:  # K complete: one product [K − Gᵀ | Gᵀ]·[V; f(V)], i.e. K·V + Gᵀ·(f(V) − V)
-                n = vr.size
-                x = np.empty(2 * n)  # fresh arrays: threads may share the model
-                x[:n] = vr
-                x[n:] = self._f(vr)
-                return op @ x
-            x = vr[:, None]
-            excess = self._f(x)
-            excess -= x
-            i = k @ vr
-            i += np.add.reduce(g * excess, axis=0)
-            return i
-        return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
+        if not (self.ir_solver == "transfer" or (self.ir_solver == "auto" and g.shape[0] <= _COMPLETE_LINES)):
+            return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
+        # Sense lines at 0 V: the linear network is a fixed transfer matrix K per conductance state,
+        # learned from the solves the MVMs need (:mod:`xbarlab.sim.transfer`, exact to ~1e-12), and the
+        # cells' small non-ohmic excess, G·(f(V) − V), is added at the ideal cell voltages: a reduced
+        # model, < 1e-3 of full scale from the exact solve on 64×64 at ±0.2 V, but ~1e-2 on 256×256
+        # (larger IR drops), so "auto" uses it up to 128 drive lines only (``benchmarks/ir_drop.py``).
+        entry = self._learned(g, cache_key)
+        op = entry[3]
+        if op is None:
+            learned: LearnedTransfer = entry[2]
+            zeros = np.zeros(g.shape[1])
+            net = self._line_network(g, cache_key)
+            i = learned.apply(vr, lambda r: net.solve(r, zeros, None, rtol=_TRANSFER_RTOL))
+            n = g.shape[0]
+            if learned.matrix is None and n <= _COMPLETE_LINES and learned.served >= n:
+                # as many MVMs at this state as drive lines: solve every line at once (cheap up to
+                # 128 lines) so the following ones are a single product
+                learned.complete(net.transfer_columns(np.arange(n)))
+            if learned.matrix is None:
+                excess = self._f(vr)
+                excess -= vr
+                i += excess @ g
+                return i
+            op = np.hstack((learned.matrix - g.T, g.T))
+            self._cache["T" + cache_key] = (entry[0], entry[1], learned, op)
+        # K complete: one product [K − Gᵀ | Gᵀ]·[V; f(V)], i.e. K·V + Gᵀ·(f(V) − V)
+        n = vr.size
+        x = np.empty(2 * n)  # fresh arrays: threads may share the model
+        x[:n] = vr
+        x[n:] = self._f(vr)
+        return op @ x
 
-    def _transfer(self, g: np.ndarray, key: str, vr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(K, [K − Gᵀ | Gᵀ] once K is complete, else None). K (sense × drive): sense-line currents per
-        volt on each drive line, sense lines at 0 V.
-
-        Built lazily per conductance state: only the columns of drive lines that ``vr`` drives are
-        solved for (line-by-line CG, all missing columns side by side); the others stay 0 until needed.
-        """
-        slot = "K" + key
+    def _learned(self, g: np.ndarray, key: str) -> tuple[np.ndarray, Any, LearnedTransfer, np.ndarray | None]:
+        """(G copy, state token, learned transfer, [K − Gᵀ | Gᵀ] or None) of this conductance state and orientation."""
+        slot = "T" + key
         hit = self._cache.get(slot)
         token = self._state_cache
-        if hit is not None and hit[2] is token and token is not None and hit[4] is not None:
-            return hit[1], hit[4]  # the usual case: the same state, K complete
-        if hit is not None and not (hit[2] is token and token is not None):
-            if hit[0].shape == g.shape and np.array_equal(hit[0], g):
-                hit = (hit[0], hit[1], token, hit[3], hit[4])
-                self._cache[slot] = hit
-            else:
-                hit = None
-        if hit is None:
-            n, m = g.shape
-            hit = (g.copy(), np.zeros((m, n)), token, np.zeros(n, dtype=bool), None)
-            self._cache[slot] = hit
-        _, k, _, known, op = hit
-        if op is not None:
-            return k, op
-        need = np.flatnonzero(vr)
-        missing = need[~known[need]]
-        if missing.size:
-            k[:, missing] = self._line_network(g, key).transfer_columns(missing)
-            known[missing] = True
-        if known.all():  # complete: the operator of the MVM's single product
-            op = np.hstack((k - g.T, g.T))
-            self._cache[slot] = (hit[0], k, hit[2], known, op)
-        return k, op
+        if hit is not None and hit[1] is token and token is not None:
+            return hit  # the usual case: the same state
+        if hit is not None and hit[0].shape == g.shape and np.array_equal(hit[0], g):
+            hit = (hit[0], token, hit[2], hit[3])  # recomputed but unchanged (e.g. time passed)
+        else:
+            hit = (g.copy(), token, LearnedTransfer(*g.shape), None)
+        self._cache[slot] = hit
+        return hit
 
     def _line_network(self, g: np.ndarray, key: str | None) -> LineNetwork:
         """The line-by-line iterative solver of this conductance state (one per orientation)."""
