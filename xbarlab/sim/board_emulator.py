@@ -96,6 +96,7 @@ _ARRAY_OPS = frozenset(
 )
 #: the largest element (NaN if any is NaN): ndarray.max without its Python wrapper
 _amax = np.maximum.reduce
+_amin = np.minimum.reduce
 #: opcodes refused before CONFIGURE or while an SMU port is routed (CONFIGURE and ROUTE_SMU: one of the two)
 _GATED_OPS = _ARRAY_OPS | {Op.CONFIGURE, Op.ROUTE_SMU}
 
@@ -487,14 +488,19 @@ class BoardEmulator(StreamEmulator):
         self.model.apply_pulses(rows.astype(np.intp), cols.astype(np.intp), amplitudes.astype(float), widths)
         self.clock.advance(float(widths.sum()) + len(widths) * self.timing.pulse_gap)
 
+    def _check_pulse(self, amplitude: float, width_ns: int, what: str) -> None:
+        """:meth:`_check_amplitudes` and :meth:`_check_widths` of one pulse (a float32 amplitude from the wire)."""
+        lim = self.limits
+        if not (abs(amplitude) <= self._max_amp and lim.min_pulse_width_ns <= width_ns <= lim.max_pulse_width_ns):
+            self._check_amplitudes(np.array([amplitude], dtype=np.float32), what)  # raise with the reason
+            self._check_widths(np.array([width_ns]), what)
+
     def _pulse(self, payload: bytes) -> tuple[bytes, int]:
         row, col, amplitude, width_ns = bp.unpack_pulse(payload)
         rows, cols = np.array([row]), np.array([col])
-        amps, widths = np.array([amplitude], dtype=np.float32), np.array([width_ns])
         self._check_cells(rows, cols, "PULSE")
-        self._check_amplitudes(amps, "PULSE")
-        self._check_widths(widths, "PULSE")
-        self._apply(rows, cols, amps, widths)
+        self._check_pulse(amplitude, width_ns, "PULSE")
+        self._apply(rows, cols, np.array([amplitude], dtype=np.float32), np.array([width_ns]))
         return b"", 0
 
     def _pulse_batch(self, payload: bytes) -> tuple[bytes, int]:
@@ -515,14 +521,18 @@ class BoardEmulator(StreamEmulator):
         slots = row_trains.shape[1]
         if slots < 1:
             raise _Reject(Err.BAD_VALUE, "OUTER_PRODUCT needs at least one slot")
-        if np.abs(row_trains).max() > 1 or np.abs(col_trains).max() > 1:
+        # min and max, not |x|: the int8 value -128 is its own absolute value
+        if (_amax(row_trains, axis=None) > 1 or _amin(row_trains, axis=None) < -1
+                or _amax(col_trains, axis=None) > 1 or _amin(col_trains, axis=None) < -1):
             raise _Reject(Err.BAD_VALUE, "OUTER_PRODUCT trains must hold only -1, 0, +1")
-        self._check_amplitudes(np.array([amplitude], dtype=np.float32), "OUTER_PRODUCT")
-        self._check_widths(np.array([width_ns]), "OUTER_PRODUCT")
-        full_rows = np.zeros((self.rows, slots), dtype=np.int8)
-        full_cols = np.zeros((self.cols, slots), dtype=np.int8)
-        full_rows[:ar] = row_trains
-        full_cols[:ac] = col_trains
+        self._check_pulse(amplitude, width_ns, "OUTER_PRODUCT")
+        full_rows, full_cols = row_trains, col_trains
+        if ar != self.rows:
+            full_rows = np.zeros((self.rows, slots), dtype=np.int8)
+            full_rows[:ar] = row_trains
+        if ac != self.cols:
+            full_cols = np.zeros((self.cols, slots), dtype=np.int8)
+            full_cols[:ac] = col_trains
         width = width_ns * 1e-9
         self.model.outer_product_update(full_rows, full_cols, float(amplitude), width)
         self.clock.advance(slots * (width + self.timing.pulse_gap))
