@@ -70,7 +70,7 @@ class BoardReading:
 
     @property
     def any_saturated(self) -> bool:
-        return bool(self.saturated.any())
+        return bool(np.logical_or.reduce(self.saturated, axis=None))
 
 
 def _ternary(trains: np.ndarray) -> bool:
@@ -225,7 +225,7 @@ class CrossbarBoard(CrossbarArray):
         if v.shape != (n,):
             raise ValueError(f"{self.name}: {what} must have shape ({n},), got {v.shape}")
         limit = self._limits().max_input_voltage
-        peak = np.abs(v).max() if n else 0.0
+        peak = np.maximum.reduce(np.abs(v)) if n else 0.0
         if not peak <= limit:  # one reduction: NaN fails this comparison too
             if not np.isfinite(v).all():
                 raise ValueError(f"{self.name}: {what} must be finite")
