@@ -185,6 +185,42 @@ class CrossbarModel:
         i += self._noise_from_sigma2(sigma2.T, v)
         return i
 
+    def row_read_currents(self, rows: np.ndarray, voltage: float) -> np.ndarray:
+        """Column currents (A, len(rows) × cols) with one row at a time driven at ``voltage`` V (the other rows
+        and the columns at 0 V), read noise included: row k is :meth:`column_currents` of that drive, with the
+        same random draws in the same order, computed for all rows at once where the network allows."""
+        rows = np.asarray(rows, dtype=np.intp)
+        _, g_eff, _, sigma2 = self._state_full()
+        k = self._complete_transfer(g_eff) if self.wire_resistance > 0 else None
+        if self.wire_resistance > 0 and k is None:  # a network solved per drive: one row at a time
+            out = np.empty((rows.size, self.cols))
+            drive = np.zeros(self.rows)
+            for n, r in enumerate(rows.tolist()):
+                drive[r] = voltage
+                out[n] = self.column_currents(drive)
+                drive[r] = 0.0
+            return out
+        fv = float(self._f(np.array([float(voltage)]))[0])
+        i = g_eff[rows] * fv  # Gᵀ·f(V) of a drive with a single non-zero line
+        if k is not None:  # K·V + Gᵀ·(f(V) − V)
+            i = k[:, rows].T * voltage
+            i += g_eff[rows] * (fv - voltage)
+        std = np.sqrt(sigma2[rows] * (voltage * voltage))
+        noise = self.rng.standard_normal(i.shape)
+        noise *= std
+        i += noise
+        return i
+
+    def _complete_transfer(self, g: np.ndarray) -> np.ndarray | None:
+        """The complete forward transfer matrix K of this state (solved now if missing), or None where MVMs
+        do not use one (``exact``/``iterative`` solvers, ``auto`` above 128 drive lines)."""
+        if not (self.ir_solver == "transfer" or (self.ir_solver == "auto" and g.shape[0] <= _COMPLETE_LINES)):
+            return None
+        learned: LearnedTransfer = self._learned(g, "fwd")[2]
+        if learned.matrix is None:
+            learned.complete(self._line_network(g, "fwd").transfer_columns(np.arange(g.shape[0])))
+        return learned.matrix
+
     def row_currents(self, col_voltages: np.ndarray) -> np.ndarray:
         """Transpose MVM: columns driven at ``col_voltages`` (V), rows at 0 V; row currents (A)."""
         v = np.asarray(col_voltages, dtype=float)

@@ -436,12 +436,20 @@ class BoardEmulator(StreamEmulator):
         v = float(self._dac(np.array([self.config.read_voltage]))[0])
         values = np.empty((count, ac))
         sat = np.empty((count, ac), dtype=bool)
-        drive = np.zeros(self.rows)
-        for i, r in enumerate(range(first, first + count)):  # row by row: one row driven, columns read
-            drive[r] = v
-            reported, saturated = self._adc(np.asarray(self.model.column_currents(drive), dtype=float), "col")
+        rows = range(first, first + count)  # row by row: one row driven, columns read
+        by_row = getattr(self.model, "row_read_currents", None)
+        if by_row is not None:
+            currents = by_row(np.arange(first, first + count), v)
+        else:  # a model without the batched read
+            drive = np.zeros(self.rows)
+            currents = np.empty((count, self.cols))
+            for i, r in enumerate(rows):
+                drive[r] = v
+                currents[i] = self.model.column_currents(drive)
+                drive[r] = 0.0
+        for i in range(count):
+            reported, saturated = self._adc(np.asarray(currents[i], dtype=float), "col")
             values[i], sat[i] = reported[:ac], saturated[:ac]
-            drive[r] = 0.0
         self.clock.advance(count * self.timing.conversions(ac))
         return self._measurement(values.ravel(), sat.ravel())
 
