@@ -160,3 +160,15 @@ def test_row_by_row_reads_equal_one_drive_at_a_time(r_wire, solver):
         np.testing.assert_allclose(got[k], one, rtol=0, atol=1e-12 * np.abs(got).max())
         drive[r] = 0.0
     assert batched.rng.standard_normal() == single.rng.standard_normal()  # the generators agree afterwards
+
+
+@pytest.mark.parametrize(("r_wire", "kind"), [(0.35, "1T1R"), (0.0, "1T1R"), (2.0, "1T1R"), (0.35, "passive")])
+def test_batched_cell_reads_equal_one_cell_at_a_time_bit_for_bit(r_wire, kind):
+    make = lambda: CrossbarModel(9, 8, make_device("rram"), seed=13, wire_resistance=r_wire, kind=kind)  # noqa: E731
+    batched, single = make(), make()
+    rng = np.random.default_rng(14)
+    rows, cols = rng.integers(0, 9, 25), rng.integers(0, 8, 25)
+    got = batched.cell_currents(rows, cols, 0.3)
+    want = [single.cell_current(int(r), int(c), 0.3) for r, c in zip(rows, cols, strict=True)]
+    np.testing.assert_array_equal(got, want)
+    assert batched.rng.standard_normal() == single.rng.standard_normal()

@@ -578,6 +578,14 @@ class PhysicsAudit(_Record):
         if hasattr(model, "row_read_currents"):
             self._wrap(model, "row_read_currents", row_reads)
 
+        def cell_reads(rows: Any, cols: Any, voltage: float) -> None:
+            self.count(name)
+            self.check_abs(name, "read voltage (V)", voltage, lim.max_read_voltage, "cell_currents",
+                           absolute=dac_tolerance)
+
+        if hasattr(model, "cell_currents"):
+            self._wrap(model, "cell_currents", cell_reads)
+
         circuit = board_emulator.closed_loop
 
         def enter(*args: Any, **kwargs: Any) -> None:

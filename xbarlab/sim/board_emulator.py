@@ -366,8 +366,13 @@ class BoardEmulator(StreamEmulator):
         out = np.empty(len(rows))
         sat = np.empty(len(rows), dtype=bool)
         line = np.zeros(self.cols)
-        for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-            line[c] = self.model.cell_current(r, c, v)
+        batched = getattr(self.model, "cell_currents", None)
+        if batched is not None:  # the cells' physics at once (same draws), the ADC conversion per read
+            currents = batched(rows, cols, v).tolist()
+        else:
+            currents = [self.model.cell_current(r, c, v) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
+        for i, (c, current) in enumerate(zip(cols.tolist(), currents, strict=True)):
+            line[c] = current
             reported, saturated = self._adc(line, "col")
             out[i], sat[i] = reported[c], saturated[c]
             line[c] = 0.0
