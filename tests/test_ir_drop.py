@@ -172,3 +172,26 @@ def test_batched_cell_reads_equal_one_cell_at_a_time_bit_for_bit(r_wire, kind):
     want = [single.cell_current(int(r), int(c), 0.3) for r, c in zip(rows, cols, strict=True)]
     np.testing.assert_array_equal(got, want)
     assert batched.rng.standard_normal() == single.rng.standard_normal()
+
+
+def test_learned_transfer_learns_a_few_driven_lines_in_one_batch():
+    from xbarlab.sim.transfer import LearnedTransfer
+
+    rng = np.random.default_rng(15)
+    k_true = rng.normal(size=(4, 20))
+    batches = []
+
+    def solve_lines(lines):
+        batches.append(list(lines))
+        return k_true[:, lines]
+
+    lt = LearnedTransfer(20, 4)
+    for _ in range(10):  # inputs on lines 3, 7 and 11 only: one batch of three columns, then products
+        v = np.zeros(20)
+        v[[3, 7, 11]] = rng.normal(size=3)
+        np.testing.assert_allclose(lt.apply(v, lambda r: pytest.fail("no single solve"), solve_lines), k_true @ v,
+                                   rtol=1e-12)
+    assert batches == [[3, 7, 11]] and lt.rank == 3
+    np.testing.assert_allclose(lt.columns(np.array([7, 3]), solve_lines), k_true[:, [7, 3]], rtol=1e-12)
+    np.testing.assert_allclose(lt.columns(np.array([5]), solve_lines), k_true[:, [5]], rtol=1e-12)
+    assert batches == [[3, 7, 11], [5]]

@@ -191,7 +191,7 @@ class CrossbarModel:
         same random draws in the same order, computed for all rows at once where the network allows."""
         rows = np.asarray(rows, dtype=np.intp)
         _, g_eff, _, sigma2 = self._state_full()
-        k = self._complete_transfer(g_eff) if self.wire_resistance > 0 else None
+        k = self._transfer_columns(g_eff, rows) if self.wire_resistance > 0 else None
         if self.wire_resistance > 0 and k is None:  # a network solved per drive: one row at a time
             out = np.empty((rows.size, self.cols))
             drive = np.zeros(self.rows)
@@ -203,7 +203,7 @@ class CrossbarModel:
         fv = float(self._f(np.array([float(voltage)]))[0])
         i = g_eff[rows] * fv  # Gᵀ·f(V) of a drive with a single non-zero line
         if k is not None:  # K·V + Gᵀ·(f(V) − V)
-            i = k[:, rows].T * voltage
+            i = k.T * voltage
             i += g_eff[rows] * (fv - voltage)
         std = np.sqrt(sigma2[rows] * (voltage * voltage))
         noise = self.rng.standard_normal(i.shape)
@@ -211,15 +211,13 @@ class CrossbarModel:
         i += noise
         return i
 
-    def _complete_transfer(self, g: np.ndarray) -> np.ndarray | None:
-        """The complete forward transfer matrix K of this state (solved now if missing), or None where MVMs
-        do not use one (``exact``/``iterative`` solvers, ``auto`` above 128 drive lines)."""
+    def _transfer_columns(self, g: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+        """The forward transfer matrix's columns of drive ``rows`` (solved now where missing), or None where
+        MVMs do not use one (``exact``/``iterative`` solvers, ``auto`` above 128 drive lines)."""
         if not (self.ir_solver == "transfer" or (self.ir_solver == "auto" and g.shape[0] <= _COMPLETE_LINES)):
             return None
         learned: LearnedTransfer = self._learned(g, "fwd")[2]
-        if learned.matrix is None:
-            learned.complete(self._line_network(g, "fwd").transfer_columns(np.arange(g.shape[0])))
-        return learned.matrix
+        return learned.columns(rows, self._line_network(g, "fwd").transfer_columns)
 
     def row_currents(self, col_voltages: np.ndarray) -> np.ndarray:
         """Transpose MVM: columns driven at ``col_voltages`` (V), rows at 0 V; row currents (A)."""
@@ -318,7 +316,7 @@ class CrossbarModel:
             learned: LearnedTransfer = entry[2]
             zeros = np.zeros(g.shape[1])
             net = self._line_network(g, cache_key)
-            i = learned.apply(vr, lambda r: net.solve(r, zeros, None, rtol=_TRANSFER_RTOL))
+            i = learned.apply(vr, lambda r: net.solve(r, zeros, None, rtol=_TRANSFER_RTOL), net.transfer_columns)
             n = g.shape[0]
             if learned.matrix is None and n <= _COMPLETE_LINES and learned.served >= n:
                 # as many MVMs at this state as drive lines: solve every line at once (cheap up to
