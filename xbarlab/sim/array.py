@@ -201,8 +201,9 @@ class CrossbarModel:
                 drive[r] = 0.0
             return out
         fv = float(self._f(np.array([float(voltage)]))[0])
-        i = g_eff[rows] * fv  # Gᵀ·f(V) of a drive with a single non-zero line
-        if k is not None:  # K·V + Gᵀ·(f(V) − V)
+        if k is None:  # ideal wires: Gᵀ·f(V) of a drive with a single non-zero line
+            i = g_eff[rows] * fv
+        else:  # K·V + Gᵀ·(f(V) − V)
             i = k.T * voltage
             i += g_eff[rows] * (fv - voltage)
         std = np.sqrt(sigma2[rows] * (voltage * voltage))
@@ -211,10 +212,14 @@ class CrossbarModel:
         i += noise
         return i
 
+    def _uses_transfer(self, drive_lines: int) -> bool:
+        """Whether MVMs with wires take a learned transfer matrix (``transfer``; ``auto`` up to 128 drive lines)."""
+        return self.ir_solver == "transfer" or (self.ir_solver == "auto" and drive_lines <= _COMPLETE_LINES)
+
     def _transfer_columns(self, g: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
         """The forward transfer matrix's columns of drive ``rows`` (solved now where missing), or None where
         MVMs do not use one (``exact``/``iterative`` solvers, ``auto`` above 128 drive lines)."""
-        if not (self.ir_solver == "transfer" or (self.ir_solver == "auto" and g.shape[0] <= _COMPLETE_LINES)):
+        if not self._uses_transfer(g.shape[0]):
             return None
         learned: LearnedTransfer = self._learned(g, "fwd")[2]
         return learned.columns(rows, self._line_network(g, "fwd").transfer_columns)
@@ -303,7 +308,7 @@ class CrossbarModel:
         """:meth:`_network` with every sense line held at 0 V (MVMs); returns a fresh array."""
         if self.wire_resistance == 0:
             return g.T @ self._f(vr)
-        if not (self.ir_solver == "transfer" or (self.ir_solver == "auto" and g.shape[0] <= _COMPLETE_LINES)):
+        if not self._uses_transfer(g.shape[0]):
             return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
         # Sense lines at 0 V: the linear network is a fixed transfer matrix K per conductance state,
         # learned from the solves the MVMs need (:mod:`xbarlab.sim.transfer`, exact to ~1e-12), and the
