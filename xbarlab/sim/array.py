@@ -37,8 +37,8 @@ STUCK_OK, STUCK_OFF, STUCK_ON = 0, 1, 2
 IR_SOLVERS = ("auto", "exact", "iterative", "transfer")
 #: CG tolerance of the solves that teach a transfer matrix (relative to the ideal-wire cell currents)
 _TRANSFER_RTOL = 1e-12
-#: up to this many drive lines, a state that has served as many MVMs as it has drive lines gets its
-#: whole transfer matrix in one batched solve (64 lines: ~60 ms); bigger arrays keep learning
+#: up to this many drive lines, a state that keeps being read gets its whole transfer matrix in one
+#: batched solve (64 lines: ~60 ms); bigger arrays keep learning
 _COMPLETE_LINES = 128
 
 
@@ -323,9 +323,10 @@ class CrossbarModel:
             net = self._line_network(g, cache_key)
             i = learned.apply(vr, lambda r: net.solve(r, zeros, None, rtol=_TRANSFER_RTOL), net.transfer_columns)
             n = g.shape[0]
-            if learned.matrix is None and n <= _COMPLETE_LINES and learned.served >= n:
-                # as many MVMs at this state as drive lines: solve every line at once (cheap up to
-                # 128 lines) so the following ones are a single product
+            if learned.matrix is None and n <= _COMPLETE_LINES and (learned.served >= n or learned.solves >= n // 4):
+                # a state read many times (as many MVMs as drive lines, or solves for a quarter of them):
+                # solve every line at once (cheap up to 128 lines) so the following MVMs are one product;
+                # the solves spent before are at most a quarter of that cost (rent or buy)
                 learned.complete(net.transfer_columns(np.arange(n)))
             if learned.matrix is None:
                 excess = self._f(vr)
