@@ -113,6 +113,7 @@ class TrainExperiment(Experiment):
     """Train an MLP on the array (or in float) and log every epoch."""
 
     kind = "train"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "On-array training (SGD pulses, mixed precision, Tiki-Taka) with a float baseline"
     plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),)
     params_spec = (
