@@ -571,6 +571,22 @@ class PhysicsAudit(_Record):
         self._wrap(model, "row_currents", lines("row_currents"))
         self._wrap(model, "cell_current", cell)
 
+        def row_reads(rows: Any, voltage: float) -> None:
+            self.count(name)
+            self.check_abs(name, "read voltage (V)", voltage, lim.max_read_voltage, "row_read_currents",
+                           absolute=dac_tolerance)
+
+        if hasattr(model, "row_read_currents"):
+            self._wrap(model, "row_read_currents", row_reads)
+
+        def cell_reads(rows: Any, cols: Any, voltage: float) -> None:
+            self.count(name)
+            self.check_abs(name, "read voltage (V)", voltage, lim.max_read_voltage, "cell_currents",
+                           absolute=dac_tolerance)
+
+        if hasattr(model, "cell_currents"):
+            self._wrap(model, "cell_currents", cell_reads)
+
         circuit = board_emulator.closed_loop
 
         def enter(*args: Any, **kwargs: Any) -> None:
