@@ -107,7 +107,8 @@ _DEVICE = {"g_min": POSITIVE, "g_max": POSITIVE, "v_ref": POSITIVE, "v_scale": P
 _PERIPHERY = {"dac_bits": _i(1, 32), "adc_bits": _i(1, 32), "gain_sigma": NON_NEGATIVE,
               "offset_sigma": NON_NEGATIVE, "noise": NON_NEGATIVE}
 _BOARD = {"identity": Rule("str"), "smu_ports": _i(1, 8), "temperature": _f(-273.15),
-          "limits": Rule("table"), "timing": Rule("table"), "closed_loop": Rule("table")}
+          "limits": Rule("table"), "timing": Rule("table"), "closed_loop": Rule("table"),
+          "eqprop": Rule("table")}
 _HARDWARE_LIMITS = {"max_pulse_amplitude": POSITIVE, "max_input_voltage": POSITIVE, "min_tia_range": POSITIVE,
                     "max_tia_range": POSITIVE, "min_pulse_width_ns": _i(1, 0xFFFFFFFF),
                     "max_pulse_width_ns": _i(1, 0xFFFFFFFF), "max_payload": _i(256, 0xFFFFFFFF)}
@@ -279,6 +280,10 @@ def sim_problems(sim: Any, instruments: Mapping[str, Any] | None = None, *,
     _check_table(board.get("timing", {}), timing_rules, "sim.board.timing", problems)
     _check_table(board.get("closed_loop", {}), {**_dataclass_rules(OpAmpSpec, _CLOSED_LOOP), "seed": SEED},
                  "sim.board.closed_loop", problems)
+    from xbarlab.sim.eqprop_network import EqHardware
+
+    _check_table(board.get("eqprop", {}), {**_dataclass_rules(EqHardware, {"adc_bits": _i(8, 24)}), "seed": SEED},
+                 "sim.board.eqprop", problems)
 
     names = sorted(instruments)
     smus = [n for n in names if getattr(getattr(instruments[n], "spec", None), "kind", "smu") == "smu"]
