@@ -66,6 +66,7 @@ class BoardLimits:
     max_pulse_width: float = 1e-3  # s
     max_tia_range: float = 10e-3  # A, TIA full scale
     max_batch_pulses: int = 1_000_000
+    max_injection_current: float = 100e-6  # A, |equilibrium-network output current injection|
 
     def __post_init__(self) -> None:
         _positive(self, *(f.name for f in fields(self)))
@@ -549,6 +550,32 @@ def _board_closed_loop_info(ctx: _Context) -> Any:
     return info
 
 
+def _board_eq_configure(ctx: _Context, config: Any) -> Any:
+    """The network's sources drive array lines: amplifier rail, bias rows and diode bias sources within
+    max_mvm_voltage (checked as the board will receive them, in float32)."""
+    from xbarlab.protocol.eqprop import EqConfig
+
+    if not isinstance(config, EqConfig):
+        raise SafetyAccessError(f"{ctx.name}: eq_configure takes an EqConfig; nothing was sent")
+    limit = ctx.limits.max_mvm_voltage
+    for what, value in (("amplifier rail", config.amp_rail), ("bias voltage", config.bias_voltage),
+                        ("diode bias", config.diode_bias)):
+        _check_finite(ctx.name, f"equilibrium {what} (V)", value)
+        _check_abs(ctx.name, f"equilibrium {what} (V)", _f32(value), limit)  # as the board receives it
+    _check_positive_up_to(ctx.name, "equilibrium amplifier rail (V)", _f32(config.amp_rail), limit)
+    return ctx.driver.eq_configure(config)
+
+
+def _board_eq_settle(ctx: _Context, inputs: Any, injections: Any = None) -> Any:
+    x = np.atleast_2d(np.asarray(inputs, dtype=float))
+    _check_vector(ctx.name, "equilibrium input voltage (V)", x.ravel(), ctx.limits.max_mvm_voltage)
+    if injections is not None:
+        inj = np.atleast_2d(np.asarray(injections, dtype=float))
+        _check_vector(ctx.name, "equilibrium injection current (A)", inj.ravel(), ctx.limits.max_injection_current)
+        return ctx.driver.eq_settle(x, inj)
+    return ctx.driver.eq_settle(x)
+
+
 def _board_expert(ctx: _Context, opcode: Any, payload: Any = b"") -> bytes:
     """Expert link: check one raw board request (opcode, payload) against the limits, then exchange it."""
     if not isinstance(payload, (bytes, bytearray)) or isinstance(opcode, bool) or not isinstance(opcode, int):
@@ -602,6 +629,10 @@ _BOARD_OPERATIONS: Mapping[str, _Operation] = MappingProxyType({
     "closed_loop_solve": _board_closed_loop_solve,
     "closed_loop_eigen": _board_closed_loop_eigen,
     "closed_loop_info": _board_closed_loop_info,
+    "eq_info": _passthrough("eq_info"),
+    "eq_configure": _board_eq_configure,
+    "eq_settle": _board_eq_settle,
+    "eq_config": _board_attribute("eq_config"),
     "expert_exchange": _board_expert,
     "route_smu": _board_route,
     "unroute_smu": _board_unroute,
@@ -629,6 +660,10 @@ class SafeCrossbar(_Guarded, CrossbarArray):
         "closed_loop_solve": "checked: every |input voltage| <= max_mvm_voltage; board output rail <= max_mvm_voltage",
         "closed_loop_eigen": "checked: g_lambda finite and > 0; board output rail <= max_mvm_voltage",
         "closed_loop_info": "query: the board's closed-loop rail (V) and input conductance (S)",
+        "eq_info": "query: the equilibrium-network mode's hardware (rail, injection, capacitance, ADC)",
+        "eq_configure": "checked: amplifier rail, |bias voltage| and |diode bias| <= max_mvm_voltage",
+        "eq_settle": "checked: every |input voltage| <= max_mvm_voltage, every |injection| <= max_injection_current",
+        "eq_config": "query: the equilibrium network the board echoed (frozen)",
         "route_smu": "checked: only a port cabled to a station SMU (whose own limits then apply) to a cell",
         "unroute_smu": "checked: disconnects an SMU port",
         "all_off": "checked: safe state (lines grounded, ports unrouted)",
@@ -748,6 +783,24 @@ class SafeCrossbar(_Guarded, CrossbarArray):
                           layout: str = "differential") -> Any:
         """Feedback-mode eigenvector: g_λ (S) and the board's output rail are checked."""
         return _call(self, "closed_loop_eigen", g_lambda, n, row0=row0, col0=col0, layout=layout)
+
+    # -- equilibrium-network mode -----------------------------------------------------------------------
+    def eq_info(self) -> Any:
+        """The equilibrium-network mode's hardware (ConfigError if the board has none)."""
+        return _call(self, "eq_info")
+
+    @property
+    def eq_config(self) -> Any:
+        """The equilibrium network the board echoed (None before eq_configure)."""
+        return _call(self, "eq_config")
+
+    def eq_configure(self, config: Any) -> Any:
+        """Lay out a layered network (``EqConfig``): its rail and bias sources are checked."""
+        return _call(self, "eq_configure", config)
+
+    def eq_settle(self, inputs: Any, injections: Any = None) -> Any:
+        """Settle the network: input voltages (V) and output injections (A) are checked first."""
+        return _call(self, "eq_settle", inputs, injections)
 
     # -- routing and safe state -------------------------------------------------------------------------
     def route_smu(self, port: int, row: int, col: int) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.protocol import board as bp
+from xbarlab.protocol import eqprop as eqp
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,7 @@ class BoardAuditLimits:
     min_pulse_width: float  # s
     max_pulse_width: float  # s
     max_tia_range: float  # A
+    max_injection_current: float = 100e-6  # A, equilibrium-network output injections
 
 
 class WireAudit(_Record):
@@ -443,6 +445,16 @@ class WireAudit(_Record):
         elif op == bp.Op.CLOSED_LOOP_SOLVE:
             _, u = bp.unpack_closed_loop_solve(payload)
             self.check_abs(name, "closed-loop input voltage (V)", *over(u, lim.max_mvm_voltage), ev, rel=0)
+        elif op == bp.Op.EQ_CONFIGURE:
+            eq = eqp.EqConfig.unpack(payload)
+            for what in ("amp_rail", "bias_voltage", "diode_bias"):
+                self.check_abs(name, f"equilibrium {what} (V)", *over(getattr(eq, what), lim.max_mvm_voltage), ev,
+                               rel=0)
+            state["eq"] = (eq.sizes[0], eq.sizes[-1])
+        elif op == bp.Op.EQ_SETTLE and state.get("eq"):
+            x, inj = eqp.unpack_settle(payload, *state["eq"])
+            self.check_abs(name, "equilibrium input voltage (V)", *over(x, lim.max_mvm_voltage), ev, rel=0)
+            self.check_abs(name, "equilibrium injection (A)", *over(inj, lim.max_injection_current), ev, rel=0)
         elif op == bp.Op.PULSE:
             _, _, amplitude, width_ns = bp.unpack_pulse(payload)
             self.check_abs(name, "pulse amplitude (V)", *over(amplitude, lim.max_pulse_amplitude), ev, rel=0)
@@ -615,7 +627,8 @@ def attach(bench: Any, instruments: Iterable[Any]) -> tuple[WireAudit, PhysicsAu
         emulator = bench.emulators[inst.name]
         if inst.spec.kind == "board":
             blim = BoardAuditLimits(lim.max_read_voltage, lim.max_mvm_voltage, lim.max_pulse_amplitude,
-                                    lim.min_pulse_width, lim.max_pulse_width, lim.max_tia_range)
+                                    lim.min_pulse_width, lim.max_pulse_width, lim.max_tia_range,
+                                    getattr(lim, "max_injection_current", 100e-6))
             wire.watch_board(emulator, inst.name, blim)
             physics.watch_board(emulator, inst.name, blim, dac_tolerance=_dac_tolerance(bench, blim))
             continue
