@@ -419,11 +419,12 @@ class EquilibriumTrainExperiment(Experiment):
 
 # -- command line (``xbarlab train --rule eqprop``) ------------------------------------------------------------
 def cli_train(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    """``xbarlab train --rule eqprop``: the train command's shared options mapped onto this experiment."""
+    """``xbarlab train --rule eqprop``: the train options given on the command line (``params``) that this
+    experiment shares are carried over; everything else keeps this experiment's defaults."""
     from xbarlab.experiments.support import run_cli_experiment
 
-    shared = {k: params[k] for k in ("dataset", "hidden", "epochs", "limit", "test_fraction", "seed", "row0", "col0",
-                                     "pulse_amplitude", "pulse_width", "lr_decay") if k in params}
+    names = {p.name for p in EquilibriumTrainExperiment.params_spec} - {"rule", "lr", "g_min", "g_max"}
+    shared = {k: v for k, v in params.items() if k in names}
     result = run_cli_experiment(EquilibriumTrainExperiment, args, {"rule": "board", **shared})
     print(f"{'epoch':>5} {'loss':>9} {'train':>7} {'test':>7} {'pulses':>10} {'time/s':>8}")
     for e in result.history:

@@ -52,7 +52,7 @@ from xbarlab.experiments.update_rules import (
     TikiTakaLayer,
 )
 
-TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka")
+TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka", "eqprop")
 
 
 def plan_layout(
@@ -147,6 +147,9 @@ class TrainExperiment(Experiment):
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
         problems = []
+        if params["rule"] == "eqprop":  # a network of its own (xbarlab.experiments.eqprop)
+            return [f"{where}.rule = 'eqprop': use the step type 'equilibrium_train' (xbarlab train --rule eqprop "
+                    "runs it)"]
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
         if params["rule"] != "float":
@@ -340,6 +343,11 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 def cli_main(args: argparse.Namespace) -> int:
     params = params_from_args(args, TrainExperiment.params_spec)
+    if params["rule"] == "eqprop":  # equilibrium propagation: its own experiment, options given here carried over
+        from xbarlab.experiments.eqprop import cli_train
+
+        defaults = {p.name: p.default for p in TrainExperiment.params_spec}
+        return cli_train(args, {k: v for k, v in params.items() if v != defaults[k]})
     result = run_cli_experiment(TrainExperiment, args, params)  # float too: the run is logged the same way
     print(f"{'epoch':>5} {'loss':>7} {'train':>7} {'test':>7} {'pulses':>10} {'time/s':>8}")
     for e in result.history:
