@@ -11,6 +11,7 @@ from PyQt5.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
 
 from xbarlab.experiments.base import Progress
 from xbarlab.gui.controller import BenchController
+from xbarlab.gui.eqprop import EqpropSection
 from xbarlab.gui.panel import RunPanel, side_panel
 from xbarlab.gui.plots import Heatmap, pen, plot_widget, with_export
 
@@ -53,6 +54,8 @@ class TrainingTab(QWidget):
             box = with_export(w, name)
             self.exports[name] = box.export
             grid.addWidget(box, r, c)
+        self.eqprop = EqpropSection(controller)  # equilibrium propagation: its own network and plots
+        grid.addWidget(self.eqprop, 2, 0, 1, 3)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(2, 1)
         self.curves: dict[str, dict[str, Any]] = {}
