@@ -109,8 +109,9 @@ class _FloatNetwork:
     def __init__(self, net: EquilibriumNetwork, mask: np.ndarray, g: np.ndarray, g_min: float, g_max: float) -> None:
         self.net, self.mask, self.g, self.g_min, self.g_max = net, mask, g, g_min, g_max
 
-    def settle(self, x: np.ndarray, inject: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        eq = self.net.solve(self.g, x, inject)
+    def settle(self, x: np.ndarray, inject: np.ndarray | None, start: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        eq = self.net.solve(self.g, x, inject, v_init=start)  # the nudged phases start from the free state
         return eq.rows, eq.nodes, eq.settle_time
 
     def update(self, delta_g: np.ndarray) -> int:
@@ -128,8 +129,9 @@ class _BoardNetwork:
         self.cell_r, self.cell_c = np.nonzero(mask)  # tile cells in network coordinates
         self.phys_r, self.phys_c = rows[self.cell_r], cols[self.cell_c]
 
-    def settle(self, x: np.ndarray, inject: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        reply = self.board.eq_settle(x, inject)
+    def settle(self, x: np.ndarray, inject: np.ndarray | None, start: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        reply = self.board.eq_settle(x, inject)  # the circuit finds its own way from where it is
         v = reply.voltages
         return v[:, : self.n_rows], v[:, self.n_rows :], reply.settle_time
 
@@ -373,9 +375,9 @@ class EquilibriumTrainExperiment(Experiment):
                 loss_sum += float((0.5 * ((y0 - t) ** 2).sum(axis=1)).sum())
                 hits += int((y0.argmax(axis=1) == ds.y_train[sel]).sum())
                 inject = np.clip(p["beta"] * (t - y0), -max_inject, max_inject)
-                rows1, nodes1, st1 = model.settle(x, inject)
+                rows1, nodes1, st1 = model.settle(x, inject, nodes0)
                 if p["centered"]:
-                    rows0, nodes0, st2 = model.settle(x, -inject)
+                    rows0, nodes0, st2 = model.settle(x, -inject, nodes0)
                     beta_eff = 2.0 * p["beta"]
                     settle_nudged.append(np.concatenate([st1, st2]))
                 else:

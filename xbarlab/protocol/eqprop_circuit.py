@@ -310,8 +310,11 @@ class EquilibriumNetwork:
         t = self.topo
         gain2 = self.spec.amplifier.gain ** 2
         vr, d1, d2 = self.row_voltages(x, v)
-        _, i_unit, k_unit = self._f(vr[:, :, None] - v[:, None, :])
-        cur = g * i_unit  # (B, R, N) A, cell currents from row to node
+        dv = vr[:, :, None] - v[:, None, :]
+        if self.v0 is None:  # ohmic cells: the conductances themselves
+            cur, k = g * dv, np.broadcast_to(g, dv.shape)
+        else:
+            cur, k = g * (self.v0 * np.sinh(dv / self.v0)), g * np.cosh(dv / self.v0)
         res = -cur.sum(axis=1)
         rows_out = cur.sum(axis=2)  # (B, R) A, current each row line sends into the array
         if self._amp_rows.size:
@@ -327,7 +330,6 @@ class EquilibriumNetwork:
             res[:, out] -= inject
         if not jacobian:
             return res, None
-        k = g * k_unit  # (B, R, N) S
         n = t.nodes
         diag = k.sum(axis=1)
         jac = np.zeros((v.shape[0], n, n))
