@@ -124,3 +124,31 @@ def test_non_convergence_is_a_clear_error():
         net.solve(g, np.array([[0.4, -0.3]]), max_iter=1)
     with pytest.raises(ValueError, match="conductances must have shape"):
         net.solve(g[:-1], np.array([[0.4, -0.3]]))
+
+
+def test_the_local_rule_is_the_gradient_of_the_cost():
+    """Kendall et al.'s rule, (w_c/w_out)/(2β)·[F(ΔV^+β) − F(ΔV^−β)] per device, equals the finite-difference
+    derivative of the output cost ½Σ(y − t)² with respect to that device's conductance, in both tiles."""
+    rng = np.random.default_rng(0)
+    spec = NeuronSpec(amplifier=AmplifierSpec(gain=12.0, rail=0.5), bias_voltage=0.5)
+    topo, tiles = layered_topology([4, 3, 2], spec.bias_voltage)
+    net = EquilibriumNetwork(topo, spec, v0=None)
+    g = _tile_conductances(topo, tiles, rng)
+    x, t = rng.uniform(-0.5, 0.5, (1, 4)), np.array([[0.05, -0.05]])
+    out = topo.output_nodes
+
+    def cost(gg):
+        return 0.5 * ((net.solve(gg, x).nodes[:, out] - t) ** 2).sum()
+
+    free = net.solve(g, x)
+    beta = 1e-6
+    inject = beta * (t - free.nodes[:, out])
+    plus, minus = net.solve(g, x, inject, free.nodes), net.solve(g, x, -inject, free.nodes)
+    drop = [e.rows[0][:, None] - e.nodes[0][None, :] for e in (plus, minus)]
+    rule = (net.cell_cocontent(drop[0]) - net.cell_cocontent(drop[1])) / (2 * beta) * net.layer_factor()[None, :]
+    for r, c in [(0, 0), (3, 1), (8, 2), (10, 3), (12, 4), (15, 3)]:
+        h = 1e-9
+        up, down = g.copy(), g.copy()
+        up[r, c] += h
+        down[r, c] -= h
+        assert rule[r, c] == pytest.approx((cost(up) - cost(down)) / (2 * h), rel=1e-4, abs=1e-6), (r, c)
