@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="400 samples, 1 epoch, 8 hidden neurons")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--skip", nargs="*", default=(), choices=("backprop", "float", "board"))
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     acc: dict[str, list[float]] = {"backprop": [], "float": [], "board": []}
     settle_free, settle_nudged, pulses, inst = [], [], [], []
     t_wall = time.perf_counter()
-    for seed in range(args.seeds):
+    out["seeds"] = list(range(args.first_seed, args.first_seed + args.seeds))
+    for seed in out["seeds"]:
         if "backprop" not in args.skip:
             acc["backprop"].append(backprop(seed, hidden, 60, limit))
         if "float" not in args.skip:

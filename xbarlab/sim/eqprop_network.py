@@ -29,10 +29,12 @@ class EqHardware:
     """The mode's fixed hardware (station ``[sim.board.eqprop]``); judgement values for a board-level build."""
 
     max_rail: float = 0.5  # V, largest amplifier swing the board allows
-    max_injection: float = 100e-6  # A, nudging current sources
+    max_injection: float = 1e-3  # A, nudging current sources
     node_capacitance: float = 10e-12  # F per node: line, switch matrix, diode junctions, amplifier input
     amplifier_gbw: float = 10e6  # Hz
-    adc_bits: int = 16  # node-voltage ADC over ± the board's input range
+    #: node-voltage ADC over ± the board's input range: 18 bits (7.6 µV over ±1 V; an 18-bit SAR converter),
+    #: because the nudged phases move the hidden nodes by tens of µV only
+    adc_bits: int = 18
     seed: int = 0
 
     def __post_init__(self) -> None:
