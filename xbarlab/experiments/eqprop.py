@@ -163,7 +163,7 @@ class EquilibriumTrainExperiment(Experiment):
         Param("dataset", str, "digits", help="'digits' or a .npz file with arrays X and y (features in [0, 1])"),
         Param("hidden", int, 32, min=1, max=1024, help="hidden neurons"),
         Param("epochs", int, 5, min=1, max=10000),
-        Param("batch", int, 32, min=1, max=4096, help="samples per update"),
+        Param("batch", int, 8, min=1, max=4096, help="samples per update"),
         Param("lr", float, 1e-6, "S^2/V^2", "learning rate of the output tile", min=0.0),
         Param("lr_hidden", float, 4e-6, "S^2/V^2", "learning rate of the hidden tiles", min=0.0),
         Param("lr_decay", float, 0.85, min=0.01, max=1.0, help="learning-rate factor per epoch"),
