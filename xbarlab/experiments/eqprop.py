@@ -220,13 +220,16 @@ class EquilibriumTrainExperiment(Experiment):
         total = dataset_size(params["dataset"])
         samples = min(params["limit"], total) if params["limit"] else total
         n_train = samples - int(round(params["test_fraction"] * samples))
-        lines = 2 * (features + 1) + 2 * (params["hidden"] + 1) + params["hidden"] + classes
-        phases = 2
-        settles = params["epochs"] * (phases * n_train + samples)
-        per_settle = lines * t.mvm / 64  # one conversion per line voltage, as an MVM converts one per column
+        hidden = params["hidden"]
+        lines = 2 * (features + 1) + 2 * (hidden + 1) + hidden + classes
+        phases = 3 if params["centered"] else 2
+        settles = params["epochs"] * (phases * n_train + samples - n_train)
+        per_settle = 53e-6 * lines  # s: 4 bytes of every line voltage at 921 600 baud plus its 10 µs conversion
         updates = params["epochs"] * -(-n_train // params["batch"])
-        time = settles * per_settle + updates * 0.1 * (features + classes) * params["hidden"] * t.pulse
-        return Estimate(operations=settles, instrument_time=time,
+        cells = 2 * (features + 1) * hidden + 2 * (hidden + 1) * classes
+        per_update = 0.05 * cells * t.pulse  # judgement: about one device in 20 gets a pulse per update
+        time = settles * per_settle + updates * per_update + 3 * t.read_all
+        return Estimate(operations=settles + updates, instrument_time=time,
                         detail=f"{params['epochs']} epochs: {settles} network settlings, {updates} pulse batches")
 
     # -- set-up ----------------------------------------------------------------------------------------------
