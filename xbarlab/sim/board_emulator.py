@@ -571,9 +571,9 @@ class BoardEmulator(StreamEmulator):
         cfg = eqp.EqConfig.unpack(payload)
         problems = self.eqprop.problems(cfg, (self.config.active_rows, self.config.active_cols))
         if problems:
-            code = Err.VOLTAGE_LIMIT if any("exceeds the board" in p for p in problems) else \
-                Err.INDEX_RANGE if any("tile" in p for p in problems) else Err.BAD_VALUE
-            raise _Reject(code, f"EQ_CONFIGURE: {problems[0]}")
+            kind, message = problems[0]
+            code = {"limit": Err.VOLTAGE_LIMIT, "range": Err.INDEX_RANGE}.get(kind, Err.BAD_VALUE)
+            raise _Reject(code, f"EQ_CONFIGURE: {message}")
         self.eqprop.configure(cfg)
         self.clock.advance(self.timing.switch_time)  # line switches set up the tiles
         return cfg.pack(), 0

@@ -69,11 +69,12 @@ class EquilibriumMode:
         self.rng = np.random.default_rng(hardware.seed + 7)
         self.config: EqConfig | None = None
 
-    def problems(self, cfg: EqConfig, active: tuple[int, int]) -> list[str]:
-        """Why the board cannot lay out ``cfg`` in the active region (empty when it can)."""
-        out = cfg.problems()
-        if out:
-            return out
+    def problems(self, cfg: EqConfig, active: tuple[int, int]) -> list[tuple[str, str]]:
+        """Why the board cannot lay out ``cfg`` in the active region, as (kind, message): kind ``"value"``
+        (malformed), ``"range"`` (tiles) or ``"limit"`` (a source beyond the hardware); empty when it can."""
+        if cfg.problems():
+            return [("value", p) for p in cfg.problems()]
+        out: list[tuple[str, str]] = []
         ar, ac = active
         used_rows: set[int] = set()
         used_cols: set[int] = set()
@@ -81,18 +82,19 @@ class EquilibriumMode:
             rows = set(range(r0, r0 + cfg.tile_rows(k)))
             cols = set(range(c0, c0 + cfg.sizes[k + 1]))
             if max(rows) >= ar or max(cols) >= ac:
-                out.append(f"tile {k} ({len(rows)} rows x {len(cols)} columns at row {r0}, column {c0}) exceeds the "
-                           f"active {ar}x{ac} region")
+                out.append(("range", f"tile {k} ({len(rows)} rows x {len(cols)} columns at row {r0}, column {c0}) "
+                                     f"exceeds the active {ar}x{ac} region"))
             if rows & used_rows or cols & used_cols:
-                out.append(f"tile {k} shares rows or columns with an earlier tile")
+                out.append(("range", f"tile {k} shares rows or columns with an earlier tile"))
             used_rows |= rows
             used_cols |= cols
         hw = self.hardware
         if cfg.amp_rail > np.float32(hw.max_rail):
-            out.append(f"amplifier rail {cfg.amp_rail:g} V exceeds the board's {hw.max_rail:g} V")
+            out.append(("limit", f"amplifier rail {cfg.amp_rail:g} V exceeds the board's {hw.max_rail:g} V"))
         for name in ("bias_voltage", "diode_bias"):
             if abs(getattr(cfg, name)) > np.float32(self.input_range):
-                out.append(f"{name} {getattr(cfg, name):g} V exceeds the board's source range +-{self.input_range:g} V")
+                out.append(("limit", f"{name} {getattr(cfg, name):g} V exceeds the board's source range "
+                                     f"+-{self.input_range:g} V"))
         return out
 
     def configure(self, cfg: EqConfig) -> None:
