@@ -365,8 +365,6 @@ class EquilibriumTrainExperiment(Experiment):
             decay = p["lr_decay"] ** (epoch - 1)
             loss_sum, hits, pulses = 0.0, 0, 0
             settle_free, settle_nudged = [], []
-            probe_free = probe_nudged = np.zeros(classes)
-            probe_label = -1
             order = rng.permutation(n)
             for k, start in enumerate(range(0, n, p["batch"])):
                 self.checkpoint()
@@ -392,12 +390,17 @@ class EquilibriumTrainExperiment(Experiment):
                 grad = (0.5 * (dv1 * dv1 - dv0 * dv0)).mean(axis=0) * factor / beta_eff  # ∂C/∂G, S⁻¹·V²
                 delta = np.where(mask, -decay * lr_cols * grad, 0.0)
                 pulses += model.update(delta)
-                if k == 0:
-                    probe_free, probe_nudged, probe_label = y0[0], nodes1[0, out], int(ds.y_train[sel][0])
                 if k % 10 == 9:
                     self.report((epoch - 1) * batches + k + 1, p["epochs"] * batches,
                                 f"epoch {epoch}: batch {k + 1}/{batches}", train_acc=hits / min(n, start + len(sel)))
             self.checkpoint()
+            # the probe: the first training sample, free and nudged, with this epoch's weights
+            probe_label = int(ds.y_train[0])
+            x_probe = self._encode(ds.x_train[:1])
+            _, nodes_p, _ = model.settle(x_probe, None)
+            probe_free = nodes_p[0, out]
+            nudge = np.clip(p["beta"] * (self._targets(ds.y_train[:1], classes) - probe_free), -max_inject, max_inject)
+            probe_nudged = model.settle(x_probe, nudge, nodes_p)[1][0, out]
             test_loss, test_acc = self._evaluate(model, net, ds.x_test, ds.y_test, classes)
             elapsed = (instrument_time(self.station) - t0) if on_board else 0.0
             stats = EqEpoch(epoch, loss_sum / n, hits / n, test_loss, test_acc, pulses, elapsed,
