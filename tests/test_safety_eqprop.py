@@ -20,7 +20,7 @@ NET = eqp.EqConfig((2, 2, 2), ((0, 0), (6, 2)), bias_voltage=0.2, amp_gain=4.0, 
 def audited():
     station = Station.from_text(bench_text(rows=12, cols=6))
     wire, physics = audit.attach(station.sim, station.config.instruments.values())
-    yield station, wire
+    yield station, wire, physics
     wire.close()
     physics.close()
     station.close()
@@ -31,7 +31,7 @@ def _eq_frames(wire: audit.WireAudit) -> list[str]:
 
 
 def test_refused_operations_send_nothing(audited):
-    station, wire = audited
+    station, wire, physics = audited
     board = station.board
     limits = board.limits
     assert limits.max_mvm_voltage == 0.5 and limits.max_injection_current == 100e-6
@@ -54,12 +54,13 @@ def test_refused_operations_send_nothing(audited):
     reply = board.eq_settle(np.array([[0.5, -0.5]]), np.array([[1e-4, -1e-4]]))  # at the limits: allowed
     assert reply.voltages.shape == (1, 6 + 6 + 4)
     assert _eq_frames(wire)[-1] == "EQ_SETTLE"
-    assert not wire.violations
+    assert not wire.violations and not physics.violations
 
 
 def test_the_audit_sees_raw_eq_frames_beyond_the_limits(audited):
-    """Bypass the station with a raw serial link: the wire audit flags rail, bias, inputs and injections."""
-    station, wire = audited
+    """Bypass the station with a raw serial link: the wire audit flags rail, bias, inputs and injections; the
+    physics audit sees the rows the board drove beyond the limit and the inputs it applied."""
+    station, wire, physics = audited
     port = serial.serial_for_url(station.sim.serial_url("board"), timeout=0.1)
     seq = 40
     for payload, op, quantity in [
@@ -76,10 +77,12 @@ def test_the_audit_sees_raw_eq_frames_beyond_the_limits(audited):
         assert len(wire.violations) == n + 1, quantity
         assert wire.violations[-1].quantity == quantity
     port.close()
+    seen = {v.quantity for v in physics.violations}
+    assert {"equilibrium row voltage (V)", "equilibrium input voltage (V)"} <= seen, seen
 
 
 def test_expert_link_refuses_eq_opcodes(audited):
-    station, wire = audited
+    station, wire, _ = audited
     raw = station.expert_raw("board")
     before = list(_eq_frames(wire))
     for op in (bp.Op.EQ_CONFIGURE, bp.Op.EQ_SETTLE):

@@ -581,6 +581,9 @@ class PhysicsAudit(_Record):
         self._wrap(model, "column_currents", lines("column_currents"))
         self._wrap(model, "row_currents", lines("row_currents"))
         self._wrap(model, "cell_current", cell)
+        mode = getattr(board_emulator, "eqprop", None)
+        if mode is not None:
+            self._watch_equilibrium(mode, name, lim, dac_tolerance)
 
         circuit = board_emulator.closed_loop
 
@@ -612,6 +615,24 @@ class PhysicsAudit(_Record):
 
             setattr(circuit, method, wrapper)
             self._undo.append(lambda m=method: delattr(circuit, m) if m in vars(circuit) else None)
+
+
+    def _watch_equilibrium(self, mode: Any, name: str, lim: BoardAuditLimits, dac_tolerance: float) -> None:
+        """Equilibrium-network mode: the inputs and injections it applied and the voltages of the rows it drove."""
+
+        def before(inputs: Any, injections: Any) -> None:
+            self.count(name)
+            self.check_abs(name, "equilibrium input voltage (V)", inputs, lim.max_mvm_voltage, "equilibrium settle",
+                           absolute=dac_tolerance)
+            self.check_abs(name, "equilibrium injection (A)", injections, lim.max_injection_current,
+                           "equilibrium settle", rel=1e-6)
+
+        def after(reading: Any, *args: Any) -> None:
+            driven = np.asarray(reading.voltages)[:, : len(mode.rows)]  # inputs, bias rows, amplifier outputs
+            self.check_abs(name, "equilibrium row voltage (V)", driven, lim.max_mvm_voltage,
+                           "equilibrium rows (drive the array)", rel=1e-6, absolute=dac_tolerance)
+
+        self._wrap(mode, "settle", before, after)
 
 
 def attach(bench: Any, instruments: Iterable[Any]) -> tuple[WireAudit, PhysicsAudit]:
