@@ -98,3 +98,16 @@ def test_train_step_with_rule_eqprop_points_to_its_step_type(tmp_path):
     problems = TrainExperiment.check({"rule": "eqprop"}, None, "steps[0]")
     assert problems == ["steps[0].rule = 'eqprop': use the step type 'equilibrium_train' (xbarlab train --rule "
                         "eqprop runs it)"]
+
+
+def test_cli_train_rule_eqprop_runs_and_logs(tmp_path):
+    data = tiny_dataset(tmp_path / "tiny.npz")
+    (tmp_path / "station.toml").write_text(sim_station_text(20, 8, seed=3))
+    log = tmp_path / "eq.h5"
+    proc = subprocess.run([sys.executable, "-m", "xbarlab", "train", "--rule", "eqprop", "--station",
+                           str(tmp_path / "station.toml"), "--dataset", str(data), "--hidden", "4", "--epochs", "1",
+                           "-o", str(log), "-q"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch" in proc.stdout and "pulses" in proc.stdout
+    runs = [r for r in LogReader(log).runs() if r["kind"] == "equilibrium_train"]
+    assert [(r["params"]["rule"], r["params"]["hidden"], r["status"]) for r in runs] == [("board", 4, "completed")]
