@@ -34,7 +34,7 @@ def test_refused_operations_send_nothing(audited):
     station, wire, physics = audited
     board = station.board
     limits = board.limits
-    assert limits.max_mvm_voltage == 0.5 and limits.max_injection_current == 100e-6
+    assert limits.max_mvm_voltage == 0.5 and limits.max_injection_current == 1e-3
     board.eq_configure(NET)
     before = list(_eq_frames(wire))
     attempts = [
@@ -44,14 +44,14 @@ def test_refused_operations_send_nothing(audited):
         lambda: board.eq_configure(eqp.EqConfig((2, 2, 2), ((0, 0), (6, 2)), amp_rail=float("nan"))),
         lambda: board.eq_settle(np.array([[0.1, 0.51]])),
         lambda: board.eq_settle(np.array([[0.1, np.inf]])),
-        lambda: board.eq_settle(np.array([[0.1, 0.2]]), np.array([[0.0, 1.01e-4]])),
+        lambda: board.eq_settle(np.array([[0.1, 0.2]]), np.array([[0.0, 1.01e-3]])),
         lambda: board.eq_settle(np.array([[0.1, 0.2]]), np.array([[np.nan, 0.0]])),
     ]
     for attempt in attempts:
         with pytest.raises(SafetyLimitError):
             attempt()
     assert _eq_frames(wire) == before  # nothing of the refused requests reached the board
-    reply = board.eq_settle(np.array([[0.5, -0.5]]), np.array([[1e-4, -1e-4]]))  # at the limits: allowed
+    reply = board.eq_settle(np.array([[0.5, -0.5]]), np.array([[1e-3, -1e-3]]))  # at the limits: allowed
     assert reply.voltages.shape == (1, 6 + 6 + 4)
     assert _eq_frames(wire)[-1] == "EQ_SETTLE"
     assert not wire.violations and not physics.violations
@@ -69,7 +69,7 @@ def test_the_audit_sees_raw_eq_frames_beyond_the_limits(audited):
         (eqp.EqConfig((2, 2, 2), ((0, 0), (6, 2)), bias_voltage=0.8).pack(), bp.Op.EQ_CONFIGURE,
          "equilibrium bias_voltage (V)"),
         (eqp.pack_settle(np.array([[0.9, 0.0]]), np.zeros((1, 2))), bp.Op.EQ_SETTLE, "equilibrium input voltage (V)"),
-        (eqp.pack_settle(np.zeros((1, 2)), np.array([[5e-4, 0.0]])), bp.Op.EQ_SETTLE, "equilibrium injection (A)"),
+        (eqp.pack_settle(np.zeros((1, 2)), np.array([[2e-3, 0.0]])), bp.Op.EQ_SETTLE, "equilibrium injection (A)"),
     ]:
         n = len(wire.violations)
         seq += 1

@@ -161,7 +161,7 @@ OPS = {
     "closed_loop_solve": st.tuples(V_MVM, st.integers(1, 4)),
     "closed_loop_eigen": st.tuples(st.sampled_from([1e-6, 1e-5, 1e-4, 0.0, -1e-5, float("nan")]), st.integers(1, 4)),
     "eq_configure": st.tuples(V_MVM, V_MVM),
-    "eq_settle": st.tuples(V_MVM, st.sampled_from([1e-6, -1e-4, 1e-4, 1.001e-4, 1e-3, -1.0, float("nan")])),
+    "eq_settle": st.tuples(V_MVM, st.sampled_from([1e-6, -1e-3, 1e-3, 1.001e-3, 1e-2, -1.0, float("nan")])),
     "route_and_source": st.tuples(st.sampled_from(["smu1", "smu2"]), V_ANY, COMP_I),
     "unroute_smu": st.tuples(st.integers(0, 1)),
     "route_uncabled": st.tuples(st.integers(2, 3)),

@@ -66,7 +66,7 @@ class BoardLimits:
     max_pulse_width: float = 1e-3  # s
     max_tia_range: float = 10e-3  # A, TIA full scale
     max_batch_pulses: int = 1_000_000
-    max_injection_current: float = 100e-6  # A, |equilibrium-network output current injection|
+    max_injection_current: float = 1e-3  # A, |equilibrium-network output current injection|
 
     def __post_init__(self) -> None:
         _positive(self, *(f.name for f in fields(self)))

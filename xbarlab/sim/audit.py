@@ -343,7 +343,7 @@ class BoardAuditLimits:
     min_pulse_width: float  # s
     max_pulse_width: float  # s
     max_tia_range: float  # A
-    max_injection_current: float = 100e-6  # A, equilibrium-network output injections
+    max_injection_current: float = 1e-3  # A, equilibrium-network output injections
 
 
 class WireAudit(_Record):
@@ -649,7 +649,7 @@ def attach(bench: Any, instruments: Iterable[Any]) -> tuple[WireAudit, PhysicsAu
         if inst.spec.kind == "board":
             blim = BoardAuditLimits(lim.max_read_voltage, lim.max_mvm_voltage, lim.max_pulse_amplitude,
                                     lim.min_pulse_width, lim.max_pulse_width, lim.max_tia_range,
-                                    getattr(lim, "max_injection_current", 100e-6))
+                                    getattr(lim, "max_injection_current", 1e-3))
             wire.watch_board(emulator, inst.name, blim)
             physics.watch_board(emulator, inst.name, blim, dac_tolerance=_dac_tolerance(bench, blim))
             continue
