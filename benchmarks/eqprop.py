@@ -53,8 +53,10 @@ def backprop(seed: int, hidden: int, epochs: int, limit: int) -> float:
 
 
 #: the board's nudge is 5x the float reference's: its hidden nodes then move by ~0.5 mV between the two nudged
-#: phases, above the spread the devices' read noise (one draw per sample and phase) gives them (~0.3 mV)
-BOARD = {"beta": 5e-3}
+#: phases, above the spread the devices' read noise (one draw per sample and phase) gives them (~0.3 mV); and
+#: mini-batches of 32: a quarter of the pulses, each update averaged over 4x more noisy samples (seed 0: 89.7 %
+#: against 70.5 % with batches of 8)
+BOARD = {"beta": 5e-3, "batch": 32}
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
