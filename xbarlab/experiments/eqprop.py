@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.programming import measure_device_step
 from xbarlab.experiments.support import (
@@ -43,6 +43,7 @@ from xbarlab.experiments.support import (
     bench_timing,
     board_limit_problems,
     instrument_time,
+    run_cli_experiment,
     station_defaults,
 )
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
@@ -158,6 +159,9 @@ class EquilibriumTrainExperiment(Experiment):
 
     kind = "equilibrium_train"
     title = "Equilibrium propagation on the board's nonlinear resistive network, with a float reference"
+    plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),
+             PlotSpec("outputs", "epoch", ("free_0", "nudged_0", "free_1", "nudged_1"), "1", "V",
+                      "probe sample: free and nudged output voltages (first two classes)"))
     params_spec = (
         Param("rule", str, "board", choices=EQPROP_RULES, help="board: on the array; float: ideal devices, host"),
         Param("dataset", str, "digits", help="'digits' or a .npz file with arrays X and y (features in [0, 1])"),
@@ -429,8 +433,6 @@ class EquilibriumTrainExperiment(Experiment):
 def cli_train(args: argparse.Namespace, params: dict[str, Any]) -> int:
     """``xbarlab train --rule eqprop``: the train options given on the command line (``params``) that this
     experiment shares are carried over; everything else keeps this experiment's defaults."""
-    from xbarlab.experiments.support import run_cli_experiment
-
     names = {p.name for p in EquilibriumTrainExperiment.params_spec} - {"rule", "lr", "g_min", "g_max"}
     shared = {k: v for k, v in params.items() if k in names}
     result = run_cli_experiment(EquilibriumTrainExperiment, args, {"rule": "board", **shared})

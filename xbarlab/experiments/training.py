@@ -32,6 +32,7 @@ from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, Weigh
 from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
+from xbarlab.experiments.eqprop import cli_train as eqprop_cli_train
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import measure_device_step, program_weights
@@ -342,10 +343,8 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
 def cli_main(args: argparse.Namespace) -> int:
     params = params_from_args(args, TrainExperiment.params_spec)
     if params["rule"] == "eqprop":  # equilibrium propagation: its own experiment, options given here carried over
-        from xbarlab.experiments.eqprop import cli_train
-
         defaults = {p.name: p.default for p in TrainExperiment.params_spec}
-        return cli_train(args, {k: v for k, v in params.items() if v != defaults[k]})
+        return eqprop_cli_train(args, {k: v for k, v in params.items() if v != defaults[k]})
     result = run_cli_experiment(TrainExperiment, args, params)  # float too: the run is logged the same way
     print(f"{'epoch':>5} {'loss':>7} {'train':>7} {'test':>7} {'pulses':>10} {'time/s':>8}")
     for e in result.history:

@@ -45,6 +45,7 @@ from xbarlab.instruments.interfaces import (
     SourceMeter,
     SweepResult,
 )
+from xbarlab.protocol.eqprop import EqConfig
 
 
 @dataclass(frozen=True)
@@ -553,8 +554,6 @@ def _board_closed_loop_info(ctx: _Context) -> Any:
 def _board_eq_configure(ctx: _Context, config: Any) -> Any:
     """The network's sources drive array lines: amplifier rail, bias rows and diode bias sources within
     max_mvm_voltage (checked as the board will receive them, in float32)."""
-    from xbarlab.protocol.eqprop import EqConfig
-
     if not isinstance(config, EqConfig):
         raise SafetyAccessError(f"{ctx.name}: eq_configure takes an EqConfig; nothing was sent")
     limit = ctx.limits.max_mvm_voltage

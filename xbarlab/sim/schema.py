@@ -26,6 +26,7 @@ from xbarlab.sim.array import IR_SOLVERS
 from xbarlab.sim.board_emulator import BoardEmulator, BoardTiming
 from xbarlab.sim.closed_loop import OpAmpSpec
 from xbarlab.sim.devices import DEVICES
+from xbarlab.sim.eqprop_network import EqHardware
 from xbarlab.sim.faults import FaultPlan
 from xbarlab.sim.periphery import Periphery
 
@@ -280,8 +281,6 @@ def sim_problems(sim: Any, instruments: Mapping[str, Any] | None = None, *,
     _check_table(board.get("timing", {}), timing_rules, "sim.board.timing", problems)
     _check_table(board.get("closed_loop", {}), {**_dataclass_rules(OpAmpSpec, _CLOSED_LOOP), "seed": SEED},
                  "sim.board.closed_loop", problems)
-    from xbarlab.sim.eqprop_network import EqHardware
-
     _check_table(board.get("eqprop", {}), {**_dataclass_rules(EqHardware, {"adc_bits": _i(8, 24)}), "seed": SEED},
                  "sim.board.eqprop", problems)
 
