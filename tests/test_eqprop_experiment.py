@@ -18,7 +18,7 @@ from xbarlab.logbook.replay import replay
 from xbarlab.sim.stations import sim_station_text
 
 #: a separable data set of 4 features and 3 classes: a 4-4-3 network needs 10 + 10 rows and 7 columns
-QUICK = {"hidden": 4, "epochs": 3, "batch": 8, "lr": 5e-7, "lr_hidden": 2e-6, "lr_decay": 1.0}
+QUICK = {"hidden": 4, "epochs": 3, "batch": 8, "beta": 1e-3, "lr": 5e-7, "lr_hidden": 2e-6, "lr_decay": 1.0}
 
 
 def tiny_dataset(path: Path, n: int = 90, seed: int = 0) -> Path:
