@@ -499,6 +499,10 @@ def test_eqprop_button_trains_and_draws_outputs_and_accuracy_per_epoch(qtbot, wi
 
     window = window64
     section = window.training.eqprop
+    click(qtbot, window, window.training.modes)  # the Training tab, then its equilibrium-propagation page
+    bar = window.training.modes.tabBar()
+    qtbot.mouseClick(bar, Qt.LeftButton, pos=bar.tabRect(1).center())
+    assert window.training.modes.currentWidget() is section
     data = tiny_dataset(tmp_path / "tiny.npz")
     for name, value in (("dataset", str(data)), ("hidden", 4), ("epochs", 2), ("limit", 0), ("batch", 8)):
         section.panel.form.set_value(name, value)

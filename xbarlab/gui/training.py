@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
+from PyQt5.QtWidgets import QCheckBox, QGridLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from xbarlab.experiments.base import Progress
 from xbarlab.gui.controller import BenchController
@@ -46,7 +46,8 @@ class TrainingTab(QWidget):
         self.info = QLabel("")
         self.info.setWordWrap(True)
         lw = side_panel(self.panel, self.baseline, self.info, width=380)
-        grid = QGridLayout(self)
+        rules_page = QWidget()
+        grid = QGridLayout(rules_page)
         grid.addWidget(lw, 0, 0, 2, 1)
         self.exports = {}
         for name, w, r, c in (("accuracy", self.acc, 0, 1), ("loss", self.loss, 0, 2), ("pulses", self.pulses, 1, 1),
@@ -54,10 +55,17 @@ class TrainingTab(QWidget):
             box = with_export(w, name)
             self.exports[name] = box.export
             grid.addWidget(box, r, c)
-        self.eqprop = EqpropSection(controller)  # equilibrium propagation: its own network and plots
-        grid.addWidget(self.eqprop, 2, 0, 1, 3)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(2, 1)
+        self.eqprop = EqpropSection(controller)  # equilibrium propagation: its own network and plots
+        self.modes = QTabWidget()  # one page each, tabs on the side: the window keeps fitting a 1366x768 screen
+        self.modes.setTabPosition(QTabWidget.West)
+        self.modes.setDocumentMode(True)
+        self.modes.addTab(rules_page, "Array training rules")
+        self.modes.addTab(self.eqprop, "Equilibrium propagation")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.modes)
         self.curves: dict[str, dict[str, Any]] = {}
         self._rule = ""
         self._pending_rule: str | None = None
