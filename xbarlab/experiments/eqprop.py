@@ -47,6 +47,7 @@ from xbarlab.experiments.support import (
     station_defaults,
 )
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
+from xbarlab.instruments.interfaces import BatchedPulses, EqpropMode, require
 from xbarlab.protocol.eqprop import EqConfig
 from xbarlab.protocol.eqprop_circuit import (
     AmplifierSpec,
@@ -266,7 +267,8 @@ class EquilibriumTrainExperiment(Experiment):
 
     def _board_network(self, cfg: EqConfig, mask: np.ndarray, result: EqResult) -> _BoardNetwork:
         p = self.params
-        board = self.station.require_board()
+        board = require(self.station.require_board(), EqpropMode)
+        require(board, BatchedPulses)
         read_v, tia = station_defaults(self.station)
         board.configure(read_v, tia)
         rows, cols = cfg.lines()
@@ -423,7 +425,7 @@ class EquilibriumTrainExperiment(Experiment):
 
     def _max_injection(self) -> float:
         """The smaller of the board's injection range and the station's limit (A)."""
-        board = self.station.require_board()
+        board = require(self.station.require_board(), EqpropMode)
         info = board.eq_info()
         limit = getattr(getattr(board, "limits", None), "max_injection_current", info.max_injection)
         return float(min(info.max_injection, limit))

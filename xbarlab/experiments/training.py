@@ -53,6 +53,7 @@ from xbarlab.experiments.update_rules import (
     StochasticPulseLayer,
     TikiTakaLayer,
 )
+from xbarlab.instruments.interfaces import CrossbarArray
 
 TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka", "eqprop")
 
@@ -252,7 +253,7 @@ class TrainExperiment(Experiment):
                     dw_down=step.down)
         return MLP(layers)
 
-    def _zero_shift(self, board: Any, block: ArrayBlock, pulses: PulseSpec) -> None:
+    def _zero_shift(self, board: CrossbarArray, block: ArrayBlock, pulses: PulseSpec) -> None:
         """Alternating SET/RESET on every cell of the block: each device settles at its symmetry point."""
         n = self.params["zero_shift_pulses"]
         if n == 0:
