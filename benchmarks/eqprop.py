@@ -66,16 +66,19 @@ def _summary(values: list[float]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="400 samples, 1 epoch, 8 hidden neurons")
+    ap.add_argument("--quick", action="store_true",
+                    help="one seed, one epoch (EP needs ~100 updates before it learns: all samples; ~1-3 min)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--skip", nargs="*", default=(), choices=("backprop", "float", "board"))
     args = ap.parse_args(argv)
-    hidden = args.hidden or (8 if args.quick else 32)
-    epochs = args.epochs or (1 if args.quick else 8)
-    limit = 400 if args.quick else 0
+    hidden = args.hidden or 32
+    epochs = args.epochs or (1 if args.quick else 6)
+    limit = 0
+    if args.quick:
+        args.seeds = 1
     common = {"hidden": hidden, "epochs": epochs, "limit": limit}
     out: dict[str, Any] = {"params": {**common, **{p.name: p.default for p in EquilibriumTrainExperiment.params_spec
                                                    if p.name not in common and p.name not in ("rule", "seed")}},
