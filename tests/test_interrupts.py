@@ -16,6 +16,7 @@ from xbarlab.cli import main
 from xbarlab.experiments.base import AbortToken
 from xbarlab.interrupts import close_station
 from xbarlab.logbook import LogReader
+from xbarlab.logbook.format import FORMAT_VERSION
 from xbarlab.logbook.replay import replay
 from xbarlab.session import LabSession
 from xbarlab.sim.stations import sim_station_text
@@ -61,7 +62,7 @@ def test_stop_between_steps_logs_the_outputs_off_traffic_outside_the_runs(campai
     outside = reader.outside_runs()
     assert list(outside) == ["session-1"]
     assert _outputs_off(outside["session-1"]), [(e.link, e.code, e.data[:20]) for e in outside["session-1"]]
-    assert reader.attrs["format_version"] == 2
+    assert reader.attrs["format_version"] == FORMAT_VERSION
     replay(log)  # the record outside the runs is kept, and replay (which replays runs) is not disturbed
 
 

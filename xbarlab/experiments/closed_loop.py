@@ -195,6 +195,7 @@ class ClosedLoopExperiment(Experiment):
     """One-step solve of A·x = b, or the principal eigenvector, with the array in op-amp feedback."""
 
     kind = "closed_loop_solve"
+    revision = 2  # 2: programs A^T (op-amp rows collect A·V), write-verify of revision 2 (1: older logs)
     title = "One-step closed-loop solve / eigenvector (Sun et al. 2019)"
     plots = (PlotSpec("closed_loop_solve", "rhs", ("rel_error",), "1", "1", "relative error per right-hand side"),
              PlotSpec("closed_loop_eigen", "g_lambda", ("overlap",), "S", "1", "eigenvector overlap"))

@@ -102,6 +102,7 @@ class LinearSolveExperiment(Experiment):
     """Mixed-precision iterative refinement with the inner solver's products on the array."""
 
     kind = "linear_solve"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "Linear system: mixed-precision iterative refinement on the array"
     plots = (PlotSpec("refinement", "iteration", ("relative_residual",), "1", "1", "refinement"),)
     params_spec = (

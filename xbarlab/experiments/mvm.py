@@ -127,6 +127,7 @@ class MvmExperiment(Experiment):
     """Forward/transpose MVM accuracy of a programmed signed matrix."""
 
     kind = "mvm"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "MVM accuracy against the digital product"
     plots = (PlotSpec("mvm_vectors", "input_magnitude", ("rel_error",), "1", "1", "relative error vs input"),)
     params_spec = (

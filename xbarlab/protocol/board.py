@@ -76,6 +76,14 @@ class Op(IntEnum):
     EQ_INFO = 0x60  # equilibrium-network mode (payloads: xbarlab.protocol.eqprop)
     EQ_CONFIGURE = 0x61
     EQ_SETTLE = 0x62
+    # 3T1C capacitor array (revision 1.1, docs/board-protocol.md §9; payloads in xbarlab.protocol.cap)
+    CAP_INFO = 0x70
+    CAP_UPDATE = 0x71
+    CAP_READ_CELLS = 0x72
+    CAP_READ_ALL = 0x73
+    CAP_MVM_FORWARD = 0x74
+    CAP_MVM_TRANSPOSE = 0x75
+    CAP_RESET = 0x76
 
 
 class Status(IntEnum):

@@ -169,7 +169,7 @@ class Engine:
             return MemoryRecorder()
         identities = dict(getattr(self.station, "identities", {}))
         return LoggedRun(self.book.start_run(cls.kind, dict(params), self.station_text, identities, run_id=run_id,
-                                             sim_time=self.station.sim_time()))
+                                             sim_time=self.station.sim_time(), code_revision=cls.revision))
 
     def run(
         self,
