@@ -492,3 +492,27 @@ def test_logbook_follows_a_cli_campaign_live(qtbot, window, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_eqprop_button_trains_and_draws_outputs_and_accuracy_per_epoch(qtbot, window64, tmp_path):
+    from test_eqprop_experiment import tiny_dataset
+
+    window = window64
+    section = window.training.eqprop
+    click(qtbot, window, window.training.modes)  # the Training tab, then its equilibrium-propagation page
+    bar = window.training.modes.tabBar()
+    qtbot.mouseClick(bar, Qt.LeftButton, pos=bar.tabRect(1).center())
+    assert window.training.modes.currentWidget() is section
+    data = tiny_dataset(tmp_path / "tiny.npz")
+    for name, value in (("dataset", str(data)), ("hidden", 4), ("epochs", 2), ("limit", 0), ("batch", 8)):
+        section.panel.form.set_value(name, value)
+    click(qtbot, window, section.panel.button)
+    _wait_idle(qtbot, window, timeout=120000)
+    assert list(section.acc_curve.xData) == [1, 2]
+    assert len(section.output_curves) == 3  # one solid (free) and one dashed (nudged) curve per class
+    free, nudged = section.output_curves[0]
+    assert len(free.yData) == len(nudged.yData) == 2 and list(free.yData) != list(nudged.yData)
+    assert "test accuracy" in section.info.text()
+    runs = LogReader(window.controller.log_path).runs()
+    assert [(r["params"].get("rule"), r["status"]) for r in runs if r["kind"] == "equilibrium_train"] == [
+        ("board", "completed")]

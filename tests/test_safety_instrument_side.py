@@ -24,6 +24,7 @@ from xbarlab.instruments.interfaces import Pulse
 from xbarlab.instruments.safety import SafeSourceMeter, safe_crossbar_class
 from xbarlab.instruments.station import Station
 from xbarlab.protocol import board as bp
+from xbarlab.protocol.eqprop import EqConfig
 from xbarlab.sim import audit
 from xbarlab.sim.audit import scpi_source_settings, tsp_source_settings
 
@@ -160,6 +161,8 @@ OPS = {
     "outer_product_update": st.tuples(V_PULSE, WIDTH),
     "closed_loop_solve": st.tuples(V_MVM, st.integers(1, 4)),
     "closed_loop_eigen": st.tuples(st.sampled_from([1e-6, 1e-5, 1e-4, 0.0, -1e-5, float("nan")]), st.integers(1, 4)),
+    "eq_configure": st.tuples(V_MVM, V_MVM),
+    "eq_settle": st.tuples(V_MVM, st.sampled_from([1e-6, -1e-3, 1e-3, 1.001e-3, 1e-2, -1.0, float("nan")])),
     "route_and_source": st.tuples(st.sampled_from(["smu1", "smu2"]), V_ANY, COMP_I),
     "unroute_smu": st.tuples(st.integers(0, 1)),
     "route_uncabled": st.tuples(st.integers(2, 3)),
@@ -245,6 +248,13 @@ def _run(station: Station, op: str, args: tuple) -> None:
         board.closed_loop_solve(u)
     elif op == "closed_loop_eigen":
         board.closed_loop_eigen(*args)
+    elif op == "eq_configure":  # a 1-1-1 network on tiles of 4 rows each; rail and bias sources at the test values
+        rail, bias = args
+        board.eq_configure(EqConfig((1, 1, 1), ((0, 0), (4, 1)), bias_voltage=bias, amp_rail=abs(rail)))
+    elif op == "eq_settle":
+        level, injection = args
+        board.eq_configure(EqConfig((1, 1, 1), ((0, 0), (4, 1)), bias_voltage=0.1, amp_rail=0.3))
+        board.eq_settle(np.array([[0.1], [level]]), np.array([[0.0], [injection]]))
     elif op == "route_and_source":
         name, level, compliance = args
         port = station.board_port(name)

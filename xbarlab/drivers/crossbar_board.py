@@ -33,6 +33,7 @@ from xbarlab.drivers.cap_array import CapArrayMethods
 from xbarlab.drivers.transport import ByteTransport
 from xbarlab.errors import ConfigError, InstrumentError, ProtocolError, TransportTimeout
 from xbarlab.protocol import board as bp
+from xbarlab.protocol import eqprop as eqp
 from xbarlab.protocol.board import Err, Op
 from xbarlab.readings import AdcSaturationError, BoardInfo, BoardReading, Pulse
 
@@ -67,6 +68,8 @@ class CrossbarBoard(CapArrayMethods):
         self.max_payload = max_payload
         self.hardware: bp.BoardIdentity | None = None
         self.configuration: bp.Configuration | None = None
+        self.eq_config: eqp.EqConfig | None = None  # the equilibrium network the board echoed
+        self.eq_hardware: eqp.EqInfo | None = None
         self._seq = 0
         self._stale = False
         self._lock = threading.Lock()  # one exchange at a time (GUI threads may poll status)
@@ -301,6 +304,7 @@ class CrossbarBoard(CapArrayMethods):
         if reply != request:
             raise self._fail("CONFIGURE reply does not echo the requested configuration")
         self.configuration = bp.Configuration.unpack(reply)  # float32-rounded values the board uses
+        self.eq_config = None  # the board forgets its equilibrium network at CONFIGURE
 
     def status(self) -> bp.BoardStatus:
         """GET_STATUS: board time (s), temperature (°C), error counters, boot count, routing."""
@@ -577,6 +581,81 @@ class CrossbarBoard(CapArrayMethods):
             return bp.ClosedLoopReply.unpack(payload, n)
         except bp.PayloadError as exc:
             raise self._fail(f"malformed closed-loop reply: {exc}") from None
+
+    # -- equilibrium-network mode (§5.11) ------------------------------------------------------------------
+    def eq_info(self) -> eqp.EqInfo:
+        """EQ_INFO: the mode's hardware (max amplifier rail V, max injection A, node capacitance F, ADC bits).
+
+        A board without the mode answers UNKNOWN_OPCODE: raised as a ConfigError saying so.
+        """
+        try:
+            payload, _ = self._exchange(Op.EQ_INFO, expect=eqp.EQ_INFO_SIZE)
+        except InstrumentError as exc:
+            if exc.code == Err.UNKNOWN_OPCODE:
+                raise ConfigError(f"{self.name}: this board has no equilibrium-network mode "
+                                  "(EQ_INFO unknown)") from None
+            raise
+        try:
+            info = eqp.EqInfo.unpack(payload)
+        except bp.PayloadError as exc:
+            raise self._fail(f"malformed EQ_INFO reply: {exc}") from None
+        self.eq_hardware = info
+        return info
+
+    def eq_configure(self, config: eqp.EqConfig) -> eqp.EqConfig:
+        """EQ_CONFIGURE: lay the layered network on its tiles; returns the configuration the board echoed."""
+        problems = config.problems()
+        if problems:
+            raise ValueError(f"{self.name}: equilibrium network: {problems[0]}")
+        ar, ac = self.shape
+        rows, cols = config.lines()
+        if rows.max() >= ar or cols.max() >= ac:
+            raise ValueError(f"{self.name}: the network's tiles need rows up to {rows.max()} and columns up to "
+                             f"{cols.max()}; the active region is {ar}x{ac}")
+        payload = config.pack()
+        reply, _ = self._exchange(Op.EQ_CONFIGURE, payload, len(payload))
+        if reply != payload:
+            raise self._fail("EQ_CONFIGURE echo differs from the request")
+        self.eq_config = eqp.EqConfig.unpack(reply)
+        return self.eq_config
+
+    def eq_settle(self, inputs: np.ndarray, injections: np.ndarray | None = None) -> eqp.EqSettleReply:
+        """EQ_SETTLE: settle the network for each sample (inputs V, output injections A; zero if None).
+
+        Returns the settling time (s) of every sample and its line voltages (V): the rows in tile
+        order (tile 0 first; per unit +V then −V, the bias pair last), then the nodes of layer 1, 2, ….
+        Batches bigger than one frame are split. Saturation does not raise (the mask is returned).
+        """
+        cfg = getattr(self, "eq_config", None)
+        if cfg is None:
+            raise ConfigError(f"{self.name}: call eq_configure(...) before eq_settle")
+        x = np.atleast_2d(np.asarray(inputs, dtype=float))
+        n_in, n_out = cfg.sizes[0], cfg.sizes[-1]
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"{self.name}: inputs must have shape (samples, {n_in}), got {x.shape}")
+        inj = np.zeros((x.shape[0], n_out)) if injections is None else np.atleast_2d(np.asarray(injections, float))
+        if inj.shape != (x.shape[0], n_out):
+            raise ValueError(f"{self.name}: injections must have shape ({x.shape[0]}, {n_out}), got {inj.shape}")
+        self._vector(x.ravel(), x.size, "equilibrium input voltages")
+        if not np.isfinite(inj).all():
+            raise ValueError(f"{self.name}: injection currents must be finite")
+        lines = len(cfg.lines()[0]) + len(cfg.lines()[1])
+        per_frame = 1
+        while per_frame < 0xFFFF and eqp.settle_reply_size(per_frame + 1, lines) <= self._reply_limit \
+                and eqp.settle_request_size(per_frame + 1, n_in, n_out) <= self._request_limit:
+            per_frame += 1
+        times, volts, masks = [], [], []
+        for start in range(0, x.shape[0], per_frame):
+            xs, js = x[start : start + per_frame], inj[start : start + per_frame]
+            reply, _ = self._exchange(Op.EQ_SETTLE, eqp.pack_settle(xs, js), eqp.settle_reply_size(len(xs), lines))
+            try:
+                part = eqp.EqSettleReply.unpack(reply, len(xs), lines)
+            except bp.PayloadError as exc:
+                raise self._fail(f"malformed EQ_SETTLE reply: {exc}") from None
+            times.append(part.settle_time)
+            volts.append(part.voltages)
+            masks.append(part.saturated)
+        return eqp.EqSettleReply(np.concatenate(times), np.concatenate(volts), np.concatenate(masks))
 
     # -- SMU routing ---------------------------------------------------------------------------------
     def _port(self, port: int) -> int:

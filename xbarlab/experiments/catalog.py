@@ -3,6 +3,7 @@
 import xbarlab.calibration.steps  # noqa: F401 - calibration step types (read_calibration, write_verify, ...)
 import xbarlab.experiments.closed_loop  # noqa: F401 - "closed_loop_solve"
 import xbarlab.experiments.drift_inference  # noqa: F401 - "drift_inference"
+import xbarlab.experiments.eqprop  # noqa: F401 - "equilibrium_train"
 import xbarlab.experiments.linear_solve  # noqa: F401 - "linear_solve"
 import xbarlab.experiments.measurements  # noqa: F401 - "iv_sweep", "array_read", "pulse_response"
 import xbarlab.experiments.mvm  # noqa: F401 - "mvm"

@@ -32,6 +32,7 @@ from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, Weigh
 from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
+from xbarlab.experiments.eqprop import cli_train as eqprop_cli_train
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.pcm_training import PCM_RULE, build_pcm_net, pcm_counters, pcm_update_problems
@@ -55,7 +56,7 @@ from xbarlab.experiments.update_rules import (
 )
 from xbarlab.instruments.interfaces import CrossbarArray
 
-TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka", "pcm_3t1c")
+TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka", "pcm_3t1c", "eqprop")
 
 
 def plan_layout(
@@ -157,6 +158,9 @@ class TrainExperiment(Experiment):
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
         problems = []
+        if params["rule"] == "eqprop":  # a network of its own (xbarlab.experiments.eqprop)
+            return [f"{where}.rule = 'eqprop': use the step type 'equilibrium_train' (xbarlab train --rule eqprop "
+                    "runs it)"]
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
         problems += pcm_update_problems(params["rule"], params["update"], getattr(station_config, "device", None),
@@ -375,6 +379,9 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 def cli_main(args: argparse.Namespace) -> int:
     params = params_from_args(args, TrainExperiment.params_spec)
+    if params["rule"] == "eqprop":  # equilibrium propagation: its own experiment, options given here carried over
+        defaults = {p.name: p.default for p in TrainExperiment.params_spec}
+        return eqprop_cli_train(args, {k: v for k, v in params.items() if v != defaults[k]})
     result = run_cli_experiment(TrainExperiment, args, params)  # float too: the run is logged the same way
     print(f"{'epoch':>5} {'loss':>7} {'train':>7} {'test':>7} {'pulses':>10} {'time/s':>8}")
     for e in result.history:

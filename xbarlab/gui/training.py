@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5.QtWidgets import QCheckBox, QGridLayout, QLabel, QWidget
+from PyQt5.QtWidgets import QCheckBox, QGridLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from xbarlab.experiments.base import Progress
 from xbarlab.gui.controller import BenchController
+from xbarlab.gui.eqprop import EqpropSection
 from xbarlab.gui.panel import RunPanel, side_panel
 from xbarlab.gui.plots import Heatmap, pen, plot_widget, with_export
 
@@ -47,7 +48,8 @@ class TrainingTab(QWidget):
         self.info = QLabel("")
         self.info.setWordWrap(True)
         lw = side_panel(self.panel, self.baseline, self.info, width=380)
-        grid = QGridLayout(self)
+        rules_page = QWidget()
+        grid = QGridLayout(rules_page)
         grid.addWidget(lw, 0, 0, 2, 1)
         self.exports = {}
         for name, w, r, c in (("accuracy", self.acc, 0, 1), ("loss", self.loss, 0, 2), ("pulses", self.pulses, 1, 1),
@@ -57,6 +59,15 @@ class TrainingTab(QWidget):
             grid.addWidget(box, r, c)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(2, 1)
+        self.eqprop = EqpropSection(controller)  # equilibrium propagation: its own network and plots
+        self.modes = QTabWidget()  # one page each, tabs on the side: the window keeps fitting a 1366x768 screen
+        self.modes.setTabPosition(QTabWidget.West)
+        self.modes.setDocumentMode(True)
+        self.modes.addTab(rules_page, "Array training rules")
+        self.modes.addTab(self.eqprop, "Equilibrium propagation")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.modes)
         self.curves: dict[str, dict[str, Any]] = {}
         self._rule = ""
         self._pending_rule: str | None = None

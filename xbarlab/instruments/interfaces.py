@@ -250,6 +250,28 @@ class ClosedLoop(Protocol):
 
 
 @runtime_checkable
+class EqpropMode(Protocol):
+    """The equilibrium-network mode (docs/board-protocol.md §5.11): a layered nonlinear resistive network on tiles."""
+
+    @property
+    def eq_config(self) -> Any:
+        """The network the board echoed (None before ``eq_configure``)."""
+        ...
+
+    def eq_info(self) -> Any:
+        """The mode's hardware: max amplifier rail (V), max injection (A), node capacitance (F), ADC bits."""
+        ...
+
+    def eq_configure(self, config: Any) -> Any:
+        """Lay out the network (``xbarlab.protocol.eqprop.EqConfig``); returns the echoed configuration."""
+        ...
+
+    def eq_settle(self, inputs: Any, injections: Any = None) -> Any:
+        """Settle for each sample (inputs V, output injections A); line voltages (V) and settling times (s)."""
+        ...
+
+
+@runtime_checkable
 class StatusReports(Protocol):
     """A board that reports its status record (GET_STATUS)."""
 
@@ -335,6 +357,7 @@ ABILITIES: dict[type, str] = {
     OuterProductUpdate: "apply an outer-product (coincidence) update",
     ClosedLoop: "run the closed-loop (feedback) circuit",
     StatusReports: "report its status (GET_STATUS)",
+    EqpropMode: "run the equilibrium-network mode (EQ_CONFIGURE/EQ_SETTLE)",
     CapacitorCells: "address a 3T1C capacitor array (protocol §9)",
 }
 

@@ -47,6 +47,7 @@ from xbarlab.instruments.interfaces import (
     ClosedLoop,
     CrossbarArray,
     CurrentReads,
+    EqpropMode,
     OuterProductUpdate,
     Pulse,
     SourceMeter,
@@ -54,6 +55,7 @@ from xbarlab.instruments.interfaces import (
     SweepResult,
     capabilities,
 )
+from xbarlab.protocol.eqprop import EqConfig
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class BoardLimits:
     max_pulse_width: float = 1e-3  # s
     max_tia_range: float = 10e-3  # A, TIA full scale
     max_batch_pulses: int = 1_000_000
+    max_injection_current: float = 1e-3  # A, |equilibrium-network output current injection|
 
     def __post_init__(self) -> None:
         _positive(self, *(f.name for f in fields(self)))
@@ -557,6 +560,30 @@ def _board_closed_loop_info(ctx: _Context) -> Any:
     return info
 
 
+def _board_eq_configure(ctx: _Context, config: Any) -> Any:
+    """The network's sources drive array lines: amplifier rail, bias rows and diode bias sources within
+    max_mvm_voltage (checked as the board will receive them, in float32)."""
+    if not isinstance(config, EqConfig):
+        raise SafetyAccessError(f"{ctx.name}: eq_configure takes an EqConfig; nothing was sent")
+    limit = ctx.limits.max_mvm_voltage
+    for what, value in (("amplifier rail", config.amp_rail), ("bias voltage", config.bias_voltage),
+                        ("diode bias", config.diode_bias)):
+        _check_finite(ctx.name, f"equilibrium {what} (V)", value)
+        _check_abs(ctx.name, f"equilibrium {what} (V)", _f32(value), limit)  # as the board receives it
+    _check_positive_up_to(ctx.name, "equilibrium amplifier rail (V)", _f32(config.amp_rail), limit)
+    return ctx.driver.eq_configure(config)
+
+
+def _board_eq_settle(ctx: _Context, inputs: Any, injections: Any = None) -> Any:
+    x = np.atleast_2d(np.asarray(inputs, dtype=float))
+    _check_vector(ctx.name, "equilibrium input voltage (V)", x.ravel(), ctx.limits.max_mvm_voltage)
+    if injections is not None:
+        inj = np.atleast_2d(np.asarray(injections, dtype=float))
+        _check_vector(ctx.name, "equilibrium injection current (A)", inj.ravel(), ctx.limits.max_injection_current)
+        return ctx.driver.eq_settle(x, inj)
+    return ctx.driver.eq_settle(x)
+
+
 def _board_expert(ctx: _Context, opcode: Any, payload: Any = b"") -> bytes:
     """Expert link: check one raw board request (opcode, payload) against the limits, then exchange it."""
     if not isinstance(payload, (bytes, bytearray)) or isinstance(opcode, bool) or not isinstance(opcode, int):
@@ -671,6 +698,8 @@ _CAPABILITY_GATE: Mapping[type, Mapping[str, _Operation]] = MappingProxyType({
     ClosedLoop: {"closed_loop_solve": _board_closed_loop_solve, "closed_loop_eigen": _board_closed_loop_eigen,
                  "closed_loop_info": _board_closed_loop_info},
     StatusReports: {"status": _passthrough("status")},
+    EqpropMode: {"eq_info": _passthrough("eq_info"), "eq_configure": _board_eq_configure,
+                         "eq_settle": _board_eq_settle, "eq_config": _board_attribute("eq_config")},
     CapacitorCells: {**{m: _board_read(m) for m in _CAP_READS},
                      **{m: _board_mvm(m, what) for m, what in _CAP_MVMS.items()},
                      "cap_update": _board_cap_update, "cap_reset": _board_cap_reset,
@@ -687,6 +716,12 @@ _CAPABILITY_DOCS: Mapping[type, Mapping[str, str]] = MappingProxyType({
         "closed_loop_info": "query: the board's closed-loop rail (V) and input conductance (S)",
     },
     StatusReports: {"status": "query: board status"},
+    EqpropMode: {
+        "eq_info": "query: the equilibrium-network mode's hardware (rail, injection, capacitance, ADC)",
+        "eq_configure": "checked: amplifier rail, |bias voltage| and |diode bias| <= max_mvm_voltage",
+        "eq_settle": "checked: every |input voltage| <= max_mvm_voltage, every |injection| <= max_injection_current",
+        "eq_config": "query: the equilibrium network the board echoed (frozen)",
+    },
     CapacitorCells: {
         **{m: _READ_DOC for m in _CAP_READS},
         **{m: _MVM_DOC for m in _CAP_MVMS},
@@ -876,6 +911,29 @@ class SafeClosedLoop:
         return _call(self, "closed_loop_eigen", g_lambda, n, row0=row0, col0=col0, layout=layout)
 
 
+class SafeEqpropMode:
+    """:class:`EqpropMode` through the safety layer."""
+
+    __slots__ = ()
+
+    def eq_info(self) -> Any:
+        """The equilibrium-network mode's hardware."""
+        return _call(self, "eq_info")
+
+    @property
+    def eq_config(self) -> Any:
+        """The equilibrium network the board echoed (None before eq_configure)."""
+        return _call(self, "eq_config")
+
+    def eq_configure(self, config: Any) -> Any:
+        """Lay out a layered network (``EqConfig``): its rail and bias sources are checked."""
+        return _call(self, "eq_configure", config)
+
+    def eq_settle(self, inputs: Any, injections: Any = None) -> Any:
+        """Settle the network: input voltages (V) and output injections (A) are checked first."""
+        return _call(self, "eq_settle", inputs, injections)
+
+
 class SafeStatusReports:
     """:class:`StatusReports` through the safety layer."""
 
@@ -927,6 +985,7 @@ class SafeCapacitorCells:
 _SAFE_MIXINS: Mapping[type, type] = MappingProxyType({
     CellReads: SafeCellReads, CurrentReads: SafeCurrentReads, BatchedPulses: SafeBatchedPulses,
     OuterProductUpdate: SafeOuterProductUpdate, ClosedLoop: SafeClosedLoop, StatusReports: SafeStatusReports,
+    EqpropMode: SafeEqpropMode,
     CapacitorCells: SafeCapacitorCells,
 })
 

@@ -73,6 +73,9 @@ class Op(IntEnum):
     CLOSED_LOOP_SOLVE = 0x40
     CLOSED_LOOP_EIGEN = 0x41
     CLOSED_LOOP_INFO = 0x42
+    EQ_INFO = 0x60  # equilibrium-network mode (payloads: xbarlab.protocol.eqprop)
+    EQ_CONFIGURE = 0x61
+    EQ_SETTLE = 0x62
     # 3T1C capacitor array (revision 1.1, docs/board-protocol.md §9; payloads in xbarlab.protocol.cap)
     CAP_INFO = 0x70
     CAP_UPDATE = 0x71

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.protocol import board as bp
+from xbarlab.protocol import eqprop as eqp
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,7 @@ class BoardAuditLimits:
     min_pulse_width: float  # s
     max_pulse_width: float  # s
     max_tia_range: float  # A
+    max_injection_current: float = 1e-3  # A, equilibrium-network output injections
 
 
 class WireAudit(_Record):
@@ -444,6 +446,16 @@ class WireAudit(_Record):
         elif op == bp.Op.CLOSED_LOOP_SOLVE:
             _, u = bp.unpack_closed_loop_solve(payload)
             self.check_abs(name, "closed-loop input voltage (V)", *over(u, lim.max_mvm_voltage), ev, rel=0)
+        elif op == bp.Op.EQ_CONFIGURE:
+            eq = eqp.EqConfig.unpack(payload)
+            for what in ("amp_rail", "bias_voltage", "diode_bias"):
+                self.check_abs(name, f"equilibrium {what} (V)", *over(getattr(eq, what), lim.max_mvm_voltage), ev,
+                               rel=0)
+            state["eq"] = (eq.sizes[0], eq.sizes[-1])
+        elif op == bp.Op.EQ_SETTLE and state.get("eq"):
+            x, inj = eqp.unpack_settle(payload, *state["eq"])
+            self.check_abs(name, "equilibrium input voltage (V)", *over(x, lim.max_mvm_voltage), ev, rel=0)
+            self.check_abs(name, "equilibrium injection (A)", *over(inj, lim.max_injection_current), ev, rel=0)
         elif op == bp.Op.PULSE:
             _, _, amplitude, width_ns = bp.unpack_pulse(payload)
             self.check_abs(name, "pulse amplitude (V)", *over(amplitude, lim.max_pulse_amplitude), ev, rel=0)
@@ -570,6 +582,9 @@ class PhysicsAudit(_Record):
         self._wrap(model, "column_currents", lines("column_currents"))
         self._wrap(model, "row_currents", lines("row_currents"))
         self._wrap(model, "cell_current", cell)
+        mode = getattr(board_emulator, "eqprop", None)
+        if mode is not None:
+            self._watch_equilibrium(mode, name, lim, dac_tolerance)
 
         def row_reads(rows: Any, voltage: float) -> None:
             self.count(name)
@@ -619,6 +634,24 @@ class PhysicsAudit(_Record):
             self._undo.append(lambda m=method: delattr(circuit, m) if m in vars(circuit) else None)
 
 
+    def _watch_equilibrium(self, mode: Any, name: str, lim: BoardAuditLimits, dac_tolerance: float) -> None:
+        """Equilibrium-network mode: the inputs and injections it applied and the voltages of the rows it drove."""
+
+        def before(inputs: Any, injections: Any) -> None:
+            self.count(name)
+            self.check_abs(name, "equilibrium input voltage (V)", inputs, lim.max_mvm_voltage, "equilibrium settle",
+                           absolute=dac_tolerance)
+            self.check_abs(name, "equilibrium injection (A)", injections, lim.max_injection_current,
+                           "equilibrium settle", rel=1e-6)
+
+        def after(reading: Any, *args: Any) -> None:
+            driven = np.asarray(reading.voltages)[:, : len(mode.rows)]  # inputs, bias rows, amplifier outputs
+            self.check_abs(name, "equilibrium row voltage (V)", driven, lim.max_mvm_voltage,
+                           "equilibrium rows (drive the array)", rel=1e-6, absolute=dac_tolerance)
+
+        self._wrap(mode, "settle", before, after)
+
+
 def attach(bench: Any, instruments: Iterable[Any]) -> tuple[WireAudit, PhysicsAudit]:
     """Wire and physics audits of a :class:`~xbarlab.sim.bench.SimBench` against the station's limits.
 
@@ -632,7 +665,8 @@ def attach(bench: Any, instruments: Iterable[Any]) -> tuple[WireAudit, PhysicsAu
         emulator = bench.emulators[inst.name]
         if inst.spec.kind == "board":
             blim = BoardAuditLimits(lim.max_read_voltage, lim.max_mvm_voltage, lim.max_pulse_amplitude,
-                                    lim.min_pulse_width, lim.max_pulse_width, lim.max_tia_range)
+                                    lim.min_pulse_width, lim.max_pulse_width, lim.max_tia_range,
+                                    getattr(lim, "max_injection_current", 1e-3))
             wire.watch_board(emulator, inst.name, blim)
             physics.watch_board(emulator, inst.name, blim, dac_tolerance=_dac_tolerance(bench, blim))
             continue

@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 
 from xbarlab.protocol import board as bp
+from xbarlab.protocol import eqprop as eqp
 from xbarlab.protocol.board import Err, FrameError, Op, PayloadError
 from xbarlab.sim.cap_board import install
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.closed_loop import ClosedLoopCircuit, OpAmpSpec
 from xbarlab.sim.emulator import StreamEmulator
+from xbarlab.sim.eqprop_network import EqHardware, EquilibriumMode
 from xbarlab.sim.faults import FaultPlan
 from xbarlab.sim.terminals import SmuTerminal
 
@@ -94,7 +96,8 @@ class _Reject(PayloadError):
 _ARRAY_OPS = frozenset(
     {Op.READ_CELL, Op.READ_ALL, Op.READ_CELLS, Op.MVM_FORWARD, Op.MVM_TRANSPOSE, Op.PULSE, Op.PULSE_BATCH,
      Op.OUTER_PRODUCT, Op.CLOSED_LOOP_SOLVE, Op.CLOSED_LOOP_EIGEN,
-     Op.CAP_UPDATE, Op.CAP_READ_CELLS, Op.CAP_READ_ALL, Op.CAP_MVM_FORWARD, Op.CAP_MVM_TRANSPOSE, Op.CAP_RESET}
+     Op.CAP_UPDATE, Op.CAP_READ_CELLS, Op.CAP_READ_ALL, Op.CAP_MVM_FORWARD, Op.CAP_MVM_TRANSPOSE, Op.CAP_RESET,
+     Op.EQ_CONFIGURE, Op.EQ_SETTLE}
 )
 #: the largest element (NaN if any is NaN): ndarray.max without its Python wrapper
 _amax = np.maximum.reduce
@@ -111,7 +114,8 @@ class BoardEmulator(StreamEmulator):
     ROUTE_SMU connects ``model.cell_load(row, col)`` to that terminal. ``limits`` and
     ``timing`` accept the dataclass or a dict of its fields (a TOML ``[sim.board]`` table).
     ``closed_loop`` configures the feedback mode (:class:`~xbarlab.sim.closed_loop.OpAmpSpec` or a
-    dict of its fields, plus an optional ``seed`` for the per-channel offsets). ``cap_array``: a
+    dict of its fields, plus an optional ``seed`` for the per-channel offsets). ``eqprop`` configures the
+    equilibrium-network mode's hardware (:class:`~xbarlab.sim.eqprop_network.EqHardware` or a dict). ``cap_array``: a
     :class:`~xbarlab.sim.cap_cell.CapacitorArray` beside the crossbar (3T1C opcodes 0x70–0x76).
     """
 
@@ -129,6 +133,7 @@ class BoardEmulator(StreamEmulator):
         temperature: float = 25.0,
         faults: FaultPlan | None = None,
         closed_loop: OpAmpSpec | dict[str, Any] | None = None,
+        eqprop: EqHardware | dict[str, Any] | None = None,
         cap_array: Any = None,
     ) -> None:
         super().__init__(faults)
@@ -185,10 +190,14 @@ class BoardEmulator(StreamEmulator):
             Op.CLOSED_LOOP_SOLVE: self._closed_loop_solve,
             Op.CLOSED_LOOP_EIGEN: self._closed_loop_eigen,
             Op.CLOSED_LOOP_INFO: self._closed_loop_info,
+            Op.EQ_INFO: self._eq_info,
+            Op.EQ_CONFIGURE: self._eq_configure,
+            Op.EQ_SETTLE: self._eq_settle,
         }
         cl = dict(closed_loop) if isinstance(closed_loop, dict) else closed_loop
         cl_seed = int(cl.pop("seed", 0)) if isinstance(cl, dict) else 0
         self.closed_loop = ClosedLoopCircuit(model, _as(OpAmpSpec, cl, "closed_loop"), seed=cl_seed, clock=clock)
+        self.eqprop = EquilibriumMode(model, _as(EqHardware, eqprop, "eqprop"), self._max_in_v)
         self.cap = None  # the 3T1C capacitor array's commands (sim/cap_board.py), when the board has one
         if cap_array is not None:
             self.cap = install(self, cap_array)
@@ -204,6 +213,8 @@ class BoardEmulator(StreamEmulator):
         """Power-on state: lines grounded, SMU ports unrouted, configuration lost (CONFIGURE needed)."""
         self._disconnect_all()
         self.configured = False
+        if hasattr(self, "eqprop"):
+            self.eqprop.config = None  # the equilibrium network is forgotten with the configuration
         self.config = bp.Configuration(self.rows, self.cols, 0.0, float(self.limits.max_tia_range))
         self.error_count = 0
         self.link_errors = 0
@@ -411,6 +422,7 @@ class BoardEmulator(StreamEmulator):
                           f"{float(self._tia_max):g}] A")
         self.config = cfg
         self.configured = True
+        self.eqprop.config = None  # a new active region: the equilibrium network must be laid out again
         self.clock.advance(self.timing.settling_time)
         return cfg.pack(), 0
 
@@ -579,6 +591,45 @@ class BoardEmulator(StreamEmulator):
         if payload:
             raise _Reject(Err.BAD_LENGTH, f"CLOSED_LOOP_INFO takes no payload, got {len(payload)} bytes")
         return self.closed_loop.closed_loop_info().pack(), 0
+
+    # -- equilibrium-network mode (§5.11) ---------------------------------------------------------------
+    def _eq_info(self, payload: bytes) -> tuple[bytes, int]:
+        self._empty(payload, "EQ_INFO")
+        return self.eqprop.hardware.info().pack(), 0
+
+    def _eq_configure(self, payload: bytes) -> tuple[bytes, int]:
+        cfg = eqp.EqConfig.unpack(payload)
+        problems = self.eqprop.problems(cfg, (self.config.active_rows, self.config.active_cols))
+        if problems:
+            kind, message = problems[0]
+            code = {"limit": Err.VOLTAGE_LIMIT, "range": Err.INDEX_RANGE}.get(kind, Err.BAD_VALUE)
+            raise _Reject(code, f"EQ_CONFIGURE: {message}")
+        self.eqprop.configure(cfg)
+        self.clock.advance(self.timing.switch_time)  # line switches set up the tiles
+        return cfg.pack(), 0
+
+    def _eq_settle(self, payload: bytes) -> tuple[bytes, int]:
+        mode = self.eqprop
+        cfg = mode.config
+        if cfg is None:
+            raise _Reject(Err.NOT_CONFIGURED, "EQ_SETTLE before EQ_CONFIGURE (since power-on or CONFIGURE)")
+        x, inject = eqp.unpack_settle(payload, cfg.sizes[0], cfg.sizes[-1])
+        self._check_inputs(x.ravel(), "EQ_SETTLE input voltages")
+        peak = np.abs(inject).max()
+        if not peak <= np.float32(mode.hardware.max_injection):
+            if not np.isfinite(inject).all():
+                raise _Reject(Err.BAD_VALUE, "EQ_SETTLE: non-finite injection current")
+            raise _Reject(Err.VOLTAGE_LIMIT, f"EQ_SETTLE: injection {float(peak):g} A exceeds "
+                          f"+-{mode.hardware.max_injection:g} A")
+        samples = x.shape[0]
+        if eqp.settle_reply_size(samples, mode.lines) > self.limits.max_payload:
+            raise _Reject(Err.FRAME_TOO_LARGE, f"EQ_SETTLE: the reply for {samples} samples of {mode.lines} lines "
+                          f"exceeds {self.limits.max_payload} bytes; send fewer samples")
+        applied = self._dac(x.ravel().astype(float)).reshape(x.shape)
+        reading = mode.settle(applied, inject.astype(float))
+        self.clock.advance(float(reading.settle_time.sum()) + samples * self.timing.conversions(mode.lines))
+        reply = eqp.EqSettleReply(reading.settle_time, reading.voltages, reading.saturated)
+        return reply.pack(), bp.FLAG_SATURATED if reading.saturated.any() else 0
 
     def _check_port(self, port: int) -> None:
         if port >= self.identity.smu_ports:

@@ -27,6 +27,7 @@ from xbarlab.sim.board_emulator import BoardEmulator, BoardTiming
 from xbarlab.sim.cap_cell import CapCellParams
 from xbarlab.sim.closed_loop import OpAmpSpec
 from xbarlab.sim.devices import DEVICES
+from xbarlab.sim.eqprop_network import EqHardware
 from xbarlab.sim.faults import FaultPlan
 from xbarlab.sim.periphery import Periphery
 
@@ -114,7 +115,8 @@ _DEVICE = {"g_min": POSITIVE, "g_max": POSITIVE, "v_ref": POSITIVE, "v_scale": P
 _PERIPHERY = {"dac_bits": _i(1, 32), "adc_bits": _i(1, 32), "gain_sigma": NON_NEGATIVE,
               "offset_sigma": NON_NEGATIVE, "noise": NON_NEGATIVE}
 _BOARD = {"identity": Rule("str"), "smu_ports": _i(1, 8), "temperature": _f(-273.15),
-          "limits": Rule("table"), "timing": Rule("table"), "closed_loop": Rule("table")}
+          "limits": Rule("table"), "timing": Rule("table"), "closed_loop": Rule("table"),
+          "eqprop": Rule("table")}
 _HARDWARE_LIMITS = {"max_pulse_amplitude": POSITIVE, "max_input_voltage": POSITIVE, "min_tia_range": POSITIVE,
                     "max_tia_range": POSITIVE, "min_pulse_width_ns": _i(1, 0xFFFFFFFF),
                     "max_pulse_width_ns": _i(1, 0xFFFFFFFF), "max_payload": _i(256, 0xFFFFFFFF)}
@@ -283,6 +285,8 @@ def sim_problems(sim: Any, instruments: Mapping[str, Any] | None = None, *,
     _check_table(board.get("timing", {}), timing_rules, "sim.board.timing", problems)
     _check_table(board.get("closed_loop", {}), {**_dataclass_rules(OpAmpSpec, _CLOSED_LOOP), "seed": SEED},
                  "sim.board.closed_loop", problems)
+    _check_table(board.get("eqprop", {}), {**_dataclass_rules(EqHardware, {"adc_bits": _i(8, 24)}), "seed": SEED},
+                 "sim.board.eqprop", problems)
 
     if "cap_cells" in top:
         cap_rules = {**{f.name: NON_NEGATIVE for f in dataclasses.fields(CapCellParams)}, **_CAP_CELLS}
