@@ -9,6 +9,12 @@ Physics only (``CrossbarModel``, no wire protocol): RRAM defaults (``xbarlab.sim
   of the line systems ~1 ms, then a few preconditioned CG iterations per MVM). First call after a
   state change (one pulse, then an MVM) and MVMs at a fixed state with fresh random inputs, medians.
   ``error_vs_exact``: max |I_auto − I_exact| over max |I_exact| (read noise off, several inputs).
+* The reduced model, ``ir_solver="transfer"`` (the default up to 128 drive lines): a transfer matrix per
+  conductance state learned from the linear solves of the MVMs themselves (:mod:`xbarlab.sim.transfer`),
+  the cells' non-ohmic excess added at the ideal cell voltages. MVM time while it learns (one linear CG
+  per new input direction), for a repeated input, and once complete (after 256 independent inputs: one
+  product); its error against the exact non-linear solve (``mvm256_transfer_error_vs_exact``) is why
+  ``auto`` does not use it on 256×256.
 * Pulses, 256×256: an outer-product update of 10 slots (trains ±1 with probability 0.3 per line
   and slot) and a batch of 10 000 single-cell pulses at random cells, each against the
   pulse-by-pulse loop they replace (the same model with ``pulse_sequence`` switched off; bit for
@@ -92,7 +98,9 @@ def ir_drop_256(reps: int) -> dict[str, Any]:
         auto_first.append(timed(auto.column_currents, inputs[0], what="auto_first"))
     g = exact.conductance_map()
     ideal = [timed(lambda: g.T @ inputs[0]) for _ in range(50)]
+    transfer = transfer_256(exact, inputs)
     return {
+        **transfer,
         "mvm256_exact_first_call_ms": round(exact_first * 1e3, 1),
         "mvm256_exact_fixed_state_ms": ms(exact_fixed),
         "mvm256_ir_drop_ms": ms(auto_fixed),
@@ -103,6 +111,34 @@ def ir_drop_256(reps: int) -> dict[str, Any]:
         "mvm256_cg_iterations": int(statistics.median(iterations)),
         "mvm256_error_vs_exact": float(f"{max(errors):.2e}"),
         "mvm256_ideal_us": round(statistics.median(ideal) * 1e6, 2),
+    }
+
+
+def transfer_256(exact: CrossbarModel, inputs: list[np.ndarray]) -> dict[str, Any]:
+    """The reduced model (``ir_solver="transfer"``): a transfer matrix learned from the MVMs' own linear solves,
+    the non-ohmic excess at the ideal cell voltages. Times while it learns (one linear CG per new input
+    direction), for a repeated input, and once the matrix is complete (after 256 independent inputs);
+    error against the exact non-linear solve at the same inputs."""
+    rng = np.random.default_rng(11)
+    model = CrossbarModel(256, 256, make_device("rram", read_noise=0.0), seed=SEED, wire_resistance=R_WIRE,
+                          ir_solver="transfer")
+    learning, errors = [], []
+    for v in inputs:
+        learning.append(timed(model.column_currents, v, what="transfer_learning"))
+        ref = exact.column_currents(v)
+        errors.append(float(np.max(np.abs(model.column_currents(v) - ref)) / np.max(np.abs(ref))))
+    repeated = [timed(model.column_currents, inputs[0], what="transfer_repeated") for _ in range(20)]
+    while model._cache["Tfwd"][2].matrix is None:  # teach it the remaining directions
+        model.column_currents(rng.uniform(-0.2, 0.2, 256))
+    complete = [timed(model.column_currents, rng.uniform(-0.2, 0.2, 256), what="transfer_complete")
+                for _ in range(20)]
+    return {
+        "mvm256_transfer_learning_ms": ms(learning),
+        "mvm256_transfer_repeated_input_ms": ms(repeated),
+        "mvm256_transfer_complete_ms": ms(complete),
+        "mvm256_transfer_learning_cpu_ms": cpu_ms("transfer_learning"),
+        "mvm256_transfer_complete_cpu_ms": cpu_ms("transfer_complete"),
+        "mvm256_transfer_error_vs_exact": float(f"{max(errors):.2e}"),
     }
 
 
@@ -173,6 +209,9 @@ def main() -> None:
           f"{out['mvm256_ir_drop_first_call_ms']} ms after a state change (exact LU: "
           f"{out['mvm256_exact_fixed_state_ms']} ms, first {out['mvm256_exact_first_call_ms']} ms); "
           f"error vs exact {out['mvm256_error_vs_exact']}")
+    print(f"256x256 reduced model (ir_solver='transfer'): {out['mvm256_transfer_learning_ms']} ms while it "
+          f"learns, {out['mvm256_transfer_complete_ms']} ms once complete; "
+          f"error vs exact {out['mvm256_transfer_error_vs_exact']}")
     out.update(pulses_256(reps))
     print(f"256x256 outer product ({out['outer_product256_pulses']} pulses): {out['outer_product256_ms']} ms "
           f"(loop {out['outer_product256_loop_ms']} ms); 10k pulses {out['pulses10k_ms']} ms "

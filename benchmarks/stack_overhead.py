@@ -33,25 +33,27 @@ what a user's second process sees: ``xbarlab sim serve`` running as its own proc
 against an echo process (this script with ``--echo``), ``one_cpu`` as well. The
 ``*_two_cpus_*`` keys are the same pairs with the peers on the other CPU.
 
-Where the time goes (CPU time per 64×64 forward MVM, minimum of 5 × 3000 calls, measured with
-``time.process_time`` so the figures hold on a loaded machine; cProfile with a CPU-time timer for
-the call counts): the emulator alone (bytes in → bytes out) 43 µs with the default physics
-(0.35 Ω wires), 30 µs with ideal wires, of which
+Where the time goes (CPU time per 64×64 forward MVM, minimum of 7 × 3000 calls, measured with
+``time.process_time`` so the figures hold on a loaded machine — load average ~15 when taken; cProfile
+and py-spy for the call structure). The emulator alone (bytes in → bytes out) takes 27 µs with the
+default physics (0.35 Ω wires; 43 µs before this round of work, 63 µs in the issue), of which
 
-* array physics 12.2 µs (5.8 µs ideal wires): transfer-matrix product, the cells' non-ohmic excess
-  (sinh over a 64×64 product), read noise (σ²·V², a normal draw per line);
-* periphery 9.9 µs: TIA/ADC model 8.4 µs (gain/offset, quantisation, clipping), DAC 1.5 µs;
-* frame codec 3.6 µs (split and CRC of the request, encoding and CRC of the reply);
-* the rest, ~17 µs: dispatch and checks in ``BoardEmulator`` (opcode and state checks, payload
-  decode, clock advances, fault-plan hooks, saturation checks, reply assembly) — about 35 Python
-  calls and 15 small numpy calls, each a microsecond or two.
+* the MVM handler 22 µs: array physics 7.1 µs (one product [K − Gᵀ | Gᵀ]·[V; f(V)] with the state's
+  complete transfer matrix, then read noise: σ²·V², a square root and a normal draw per line), the
+  TIA/ADC model 7.0 µs (gain, offset, a normal draw, quantisation, clipping: nine numpy calls), the DAC
+  1.6 µs, and ~6 µs of checks and packing (input range, saturation test, float32 reply, clock);
+* ~5 µs around it: the receive fast path (one intact frame: header check and CRC-32, 0.9 µs, no stream
+  splitter and no Frame object), dispatch, the fault plan (skipped when nothing is armed), three clock
+  advances and the reply frame (0.7 µs).
 
-The driver and the in-process pyserial handler add ~18 µs (the in-process full stack measures
-62 µs CPU: 166 Python function calls per MVM, 23 of them ``len``), and the loopback server thread
-adds its socket reads and writes and the GIL hand-over between client and server threads. For
-comparison a numpy 64×64 matrix-vector product is 2.6 µs. The cost is spread over ~200 small
-steps, none above 20 %: the 3× and 15 µs goals need a leaner emulator path (fewer Python calls per
-frame, the periphery folded into the physics), not one hot spot removed.
+With ideal wires the physics is Gᵀ·f(V) plus the same noise (5.9 µs). The driver and the in-process
+pyserial port add ~17 µs (the in-process full stack: 45 µs CPU): encoding and checking both frames, the
+input-range check, unpacking the reading. A numpy 64×64 matrix-vector product is 1.2 µs. Compared with
+the previous round, the time saved came from the frame fast path, the unarmed fault plan, the single
+physics product and removing ndarray method wrappers; what remains is ~35 numpy calls of 0.3–1 µs each
+(two random draws, the ADC's arithmetic) and ~60 Python calls per frame, none above 25 %: the 15 µs
+emulator goal would need the ADC model folded into the physics product (it belongs to the periphery
+model, kept separate on purpose) or a compiled kernel.
 
 Usage: python benchmarks/stack_overhead.py [--quick]
 """

@@ -238,6 +238,15 @@ def test_outer_product_update(board):
     np.testing.assert_allclose(after, reference.conductance_map(), rtol=1e-12)
     rt[0, 0] = 2
     assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt, ct))[0] == Err.BAD_VALUE
+    rt[0, 0] = 0
+    ct[5, 1] = -128  # int8 -128 is its own absolute value: refused all the same, and nothing applied
+    settled = model.conductance_map()
+    assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt, ct))[0] == Err.BAD_VALUE
+    np.testing.assert_array_equal(model.conductance_map(), settled)
+    ct[5, 1] = 0
+    assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(float("nan"), 100, rt, ct))[0] == Err.BAD_VALUE
+    assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(10.5, 100, rt, ct))[0] == Err.VOLTAGE_LIMIT
+    assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 0, rt, ct))[0] == Err.WIDTH_LIMIT
     assert host.error(Op.OUTER_PRODUCT, bp.pack_outer_product(1.0, 100, rt[:7], ct))[0] == Err.VECTOR_LENGTH
 
 

@@ -203,3 +203,15 @@ def test_single_device_updates_leave_the_reference_column_alone(single):
     assert moved[:, block.minus].any() != single  # push-pull moves G-, single-device never does
     block.step_cells(np.array([0]), np.array([1]), np.array([-2]))
     assert (np.abs(fb.g - before)[:, block.minus] > 0).any() != single
+
+
+def test_digits_read_without_importing_scikit_learn_equal_load_digits():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from xbarlab.experiments.datasets import _digits_file, _load_arrays
+
+    assert _digits_file() is not None  # read from the file, not through the import
+    x, y, name = _load_arrays("digits")
+    ref = sklearn_datasets.load_digits()
+    assert name == "digits" and x.dtype == ref.data.dtype and y.dtype == ref.target.dtype
+    np.testing.assert_array_equal(x, ref.data)
+    np.testing.assert_array_equal(y, ref.target)

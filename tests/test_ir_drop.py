@@ -102,3 +102,96 @@ def test_lazy_transfer_matrix_matches_exact_on_partial_and_full_drives_and_after
             np.testing.assert_allclose(auto.row_currents(u), ref_t, rtol=0, atol=1e-10 * np.abs(ref_t).max())
         for m in (exact, auto):
             m.apply_pulses(np.arange(5), np.arange(5), 1.4, 1e-6)
+
+
+def test_learned_transfer_solves_only_new_directions_and_completes_to_the_exact_matrix():
+    from xbarlab.sim.transfer import LearnedTransfer
+
+    rng = np.random.default_rng(8)
+    k_true = rng.normal(size=(5, 6))
+    calls = []
+
+    def solve(r):
+        calls.append(r.copy())
+        return k_true @ r
+
+    lt = LearnedTransfer(6, 5)
+    v = rng.normal(size=6)
+    np.testing.assert_allclose(lt.apply(v, solve), k_true @ v, rtol=1e-12)
+    np.testing.assert_allclose(lt.apply(2.5 * v, solve), k_true @ (2.5 * v), rtol=1e-12)  # in the span: no solve
+    assert len(calls) == 1 and lt.rank == 1 and lt.matrix is None
+    for _ in range(5):
+        w = rng.normal(size=6)
+        np.testing.assert_allclose(lt.apply(w, solve), k_true @ w, rtol=1e-10)
+    assert len(calls) == 6 and lt.matrix is not None
+    np.testing.assert_allclose(lt.matrix, k_true, rtol=0, atol=1e-12 * np.abs(k_true).max())
+    lt.apply(rng.normal(size=6), solve)
+    assert len(calls) == 6
+
+
+@pytest.mark.parametrize("solver", ["auto", "transfer"])
+def test_transfer_path_matches_the_exact_linear_network_input_after_input(solver):
+    # ohmic cells: the learned transfer matrix is the exact linear network, before and after it is complete
+    make = lambda s: CrossbarModel(12, 9, make_device("rram", read_noise=0.0), seed=9,  # noqa: E731
+                                   wire_resistance=0.35, ir_solver=s, v0=1e6)
+    exact, fast = make("exact"), make(solver)
+    rng = np.random.default_rng(10)
+    for k in range(16):
+        v = rng.uniform(-0.2, 0.2, 12) if k % 3 else np.full(12, 0.1)  # a repeated input every third time
+        ref = exact.column_currents(v)
+        np.testing.assert_allclose(fast.column_currents(v), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+    learned = fast._cache["Tfwd"][2]
+    assert learned.matrix is not None and learned.solves <= 12
+
+
+@pytest.mark.parametrize(("r_wire", "solver"), [(0.0, "auto"), (0.35, "auto"), (0.35, "exact")])
+def test_row_by_row_reads_equal_one_drive_at_a_time(r_wire, solver):
+    # READ_ALL's batched physics against the per-row MVMs it replaces: same values, same random draws
+    make = lambda: CrossbarModel(10, 7, make_device("rram"), seed=12, wire_resistance=r_wire,  # noqa: E731
+                                 ir_solver=solver)
+    batched, single = make(), make()
+    got = batched.row_read_currents(np.arange(2, 9), 0.2)
+    drive = np.zeros(10)
+    for k, r in enumerate(range(2, 9)):
+        drive[r] = 0.2
+        one = single.column_currents(drive)
+        if r_wire == 0:  # ideal wires: bit for bit
+            np.testing.assert_array_equal(got[k], one)
+        np.testing.assert_allclose(got[k], one, rtol=0, atol=1e-12 * np.abs(got).max())
+        drive[r] = 0.0
+    assert batched.rng.standard_normal() == single.rng.standard_normal()  # the generators agree afterwards
+
+
+@pytest.mark.parametrize(("r_wire", "kind"), [(0.35, "1T1R"), (0.0, "1T1R"), (2.0, "1T1R"), (0.35, "passive")])
+def test_batched_cell_reads_equal_one_cell_at_a_time_bit_for_bit(r_wire, kind):
+    make = lambda: CrossbarModel(9, 8, make_device("rram"), seed=13, wire_resistance=r_wire, kind=kind)  # noqa: E731
+    batched, single = make(), make()
+    rng = np.random.default_rng(14)
+    rows, cols = rng.integers(0, 9, 25), rng.integers(0, 8, 25)
+    got = batched.cell_currents(rows, cols, 0.3)
+    want = [single.cell_current(int(r), int(c), 0.3) for r, c in zip(rows, cols, strict=True)]
+    np.testing.assert_array_equal(got, want)
+    assert batched.rng.standard_normal() == single.rng.standard_normal()
+
+
+def test_learned_transfer_learns_a_few_driven_lines_in_one_batch():
+    from xbarlab.sim.transfer import LearnedTransfer
+
+    rng = np.random.default_rng(15)
+    k_true = rng.normal(size=(4, 20))
+    batches = []
+
+    def solve_lines(lines):
+        batches.append(list(lines))
+        return k_true[:, lines]
+
+    lt = LearnedTransfer(20, 4)
+    for _ in range(10):  # inputs on lines 3, 7 and 11 only: one batch of three columns, then products
+        v = np.zeros(20)
+        v[[3, 7, 11]] = rng.normal(size=3)
+        np.testing.assert_allclose(lt.apply(v, lambda r: pytest.fail("no single solve"), solve_lines), k_true @ v,
+                                   rtol=1e-12)
+    assert batches == [[3, 7, 11]] and lt.rank == 3
+    np.testing.assert_allclose(lt.columns(np.array([7, 3]), solve_lines), k_true[:, [7, 3]], rtol=1e-12)
+    np.testing.assert_allclose(lt.columns(np.array([5]), solve_lines), k_true[:, [5]], rtol=1e-12)
+    assert batches == [[3, 7, 11], [5]]

@@ -196,7 +196,7 @@ class CrossbarBoard(CapArrayMethods):
         if v.shape != (n,):
             raise ValueError(f"{self.name}: {what} must have shape ({n},), got {v.shape}")
         limit = self._limits().max_input_voltage
-        peak = np.abs(v).max() if n else 0.0
+        peak = np.maximum.reduce(np.abs(v)) if n else 0.0
         if not peak <= limit:  # one reduction: NaN fails this comparison too
             if not np.isfinite(v).all():
                 raise ValueError(f"{self.name}: {what} must be finite")
@@ -338,8 +338,10 @@ class CrossbarBoard(CapArrayMethods):
         c = self._indices(cols, ac, "column")
         if r.shape != c.shape:
             raise ValueError(f"{self.name}: {len(r)} rows but {len(c)} columns")
-        per_frame = self._request_limit // bp.CELL_RECORD.itemsize
-        while bp.measurement_size(per_frame) > self._reply_limit:
+        reply_limit = self._reply_limit
+        # the most cells whose request and reply both fit: 4 + 1/8 bytes per sample, so start just above 8L/33
+        per_frame = min(self._request_limit // bp.CELL_RECORD.itemsize, 8 * reply_limit // 33 + 8)
+        while bp.measurement_size(per_frame) > reply_limit:
             per_frame -= 1
         currents, masks = [], []
         for start in range(0, len(r), per_frame):

@@ -7,6 +7,7 @@ every analog run see exactly the same samples.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,25 @@ class Dataset:
         return int(self.x_train.shape[1])
 
 
+def _digits_file() -> Path | None:
+    """scikit-learn's own copy of the digits (the file ``load_digits`` parses), found without importing
+    scikit-learn (its import costs seconds of CPU per process); None when it is not where it should be."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root, "datasets", "data", "digits.csv.gz")
+        if path.is_file():
+            return path
+    return None
+
+
 def _load_arrays(source: str) -> tuple[np.ndarray, np.ndarray, str]:
     if source == "digits":
+        path = _digits_file()
+        if path is not None:  # 64 pixel columns and the label, as load_digits reads them
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1], table[:, -1].astype(int), "digits"
         try:
             from sklearn.datasets import load_digits
         except ImportError:  # pragma: no cover - scikit-learn is an optional dependency

@@ -285,6 +285,25 @@ def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
     return Frame(header.opcode, header.seq, payload, header.status, header.flags, header.version)
 
 
+def whole_frame(buf: bytearray, max_payload: int = MAX_PAYLOAD) -> tuple[int, int, int, bytes] | None:
+    """(version, opcode, seq, payload) when ``buf`` holds exactly one frame whose checks pass, else None.
+
+    The receiver's fast path for the usual case (one request per write): no Frame object, no
+    search for the sync. Anything else (a partial, damaged or oversized frame, several frames,
+    garbage) returns None and leaves ``buf`` alone for :func:`split_frames`, which reports it.
+    """
+    size = len(buf)
+    if size < OVERHEAD or not buf.startswith(SYNC):
+        return None
+    version, opcode, seq, _status, _flags, length, check = _HEAD.unpack_from(buf, 2)
+    body = HEADER_SIZE + length
+    if body + TRAILER_SIZE != size or length > max_payload or binascii.crc_hqx(buf[2:12], 0xFFFF) != check:
+        return None
+    if zlib.crc32(buf[2:body]) != _U32.unpack_from(buf, body)[0]:
+        return None
+    return version, opcode, seq, bytes(buf[HEADER_SIZE:body])
+
+
 def split_frames(buf: bytearray, max_payload: int = MAX_PAYLOAD) -> list[Frame | FrameError]:
     """Consume every complete frame from a receive buffer, in place (the board's receiver).
 

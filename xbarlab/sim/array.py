@@ -5,11 +5,14 @@ a TIA) at their bottom end; every wire segment has ``wire_resistance`` Ω. Each 
 between its row node and its column node (1T1R: in series with the access transistor's
 on-resistance). With ``wire_resistance > 0`` line currents come from a nodal analysis of
 the whole network; with 0 the network reduces to I = Gᵀ·f(V). ``ir_solver`` picks the method:
-``"auto"`` (default) keeps a transfer matrix per conductance state for MVMs on arrays with at
-most 128 drive lines (its columns solved by the line solver when a drive line is first used in
-that state) and solves every other network
+``"transfer"`` serves MVMs from a transfer matrix per conductance state, learned from the
+solves the MVMs need (:mod:`xbarlab.sim.transfer`; after as many independent inputs as drive
+lines, or for repeated inputs, an MVM is one matrix product), with the cells' non-ohmic excess
+added at the ideal cell voltages (a reduced model: its error against the exact solve grows with
+the IR drop, ~1e-3 of full scale on 64×64, ~1e-2 on 256×256 at ±0.2 V); ``"auto"`` (default) is
+``"transfer"`` on arrays with at most 128 drive lines and solves every other network in full,
 iteratively line by line (:mod:`xbarlab.sim.ir_drop`: preconditioned CG, O(rows·cols) memory,
-agrees with the exact solve to ~1e-8 of full scale); ``"exact"`` solves every network in full by
+agrees with the exact solve to ~1e-9 of full scale); ``"exact"`` solves every network in full by
 sparse LU, factorised once per conductance state (the reference); ``"iterative"`` uses the line
 solver everywhere. Cells are mildly non-linear, I = G·V0·sinh(V/V0) with
 V0 = 1 V (< 0.7 % above ohmic at 0.2 V, 17 % at 1 V), solved by fixed-point iteration on
@@ -28,9 +31,15 @@ import scipy.sparse.linalg as spla
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.devices import DeviceModel
 from xbarlab.sim.ir_drop import LineNetwork
+from xbarlab.sim.transfer import LearnedTransfer
 
 STUCK_OK, STUCK_OFF, STUCK_ON = 0, 1, 2
-IR_SOLVERS = ("auto", "exact", "iterative")
+IR_SOLVERS = ("auto", "exact", "iterative", "transfer")
+#: CG tolerance of the solves that teach a transfer matrix (relative to the ideal-wire cell currents)
+_TRANSFER_RTOL = 1e-12
+#: up to this many drive lines, a state that keeps being read gets its whole transfer matrix in one
+#: batched solve (64 lines: ~60 ms); bigger arrays keep learning
+_COMPLETE_LINES = 128
 
 
 class CellLoad:
@@ -176,6 +185,45 @@ class CrossbarModel:
         i += self._noise_from_sigma2(sigma2.T, v)
         return i
 
+    def row_read_currents(self, rows: np.ndarray, voltage: float) -> np.ndarray:
+        """Column currents (A, len(rows) × cols) with one row at a time driven at ``voltage`` V (the other rows
+        and the columns at 0 V), read noise included: row k is :meth:`column_currents` of that drive, with the
+        same random draws in the same order, computed for all rows at once where the network allows."""
+        rows = np.asarray(rows, dtype=np.intp)
+        _, g_eff, _, sigma2 = self._state_full()
+        k = self._transfer_columns(g_eff, rows) if self.wire_resistance > 0 else None
+        if self.wire_resistance > 0 and k is None:  # a network solved per drive: one row at a time
+            out = np.empty((rows.size, self.cols))
+            drive = np.zeros(self.rows)
+            for n, r in enumerate(rows.tolist()):
+                drive[r] = voltage
+                out[n] = self.column_currents(drive)
+                drive[r] = 0.0
+            return out
+        fv = float(self._f(np.array([float(voltage)]))[0])
+        if k is None:  # ideal wires: Gᵀ·f(V) of a drive with a single non-zero line
+            i = g_eff[rows] * fv
+        else:  # K·V + Gᵀ·(f(V) − V)
+            i = k.T * voltage
+            i += g_eff[rows] * (fv - voltage)
+        std = np.sqrt(sigma2[rows] * (voltage * voltage))
+        noise = self.rng.standard_normal(i.shape)
+        noise *= std
+        i += noise
+        return i
+
+    def _uses_transfer(self, drive_lines: int) -> bool:
+        """Whether MVMs with wires take a learned transfer matrix (``transfer``; ``auto`` up to 128 drive lines)."""
+        return self.ir_solver == "transfer" or (self.ir_solver == "auto" and drive_lines <= _COMPLETE_LINES)
+
+    def _transfer_columns(self, g: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+        """The forward transfer matrix's columns of drive ``rows`` (solved now where missing), or None where
+        MVMs do not use one (``exact``/``iterative`` solvers, ``auto`` above 128 drive lines)."""
+        if not self._uses_transfer(g.shape[0]):
+            return None
+        learned: LearnedTransfer = self._learned(g, "fwd")[2]
+        return learned.columns(rows, self._line_network(g, "fwd").transfer_columns)
+
     def row_currents(self, col_voltages: np.ndarray) -> np.ndarray:
         """Transpose MVM: columns driven at ``col_voltages`` (V), rows at 0 V; row currents (A)."""
         v = np.asarray(col_voltages, dtype=float)
@@ -218,6 +266,29 @@ class CrossbarModel:
             i += float(np.sqrt((sig**2).sum()) * self.rng.standard_normal())
         return i
 
+    def cell_currents(self, rows: np.ndarray, cols: np.ndarray, voltage: float) -> np.ndarray:
+        """:meth:`cell_current` (with read noise) of each cell (rows[k], cols[k]) at ``voltage`` V, in order:
+        1T1R arrays all at once with the same arithmetic and random draws, passive arrays one by one."""
+        rows = np.asarray(rows, dtype=np.intp)
+        cols = np.asarray(cols, dtype=np.intp)
+        if self.kind != "1T1R":
+            return np.array([self.cell_current(r, c, voltage) for r, c in zip(rows.tolist(), cols.tolist(),
+                                                                                  strict=True)], dtype=float)
+        voltage = float(voltage)
+        gc = self._g_eff()[rows, cols]
+        r_series = self.wire_resistance * ((cols + 1) + (self.rows - rows))
+        i = gc * self._f(np.full(rows.size, voltage))
+        active = np.arange(rows.size)
+        for _ in range(20):  # each cell's fixed point I = G·f(V − I·R), stopped where it converges
+            if active.size == 0:
+                break
+            i_new = gc[active] * self._f(voltage - i[active] * r_series[active])
+            done = np.abs(i_new - i[active]) <= 1e-12 * np.abs(i_new) + 1e-18
+            i[active] = i_new
+            active = active[~done]
+        i += self._sigma_map()[rows, cols] * voltage * self.rng.standard_normal(rows.size)
+        return i
+
     # -- network solve -------------------------------------------------------------------------
     def _network(self, g: np.ndarray, vr: np.ndarray, vc: np.ndarray, cache_key: str | None) -> np.ndarray:
         """Sense-line currents (A) into the TIAs holding the sense lines at ``vc``.
@@ -237,48 +308,53 @@ class CrossbarModel:
         """:meth:`_network` with every sense line held at 0 V (MVMs); returns a fresh array."""
         if self.wire_resistance == 0:
             return g.T @ self._f(vr)
-        if g.shape[0] <= 128 and self.ir_solver == "auto":
-            # Sense lines at 0 V: the linear network is a fixed transfer matrix K per conductance
-            # state (exact to ~1e-12), and the cells' small non-ohmic excess, G·(f(V) − V), is added at
-            # the ideal cell voltages (measured < 3e-4 of full scale on 64×64 at 0.1 V). Arrays with more
-            # than 128 drive lines use the full solve: K would cost one solve per drive line.
-            k = self._transfer(g, cache_key, vr)
-            x = vr[:, None]
-            excess = self._f(x)
-            excess -= x
-            i = k @ vr
-            i += np.add.reduce(g * excess, axis=0)  # a fresh product: threads may share the model
-            return i
-        return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
+        if not self._uses_transfer(g.shape[0]):
+            return self._solve_network(g, vr, np.zeros(g.shape[1]), cache_key)
+        # Sense lines at 0 V: the linear network is a fixed transfer matrix K per conductance state,
+        # learned from the solves the MVMs need (:mod:`xbarlab.sim.transfer`, exact to ~1e-12), and the
+        # cells' small non-ohmic excess, G·(f(V) − V), is added at the ideal cell voltages: a reduced
+        # model, < 1e-3 of full scale from the exact solve on 64×64 at ±0.2 V, but ~1e-2 on 256×256
+        # (larger IR drops), so "auto" uses it up to 128 drive lines only (``benchmarks/ir_drop.py``).
+        entry = self._learned(g, cache_key)
+        op = entry[3]
+        if op is None:
+            learned: LearnedTransfer = entry[2]
+            zeros = np.zeros(g.shape[1])
+            net = self._line_network(g, cache_key)
+            i = learned.apply(vr, lambda r: net.solve(r, zeros, None, rtol=_TRANSFER_RTOL), net.transfer_columns)
+            n = g.shape[0]
+            if learned.matrix is None and n <= _COMPLETE_LINES and (learned.served >= n or learned.solves >= n // 4):
+                # a state read many times (as many MVMs as drive lines, or solves for a quarter of them):
+                # solve every line at once (cheap up to 128 lines) so the following MVMs are one product;
+                # the solves spent before are at most a quarter of that cost (rent or buy)
+                learned.complete(net.transfer_columns(np.arange(n)))
+            if learned.matrix is None:
+                excess = self._f(vr)
+                excess -= vr
+                i += excess @ g
+                return i
+            op = np.hstack((learned.matrix - g.T, g.T))
+            self._cache["T" + cache_key] = (entry[0], entry[1], learned, op)
+        # K complete: one product [K − Gᵀ | Gᵀ]·[V; f(V)], i.e. K·V + Gᵀ·(f(V) − V)
+        n = vr.size
+        x = np.empty(2 * n)  # fresh arrays: threads may share the model
+        x[:n] = vr
+        x[n:] = self._f(vr)
+        return op @ x
 
-    def _transfer(self, g: np.ndarray, key: str, vr: np.ndarray) -> np.ndarray:
-        """K (sense × drive): sense-line currents per volt on each drive line, sense lines at 0 V.
-
-        Built lazily per conductance state: only the columns of drive lines that ``vr`` drives are
-        solved for (line-by-line CG, all missing columns side by side); the others stay 0 until needed.
-        """
-        slot = "K" + key
+    def _learned(self, g: np.ndarray, key: str) -> tuple[np.ndarray, Any, LearnedTransfer, np.ndarray | None]:
+        """(G copy, state token, learned transfer, [K − Gᵀ | Gᵀ] or None) of this conductance state and orientation."""
+        slot = "T" + key
         hit = self._cache.get(slot)
         token = self._state_cache
-        if hit is not None and not (hit[2] is token and token is not None):
-            if hit[0].shape == g.shape and np.array_equal(hit[0], g):
-                hit = (hit[0], hit[1], token, hit[3])
-                self._cache[slot] = hit
-            else:
-                hit = None
-        if hit is None:
-            n, m = g.shape
-            hit = (g.copy(), np.zeros((m, n)), token, np.zeros(n, dtype=bool))
-            self._cache[slot] = hit
-        _, k, _, known = hit
-        if known[-1] and known.all():  # complete (the usual case once every line has been driven)
-            return k
-        need = np.flatnonzero(vr)
-        missing = need[~known[need]]
-        if missing.size:
-            k[:, missing] = self._line_network(g, key).transfer_columns(missing)
-            known[missing] = True
-        return k
+        if hit is not None and hit[1] is token and token is not None:
+            return hit  # the usual case: the same state
+        if hit is not None and hit[0].shape == g.shape and np.array_equal(hit[0], g):
+            hit = (hit[0], token, hit[2], hit[3])  # recomputed but unchanged (e.g. time passed)
+        else:
+            hit = (g.copy(), token, LearnedTransfer(*g.shape), None)
+        self._cache[slot] = hit
+        return hit
 
     def _line_network(self, g: np.ndarray, key: str | None) -> LineNetwork:
         """The line-by-line iterative solver of this conductance state (one per orientation)."""

@@ -586,6 +586,22 @@ class PhysicsAudit(_Record):
         if mode is not None:
             self._watch_equilibrium(mode, name, lim, dac_tolerance)
 
+        def row_reads(rows: Any, voltage: float) -> None:
+            self.count(name)
+            self.check_abs(name, "read voltage (V)", voltage, lim.max_read_voltage, "row_read_currents",
+                           absolute=dac_tolerance)
+
+        if hasattr(model, "row_read_currents"):
+            self._wrap(model, "row_read_currents", row_reads)
+
+        def cell_reads(rows: Any, cols: Any, voltage: float) -> None:
+            self.count(name)
+            self.check_abs(name, "read voltage (V)", voltage, lim.max_read_voltage, "cell_currents",
+                           absolute=dac_tolerance)
+
+        if hasattr(model, "cell_currents"):
+            self._wrap(model, "cell_currents", cell_reads)
+
         circuit = board_emulator.closed_loop
 
         def enter(*args: Any, **kwargs: Any) -> None:

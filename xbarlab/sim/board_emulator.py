@@ -23,7 +23,7 @@ import numpy as np
 
 from xbarlab.protocol import board as bp
 from xbarlab.protocol import eqprop as eqp
-from xbarlab.protocol.board import Err, Frame, FrameError, Op, PayloadError
+from xbarlab.protocol.board import Err, FrameError, Op, PayloadError
 from xbarlab.sim.cap_board import install
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.closed_loop import ClosedLoopCircuit, OpAmpSpec
@@ -99,6 +99,11 @@ _ARRAY_OPS = frozenset(
      Op.CAP_UPDATE, Op.CAP_READ_CELLS, Op.CAP_READ_ALL, Op.CAP_MVM_FORWARD, Op.CAP_MVM_TRANSPOSE, Op.CAP_RESET,
      Op.EQ_CONFIGURE, Op.EQ_SETTLE}
 )
+#: the largest element (NaN if any is NaN): ndarray.max without its Python wrapper
+_amax = np.maximum.reduce
+_amin = np.minimum.reduce
+#: opcodes refused before CONFIGURE or while an SMU port is routed (CONFIGURE and ROUTE_SMU: one of the two)
+_GATED_OPS = _ARRAY_OPS | {Op.CONFIGURE, Op.ROUTE_SMU}
 
 
 class BoardEmulator(StreamEmulator):
@@ -248,8 +253,11 @@ class BoardEmulator(StreamEmulator):
 
     # -- framing ---------------------------------------------------------------------------------
     def _process(self, inbuf: bytearray) -> list[bytes]:
+        whole = bp.whole_frame(inbuf, self.limits.max_payload)
+        if whole is not None:  # the usual case: exactly one good request in the buffer
+            inbuf.clear()
+            return [self._frame(*whole)]
         replies: list[bytes] = []
-        timing = self.timing
         for item in bp.split_frames(inbuf, self.limits.max_payload):
             if isinstance(item, FrameError):
                 self.link_errors += 1
@@ -261,32 +269,37 @@ class BoardEmulator(StreamEmulator):
                 elif item.code == Err.FRAME_TOO_LARGE:
                     self._hunting = True  # its payload is skipped as noise, without further replies
                 reply = self._error(item.opcode or 0, item.seq or 0, item.code, str(item))
-                self.clock.advance(timing.transfer(bp.OVERHEAD + len(reply)) + timing.command_overhead)
+                self.clock.advance(self.timing.transfer(bp.OVERHEAD + len(reply)) + self.timing.command_overhead)
                 replies.append(reply)
                 continue
-            self._hunting = False
-            self.clock.advance(timing.transfer(bp.OVERHEAD + len(item.payload)) + timing.command_overhead)
-            if self.faults.take_reset():
-                self.power_on_reset()
-            self.frames += 1
-            reply = self._execute(item)
-            self.clock.advance(timing.transfer(len(reply)))
-            replies.append(reply)
+            replies.append(self._frame(item.version, item.opcode, item.seq, item.payload))
         return replies
+
+    def _frame(self, version: int, op: int, seq: int, payload: bytes) -> bytes:
+        """Receive, execute and answer one intact request frame (clock: its transfer, the firmware, the reply)."""
+        self._hunting = False
+        timing = self.timing
+        self.clock.advance((bp.OVERHEAD + len(payload)) * timing.bits_per_byte / timing.baud_rate
+                           + timing.command_overhead)
+        if self.faults.take_reset():
+            self.power_on_reset()
+        self.frames += 1
+        reply = self._execute(version, op, seq, payload)
+        self.clock.advance(len(reply) * timing.bits_per_byte / timing.baud_rate)
+        return reply
 
     def _error(self, opcode: int, seq: int, code: int, message: str) -> bytes:
         self.error_count += 1
         return bp.encode_error_reply(opcode, seq, code, message)
 
-    def _execute(self, frame: Frame) -> bytes:
-        op, seq = frame.opcode, frame.seq
-        if frame.version != bp.PROTOCOL_VERSION:
+    def _execute(self, version: int, op: int, seq: int, payload: bytes) -> bytes:
+        if version != bp.PROTOCOL_VERSION:
             return self._error(op, seq, Err.BAD_VERSION,
-                               f"protocol version {frame.version} not supported; this board speaks 1")
+                               f"protocol version {version} not supported; this board speaks 1")
         handler = self._handlers.get(op)
         if handler is None:
             return self._error(op, seq, Err.UNKNOWN_OPCODE, f"unknown opcode 0x{op:02x}")
-        if op in _ARRAY_OPS or op in (Op.CONFIGURE, Op.ROUTE_SMU):
+        if op in _GATED_OPS:
             if op != Op.CONFIGURE and not self.configured:
                 return self._error(op, seq, Err.NOT_CONFIGURED,
                                    "board not configured since power-on; send CONFIGURE first")
@@ -295,12 +308,12 @@ class BoardEmulator(StreamEmulator):
                 return self._error(op, seq, Err.SMU_ROUTED,
                                    f"SMU port(s) {ports} routed to the array; unroute them first")
         try:
-            payload, flags = handler(frame.payload)
+            reply, flags = handler(payload)
         except PayloadError as exc:
             return self._error(op, seq, exc.code, str(exc))
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             return self._error(op, seq, Err.INTERNAL, f"{type(exc).__name__}: {exc}")
-        return bp.encode_reply(op, seq, payload, flags)
+        return bp.encode_reply(op, seq, reply, flags)
 
     # -- checks ---------------------------------------------------------------------------------
     @staticmethod
@@ -371,8 +384,13 @@ class BoardEmulator(StreamEmulator):
         out = np.empty(len(rows))
         sat = np.empty(len(rows), dtype=bool)
         line = np.zeros(self.cols)
-        for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-            line[c] = self.model.cell_current(r, c, v)
+        batched = getattr(self.model, "cell_currents", None)
+        if batched is not None:  # the cells' physics at once (same draws), the ADC conversion per read
+            currents = batched(rows, cols, v).tolist()
+        else:
+            currents = [self.model.cell_current(r, c, v) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
+        for i, (c, current) in enumerate(zip(cols.tolist(), currents, strict=True)):
+            line[c] = current
             reported, saturated = self._adc(line, "col")
             out[i], sat[i] = reported[c], saturated[c]
             line[c] = 0.0
@@ -441,12 +459,20 @@ class BoardEmulator(StreamEmulator):
         v = float(self._dac(np.array([self.config.read_voltage]))[0])
         values = np.empty((count, ac))
         sat = np.empty((count, ac), dtype=bool)
-        drive = np.zeros(self.rows)
-        for i, r in enumerate(range(first, first + count)):  # row by row: one row driven, columns read
-            drive[r] = v
-            reported, saturated = self._adc(np.asarray(self.model.column_currents(drive), dtype=float), "col")
+        rows = range(first, first + count)  # row by row: one row driven, columns read
+        by_row = getattr(self.model, "row_read_currents", None)
+        if by_row is not None:
+            currents = by_row(np.arange(first, first + count), v)
+        else:  # a model without the batched read
+            drive = np.zeros(self.rows)
+            currents = np.empty((count, self.cols))
+            for i, r in enumerate(rows):
+                drive[r] = v
+                currents[i] = self.model.column_currents(drive)
+                drive[r] = 0.0
+        for i in range(count):
+            reported, saturated = self._adc(np.asarray(currents[i], dtype=float), "col")
             values[i], sat[i] = reported[:ac], saturated[:ac]
-            drive[r] = 0.0
         self.clock.advance(count * self.timing.conversions(ac))
         return self._measurement(values.ravel(), sat.ravel())
 
@@ -457,7 +483,7 @@ class BoardEmulator(StreamEmulator):
         else:
             n_in, n_out, n_lines, what = cfg.active_rows, cfg.active_cols, self.rows, "MVM_FORWARD row voltages"
         v = bp.unpack_vector(payload, n_in, what)
-        if not np.abs(v).max() <= self._max_in:  # one reduction: NaN fails this comparison too
+        if not _amax(np.abs(v)) <= self._max_in:  # one reduction: NaN fails this comparison too
             self._check_inputs(v, what)  # raises with the reason
         # within the input range: the DAC's clip is a no-op (periphery doubles may lack the shortcut)
         applied = self._dac_in_range(v, self._max_in_v) if self._dac_in_range else self._dac(v)
@@ -482,14 +508,19 @@ class BoardEmulator(StreamEmulator):
         self.model.apply_pulses(rows.astype(np.intp), cols.astype(np.intp), amplitudes.astype(float), widths)
         self.clock.advance(float(widths.sum()) + len(widths) * self.timing.pulse_gap)
 
+    def _check_pulse(self, amplitude: float, width_ns: int, what: str) -> None:
+        """:meth:`_check_amplitudes` and :meth:`_check_widths` of one pulse (a float32 amplitude from the wire)."""
+        lim = self.limits
+        if not (abs(amplitude) <= self._max_amp and lim.min_pulse_width_ns <= width_ns <= lim.max_pulse_width_ns):
+            self._check_amplitudes(np.array([amplitude], dtype=np.float32), what)  # raise with the reason
+            self._check_widths(np.array([width_ns]), what)
+
     def _pulse(self, payload: bytes) -> tuple[bytes, int]:
         row, col, amplitude, width_ns = bp.unpack_pulse(payload)
         rows, cols = np.array([row]), np.array([col])
-        amps, widths = np.array([amplitude], dtype=np.float32), np.array([width_ns])
         self._check_cells(rows, cols, "PULSE")
-        self._check_amplitudes(amps, "PULSE")
-        self._check_widths(widths, "PULSE")
-        self._apply(rows, cols, amps, widths)
+        self._check_pulse(amplitude, width_ns, "PULSE")
+        self._apply(rows, cols, np.array([amplitude], dtype=np.float32), np.array([width_ns]))
         return b"", 0
 
     def _pulse_batch(self, payload: bytes) -> tuple[bytes, int]:
@@ -510,14 +541,18 @@ class BoardEmulator(StreamEmulator):
         slots = row_trains.shape[1]
         if slots < 1:
             raise _Reject(Err.BAD_VALUE, "OUTER_PRODUCT needs at least one slot")
-        if np.abs(row_trains).max() > 1 or np.abs(col_trains).max() > 1:
+        # min and max, not |x|: the int8 value -128 is its own absolute value
+        if (_amax(row_trains, axis=None) > 1 or _amin(row_trains, axis=None) < -1
+                or _amax(col_trains, axis=None) > 1 or _amin(col_trains, axis=None) < -1):
             raise _Reject(Err.BAD_VALUE, "OUTER_PRODUCT trains must hold only -1, 0, +1")
-        self._check_amplitudes(np.array([amplitude], dtype=np.float32), "OUTER_PRODUCT")
-        self._check_widths(np.array([width_ns]), "OUTER_PRODUCT")
-        full_rows = np.zeros((self.rows, slots), dtype=np.int8)
-        full_cols = np.zeros((self.cols, slots), dtype=np.int8)
-        full_rows[:ar] = row_trains
-        full_cols[:ac] = col_trains
+        self._check_pulse(amplitude, width_ns, "OUTER_PRODUCT")
+        full_rows, full_cols = row_trains, col_trains
+        if ar != self.rows:
+            full_rows = np.zeros((self.rows, slots), dtype=np.int8)
+            full_rows[:ar] = row_trains
+        if ac != self.cols:
+            full_cols = np.zeros((self.cols, slots), dtype=np.int8)
+            full_cols[:ac] = col_trains
         width = width_ns * 1e-9
         self.model.outer_product_update(full_rows, full_cols, float(amplitude), width)
         self.clock.advance(slots * (width + self.timing.pulse_gap))

@@ -85,8 +85,10 @@ class FaultPlan:
 
     def mangle_reply(self, reply: bytes) -> bytes:
         """Apply reply faults; return the bytes the driver will actually receive."""
-        if not reply:
-            return reply
+        if not reply or not (self.timeout_next or self.corrupt_next or self.drop_next or self.timeout_probability
+                             or self.corrupt_probability or self.drop_probability
+                             or self.corrupt_byte_probability or self.drop_byte_probability):
+            return reply  # no fault armed (the usual case): nothing drawn, as below
         if self._take("timeout_next", self.timeout_probability):
             return b""
         if self._take("corrupt_next", self.corrupt_probability):
