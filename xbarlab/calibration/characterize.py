@@ -262,16 +262,21 @@ def drive_to_bounds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, si
 
     The amplitude ramps from ``v_on`` by ``bound_step`` a pulse up to ``v_cap``, so a soft-bounded
     cell is not left crawling; a pulse is quiet when it moves the cell by less than 3σ of the read
-    difference. The bound is a fresh averaged read.
+    difference and the last ``settle`` pulses together moved it by less than that too (a device whose
+    single steps spread about their mean, as PCM's SET steps do, is not taken for settled after a few
+    small steps while it still climbs), and only once the ramp has reached ``v_cap`` (a step that
+    hides in the read noise at a low amplitude says nothing about the bound). The bound is a fresh
+    averaged read.
     """
     n = rr.size
     v = np.full(n, min(v_on, v_cap))
     quiet = np.zeros(n, dtype=int)
     moved = np.zeros(n, dtype=bool)  # a cell that never moved is settled only at v_cap (weak cell or stuck)
     g, sd = _avg_noise(read, rr, cc, reads)
+    history = [g.copy()]  # reads after each pulse round (cells not pulsed keep their last read)
     total = 0
     for _ in range(max_pulses):
-        act = np.flatnonzero((quiet < settle) | (~moved & (v < v_cap - 1e-9)))
+        act = np.flatnonzero((quiet < settle) | (v < v_cap - 1e-9))
         if act.size == 0:
             break
         if checkpoint is not None:
@@ -284,11 +289,14 @@ def drive_to_bounds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, si
                          np.hypot(sd, sd_new) / np.sqrt(max(reads, 2)))
         sd = sd_new
         still = sign * (g_new - g[act]) < 3 * sig
+        if len(history) >= settle:  # net move over the last `settle` pulses
+            still &= sign * (g_new - history[-settle][act]) < 3 * sig
         quiet[act] = np.where(still, quiet[act] + 1, 0)
         moved[act] |= ~still
         v[act] = np.minimum(v[act] + bound_step, v_cap)
         g[act] = g_new
-    return _avg(read, rr, cc, 2 * reads), total, (quiet < settle) | (~moved & (v < v_cap - 1e-9))
+        history.append(g.copy())
+    return _avg(read, rr, cc, 2 * reads), total, (quiet < settle) | (v < v_cap - 1e-9)
 
 
 def _uncensored(obs: np.ndarray, share: float = 0.75) -> np.ndarray:
@@ -492,12 +500,26 @@ def characterize(
                                            width=width, noise=noise, reads=reads, checkpoint=checkpoint)
     p2 = 0
     cap_up, cap_dn = min(v_on_up + max_overdrive, v_top), min(v_on_dn + max_overdrive, v_top)
+    # noisy devices average more reads per bound step (up to 16: with 1/f noise more gains little)
+    b_reads = int(np.clip(np.ceil((noise[0] / 0.02) ** 2), reads, 16))
     g_hi, p3, _ = drive_to_bounds(board, read, rr, cc, +1.0, v_on=v_on_up, v_cap=cap_up, bound_step=bound_step,
-                                  width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=reads,
+                                  width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=b_reads,
                                   checkpoint=checkpoint)
     g_lo, p4, _ = drive_to_bounds(board, read, rr, cc, -1.0, v_on=v_on_dn, v_cap=cap_dn, bound_step=bound_step,
-                                  width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=reads,
+                                  width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=b_reads,
                                   checkpoint=checkpoint)
+    # a cell that stopped far short of the others (a noisy device's stop can come early) is driven on once
+    # more from the cap, with twice the patience; a truly weak or stuck cell stays where it is
+    mid_hi, mid_lo = float(np.median(g_hi)), float(np.median(g_lo))
+    for sign, g_b, short, cap in ((+1.0, g_hi, g_hi < mid_lo + 0.5 * (mid_hi - mid_lo), cap_up),
+                                  (-1.0, g_lo, g_lo > mid_lo + 0.25 * (mid_hi - mid_lo), cap_dn)):
+        k = np.flatnonzero(short)
+        if 0 < k.size < 0.5 * rr.size:
+            g_k, p_k, _ = drive_to_bounds(board, read, rr[k], cc[k], sign, v_on=cap, v_cap=cap, bound_step=bound_step,
+                                          width=width, noise=noise, settle=2 * settle, max_pulses=bound_pulses,
+                                          reads=b_reads, checkpoint=checkpoint)
+            g_b[k] = np.maximum(g_b[k], g_k) if sign > 0 else np.minimum(g_b[k], g_k)
+            p2 += p_k
     span = g_hi - g_lo
     typical = float(np.median(span))
     stuck = np.zeros(rr.size, dtype=np.int8)

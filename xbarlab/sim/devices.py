@@ -134,6 +134,13 @@ class DeviceModel:
         """Standard deviation (S) of one read of conductances ``g``."""
         raise NotImplementedError
 
+    def read_offset(self, g: np.ndarray, t_now: float, rng: np.random.Generator) -> np.ndarray | None:
+        """Time-correlated part of the read noise (S) of every cell at ``t_now`` (None: reads are white).
+
+        Reads taken at the same instant share it; :meth:`read_sigma` is the part drawn afresh each read.
+        """
+        return None
+
     def stress(self, idx: int, voltage: float, duration: float, current_limit: float, t_now: float,
                rng: np.random.Generator) -> None:
         """DC bias from an SMU: acts like a pulse of that width; a SET stops at the compliance."""
@@ -238,31 +245,69 @@ class RRAM(DeviceModel):
 
 @dataclass
 class PCM(DeviceModel):
-    """Phase-change memory (Nandakumar et al. 2019; aihwkit PCM-like model).
+    """Phase-change memory (Nandakumar et al., J. Appl. Phys. 124, 152135 (2018) and 2019;
+    aihwkit's PCM-like model; REFERENCE.md).
 
-    Gradual SET with state-dependent increments and programming noise σ_prog(g_T); abrupt
-    RESET (negative amplitude) to ~g_min; drift g(t) = g_prog·((t − t_prog)/t0)^−ν with
-    t0 = 20 s and ν per cell ~ N(ν̄(g_T), σ_ν(g_T)); 1/f read noise
-    σ = g·Q_s·sqrt(ln((t + t_r)/(2 t_r))), Q_s = min(0.0088/g_T^0.65, 0.2), t_r = 250 ns.
+    * **SET** (positive amplitude): gradual crystallisation. The mean increment is
+      ``set_step``·g_max·rate·(1 − g/g_max) (state dependent: large near g_min, vanishing at
+      g_max) and its cycle-to-cycle spread ``set_c2c`` = 1.0 × the mean (Nandakumar 2018: the
+      spread of single SET increments is about their mean, so a pulse can even lower g); each
+      device's mean step carries a device-to-device factor (``set_d2d`` 30 %, judgement: aihwkit's
+      default d2d). The step saturates at ``set_rate_max`` × the nominal one (judgement: the
+      volume a SET pulse crystallises is limited by its time near the crystallisation
+      temperature; a stronger pulse melts instead of growing the crystal), so real PCM needs
+      tens of pulses to cross its range, as Nandakumar's devices do.
+    * **Programming noise** σ_prog(g_T) = max(−1.1731·g_T² + 1.9650·g_T + 0.2635, 0) µS
+      (g_T = g/25 µS; Nandakumar 2019, the aihwkit PCM model; REFERENCE.md) at full scale: each
+      programming pulse re-draws a per-cell offset ε ~ N(0, σ_prog) that is **not** visible at
+      once but emerges between the pulse and the reference time t0 as
+      f(Δt) = ln(1 + Δt/τ)/ln(1 + t0/τ), τ = ``relax_tau`` 1 ms (judgement: structural
+      relaxation right after the melt/crystallisation). A verify read taken milliseconds after
+      the pulse cannot see it; a read at t0 does. A weak pulse (rate m < 1) mixes: the new ε is
+      √(1−m)·(the not yet emerged rest) + √m·σ_prog·z (judgement: a sub-threshold pulse
+      hardly re-arranges the cell).
+    * **RESET** (negative amplitude ≥ v_ref): abrupt melt-quench to ~g_min (one-directional
+      device: differential pairs, RESET and re-climb).
+    * **Drift** g(t) = g(t0)·((t − t_prog)/t0)^−ν, t0 = 20 s, ν per cell ~ N(ν̄(g_T), σ_ν(g_T))
+      (Nandakumar 2019; REFERENCE.md).
+    * **1/f read noise** of total variance (g·Q_s)²·ln((t + t_r)/(2 t_r)), Q_s = min(0.0088/g_T^0.65,
+      0.2), t_r = 250 ns, t the time since programming (Nandakumar 2019). The spectrum is 1/f, so
+      the part with correlation times above ``white_tau`` (1 ms, judgement: about one read's
+      spacing) is a slow per-cell process, synthesised as one Ornstein–Uhlenbeck component per
+      decade of correlation time (1 ms … 10⁶ s, each ln 10 of the variance, present once the
+      cell is older than the decade); only the faster rest is drawn afresh each read
+      (:meth:`read_sigma`). Consecutive reads taken close together therefore share the slow
+      part: averaging N of them does not shrink the noise as 1/√N.
     """
 
     g_min: float = 0.1e-6
     g_max: float = 25e-6
     set_step: float = 0.04  # mean SET increment at g = 0 per nominal pulse, fraction of g_max
+    set_c2c: float = 1.0  # relative 1σ of one SET increment (Nandakumar 2018: about the mean)
+    set_d2d: float = 0.3  # relative device-to-device spread of the mean SET step (judgement)
+    set_rate_max: float = 1.0  # largest SET step in units of the nominal one (judgement: saturation)
+    prog_noise: float = 1.0  # scale of σ_prog(g_T) (1.0 = Nandakumar 2019)
+    relax_tau: float = 1e-3  # s, onset time of the programming-noise relaxation (judgement)
     t0: float = 20.0  # s
     t_read: float = 250e-9  # s
+    white_tau: float = 1e-3  # s, correlation times below this are drawn afresh per read (judgement)
     drift: bool = True
 
     name = "pcm"
+    #: 1/f read noise has a slow, time-correlated part and the drift changes g: reads depend on time
+    time_dependent = True
 
-    @property
-    def time_dependent(self) -> bool:  # type: ignore[override]
-        return self.drift
+    # one Ornstein–Uhlenbeck component per decade of correlation time: 1 ms … 1e6 s
+    _TAUS = 10.0 ** np.arange(-3, 7)
 
     def _init(self, n, rng):
         self.g_prog = np.full(n, self.g_min) * (1 + 0.1 * rng.random(n))
         self.t_prog = np.zeros(n)
         self.nu = self._draw_nu(self.g_prog, rng)
+        self.eps = np.zeros(n)  # programming-noise offset (S) emerging after the last pulse
+        self.set_scale = np.maximum(1 + self.set_d2d * rng.standard_normal(n), 0.1)
+        self.slow = rng.standard_normal((self._TAUS.size, n))  # unit-variance OU states of the 1/f noise
+        self.t_slow = 0.0
 
     def _draw_nu(self, g, rng):
         gt = np.clip(g / self.g_max, 1e-3, 1.0)
@@ -275,38 +320,80 @@ class PCM(DeviceModel):
         """Programming noise (µS) at normalised target g_T (Nandakumar 2019)."""
         return np.maximum(-1.1731 * g_t**2 + 1.9650 * g_t + 0.2635, 0.0)
 
+    def _emerged(self, dt: np.ndarray) -> np.ndarray:
+        """Fraction of the programming-noise offset visible ``dt`` s after the last pulse."""
+        dt = np.maximum(dt, 0.0)
+        return np.minimum(np.log1p(dt / self.relax_tau) / np.log1p(self.t0 / self.relax_tau), 1.0)
+
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
+        dt = t_now - self.t_prog[idx]
         g_now = self.conductance(t_now)[idx]
         rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         gt = np.clip(g_now / self.g_max, 0, 1)
-        mean = self.set_step * self.g_max * rate * (1 - gt)
-        noise = 0.1e-6 * self.prog_sigma(gt) * np.sqrt(np.minimum(rate, 1.0)) * rng.standard_normal(idx.size)
-        g_set = np.clip(g_now + mean + noise, self.g_min, self.g_max)
-        reset = amp < 0
-        strong = np.abs(amp) >= self.v_ref  # a RESET needs a melt-quench pulse at least the nominal amplitude
+        mean = self.set_step * self.g_max * self.set_scale[idx] * np.minimum(rate, self.set_rate_max) * (1 - gt)
+        g_set = np.clip(g_now + mean * (1 + self.set_c2c * rng.standard_normal(idx.size)), 0.0, self.g_max)
+        reset = (amp < 0) & (np.abs(amp) >= self.v_ref)  # a RESET needs a melt-quench pulse ≥ the nominal amplitude
         g_reset = self.g_min * (1 + 0.1 * rng.random(idx.size))
-        new = np.where(amp > 0, g_set, np.where(reset & strong, g_reset, g_now))
-        changed = new != g_now
+        set_ = amp > 0
+        new = np.where(set_, g_set, np.where(reset, g_reset, g_now))
+        changed = set_ | reset
+        # programming noise: re-drawn by a programming pulse (fully at rate ≥ 1), emerging from now on
+        m = np.where(reset, 1.0, np.where(set_, np.minimum(rate, 1.0), 0.0))
+        rest = self.eps[idx] * (1 - self._emerged(dt))
+        sig = self.prog_noise * 1e-6 * self.prog_sigma(np.clip(new / self.g_max, 0, 1))
+        eps = np.sqrt(1 - m) * rest + np.sqrt(m) * sig * rng.standard_normal(idx.size)
         self.g_prog[idx] = np.where(changed, new, self.g_prog[idx])
+        self.eps[idx] = np.where(changed, eps, self.eps[idx])
         self.t_prog[idx] = np.where(changed, t_now, self.t_prog[idx])
         self.nu[idx] = np.where(changed, self._draw_nu(new, rng), self.nu[idx])
 
     def conductance(self, t_now):
-        if not self.drift:
-            return self.g_prog.copy()
-        dt = np.maximum(t_now - self.t_prog, self.t0)
-        return self.g_prog * (dt / self.t0) ** (-self.nu)
+        return self.conductance_at_age(t_now - self.t_prog)
 
-    def read_sigma(self, g, t_now):
+    def conductance_at_age(self, age: np.ndarray | float) -> np.ndarray:
+        """Each cell's conductance (S) ``age`` s after its last programming pulse (no read noise)."""
+        age = np.broadcast_to(np.asarray(age, dtype=float), self.g_prog.shape)
+        g = np.maximum(self.g_prog + self.eps * self._emerged(age), 0.0)
+        if not self.drift:
+            return g
+        return g * (np.maximum(age, self.t0) / self.t0) ** (-self.nu)
+
+    def _qs_total(self, g, t_now):
+        """(g·Q_s (S), time since programming (s)) of each cell."""
         gt = np.clip(np.abs(g) / self.g_max, 1e-6, 1.0)
         qs = np.minimum(0.0088 / gt**0.65, 0.2)
-        t = np.maximum(t_now - self.t_prog, self.t_read)
-        return np.abs(g) * qs * np.sqrt(np.log((t + self.t_read) / (2 * self.t_read)))
+        return np.abs(g) * qs, np.maximum(t_now - self.t_prog, self.t_read)
+
+    def read_sigma(self, g, t_now):
+        """1σ (S) of the part of the 1/f read noise drawn afresh each read (correlation time < white_tau)."""
+        gq, t = self._qs_total(g, t_now)
+        top = np.minimum(t, self.white_tau / np.sqrt(10.0))
+        return gq * np.sqrt(np.log((top + self.t_read) / (2 * self.t_read)))
+
+    def total_read_sigma(self, g, t_now):
+        """1σ (S) of the whole 1/f read noise (Nandakumar 2019's formula)."""
+        gq, t = self._qs_total(g, t_now)
+        return gq * np.sqrt(np.log((t + self.t_read) / (2 * self.t_read)))
+
+    def read_offset(self, g, t_now, rng):
+        """The slow (time-correlated) part of the read noise (S) of every cell at ``t_now``."""
+        dt = t_now - self.t_slow
+        if dt > 0:
+            a = np.exp(-dt / self._TAUS)[:, None]
+            self.slow *= a
+            self.slow += np.sqrt(1 - a**2) * rng.standard_normal(self.slow.shape)
+            self.t_slow = t_now
+        gq, t = self._qs_total(g, t_now)
+        lo, hi = self._TAUS / np.sqrt(10.0), self._TAUS * np.sqrt(10.0)
+        # each decade contributes ln 10 of variance once the cell is older than the decade's top
+        weight = np.clip(np.log(np.maximum(t[None, :], lo[:, None]) / lo[:, None]), 0, np.log(hi / lo)[:, None])
+        return gq * np.sum(np.sqrt(weight) * self.slow, axis=0)
 
     def _cap(self, idx, g_cap):
         self.g_prog[idx] = min(self.g_prog[idx], g_cap)
+        self.eps[idx] = min(self.eps[idx], 0.0)
 
 
 @dataclass
