@@ -307,7 +307,25 @@ def test_periphery_fixed_gain_and_clipping():
     assert out[1] == 1e-3 and out[2] == -1e-3
     assert abs(out[0] - a.gain["col"][0] * 1e-4 - a.offset["col"][0] * 1e-3) < 2 * 2e-3 / 2**18
     v = a.dac(np.array([0.1234567]), 1.0)
-    assert abs(v[0] - 0.1234567) <= 1.0 / 2**16
+    assert abs(v[0] - (0.1234567 * a.dac_gain + a.dac_offset)) <= 1.0 / 2**16
+    assert a.dac_gain != 1.0 and a.dac_offset != 0.0  # the DACs have gain and offset errors (common reference)
+    assert np.all(np.abs(a.dac(np.array([5.0, -5.0]), 1.0)) <= 1.0)  # never past the DAC range
+
+
+def test_periphery_gain_and_offset_drift_with_time_and_temperature():
+    a, b = Periphery(8, 8, seed=3), Periphery(8, 8, seed=3)
+    g0, o0 = a.line_errors("col", 0.0)
+    g6, o6 = a.line_errors("col", 6 * 3600.0)  # temperature at its peak, 6 h of random walk
+    assert np.allclose(g0, a.gain["col"]) and np.allclose(o0, a.offset["col"])
+    rel = np.abs(g6 / g0 - 1)
+    assert 1e-5 < np.median(rel) < 5e-3  # a calibration goes stale over hours, by ~1e-4-1e-3
+    assert np.max(np.abs(o6 - o0)) > 1e-6
+    # the same drift whatever order the times are asked in
+    b.line_errors("col", 20 * 3600.0)
+    np.testing.assert_allclose(b.line_errors("col", 6 * 3600.0)[0], g6)
+    assert a.temperature_delta(6 * 3600.0) == pytest.approx(1.0)
+    quiet = Periphery(8, 8, seed=3, temp_swing=0.0, gain_walk=0.0, offset_walk=0.0)
+    np.testing.assert_array_equal(quiet.line_errors("col", 6 * 3600.0)[0], quiet.gain["col"])
 
 
 def test_bad_configuration_is_refused():
