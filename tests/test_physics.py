@@ -82,7 +82,8 @@ def test_nonlinearity_small_at_read_and_large_at_one_volt():
 
 
 def test_rram_steps_cycle_to_cycle_spread_and_asymmetry():
-    m = CrossbarModel(1, 400, make_device("rram", d2d=0.0), stuck_fraction=0.0, wire_resistance=0.0, seed=3)
+    m = CrossbarModel(1, 400, make_device("rram", d2d=0.0, v_ref_d2d=0.0), stuck_fraction=0.0, wire_resistance=0.0,
+                      seed=3)
     dev = m.device
     dev.w[:] = 0.5
     m.invalidate()
@@ -97,6 +98,52 @@ def test_rram_steps_cycle_to_cycle_spread_and_asymmetry():
     m.apply_pulses(np.zeros(400, int), np.arange(400), np.full(400, -1.5), np.full(400, 1e-6))
     down = before - m.conductance_map()
     assert up.mean() > down.mean() > 0  # SET steps larger than RESET steps (step_ratio > 1)
+
+
+def _rram_row(n=400, **params):
+    clock = SimClock()
+    m = CrossbarModel(1, n, make_device("rram", d2d=0.0, **params), clock=clock, stuck_fraction=0.0,
+                      wire_resistance=0.0, seed=3)
+    m.device.w[:] = 0.3
+    m.invalidate()
+    return m, clock
+
+
+def test_rram_switching_threshold_spreads_from_device_to_device():
+    steps = []
+    for v_d2d in (0.0, 0.05):
+        m, _ = _rram_row(v_ref_d2d=v_d2d, c2c=0.0)
+        before = m.conductance_map()[0].copy()
+        m.apply_pulses(np.zeros(400, int), np.arange(400), np.full(400, 1.3), np.full(400, 1e-6))
+        steps.append(m.conductance_map()[0] - before)
+    assert np.std(steps[0]) / np.mean(steps[0]) < 0.01  # no c2c nor d2d: only the 1 % up/down ratio spread
+    # a 50 mV threshold spread at 100 mV per e-fold: a log-normal step factor of σ 0.5
+    assert np.std(np.log(steps[1])) == pytest.approx(0.5, rel=0.15)
+
+
+def test_rram_1t1r_transistor_limits_the_set():
+    m, _ = _rram_row(compliance_current=100e-6, v_ref_d2d=0.0)
+    n = 400
+    m.apply_pulses(np.zeros(n, int), np.arange(n), np.full(n, 2.5), np.full(n, 1e-6))
+    assert np.max(m.conductance_map()[0]) <= 100e-6 / 2.5 * (1 + 1e-9)  # I_cc/V
+    free, _ = _rram_row(compliance_current=0.0, v_ref_d2d=0.0)
+    free.apply_pulses(np.zeros(n, int), np.arange(n), np.full(n, 2.5), np.full(n, 1e-6))
+    assert np.median(free.conductance_map()[0]) > 60e-6
+
+
+def test_rram_relaxation_moves_a_cell_after_programming():
+    m, clock = _rram_row(relax_sigma=0.02, v_ref_d2d=0.0)
+    n = 400
+    m.apply_pulses(np.zeros(n, int), np.arange(n), np.full(n, 1.2), np.full(n, 1e-6))
+    clock.advance(1e-3)
+    g0 = m.conductance_map()[0].copy()
+    clock.advance(60.0)
+    g1 = m.conductance_map()[0].copy()
+    clock.advance(3 * 3600.0)
+    g2 = m.conductance_map()[0]
+    span = np.median(m.device.hi - m.device.lo)
+    d1, d2 = np.std(g1 - g0) / span, np.std(g2 - g0) / span
+    assert 0.005 < d1 < d2 and d2 == pytest.approx(0.02, rel=0.2)  # grows in log-time to relax_sigma
 
 
 def test_aihwkit_preset_keeps_its_up_down_step_ratio():
@@ -308,7 +355,9 @@ def test_periphery_fixed_gain_and_clipping():
     assert abs(out[0] - a.gain["col"][0] * 1e-4 - a.offset["col"][0] * 1e-3) < 2 * 2e-3 / 2**18
     v = a.dac(np.array([0.1234567]), 1.0)
     assert abs(v[0] - (0.1234567 * a.dac_gain + a.dac_offset)) <= 1.0 / 2**16
-    assert a.dac_gain != 1.0 and a.dac_offset != 0.0  # the DACs have gain and offset errors (common reference)
+    assert a.dac_gain != 1.0  # the DACs have a gain error (common reference)
+    c = Periphery(4, 4, seed=1, dac_offset_sigma=1e-3)
+    assert c.dac(np.array([0.0]), 1.0)[0] == pytest.approx(c.dac_offset, abs=1.0 / 2**16) and c.dac_offset != 0
     assert np.all(np.abs(a.dac(np.array([5.0, -5.0]), 1.0)) <= 1.0)  # never past the DAC range
 
 

@@ -333,14 +333,31 @@ def _fit_direction(obs: np.ndarray, v_ref: float, width_ref: float, v_on: float)
     y = np.log(k)
     lw = np.log(w / width_ref)
     has_width = np.ptp(lw) > 0.5 and np.unique(np.round(lw, 3)).size >= 2
-    cols = [np.ones_like(v), v - v_ref] + ([lw] if has_width else [])
-    x = np.column_stack(cols)
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    resid = y - x @ coef
-    dof = max(y.size - x.shape[1], 1)
-    s2 = float(resid @ resid) / dof
-    cov = s2 * np.linalg.pinv(x.T @ x)
-    err = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    # slopes from the variation within each cell (per-cell intercepts): a cell-to-cell spread of the
+    # threshold shifts whole cells and, with the censoring of the low rungs, would flatten a pooled fit
+    xs = np.column_stack([v - v_ref] + ([lw] if has_width else []))
+    counts = np.bincount(cell)
+
+    def within(a: np.ndarray) -> np.ndarray:
+        return a - (np.bincount(cell, weights=a) / np.maximum(counts, 1))[cell]
+    xw = np.column_stack([within(xs[:, j]) for j in range(xs.shape[1])])
+    yw = within(y)
+    multi = counts[cell] > 1
+    if np.count_nonzero(multi) > xs.shape[1] + 2 and np.ptp(xw[multi, 0]) > 0:
+        slopes, *_ = np.linalg.lstsq(xw[multi], yw[multi], rcond=None)
+    else:  # too few repeats per cell: pooled
+        slopes = np.linalg.lstsq(np.column_stack([np.ones_like(v), xs]), y, rcond=None)[0][1:]
+    cell_int = np.bincount(cell, weights=y - xs @ slopes) / np.maximum(counts, 1)
+    coef = np.concatenate([[float(np.mean(y - xs @ slopes))], slopes])
+    resid = y - cell_int[cell] - xs @ slopes  # within-cell residual (cycle to cycle)
+    dof = max(int(np.count_nonzero(multi)) - np.count_nonzero(counts[counts > 1]) - xs.shape[1], 1)
+    s2 = float(resid[multi] @ resid[multi]) / dof
+    k_par = xs.shape[1]
+    cov = s2 * np.linalg.pinv(xw[multi].T @ xw[multi]) if np.count_nonzero(multi) else np.full((k_par, k_par), np.nan)
+    # the intercept's error: the spread of the cells' intercepts over their number (plus the within noise)
+    n_cells = max(np.count_nonzero(counts), 1)
+    s_err = float(np.sqrt(s2 / max(y.size, 1)) + np.std(cell_int[counts > 0]) / np.sqrt(n_cells))
+    err = np.concatenate([[s_err], np.sqrt(np.maximum(np.diag(cov), 0.0))])
     slope = float(coef[1])
     if slope > 2 * float(err[1]) and slope > 0.1:
         v_scale = 1.0 / slope
@@ -351,11 +368,9 @@ def _fit_direction(obs: np.ndarray, v_ref: float, width_ref: float, v_on: float)
         beta, beta_err = float(np.clip(coef[2], 0.05, 2.0)), float(err[2])
     else:  # no usable width ladder: the conservative choice (shortening a pulse then undershoots)
         beta, beta_err = 1.0, float("nan")
-    counts = np.bincount(cell)
-    means = np.bincount(cell, weights=resid) / np.maximum(counts, 1)
-    within = resid - means[cell]
-    c2c = float(np.sqrt(np.sum(within**2) / max(y.size - np.count_nonzero(counts), 1)))  # spread of ln k
     seen = counts > 1
+    c2c = float(np.sqrt(np.sum(resid[multi] ** 2) / max(int(np.count_nonzero(multi)) - np.count_nonzero(seen), 1)))
+    means = cell_int - coef[0]
     d2d = float(np.sqrt(max(np.var(means[seen]) - c2c**2 / np.mean(counts[seen]), 0.0))) if seen.sum() > 2 else nan
     return DirectionFit(float(coef[0]), v_scale, beta, float(err[0]), v_scale_err, beta_err, c2c, v_on,
                         int(y.size), d2d=d2d)

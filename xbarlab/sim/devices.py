@@ -167,6 +167,20 @@ class RRAM(DeviceModel):
     nominal step (whatever its docstring says), so r = 1/(1 − up_down)
     (:func:`step_ratio_from_aihwkit`); the Gong 2018 preset's up_down 0.259 gives r = 1.35, the
     default (REFERENCE.md). Per device the ratio varies by 1 % (aihwkit up_down_dtod ≈ 0.01).
+
+    Switching threshold: each cell's v_ref is offset by N(0, ``v_ref_d2d``) (0.05 V, judgement: the
+    SET/RESET voltages of HfO₂ cells scatter by tens of mV from device to device), i.e. its step is
+    scaled by exp(−δ/v_scale) on top of the step's own d2d spread.
+
+    1T1R compliance: the cell's transistor limits the SET current to ``compliance_current``
+    (300 µA, judgement: HfO₂ 1T1R arrays are SET at 50–500 µA set by the gate voltage), so a SET
+    pulse of amplitude V cannot take the cell above I_cc/V (0 = no transistor, a passive array).
+
+    Post-programming relaxation (off by default: ``relax_sigma`` 0): each programming pulse draws an
+    offset N(0, relax_sigma) (fraction of the range) that emerges after the pulse as
+    ln(1 + Δt/``relax_tau``)/ln(1 + ``relax_end``/relax_tau) (capped at 1): the conductance moves
+    after the verify accepted it, from seconds to hours (Esmanhotto et al., IEDM 2020, report a
+    spread of a few µS within an hour on HfO₂ 1T1R; magnitude here a judgement to set).
     """
 
     dw_min: float = 0.00135  # fraction of range per nominal pulse (mean of the SET and RESET steps)
@@ -179,6 +193,11 @@ class RRAM(DeviceModel):
     unformed_fraction: float = 0.0  # cells delivered unformed (default: the array comes formed)
     forming_voltage: float = 2.5  # V, positive bias that forms the filament (HfO2: ~2-3 V)
     g_unformed: float = 10e-9  # S, pristine-oxide conductance
+    v_ref_d2d: float = 0.05  # V, device-to-device spread of the switching threshold (judgement)
+    compliance_current: float = 300e-6  # A, 1T1R transistor current limit during SET (judgement); 0 = none
+    relax_sigma: float = 0.0  # fraction of range, post-programming relaxation (0 = off; see docstring)
+    relax_tau: float = 1.0  # s, onset of the relaxation (judgement)
+    relax_end: float = 1e4  # s, by when the relaxation has fully emerged (judgement: hours)
 
     name = "rram"
 
@@ -194,6 +213,21 @@ class RRAM(DeviceModel):
         self.down = 2 / (1 + ratio)
         self.w = rng.uniform(self.initial_low, self.initial_high, n)
         self.formed = rng.random(n) >= self.unformed_fraction
+        # added physics draws from a stream of its own: the draws above stay those of the seed
+        extra = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]) if hasattr(
+            rng.bit_generator, "seed_seq") else np.random.default_rng(n)
+        self.thr = np.exp(-self.v_ref_d2d * extra.standard_normal(n) / self.v_scale)  # step factor of the threshold
+        self.eps = np.zeros(n)  # relaxation offset (fraction of range) emerging after the last pulse
+        self.t_prog = np.zeros(n)
+        self._relax_rng = extra
+
+    @property
+    def time_dependent(self) -> bool:  # type: ignore[override]
+        return self.relax_sigma > 0
+
+    def _emerged(self, dt: np.ndarray) -> np.ndarray:
+        dt = np.maximum(dt, 0.0)
+        return np.minimum(np.log1p(dt / self.relax_tau) / np.log1p(self.relax_end / self.relax_tau), 1.0)
 
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
@@ -211,14 +245,27 @@ class RRAM(DeviceModel):
                 return
         rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         noise = 1 + self.c2c * rng.standard_normal(idx.size)
-        self._step(idx, amp, rate, noise)
+        self._step(idx, amp, rate, noise, t_now)
 
-    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, noise: np.ndarray) -> None:
+    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, noise: np.ndarray, t_now: float = 0.0) -> None:
         """Soft-bounds update of distinct formed cells ``idx`` by one pulse each."""
         w = self.w[idx]
+        if self.relax_sigma > 0:  # the relaxation that has emerged so far stays; a new one starts now
+            w = np.clip(w + self.eps[idx] * self._emerged(t_now - self.t_prog[idx]), 0.0, 1.0)
+        rate = rate * self.thr[idx]
         dw_set = self.step[idx] * self.up[idx] * rate * (1 - w) * noise
         dw_reset = -self.step[idx] * self.down[idx] * rate * w * noise
-        self.w[idx] = np.clip(w + np.where(amp > 0, dw_set, np.where(amp < 0, dw_reset, 0.0)), 0.0, 1.0)
+        new = np.clip(w + np.where(amp > 0, dw_set, np.where(amp < 0, dw_reset, 0.0)), 0.0, 1.0)
+        if self.compliance_current > 0:  # the transistor stops a SET at I_cc
+            span = self.hi[idx] - self.lo[idx]
+            w_cc = (self.compliance_current / np.maximum(np.abs(amp), 1e-12) - self.lo[idx]) / span
+            new = np.where(amp > 0, np.minimum(new, np.maximum(w_cc, w)), new)
+        self.w[idx] = new
+        if self.relax_sigma > 0:
+            moved = amp != 0
+            self.eps[idx] = np.where(moved, self.relax_sigma * self._relax_rng.standard_normal(idx.size),
+                                     self.eps[idx] * (1 - self._emerged(t_now - self.t_prog[idx])))
+            self.t_prog[idx] = np.where(moved, t_now, self.t_prog[idx])
 
     def pulse_sequence(self, idx, amplitude, width, t_now, rng, groups=None):
         idx = np.asarray(idx, dtype=np.intp)
@@ -227,11 +274,14 @@ class RRAM(DeviceModel):
         amp = np.asarray(amplitude, dtype=float)
         rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         noise = 1 + self.c2c * rng.standard_normal(idx.size)
-        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], noise[k]), groups)
+        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], noise[k], t_now), groups)
         return True
 
     def conductance(self, t_now):
-        return np.where(self.formed, self.lo + self.w * (self.hi - self.lo), self.g_unformed)
+        w = self.w
+        if self.relax_sigma > 0:
+            w = np.clip(w + self.eps * self._emerged(t_now - self.t_prog), 0.0, 1.0)
+        return np.where(self.formed, self.lo + w * (self.hi - self.lo), self.g_unformed)
 
     def read_sigma(self, g, t_now):
         return self.read_noise * np.abs(g)
@@ -398,9 +448,20 @@ class PCM(DeviceModel):
 
 @dataclass
 class ECRAM(DeviceModel):
-    """Electrochemical RAM (Tang et al., IEDM 2018 fit): near-linear and symmetric.
+    """Electrochemical RAM: near-linear and symmetric at its nominal pulse.
 
-    Step dw_min = 0.002 of range, mild state dependence (5 %), c2c spread 5 %, d2d 10 %.
+    * Step ``dw_min`` = 0.002 of the range with mild state dependence (5 %), cycle-to-cycle spread
+      5 %, device-to-device 10 %, read noise 0.2 % (Tang et al., IEDM 2018, "ECRAM as scalable
+      synaptic cell for high-speed, low-power neuromorphic computing": > 1000 near-symmetric
+      states; the aihwkit-style fit of REFERENCE.md).
+    * Voltage-controlled asymmetry: the RESET (negative) step follows the amplitude with
+      ``v_scale_ratio`` × the SET's V per e-fold (1.3, judgement: in ECRAM the two directions are
+      driven by different ion-transport barriers, so the up/down balance that holds at one
+      amplitude shifts with it, e.g. Kim et al., IEDM 2019; Onen et al., Science 2022). Up and
+      down steps are equal at v_ref and drift apart away from it.
+    * Retention loss: the state relaxes towards ``w_eq`` (mid-range) with time constant
+      ``retention_tau`` (1e5 s ≈ a day, judgement: the channel's ions re-equilibrate with the
+      electrolyte; metal-oxide ECRAMs report retention of hours to days).
     """
 
     dw_min: float = 0.002
@@ -408,36 +469,59 @@ class ECRAM(DeviceModel):
     c2c: float = 0.05
     d2d: float = 0.1
     read_noise: float = 0.002
+    v_scale_ratio: float = 1.3  # RESET V per e-fold / SET V per e-fold (judgement)
+    retention_tau: float = 1e5  # s, relaxation of the state towards w_eq (judgement); 0 = no retention loss
+    w_eq: float = 0.5  # fraction of the range the state relaxes to
 
     name = "ecram"
+
+    @property
+    def time_dependent(self) -> bool:  # type: ignore[override]
+        return self.retention_tau > 0
 
     def _init(self, n, rng):
         self.step = self.dw_min * np.maximum(1 + self.d2d * rng.standard_normal(n), 0.1)
         self.w = rng.uniform(0.4, 0.6, n)
+        self.t_last = np.zeros(n)
+
+    def _state_at(self, idx: Any, t_now: float) -> np.ndarray:
+        """The state of cells ``idx`` at ``t_now`` after the retention loss since their last pulse."""
+        w = self.w[idx]
+        if self.retention_tau <= 0:
+            return w
+        return self.w_eq + (w - self.w_eq) * np.exp(-np.maximum(t_now - self.t_last[idx], 0.0) / self.retention_tau)
+
+    def _rates_v(self, amp: np.ndarray, width: Any) -> np.ndarray:
+        up = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
+        if self.v_scale_ratio == 1.0 or not np.any(amp < 0):
+            return up
+        down = _rates(amp, width, self.v_ref, self.v_scale * self.v_scale_ratio, self.width_ref, self.width_exponent)
+        return np.where(amp < 0, down, up)
 
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
-        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
-        self._step(idx, amp, rate, rng.standard_normal(idx.size))
+        rate = self._rates_v(amp, np.broadcast_to(np.asarray(width, dtype=float), amp.shape))
+        self._step(idx, amp, rate, rng.standard_normal(idx.size), t_now)
 
-    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, z: np.ndarray) -> None:
+    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, z: np.ndarray, t_now: float = 0.0) -> None:
         """Update of distinct cells ``idx`` by one pulse each (z: their standard-normal draws)."""
-        w = self.w[idx]
+        w = self._state_at(idx, t_now)
         state = np.where(amp > 0, 1 - self.state_dependence * w, 1 - self.state_dependence * (1 - w))
         dw = np.sign(amp) * self.step[idx] * rate * state * (1 + self.c2c * z)
         self.w[idx] = np.clip(w + dw, 0.0, 1.0)
+        self.t_last[idx] = t_now
 
     def pulse_sequence(self, idx, amplitude, width, t_now, rng, groups=None):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
-        rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
+        rate = self._rates_v(amp, width)
         z = rng.standard_normal(idx.size)
-        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], z[k]), groups)
+        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], z[k], t_now), groups)
         return True
 
     def conductance(self, t_now):
-        return self.g_min + self.w * (self.g_max - self.g_min)
+        return self.g_min + self._state_at(slice(None), t_now) * (self.g_max - self.g_min)
 
     def read_sigma(self, g, t_now):
         return self.read_noise * np.abs(g)
