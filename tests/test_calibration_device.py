@@ -14,7 +14,8 @@ from xbarlab.sim.stations import sim_station_text
 def test_fit_recovers_simulator_parameters_within_uncertainty():
     # c2c 0.3 (the literature default): at 0.1 the step spread is below the two reads' noise and its
     # deconvolution scatters over 0.04-0.1 from seed to seed (measured on seeds 4-6)
-    params = {"dw_min": 0.002, "step_ratio": 1.2 / 0.8, "c2c": 0.3, "d2d": 0.1}
+    # (no threshold spread: its exp(−δ/v_scale) step factor would add to the d2d the fit is compared with)
+    params = {"dw_min": 0.002, "step_ratio": 1.2 / 0.8, "c2c": 0.3, "d2d": 0.1, "v_ref_d2d": 0.0}
     with Station.from_text(sim_station_text(8, 8, seed=4, stuck_fraction=0.0, device_params=params)) as st:
         prep = prepare(st)
         rr, cc = np.repeat(np.arange(8), 8), np.tile(np.arange(8), 8)

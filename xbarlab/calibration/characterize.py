@@ -558,6 +558,10 @@ def characterize(
     fits = []
     for d, v_on in ((0, v_on_up), (1, v_on_dn)):
         od = _uncensored(obs[obs[:, 0] == d])
+        if d == 1 and od.shape[0] < 4:  # few clean rungs (a noisy device): judge abruptness on half-clean ones,
+            od = _uncensored(obs[obs[:, 0] == d], share=0.5)  # then on every significant RESET step
+            if od.shape[0] < 4:
+                od = _uncensored(obs[obs[:, 0] == d], share=0.0)
         big = od[:, 3] > 0.7
         if d == 1 and od.shape[0] >= 4 and np.mean(big) > 0.5:
             # abrupt RESET: the lowest rung at which 90 % of the cells were fully reset, plus one step
