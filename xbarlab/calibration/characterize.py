@@ -205,8 +205,16 @@ def fit_read_noise(mean: np.ndarray, var: np.ndarray) -> tuple[float, float]:
         return 0.0, float(np.sqrt(np.median(var)))
 
     w = 1.0 / np.maximum(var, 1e-40) ** 0.5
-    a = np.column_stack([np.ones_like(mean), mean**2]) * w[:, None]
-    coef, _ = nnls(a, var * w)
+    a = np.column_stack([np.ones_like(mean), mean**2])
+    coef, _ = nnls(a * w[:, None], var * w)
+    # then relative residuals against the fitted variance (iteratively reweighted; weighting by each cell's
+    # own sample variance would favour the cells whose few reads happened to agree): a device whose relative
+    # noise falls with g (PCM: σ ∝ g^0.35) is fitted by its absolute floor at low g and its relative noise
+    # at high g, not by one relative noise the low-g cells inflate (which hid PCM's RESET steps)
+    for _ in range(3):
+        model = a @ coef
+        w = 1.0 / np.maximum(model, max(0.01 * float(np.median(model)), 1e-40))
+        coef, _ = nnls(a * w[:, None], var * w)
     return float(np.sqrt(coef[1])), float(np.sqrt(coef[0]))
 
 
@@ -558,14 +566,17 @@ def characterize(
     fits = []
     for d, v_on in ((0, v_on_up), (1, v_on_dn)):
         od = _uncensored(obs[obs[:, 0] == d])
-        if d == 1 and od.shape[0] < 4:  # few clean rungs (a noisy device): judge abruptness on half-clean ones,
-            od = _uncensored(obs[obs[:, 0] == d], share=0.5)  # then on every significant RESET step
-            if od.shape[0] < 4:
-                od = _uncensored(obs[obs[:, 0] == d], share=0.0)
-        big = od[:, 3] > 0.7
-        if d == 1 and od.shape[0] >= 4 and np.mean(big) > 0.5:
+        oa = od  # the steps abruptness is judged on
+        if d == 1 and oa.shape[0] < 4:  # few clean rungs (a noisy device): judge on half-clean ones,
+            oa = _uncensored(obs[obs[:, 0] == d], share=0.5)  # then on every significant RESET step,
+            if oa.shape[0] < 4:
+                oa = _uncensored(obs[obs[:, 0] == d], share=0.0)
+            if oa.shape[0] < 4:  # then, none significant against the read noise, on the steps' size alone
+                oa = obs[(obs[:, 0] == d) & (obs[:, 4] > 0)][:, :6]
+        big = oa[:, 3] > 0.7
+        if d == 1 and oa.shape[0] >= 4 and np.mean(big) > 0.5:
             # abrupt RESET: the lowest rung at which 90 % of the cells were fully reset, plus one step
-            full = od[big & (od[:, 2] == width)]
+            full = oa[big & (oa[:, 2] == width)]
             amps = np.unique(full[:, 1])
             counts = np.array([np.unique(full[full[:, 1] == a][:, 5]).size for a in amps])
             ok = amps[counts >= 0.9 * kr.size]
