@@ -12,13 +12,29 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from xbarlab import __version__
+from xbarlab.campaigns.console import format_step_types, run_campaign_cli
+from xbarlab.demo import DemoExperiment, format_report
 from xbarlab.errors import ConfigError, XbarlabError
+from xbarlab.experiments.catalog import CLI_MODULES
+from xbarlab.experiments.cli_options import add_param_options, params_from_args
+from xbarlab.instruments import station as station_module
+from xbarlab.instruments.config import load_station
+from xbarlab.instruments.station import Station, embedded_station_path
+from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message
+from xbarlab.logbook import LogReader, summary
+from xbarlab.logbook.replay import replay
+from xbarlab.runs.step import declared_plot
+from xbarlab.session import LabSession
+from xbarlab.sim.bench import SimBench
+from xbarlab.sim.server import serve_bench
 from xbarlab.sweep.cli import add_cli as add_sweep_commands
 
 Handler = Callable[[argparse.Namespace], int]
@@ -34,15 +50,9 @@ def _station_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from xbarlab.demo import DemoExperiment, format_report
-    from xbarlab.logbook.replay import replay
-    from xbarlab.session import LabSession
-
     log = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="xbarlab-demo-")) / "demo.h5"
     with LabSession.open(args.station, log, overwrite=args.overwrite, title="xbarlab demo") as lab:
-        result = lab.run(DemoExperiment, {"seed": args.seed})
+        result = lab.run(DemoExperiment, params_from_args(args, DemoExperiment.params_spec))
         print(format_report(result, lab.station))
     report = replay(log)
     exchanges = sum(r.exchanges for r in report.runs)
@@ -52,9 +62,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_station_check(args: argparse.Namespace) -> int:
-    from xbarlab.instruments.config import load_station
-    from xbarlab.instruments.station import Station
-
     config = load_station(args.file)
     print(f"{args.file}: valid station file '{config.name}'")
     for inst in config.instruments.values():
@@ -62,27 +69,27 @@ def cmd_station_check(args: argparse.Namespace) -> int:
         port = f" -> board port {inst.board_port}" if inst.board_port is not None else ""
         print(f"  {inst.name:<8} {inst.driver:<16} {inst.address}{extra}{port}")
         print(f"           limits: {_limits_text(inst.limits)}")
+    shape = config.array_shape()
+    if config.board_name() is not None:
+        print(f"  array: {shape[0]}x{shape[1]} (checked against the board's IDENTIFY when it connects)" if shape
+              else "  array: size not stated (rows/cols of the board); validation skips cell ranges")
     if config.is_simulated:
         print("  (simulated bench: every instrument is an emulator)")
     if args.connect:
         with Station.open(config) as station:
             for name, ident in station.identities.items():
                 print(f"  {name:<8} answers: {ident}")
+            if station.array_shape is not None:
+                print(f"  array: {station.array_shape[0]}x{station.array_shape[1]} (IDENTIFY)")
         print("all instruments answered")
     return 0
 
 
 def _limits_text(limits: object) -> str:
-    from dataclasses import asdict
-
     return ", ".join(f"{k}={v:g}" for k, v in asdict(limits).items())  # type: ignore[call-overload]
 
 
 def cmd_sim_serve(args: argparse.Namespace) -> int:
-    from xbarlab.instruments.config import load_station
-    from xbarlab.instruments.station import embedded_station_path
-    from xbarlab.sim.bench import SimBench
-    from xbarlab.sim.server import serve_bench
 
     config = load_station(args.station or embedded_station_path("sim"))
     if not config.is_simulated:
@@ -102,14 +109,12 @@ def cmd_sim_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_log_show(args: argparse.Namespace) -> int:
-    from xbarlab.logbook import summary
 
-    print(summary(args.file, streams=not args.brief))
+    print(summary(args.file, streams=not args.brief, plots=declared_plot))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from xbarlab.campaigns.console import format_step_types, run_campaign_cli
 
     if args.list_steps:
         print(format_step_types())
@@ -122,8 +127,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from xbarlab.logbook import LogReader
-    from xbarlab.logbook.replay import replay
 
     LogReader(args.file)  # a missing or damaged file fails here, before any progress bar
     with tqdm(total=1, desc="replay", unit="run", disable=args.quiet) as bar:
@@ -182,7 +185,7 @@ class Parser(argparse.ArgumentParser):
 def add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="end-to-end tour of a bench (default: the embedded simulated bench)")
     _station_arg(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the demo's random MVM input")
+    add_param_options(p, DemoExperiment.params_spec)  # --seed, --iv-span, ...: defaults from the declarations
     p.add_argument("-o", "--output", metavar="LOG.h5", help="log file (default: a new temporary folder)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing log file")
     p.set_defaults(handler=cmd_demo)
@@ -253,7 +256,6 @@ def add_replay(sub: Any) -> None:
 
 
 def add_experiments(sub: Any) -> None:
-    from xbarlab.experiments.catalog import CLI_MODULES
 
     for module in CLI_MODULES:  # experiment commands: mvm, solve, train, drift
         module.add_cli(sub)
@@ -286,7 +288,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs closed) Ctrl-C is ignored and the process leaves at once with the command's status: a Ctrl-C
     during the interpreter's own shutdown would otherwise end it by SIGINT (status -2) instead of 0/130.
     """
-    from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message
 
     program = argv is None and threading.current_thread() is threading.main_thread()
     before = STATIONS.snapshot()
@@ -309,10 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None, before: tuple[int, int], program: bool = False) -> int:
-    from xbarlab.instruments.station import CLOSE_PROBLEMS
-    from xbarlab.interrupts import interrupted_message
 
-    problems_before = len(CLOSE_PROBLEMS)  # only this command's closing problems count
+    problems_before = len(station_module.CLOSE_PROBLEMS)  # only this command's closing problems count
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -333,7 +332,7 @@ def _main(argv: Sequence[str] | None, before: tuple[int, int], program: bool = F
     except KeyboardInterrupt:
         if program:  # the command is over: further Ctrl-C must not cut the report short
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-        problems = CLOSE_PROBLEMS[problems_before:]
+        problems = station_module.CLOSE_PROBLEMS[problems_before:]
         if problems:  # never "outputs off" when switching one off failed
             print("xbarlab: interrupted; outputs NOT confirmed off: " + "; ".join(problems), file=sys.stderr)
             return 1

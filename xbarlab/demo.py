@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.instruments.station import Station
 
 
@@ -144,6 +144,8 @@ class DemoExperiment(Experiment):
 
     kind = "demo"
     title = "Demo: I-V of a cell, array map, one forward MVM"
+    plots = (PlotSpec("iv", "voltage", ("current",), "V", "A", "I-V sweep"),
+             PlotSpec("mvm_output", "expected", ("measured",), "A", "A", "MVM: measured vs expected"))
     params_spec = (
         Param("seed", int, 0, help="seed of the random MVM input"),
         Param("iv_span", float, 0.2, "V", min=0.01, max=1.0, help="I-V sweep from -span to +span"),

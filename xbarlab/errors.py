@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 class XbarlabError(Exception):
@@ -63,6 +64,20 @@ class InstrumentError(XbarlabError):
         self.code = code
         self.message = message
         super().__init__(f"{instrument}: error {code}: {message}")
+
+
+class AdcSaturated(InstrumentError):
+    """ADC samples were clipped at the TIA full scale: the reading is not a valid measurement.
+
+    ``currents`` (A) and ``saturated`` (bool mask, same shape) hold the whole reading, or None when the
+    raiser has none, so a caller can still use the unclipped samples deliberately. Drivers raise a
+    subclass; code that handles clipping catches this type, never compares error codes.
+    """
+
+    def __init__(self, instrument: str, code: int, message: str, currents: Any = None, saturated: Any = None) -> None:
+        super().__init__(instrument, code, message)
+        self.currents = currents
+        self.saturated = saturated
 
 
 class ProtocolError(XbarlabError):

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.calibration.device import BoundsMap
 from xbarlab.calibration.writeverify import PulseModel, _pulse, cell_reader
 from xbarlab.errors import ConfigError
 
@@ -494,7 +495,6 @@ def characterize(
     ``width`` (s) is the reference pulse width; ``v_max`` (V) caps every amplitude below the board's
     ``max_pulse_amplitude`` limit. ``clock()``: instrument time (s), recorded with the result.
     """
-    from xbarlab.calibration.device import BoundsMap
 
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     if rows.size == 0 or cols.size == 0:

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.calibration.writeverify import PulseModel, cell_reader
+from xbarlab.calibration.readpath import _smu_name, smu_cell_current
+from xbarlab.calibration.writeverify import PulseModel, _pulse, cell_reader
 from xbarlab.errors import ConfigError
 
 
@@ -87,7 +88,6 @@ def pulse_response(
 ) -> PulseResponse:
     """N potentiating then N depressing pulses of ±``amplitude`` V, ``width`` s on the cells rows[i], cols[i]
     (one batch per pulse index, all cells in parallel), reading every cell after each pulse."""
-    from xbarlab.calibration.writeverify import _pulse
 
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     if rows.shape != cols.shape or rows.size == 0:
@@ -269,7 +269,6 @@ class IVCurve:
 def iv_sweep(station: Any, row: int, col: int, *, start: float = -0.3, stop: float = 0.3, points: int = 31,
              compliance: float = 100e-6, smu: str | None = None) -> IVCurve:
     """Staircase I–V sweep of one cell through the SMU routed by the board (output off afterwards)."""
-    from xbarlab.calibration.readpath import _smu_name
 
     name = _smu_name(station, smu)
     meter, port = station.smu(name), station.board_port(name)
@@ -299,7 +298,6 @@ def form_cell(station: Any, row: int, col: int, *, v_max: float = 3.0, points: i
               read_voltage: float = 0.2, threshold: float = 1e-6, smu: str | None = None) -> FormingResult:
     """Forming: a 0 → ``v_max`` V sweep with current ``compliance`` (A) through the SMU; formed when the
     read conductance rises above ``threshold`` S. The compliance caps the filament (no overshoot)."""
-    from xbarlab.calibration.readpath import _smu_name, smu_cell_current
 
     if not 0 < compliance:
         raise ConfigError(f"forming compliance must be > 0 A, got {compliance}")

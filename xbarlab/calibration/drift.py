@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from xbarlab.calibration.mapping import PairMapping, compensate_stuck
+from xbarlab.calibration.pipeline import program_matrix
 from xbarlab.calibration.residual import DiffBlocks, relative_error
+from xbarlab.experiments.support import instrument_time
 
 
 @dataclass
@@ -61,8 +63,6 @@ def drift_study(
 ) -> DriftResult:
     """Program W (n_out × n_in) on columns 0..2·n_out of a PCM array, then measure the MVM error
     at each of ``times`` (s after programming, instrument time) raw and drift-compensated."""
-    from xbarlab.calibration.pipeline import program_matrix
-    from xbarlab.experiments.support import instrument_time
 
     w = np.asarray(weights, dtype=float)
     n_out, n_in = w.shape

@@ -26,6 +26,7 @@ from xbarlab.calibration.writeverify import (
     program_conductances,
 )
 from xbarlab.errors import ConfigError
+from xbarlab.experiments.support import instrument_time
 
 
 def station_read_voltage(station: Any) -> float:
@@ -42,7 +43,6 @@ def sim_clock(station: Any) -> Any:
 
 def instrument_clock(station: Any) -> Any:
     """Instrument time in s as a callable: the simulated clock, or a monotonic clock on hardware."""
-    from xbarlab.experiments.support import instrument_time
 
     return lambda: instrument_time(station)
 

@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.calibration.writeverify import _pulse
+from xbarlab.drivers.replies import confirming
 from xbarlab.errors import ConfigError, InstrumentError
+from xbarlab.experiments.support import instrument_time
 
 RECORD_KIND = "read_path"
 
@@ -88,7 +91,6 @@ def _measuring_bench() -> bool:
     """False only while a log written before the reply-confirming drivers (format 1) is replayed: its
     read-path calibration neither checked the chord sweeps for disturbance nor adapted its reads to the
     read noise, and replay must send the traffic it recorded."""
-    from xbarlab.drivers.replies import confirming
 
     return confirming()
 
@@ -217,7 +219,6 @@ def calibrate_read_path(
     cells_set = 0
     if short.size and set_amplitudes:
         # an unprogrammed array (e.g. fresh PCM) has no conducting cells: SET graded reference cells
-        from xbarlab.calibration.writeverify import _pulse
 
         amps = np.resize(np.asarray(set_amplitudes, dtype=float), need)
         pr = np.concatenate([np.arange(need) for _ in short])
@@ -281,7 +282,6 @@ def calibrate_read_path(
     top = np.argsort(-s_cur)[: min(3, len(refs))]
     chord = chord_factor(station, board, name, [(int(r_ref[k]), int(c_ref[k])) for k in top], read_v)
     board.configure(read_v, full_scale)
-    from xbarlab.experiments.support import instrument_time
 
     cal = ReadCalibration(gain, offset_a / full_scale, read_v, chord_factor=chord,
                           measured_at_s=instrument_time(station))

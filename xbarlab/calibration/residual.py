@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.calibration.mapping import PairMapping, compensate_stuck
+from xbarlab.calibration.pipeline import program_matrix
 from xbarlab.errors import ConfigError, InstrumentError
 
 
@@ -177,7 +178,6 @@ def program_residual(
     ``reader``: verify reads, "cells" (device conductances) or "array" (READ_ALL rows, which see
     the row IR drop of a forward MVM; slower on the simulator).
     """
-    from xbarlab.calibration.pipeline import program_matrix
 
     w = np.asarray(weights, dtype=float)
     n_out, n_in = w.shape

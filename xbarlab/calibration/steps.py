@@ -23,16 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration
+from xbarlab.calibration.characterize import RECORD_KIND as CHAR_KIND
+from xbarlab.calibration.device import fit_pulse_response, form_cell, pulse_response
+from xbarlab.calibration.drift import drift_study
+from xbarlab.calibration.pipeline import prepare, program_matrix, station_read_voltage
+from xbarlab.calibration.readpath import RECORD_KIND, ReadCalibration, calibrate_read_path
+from xbarlab.calibration.residual import program_residual
 from xbarlab.errors import ConfigError
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.support import array_shape, bench_timing, board_limit_problems
-
-_MAX_AGE = Param("max_calibration_age", float, 0.0, "s",
-                 "auto: a logged read-path calibration older than this (instrument time) is measured again; 0: any age",
-                 min=0.0)
-_CAL = Param("calibration", str, "auto", help="read-path calibration: auto (newest logged, else measure) | measure",
-             choices=("auto", "measure"))
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
+from xbarlab.experiments.param_groups import PROGRAMMING, READ_CALIBRATION
+from xbarlab.experiments.support import array_shape, bench_timing, board_limit_problems, instrument_time
 
 
 def _board_problems(station_config: Any, where: str, smu: bool = True) -> list[str]:
@@ -44,6 +44,7 @@ def _board_problems(station_config: Any, where: str, smu: bool = True) -> list[s
 
 
 def _shape(station_config: Any) -> tuple[int, int]:
+    """(rows, cols) for estimates: the station file's array, else the 64x64 estimates assume."""
     t = bench_timing(station_config)
     return t.rows, t.cols
 
@@ -52,11 +53,12 @@ def _read_cal_time(station_config: Any) -> float:
     return bench_timing(station_config).read_calibration
 
 
-_G_MAX = Param("g_max_expected", float, 150e-6, "S", "largest conductance expected", min=1e-9)
 
 
 class _CalStep(Experiment):
     """Shared helpers: find or measure the read calibration, log records."""
+
+    category = "calibration"
 
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
@@ -65,12 +67,10 @@ class _CalStep(Experiment):
 
     def read_calibration(self, full_scale: float | None = None) -> ReadCalibration:
         """The newest logged ``read_path`` record (noted as used), or a new measurement (logged)."""
-        from xbarlab.calibration.pipeline import station_read_voltage
 
         if self.params.get("calibration", "auto") == "auto":
             found = self._find_logged(RECORD_KIND)
             if found is not None:
-                from xbarlab.experiments.support import instrument_time
 
                 ref, data, meta = found
                 cal = ReadCalibration.from_record(data, meta, ref)
@@ -83,7 +83,6 @@ class _CalStep(Experiment):
                 elif cal.gain.size == self.station.require_board().shape[1]:
                     self.recorder.use_calibration(ref)
                     return cal
-        from xbarlab.calibration.readpath import calibrate_read_path
 
         v = station_read_voltage(self.station)
         fs = full_scale or 1.3 * float(self.params.get("g_max_expected", 150e-6)) * abs(v)
@@ -99,27 +98,11 @@ class _CalStep(Experiment):
         s.append(np.column_stack([np.arange(cal.gain.size), cal.gain, cal.offset_frac]))
 
     def _find_logged(self, kind: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-        finder = getattr(self.recorder, "find_calibration", None)
-        if callable(finder):  # a recorder that knows which record this run used (offline replay)
-            return finder(kind)
-        book = getattr(self.recorder, "book", None)
-        path = getattr(book, "path", None)
-        if path is None:
-            mem = getattr(self.recorder, "calibrations", None)  # MemoryRecorder: its own records
-            if isinstance(mem, dict):
-                for rid, (k, data, meta) in reversed(list(mem.items())):
-                    if k == kind:
-                        return f"memory/{rid}", data, meta
-            return None
-        try:
-            from xbarlab.logbook import LogReader
-
-            return LogReader.from_book(book).find_calibration(kind)
-        except Exception:  # noqa: BLE001 - an unreadable log means: measure afresh
-            return None
+        """The newest calibration record of ``kind`` the recorder offers (the log's, memory's, or in replay the
+        one the recorded run applied)."""
+        return self.recorder.latest_calibration(kind)
 
     def prepared(self) -> Any:
-        from xbarlab.calibration.pipeline import prepare
 
         cal = self.read_calibration()
         self.checkpoint()
@@ -131,7 +114,6 @@ class _CalStep(Experiment):
     def log_characterization(self, prep: Any) -> None:
         """The range map and the device characterisation (thresholds, kinetics, read noise, with 1σ)
         as calibration records, and the characterisation's pulse observations as a stream."""
-        from xbarlab.calibration.characterize import RECORD_KIND as CHAR_KIND
 
         data, meta = prep.bounds.to_record()
         self.recorder.add_calibration("range_map", "range_map", data, meta)
@@ -153,10 +135,11 @@ class ReadCalibrationStep(_CalStep):
 
     kind = "read_calibration"
     title = "Read-path calibration against the SMU"
+    plots = (PlotSpec("read_path", "column", ("gain",), "1", "1", "read-path gain per column"),)
     params_spec = (
         Param("cells_per_column", int, 3, min=1, max=16, help="reference cells per column"),
         Param("reads", int, 8, min=1, max=256, help="board reads averaged per reference cell"),
-        Param("g_max_expected", float, 150e-6, "S", "largest conductance to read (sets the TIA range)", min=1e-9),
+        *READ_CALIBRATION.take("g_max_expected"),
     )
 
     @classmethod
@@ -166,8 +149,6 @@ class ReadCalibrationStep(_CalStep):
                         f"{cols} columns x {params['cells_per_column'] + 1} SMU-referenced cells")
 
     def execute(self) -> ReadCalibration:
-        from xbarlab.calibration.pipeline import station_read_voltage
-        from xbarlab.calibration.readpath import calibrate_read_path
 
         self.report(0, 1, "read-path calibration")
         v = station_read_voltage(self.station)
@@ -188,7 +169,8 @@ class RangeMapStep(_CalStep):
 
     kind = "range_map"
     title = "Range and stuck-cell map"
-    params_spec = (_CAL, _MAX_AGE, _G_MAX)
+    plots = (PlotSpec("characterization", "amplitude", ("k",), "V", "1", "switching kinetics"),)
+    params_spec = READ_CALIBRATION()
 
     @classmethod
     def estimate(cls, params: Mapping[str, Any], station_config: Any) -> Estimate:
@@ -218,15 +200,14 @@ class DeviceFitStep(_CalStep):
     kind = "device_fit"
     title = "Pulse response and device-model fit"
     params_spec = (
-        _CAL,
-        _MAX_AGE,
+        *READ_CALIBRATION.take("calibration", "max_calibration_age"),
         Param("cells", int, 32, min=2, max=100000, help="cells measured (random, live)"),
         Param("pulses", int, 30, min=2, max=10000, help="pulses per direction"),
         Param("amplitude", float, 1.3, "V", "pulse amplitude (both polarities)", min=0.01),
         Param("width", float, 1e-6, "s", "pulse width", min=1e-9),
         Param("cycles", int, 3, min=1, max=1000, help="potentiate/depress cycles"),
         Param("seed", int, 0, help="cell selection"),
-        _G_MAX,
+        *READ_CALIBRATION.take("g_max_expected"),
     )
 
     @classmethod
@@ -245,11 +226,9 @@ class DeviceFitStep(_CalStep):
         return Estimate(n * params["cells"], n * (params["cells"] * 150e-6 + 2e-3), "one batch + read per pulse")
 
     def execute(self) -> Any:
-        from xbarlab.calibration.device import fit_pulse_response, pulse_response
 
         p = self.params
         cal = self.read_calibration()
-        from xbarlab.calibration.pipeline import prepare
 
         prep = prepare(self.station, read_cal=cal, g_max_expected=p["g_max_expected"], checkpoint=self.checkpoint)
         self.log_characterization(prep)
@@ -279,6 +258,7 @@ class FormingStep(_CalStep):
 
     kind = "forming"
     title = "Forming / I-V sweep of a cell with compliance"
+    plots = (PlotSpec("iv", "voltage", ("current",), "V", "A", "forming I-V"),)
     params_spec = (
         Param("row", int, 0, min=0, help="cell row"),
         Param("col", int, 0, min=0, help="cell column"),
@@ -297,8 +277,8 @@ class FormingStep(_CalStep):
                 if params["compliance"] > inst.limits.max_current:
                     problems.append(f"{where}.compliance exceeds {inst.name}'s max_current")
                 break
-        rows, cols = _shape(station_config)
-        if params["row"] >= rows or params["col"] >= cols:
+        rows, cols = array_shape(station_config) or (0, 0)  # (0, 0): the file does not say; the board checks
+        if rows and (params["row"] >= rows or params["col"] >= cols):
             problems.append(f"{where}: cell ({params['row']}, {params['col']}) is outside the {rows}x{cols} array")
         return problems
 
@@ -307,7 +287,6 @@ class FormingStep(_CalStep):
         return Estimate(params["points"] + 2, (params["points"] + 2) * 0.021)
 
     def execute(self) -> Any:
-        from xbarlab.calibration.device import form_cell
 
         p = self.params
         self.report(0, 1, f"forming cell ({p['row']}, {p['col']})")
@@ -327,15 +306,15 @@ class WriteVerifyStep(_CalStep):
 
     kind = "write_verify"
     title = "Write-verify programming of a target matrix"
+    plots = (PlotSpec("error_histogram", "edge_low_tol", ("count",), "1", "1", "final error / tolerance"),)
     params_spec = (
-        _CAL,
-        _MAX_AGE,
-        Param("tolerance", float, 0.01, "", "tolerance, fraction of the usable range", min=1e-6, max=0.5),
+        *READ_CALIBRATION.take("calibration", "max_calibration_age"),
+        *PROGRAMMING.take("tolerance"),
         Param("max_pulses", int, 100, min=1, max=100000, help="pulse budget per cell"),
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
               choices=("cells", "array")),
         Param("seed", int, 0, help="target matrix"),
-        _G_MAX,
+        *READ_CALIBRATION.take("g_max_expected"),
     )
 
     @classmethod
@@ -354,7 +333,6 @@ class WriteVerifyStep(_CalStep):
         b = prep.bounds
         targets = np.random.default_rng(p["seed"]).uniform(lo, hi, b.g_lo.shape)
         self.report(1, 2, "write-verify")
-        from xbarlab.calibration.pipeline import program_matrix
 
         live = max(int(np.sum(b.stuck == 0)), 1)
 
@@ -384,9 +362,9 @@ class ResidualProgramStep(_CalStep):
 
     kind = "residual_program"
     title = "Residual programming over several arrays"
+    plots = (PlotSpec("error_vs_arrays", "arrays", ("rel_error",), "1", "1", "MVM error vs arrays"),)
     params_spec = (
-        _CAL,
-        _MAX_AGE,
+        *READ_CALIBRATION.take("calibration", "max_calibration_age"),
         Param("n", int, 16, min=2, max=4096, help="matrix size n x n"),
         Param("arrays", int, 3, min=1, max=8, help="blocks of 2n columns, side by side"),
         Param("vectors", int, 32, min=1, max=100000, help="test inputs"),
@@ -395,14 +373,14 @@ class ResidualProgramStep(_CalStep):
         Param("reader", str, "cells", help="verify reads: cells (READ_CELLS) | array (READ_ALL rows)",
               choices=("cells", "array")),
         Param("seed", int, 0, help="matrix and inputs"),
-        _G_MAX,
+        *READ_CALIBRATION.take("g_max_expected"),
     )
 
     @classmethod
     def check(cls, params: Mapping[str, Any], station_config: Any, where: str) -> list[str]:
         problems = _board_problems(station_config, where)
-        rows, cols = _shape(station_config)
-        if params["n"] > rows or 2 * params["n"] * params["arrays"] > cols:
+        rows, cols = array_shape(station_config) or (0, 0)  # (0, 0): the file does not say; the board checks
+        if rows and (params["n"] > rows or 2 * params["n"] * params["arrays"] > cols):
             problems.append(f"{where}: {params['arrays']} blocks of {params['n']}x{2 * params['n']} do not fit the "
                             f"{rows}x{cols} array")
         return problems
@@ -416,7 +394,6 @@ class ResidualProgramStep(_CalStep):
         return Estimate(mvms + cells, mvms * t.mvm + cells * (8 * t.pulse + 30 * 20e-6))
 
     def execute(self) -> Any:
-        from xbarlab.calibration.residual import program_residual
 
         p = self.params
         prep = self.prepared()
@@ -444,16 +421,17 @@ class DriftCompensationStep(_CalStep):
 
     kind = "drift_compensation"
     title = "PCM drift: MVM error vs time with global drift compensation"
+    plots = (PlotSpec("drift", "time", ("rel_error_raw", "rel_error_compensated"), "s", "1",
+                      "MVM error after programming", log_x=True),)
     params_spec = (
-        _CAL,
-        _MAX_AGE,
+        *READ_CALIBRATION.take("calibration", "max_calibration_age"),
         Param("n", int, 16, min=2, max=4096, help="matrix size n x n (2n columns)"),
         Param("times", list, [1.0, 10.0, 100.0, 1000.0, 10000.0, 86400.0], "s", "times after programming"),
         Param("vectors", int, 16, min=1, max=100000, help="test inputs"),
         Param("repeats", int, 8, min=1, max=1024, help="MVMs averaged per product"),
-        Param("tolerance", float, 0.03, "", "write-verify tolerance, fraction of the range", min=1e-4, max=0.5),
+        *PROGRAMMING.take("tolerance", tolerance=0.03),  # PCM programming noise is ~1-4 % of the window
         Param("seed", int, 0, help="matrix and inputs"),
-        Param("g_max_expected", float, 30e-6, "S", "largest conductance expected", min=1e-9),
+        *READ_CALIBRATION.take("g_max_expected", g_max_expected=30e-6),
     )
 
     @classmethod
@@ -464,8 +442,8 @@ class DriftCompensationStep(_CalStep):
             problems.append(f"{where}.times: expected a non-empty list of positive times (s)")
         elif list(times) != sorted(times):
             problems.append(f"{where}.times: times must increase")
-        rows, cols = _shape(station_config)
-        if params["n"] > rows or 2 * params["n"] > cols:
+        rows, cols = array_shape(station_config) or (0, 0)  # (0, 0): the file does not say; the board checks
+        if rows and (params["n"] > rows or 2 * params["n"] > cols):
             problems.append(f"{where}: a {params['n']}x{2 * params['n']} block does not fit the {rows}x{cols} array")
         return problems
 
@@ -476,7 +454,6 @@ class DriftCompensationStep(_CalStep):
         return Estimate(m, m * t.mvm + float(max(params["times"], default=0.0)), "includes the waiting time")
 
     def execute(self) -> Any:
-        from xbarlab.calibration.drift import drift_study
 
         p = self.params
         prep = self.prepared()

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import ConfigError, InstrumentError
+from xbarlab.instruments.interfaces import Pulse
 
 # cell status codes
 ACTIVE, DONE, STUCK, UNREACHABLE, BUDGET, SKIPPED = 0, 1, 2, 3, 4, 5
@@ -248,7 +249,6 @@ def _pulse(board: Any, rows: np.ndarray, cols: np.ndarray, amps: np.ndarray, wid
             return
         except AttributeError:
             pass
-    from xbarlab.instruments.interfaces import Pulse
 
     board.pulse_batch([Pulse(int(r), int(c), float(a), float(w)) for r, c, a, w in zip(rows, cols, amps, widths,
                                                                                       strict=True)])

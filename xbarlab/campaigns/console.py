@@ -13,9 +13,10 @@ from typing import Any
 from tqdm import tqdm
 
 from xbarlab.campaigns.runner import CampaignReport, CampaignRunner, campaign_from_log
-from xbarlab.campaigns.spec import Campaign, StepInstance, load_campaign
+from xbarlab.campaigns.spec import Campaign, StepInstance, load_campaign, step_types
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import AbortToken, Progress
+from xbarlab.experiments.cli_options import describe
 from xbarlab.interrupts import absorb_sigint, sigint_deferred
 
 
@@ -36,8 +37,6 @@ def format_plan(campaign: Campaign) -> str:
 
 def format_step_types() -> str:
     """``xbarlab run --list-steps``: every step type with its parameters, defaults, ranges and units."""
-    from xbarlab.campaigns.spec import step_types
-    from xbarlab.experiments.cli_options import describe
 
     lines: list[str] = []
     for kind, cls in step_types().items():

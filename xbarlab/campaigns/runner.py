@@ -9,6 +9,11 @@ and is redone. Instrument link faults (timeouts, corrupted frames, an instrument
 reset itself) make the runner close the bench, reopen it (a new session, instruments
 re-initialised) and repeat the step, at most ``retries`` times; a corrupted value never
 reaches a stream because it raises before its step commits.
+
+Each step runs through the one run engine (:class:`xbarlab.runs.engine.Engine`, with the board
+boot-count guard); what the bench keeps across a crash is saved after each step and restored on
+resume through the station's ``bench_state`` (the simulated bench saves its physics; hardware keeps
+its own).
 """
 
 from __future__ import annotations
@@ -19,26 +24,32 @@ from pathlib import Path
 from typing import Any
 
 from xbarlab.campaigns.spec import Campaign, StepInstance, parse_campaign
-from xbarlab.drivers.identity import TRAFFIC_REVISION
-from xbarlab.errors import InstrumentError, LogbookError, ProtocolError, TransportError
-from xbarlab.experiments.base import Aborted, AbortToken, Progress
+from xbarlab.errors import InstrumentError, LogbookError
 from xbarlab.instruments.config import parse_station
+from xbarlab.instruments.links import links_for
 from xbarlab.instruments.station import Station
-from xbarlab.interrupts import close_station, sigint_deferred
+from xbarlab.interrupts import sigint_deferred
 from xbarlab.logbook import Logbook, LogReader
-from xbarlab.logbook.recording import RunSink, open_recorded_station
-from xbarlab.protocol.board import Err
-from xbarlab.sim import checkpoint
+from xbarlab.logbook.recording import RunSink
+from xbarlab.runs.engine import (
+    BOOT_COUNT_GUARD,
+    INTERRUPTED,
+    LINK_FAULTS,
+    SESSION_KIND,
+    STEP_GUARD,
+    BoardResetDuringStep,
+    Engine,
+    board_boot_count,
+    is_link_fault,
+)
+from xbarlab.runs.session import close_session, next_session_id, open_session
+from xbarlab.runs.step import AbortToken, Progress
 
-SESSION = "session"
-
-
-class BoardResetDuringStep(InstrumentError):
-    def __init__(self, message: str) -> None:
-        super().__init__("board", int(Err.NOT_CONFIGURED), message)
-
-
-RECOVERABLE = (TransportError, ProtocolError)
+#: the kind of a session run (the one definition is :data:`xbarlab.runs.engine.SESSION_KIND`)
+SESSION = SESSION_KIND
+RECOVERABLE = LINK_FAULTS
+__all__ = ["SESSION", "BoardResetDuringStep", "CampaignReport", "CampaignRunner", "StepOutcome", "board_boot_count",
+           "campaign_from_log", "completed_steps", "step_of"]
 
 
 @dataclass
@@ -61,17 +72,6 @@ class CampaignReport:
         for o in self.outcomes:
             out[o.status] = out.get(o.status, 0) + 1
         return out
-
-
-def board_boot_count(station: Any) -> int | None:
-    """The board's power-on count (GET_STATUS), read before and after every campaign step.
-
-    A change means the board reset during the step: its configuration was lost mid-step,
-    so the step is repeated after re-initialising. Replay makes the same two queries.
-    """
-    board = getattr(station, "board", None)
-    status = getattr(board, "status", None) if board is not None else None
-    return int(status().boot_count) if callable(status) else None
 
 
 def step_of(run_id: str) -> str:
@@ -124,35 +124,21 @@ class CampaignRunner:
 
     def _open_station(self, book: Logbook, sink: RunSink) -> tuple[Station, Any]:
         self._sessions += 1
-        session_id = f"{SESSION}-{sum(1 for r in book.run_ids if r.startswith(SESSION + '-')) + 1}"
-        session = book.start_run(
-            kind=SESSION,
-            params={"campaign_text": self.campaign.text, "campaign_source": self.campaign.source,
-                    "campaign_name": self.campaign.name, "driver_traffic": TRAFFIC_REVISION},
-            station_text=self.campaign.station.text,
-            run_id=session_id,
-        )
-        sink.run = session
-        try:
-            station = open_recorded_station(
-                parse_station(self.campaign.station.text, self.campaign.station.source), sink)
-        except BaseException as exc:
-            session.finish("failed", error=str(exc))
-            raise
-        restored = None
-        if station.sim is not None:
-            done = completed_steps(LogReader.from_book(book))
-            restored = checkpoint.load(station.sim, self.sim_state_path,
-                                       [s.step_id for s in self.campaign.steps if s.step_id in done])
-        faults = {name: str(emu.faults.entropy) for name, emu in station.sim.emulators.items()} \
-            if station.sim is not None else {}
-        session.commit_step("opened", {"identities": station.identities, "sim_state_restored": restored,
-                                       "sim_fault_entropy": faults})
-        if self.on_session is not None:
-            self.on_session(station)
-        session.finish("completed")
-        sink.run = None
-        sink.outside = book.outside_runs(session_id)  # traffic between steps and closing (outputs off) is kept
+        session_id = next_session_id(book)
+        done = completed_steps(LogReader.from_book(book))
+        done_ids = [s.step_id for s in self.campaign.steps if s.step_id in done]
+
+        def opened(station: Station) -> dict[str, Any]:
+            restored = station.bench_state.restore_state(self.sim_state_path, done_ids) if done_ids else None
+            info = {"sim_state_restored": restored, **station.bench_state.state_record()}
+            if self.on_session is not None:
+                self.on_session(station)
+            return info
+
+        params = {"campaign_text": self.campaign.text, "campaign_source": self.campaign.source,
+                  "campaign_name": self.campaign.name, STEP_GUARD: BOOT_COUNT_GUARD}
+        station = open_session(parse_station(self.campaign.station.text, self.campaign.station.source), sink, book,
+                               session_id, params, opened=opened)
         return station, session_id
 
     def _open_retrying(self, book: Logbook, sink: RunSink) -> tuple[Station, Any]:
@@ -167,35 +153,29 @@ class CampaignRunner:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _check_sim_state(self, done: set[str]) -> None:
-        """Before anything is logged: the simulator checkpoint a resume would restore must load.
+        """Before anything is logged: the saved bench state a resume would restore must load.
 
-        It is restored into a throwaway bench built from the station, so a damaged, foreign or
-        old (pickle) checkpoint stops the resume with one line and appends nothing to the log.
+        It is restored into a throwaway bench built from the station file (links are made, none opened), so
+        a damaged, foreign or old (pickle) checkpoint stops the resume with one line and appends nothing to
+        the log. Only a bench that saved its state (the simulated one) has a file to check.
         """
-        config = parse_station(self.campaign.station.text, self.campaign.station.source)
-        if config.sim is None or not self.sim_state_path.exists():
+        if not self.sim_state_path.exists():
             return
-        from xbarlab.sim.bench import SimBench
-
-        bench = SimBench.from_station(config)
+        links = links_for(parse_station(self.campaign.station.text, self.campaign.station.source))
         try:
-            checkpoint.load(bench, self.sim_state_path, [s.step_id for s in self.campaign.steps if s.step_id in done])
+            links.state.restore_state(self.sim_state_path,
+                                      [s.step_id for s in self.campaign.steps if s.step_id in done])
         finally:
-            bench.close()
+            links.release()
 
     @staticmethod
     def _close_station(station: Station, sink: RunSink) -> None:
-        """Outputs off and links released (Ctrl-C held back meanwhile), recorded outside the session's runs."""
-        try:
-            close_station(station)
-        finally:
-            if sink.outside is not None:
-                sink.outside.finish("completed")
-                sink.outside = None
+        """Outputs off and links released, recorded outside the session's runs."""
+        close_session(station, sink)
 
     @property
     def sim_state_path(self) -> Path:
-        """Where a simulated bench keeps its state between sessions (next to the log)."""
+        """Where the bench's saved state goes between sessions (next to the log; only a simulated bench writes it)."""
         return self.log_path.with_name(self.log_path.name + ".simstate")
 
     def run(self) -> CampaignReport:
@@ -256,42 +236,21 @@ class CampaignRunner:
     def _run_step(self, book: Logbook, sink: RunSink, station: Station, session_id: str,
                   step: StepInstance) -> StepOutcome:
         run_id = f"{step.step_id}@{session_id}"
-        run = book.start_run(kind=step.kind, params=step.params, station_text=self.campaign.station.text,
-                             instruments=dict(station.identities), run_id=run_id, sim_time=station.sim_time())
-        if self.abort.requested:  # stop requested between steps: record it, touch nothing
-            run.finish("interrupted", error="stop requested before the step started")
+        engine = Engine(station, book, sink, station_text=self.campaign.station.text, guard_board_resets=True,
+                        abort_status=INTERRUPTED)
+        outcome = engine.run(step.experiment_class, step.params, run_id=run_id, progress=self.on_progress,
+                             abort=self.abort,
+                             before_completed=lambda: station.bench_state.save_state(self.sim_state_path,
+                                                                                      step.step_id))
+        exc = outcome.exception
+        if exc is None:
+            return StepOutcome(step, run_id, "completed", result=outcome.result)
+        if outcome.status == INTERRUPTED:
             return StepOutcome(step, run_id, "interrupted")
-        sink.run = run
-        try:
-            boot = board_boot_count(station)
-            experiment = step.experiment_class(station, step.params, recorder=run, progress=self.on_progress,
-                                               abort=self.abort)
-            result = experiment.run()
-            if board_boot_count(station) != boot:
-                raise BoardResetDuringStep(f"{step.step_id}: the board reset during the step (boot count changed)")
-            if station.sim is not None:  # before the run counts as done (see checkpoint.save)
-                checkpoint.save(station.sim, self.sim_state_path, tag=step.step_id)
-        except (Aborted, KeyboardInterrupt):
-            run.finish("interrupted")
-            return StepOutcome(step, run_id, "interrupted")
-        except RECOVERABLE as exc:
-            run.finish("failed", error=str(exc))
-            return StepOutcome(step, run_id, "retry", error=str(exc))
-        except InstrumentError as exc:
-            if isinstance(exc.__context__, RECOVERABLE):
-                # raised while cleaning up after a link fault or a reset (e.g. switching the output off):
-                # the fault is the cause; re-initialise and repeat
-                run.finish("failed", error=f"{exc.__context__} (then, while cleaning up: {exc})")
-                return StepOutcome(step, run_id, "retry", error=str(exc.__context__))
-            if exc.code == Err.NOT_CONFIGURED:  # the board reset itself: re-initialise and repeat
-                run.finish("failed", error=str(exc))
-                return StepOutcome(step, run_id, "retry", error=str(exc))
-            run.finish("failed", error=str(exc))
+        if is_link_fault(exc):  # re-initialise and repeat
+            cause = exc.__context__ if not isinstance(exc, LINK_FAULTS) and isinstance(exc.__context__, LINK_FAULTS) \
+                else exc
+            return StepOutcome(step, run_id, "retry", error=str(cause))
+        if isinstance(exc, InstrumentError):  # an instrument refused: the step failed
             return StepOutcome(step, run_id, "failed", error=str(exc))
-        except BaseException as exc:
-            run.finish("failed", error=f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            sink.run = None
-        run.finish("completed")
-        return StepOutcome(step, run_id, "completed", result=result)
+        raise exc

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import xbarlab.experiments.catalog  # noqa: F401 - registers every built-in step type
 from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.experiments.base import STEP_TYPES, Estimate, Experiment, did_you_mean, resolve_params
 from xbarlab.instruments.config import StationConfig, load_station
@@ -73,14 +74,8 @@ class Campaign:
         return [(s, s.experiment_class.estimate(s.params, self.station)) for s in self.steps]
 
 
-def _ensure_step_types_loaded() -> None:
-    """Import the modules whose experiments register step types."""
-    import xbarlab.experiments.catalog  # noqa: F401  (registers every built-in step type)
-
-
 def step_types() -> dict[str, type[Experiment]]:
     """Every registered campaign step type by name, sorted."""
-    _ensure_step_types_loaded()
     return dict(sorted(STEP_TYPES.items()))
 
 
@@ -104,7 +99,6 @@ def _format_value(v: Any) -> str:
 
 def parse_campaign(text: str, source: str = "<string>", base_dir: Path | None = None) -> Campaign:
     """Validate campaign TOML text against the registered step types and the station limits."""
-    _ensure_step_types_loaded()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xbarlab.drivers.transport import ByteTransport
-from xbarlab.errors import ConfigError, InstrumentError, ProtocolError, TransportTimeout
+from xbarlab.errors import AdcSaturated, ConfigError, InstrumentError, ProtocolError, TransportTimeout
 from xbarlab.instruments.interfaces import BoardInfo, CrossbarArray, Pulse
 from xbarlab.protocol import board as bp
 from xbarlab.protocol.board import Err, Op
@@ -40,7 +40,7 @@ _LINK_ERRORS = (Err.BAD_CRC, Err.BAD_HEADER)
 _PULSE_BATCH_HEADER = 4
 
 
-class AdcSaturationError(InstrumentError):
+class AdcSaturationError(AdcSaturated):
     """At least one ADC sample was clipped at the TIA full scale: not a valid measurement.
 
     ``currents`` (A) and ``saturated`` (bool mask, same shape) hold the whole reading, so a
@@ -48,8 +48,6 @@ class AdcSaturationError(InstrumentError):
     """
 
     def __init__(self, instrument: str, what: str, currents: np.ndarray, saturated: np.ndarray, tia_range: float):
-        self.currents = currents
-        self.saturated = saturated
         n = int(np.count_nonzero(saturated))
         first = tuple(int(i) for i in np.argwhere(saturated)[0]) if n else ()
         super().__init__(
@@ -58,6 +56,8 @@ class AdcSaturationError(InstrumentError):
             f"{what}: {n} of {saturated.size} ADC samples clipped at the TIA full scale ({tia_range:g} A), "
             f"first at index {first if len(first) > 1 else first[0] if first else '-'}; "
             "lower the voltages or raise tia_range",
+            currents,
+            saturated,
         )
 
 

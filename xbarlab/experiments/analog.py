@@ -25,13 +25,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xbarlab.errors import ConfigError, InstrumentError
+from xbarlab.errors import AdcSaturated, ConfigError
 
 Layout = Literal["differential", "offset"]
 Encoding = Literal["amplitude", "bit_serial", "pulse_width"]
 LAYOUTS: tuple[str, ...] = ("differential", "offset")
 ENCODINGS: tuple[str, ...] = ("amplitude", "bit_serial", "pulse_width")
-#: host-side error code of a clipped ADC sample (board protocol, ``Err.ADC_SATURATED``)
+#: error code this layer gives a clipped MVM it could not avoid (the board protocol's ``Err.ADC_SATURATED``);
+#: clipping is recognised by its type, :class:`~xbarlab.errors.AdcSaturated`, never by this code
 ADC_SATURATED = 0x0101
 
 
@@ -356,17 +357,14 @@ class ArrayMatrix:
         for _ in range(7):
             try:
                 return self._raw(fn, v * self.scale) / self.scale
-            except InstrumentError as exc:
-                if getattr(exc, "code", None) != ADC_SATURATED:
-                    raise
-                mask = getattr(exc, "saturated", None)
-                currents = getattr(exc, "currents", None)
+            except AdcSaturated as exc:
+                mask, currents = exc.saturated, exc.currents
                 if mask is not None and currents is not None and not np.any(np.asarray(mask)[lines]):
                     return np.asarray(currents, dtype=float) / self.scale
                 self.saturations += 1
                 self.scale *= 0.5
-        raise InstrumentError(getattr(self.board, "name", "board"), ADC_SATURATED,
-                              "MVM output clipped even at 1/64 of the input range; raise the TIA range")
+        raise AdcSaturated(getattr(self.board, "name", "board"), ADC_SATURATED,
+                           "MVM output clipped even at 1/64 of the input range; raise the TIA range")
 
     def peak_currents(self, probes: int = 6, seed: int = 0) -> float:
         """Largest |current| (A) on the lines this matrix reads, for random full-scale inputs in
@@ -382,8 +380,8 @@ class ArrayMatrix:
                 v[place_lines] = rng.choice([-1.0, 1.0], size=len(place_lines)) * self.encoding.v_in
                 try:
                     i = self._raw(fn, v)
-                except InstrumentError as exc:
-                    if getattr(exc, "code", None) != ADC_SATURATED or getattr(exc, "currents", None) is None:
+                except AdcSaturated as exc:
+                    if exc.currents is None:
                         raise
                     i = np.asarray(exc.currents, dtype=float)
                 peak = max(peak, float(np.max(np.abs(i[read_lines]))))

@@ -30,8 +30,8 @@ import numpy as np
 
 from xbarlab.errors import ConfigError, InstrumentError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange, fit_problems
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.linear_solve import load_system
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
+from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import program_weights
 from xbarlab.experiments.solvers import InnerResult
 from xbarlab.experiments.support import (
@@ -42,6 +42,7 @@ from xbarlab.experiments.support import (
     station_defaults,
     tia_range,
 )
+from xbarlab.experiments.systems import load_system
 from xbarlab.experiments.update_rules import PulseSpec
 
 MODES = ("solve", "eigenvector")
@@ -196,6 +197,8 @@ class ClosedLoopExperiment(Experiment):
 
     kind = "closed_loop_solve"
     title = "One-step closed-loop solve / eigenvector (Sun et al. 2019)"
+    plots = (PlotSpec("closed_loop_solve", "rhs", ("rel_error",), "1", "1", "relative error per right-hand side"),
+             PlotSpec("closed_loop_eigen", "g_lambda", ("overlap",), "S", "1", "eigenvector overlap"))
     params_spec = (
         Param("mode", str, "solve", choices=MODES),
         Param("matrix", str, "spd", help="'spd' (random SPD) or a .npy / .npz (A, b) file"),
@@ -204,14 +207,9 @@ class ClosedLoopExperiment(Experiment):
         Param("rhs", int, 10, min=1, max=100000, help="right-hand sides to solve (solve mode)"),
         Param("absolute", bool, True, help="program true conductances (SMU-referenced read gains)"),
         Param("margin", float, 0.97, min=0.5, max=0.999, help="g_lambda = margin * estimated largest eigenvalue"),
-        Param("g_min", float, 5e-6, "S", min=0.0),
-        Param("g_max", float, 60e-6, "S", min=1e-9),
-        Param("tolerance", float, 0.005, help="write-verify tolerance, fraction of the window", min=1e-4, max=0.5),
-        Param("pulse_amplitude", float, 1.2, "V", min=0.0),
-        Param("pulse_width", float, 100e-9, "s", min=1e-9),
-        Param("row0", int, 0, min=0),
-        Param("col0", int, 0, min=0),
-        Param("seed", int, 0),
+        *CONDUCTANCE_WINDOW(),
+        *PROGRAMMING(tolerance=0.005),
+        *PLACEMENT(),
     )
 
     def __init__(self, *args: Any, closed_loop: Any = None, **kwargs: Any) -> None:

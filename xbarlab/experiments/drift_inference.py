@@ -25,10 +25,11 @@ import numpy as np
 
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
+from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
@@ -104,6 +105,8 @@ class DriftInferenceExperiment(Experiment):
 
     kind = "drift_inference"
     title = "Inference accuracy under drift, with and without global drift compensation"
+    plots = (PlotSpec("drift", "time", ("accuracy", "accuracy_compensated"), "s", "1", "accuracy after programming",
+                      log_x=True),)
     params_spec = (
         Param("dataset", str, "digits", help="'digits' or a .npz file with arrays X and y"),
         Param("hidden", int, 16, min=1, max=4096),
@@ -112,18 +115,13 @@ class DriftInferenceExperiment(Experiment):
         Param("limit", int, 0, min=0, help="use only this many samples (0 = all)"),
         Param("times", list, [1.0, 3600.0, 86400.0], "s", "evaluation times after programming"),
         Param("calibration_vectors", int, 16, min=1, max=10000, help="inputs in the compensation batch"),
-        Param("g_min", float, 0.5e-6, "S", "low end of the conductance window", min=0.0),
-        Param("g_max", float, 20e-6, "S", "high end of the conductance window", min=1e-9),
-        Param("tolerance", float, 0.03, min=1e-4, max=0.5,
-              help="write-verify tolerance, fraction of the window (PCM programming noise is ~1-4 % of it)"),
+        *CONDUCTANCE_WINDOW(g_min=0.5e-6, g_max=20e-6),  # a PCM window
+        *PROGRAMMING.take("tolerance", tolerance=0.03),  # PCM programming noise is ~1-4 % of the window
         Param("defect_correction", bool, True,
               help="correct weights whose devices missed the tolerance digitally (the corrected part does not drift)"),
-        Param("pulse_amplitude", float, 1.2, "V", min=0.0),
-        Param("pulse_width", float, 100e-9, "s", min=1e-9),
-        Param("v_in", float, 0.2, "V", "input full scale", min=1e-3),
-        Param("row0", int, 0, min=0),
-        Param("col0", int, 0, min=0),
-        Param("seed", int, 0),
+        *PROGRAMMING.take("pulse_amplitude", "pulse_width"),
+        *MVM_INPUT(),
+        *PLACEMENT(),
     )
 
     @classmethod

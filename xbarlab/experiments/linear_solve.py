@@ -18,7 +18,6 @@ import argparse
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,8 +33,10 @@ from xbarlab.experiments.analog import (
     choose_mapping,
     fit_problems,
 )
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.cli_options import add_param_options, params_from_args
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
+from xbarlab.experiments.cli_options import add_param_options, format_value, params_from_args
+from xbarlab.experiments.closed_loop import ClosedLoopExperiment, ClosedLoopSolver
+from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import defect_correction, program_weights
 from xbarlab.experiments.solvers import InnerResult, RefinementStep, cg, gmres, iterative_refinement
 from xbarlab.experiments.support import (
@@ -49,24 +50,10 @@ from xbarlab.experiments.support import (
     station_defaults,
     tia_range,
 )
+from xbarlab.experiments.systems import load_system, spd_matrix  # noqa: F401 - spd_matrix: its older import path
 from xbarlab.experiments.update_rules import PulseSpec
 
 INNER_SOLVERS = ("cg", "gmres", "closed_loop")
-
-
-def spd_matrix(n: int, condition: float, seed: int = 0) -> np.ndarray:
-    """Random symmetric positive-definite n×n matrix with 2-norm condition number ``condition``.
-
-    A = Q·diag(λ)·Qᵀ with Q Haar-random orthogonal and λ geometrically spaced from 1 to
-    ``condition`` (Higham's randsvd, mode 3).
-    """
-    if n < 1 or condition < 1:
-        raise ConfigError(f"spd_matrix needs n >= 1 and condition >= 1, got {n}, {condition}")
-    rng = np.random.default_rng(seed)
-    q, r = np.linalg.qr(rng.normal(size=(n, n)))
-    q *= np.sign(np.diag(r))
-    a = (q * np.geomspace(1.0, condition, n)) @ q.T
-    return 0.5 * (a + a.T)
 
 
 class OffsetDiagonalOperator:
@@ -106,31 +93,6 @@ class LinearSolveResult:
     history: list[RefinementStep] = field(default_factory=list)
 
 
-def load_system(spec: str, n: int, condition: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(A, b): a random SPD matrix or one from a .npy/.npz file (npz: arrays A and optionally b)."""
-    rng = np.random.default_rng(seed + 1)
-    if spec == "spd":
-        a = spd_matrix(n, condition, seed)
-        return a, rng.normal(size=n)
-    path = Path(spec)
-    if not path.is_file() or path.suffix not in (".npy", ".npz"):
-        raise ConfigError(f"matrix {spec!r}: expected 'spd' or an existing .npy/.npz file")
-    if path.suffix == ".npy":
-        a, b = np.load(path, allow_pickle=False), None
-    else:
-        with np.load(path, allow_pickle=False) as f:
-            if "A" not in f:
-                raise ConfigError(f"matrix {spec!r}: the .npz needs an array named A (and optionally b)")
-            a, b = f["A"], f["b"] if "b" in f else None
-    a = np.asarray(a, dtype=float)
-    if a.ndim != 2 or a.shape[0] != a.shape[1] or not np.all(np.isfinite(a)):
-        raise ConfigError(f"matrix {spec!r}: expected a finite square matrix, got shape {a.shape}")
-    b = rng.normal(size=a.shape[0]) if b is None else np.asarray(b, dtype=float)
-    if b.shape != (a.shape[0],):
-        raise ConfigError(f"matrix {spec!r}: b has shape {b.shape}, expected ({a.shape[0]},)")
-    return a, b
-
-
 _LIMITS = {"v_in": "max_mvm_voltage", "pulse_amplitude": "max_pulse_amplitude"}
 
 
@@ -140,6 +102,7 @@ class LinearSolveExperiment(Experiment):
 
     kind = "linear_solve"
     title = "Linear system: mixed-precision iterative refinement on the array"
+    plots = (PlotSpec("refinement", "iteration", ("relative_residual",), "1", "1", "refinement"),)
     params_spec = (
         Param("matrix", str, "spd", help="'spd' (random SPD) or a .npy / .npz (A, b) file"),
         Param("n", int, 64, min=1, help="size of the random SPD system"),
@@ -155,16 +118,11 @@ class LinearSolveExperiment(Experiment):
         Param("layout", str, "auto", choices=("auto", "differential", "offset")),
         Param("encoding", str, "amplitude", choices=ENCODINGS),
         Param("bits", int, 8, min=1, max=16),
-        Param("v_in", float, 0.2, "V", "input full scale", min=1e-3),
+        *MVM_INPUT(),
         Param("repeats", int, 1, min=1, max=1000, help="MVMs averaged per product"),
-        Param("g_min", float, 5e-6, "S", min=0.0),
-        Param("g_max", float, 60e-6, "S", min=1e-9),
-        Param("tolerance", float, 0.005, help="write-verify tolerance, fraction of the window", min=1e-4, max=0.5),
-        Param("pulse_amplitude", float, 1.2, "V", min=0.0),
-        Param("pulse_width", float, 100e-9, "s", min=1e-9),
-        Param("row0", int, 0, min=0),
-        Param("col0", int, 0, min=0),
-        Param("seed", int, 0),
+        *CONDUCTANCE_WINDOW(),
+        *PROGRAMMING(tolerance=0.005),
+        *PLACEMENT(),
     )
 
     def __init__(self, *args: Any, closed_loop: Any = None, **kwargs: Any) -> None:
@@ -316,7 +274,6 @@ class LinearSolveExperiment(Experiment):
         if np.any(diag):
             raise ConfigError(f"{self.kind}: the closed-loop inner solver needs the whole matrix on the array "
                               "(digital_diagonal = false)")
-        from xbarlab.experiments.closed_loop import ClosedLoopSolver
 
         solver = self.closed_loop or ClosedLoopSolver.from_board(board)
         solver.bind(op.region, mapping)
@@ -333,8 +290,6 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("solve", help="solve A·x = b on the array (mixed-precision iterative refinement)")
     add_run_arguments(p)
     add_param_options(p, LinearSolveExperiment.params_spec, short={"n": "-n"})
-    from xbarlab.experiments.cli_options import format_value
-    from xbarlab.experiments.closed_loop import ClosedLoopExperiment
 
     own = ", ".join(f"{s.name} {format_value(s.default)}" for s in ClosedLoopExperiment.params_spec
                     if s.name in _CLOSED_LOOP_ARGS)
@@ -349,7 +304,6 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 def cli_main(args: argparse.Namespace) -> int:
     if args.one_step or args.eigenvector:
-        from xbarlab.experiments.closed_loop import ClosedLoopExperiment
 
         mode = "eigenvector" if args.eigenvector else "solve"
         given = params_from_args(args, LinearSolveExperiment.params_spec)

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from xbarlab.errors import InstrumentError
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
-from xbarlab.experiments.support import board_limit_problems
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
+from xbarlab.experiments.support import array_shape, board_limit_problems
 from xbarlab.instruments.safety import BoardLimits, SmuLimits
 
 _LINE_FREQUENCY = 50.0  # Hz, for instrument-time estimates
@@ -41,6 +41,8 @@ class IVSweep(Experiment):
 
     kind = "iv_sweep"
     title = "I–V sweep of a cell through the SMU"
+    category = "measurement"
+    plots = (PlotSpec("iv", "voltage", ("current",), "V", "A", "I-V sweep"),)
     params_spec = (
         Param("smu", str, "", help="SMU name; empty = the first SMU cabled to the board"),
         Param("row", int, 0, min=0, help="cell row"),
@@ -122,9 +124,8 @@ def _compliance(sweep: Any) -> np.ndarray:
 
 
 def _array_shape(station_config: Any) -> tuple[int, int]:
-    sim = station_config.sim or {}
-    arr = sim.get("array", {}) if isinstance(sim, dict) else {}
-    return int(arr.get("rows", 0) or 0), int(arr.get("cols", 0) or 0)
+    """(rows, cols) the station file states; (0, 0) when it states none (then only the board knows)."""
+    return array_shape(station_config) or (0, 0)
 
 
 @register
@@ -133,6 +134,7 @@ class ArrayRead(Experiment):
 
     kind = "array_read"
     title = "Whole-array read (conductance map)"
+    category = "measurement"
     params_spec = (
         Param("read_voltage", float, 0.0, "V", "read voltage; 0 = the station default", min=0.0),
         Param("repeats", int, 1, min=1, max=100000, help="number of reads"),
@@ -179,6 +181,8 @@ class PulseResponse(Experiment):
 
     kind = "pulse_response"
     title = "Pulse-response curve of one cell"
+    category = "calibration"  # listed with the calibration steps (device characterisation)
+    plots = (PlotSpec("response", "pulse", ("conductance",), "1", "S", "pulse response"),)
     params_spec = (
         Param("row", int, 0, min=0, help="cell row"),
         Param("col", int, 0, min=0, help="cell column"),
@@ -238,6 +242,7 @@ class SafeState(Experiment):
 
     kind = "safe_state"
     title = "Safe state: outputs off"
+    category = "bench"
     params_spec = ()
 
     def execute(self) -> list[str]:

@@ -35,8 +35,9 @@ from xbarlab.experiments.analog import (
     choose_mapping,
     fit_problems,
 )
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
+from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import ProgrammingOutcome, defect_correction, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
@@ -127,11 +128,12 @@ class MvmExperiment(Experiment):
 
     kind = "mvm"
     title = "MVM accuracy against the digital product"
+    plots = (PlotSpec("mvm_vectors", "input_magnitude", ("rel_error",), "1", "1", "relative error vs input"),)
     params_spec = (
         Param("n_in", int, 32, min=1, help="matrix inputs (array rows)"),
         Param("n_out", int, 16, min=1, help="matrix outputs"),
         Param("sizes", list, [], help="square sizes to sweep (sub-blocks); empty = n_out x n_in only"),
-        Param("v_in", float, 0.2, "V", "input full scale", min=1e-3),
+        *MVM_INPUT(),
         Param("v_ins", list, [], "V", "input full scales to sweep; empty = v_in only"),
         Param("encoding", str, "amplitude", choices=ENCODINGS, help="input encoding"),
         Param("bits", int, 6, min=1, max=16, help="bits of bit-serial / pulse-width codes"),
@@ -139,16 +141,11 @@ class MvmExperiment(Experiment):
         Param("vectors", int, 40, min=1, max=100000, help="random input vectors per case"),
         Param("matrix", str, "random", help="'random' (uniform in [-1, 1]) or a .npy file"),
         Param("layout", str, "auto", choices=("auto", "differential", "offset")),
-        Param("g_min", float, 5e-6, "S", "low end of the conductance window", min=0.0),
-        Param("g_max", float, 60e-6, "S", "high end of the conductance window", min=1e-9),
-        Param("tolerance", float, 0.01, help="write-verify tolerance, fraction of the window", min=1e-4, max=0.5),
-        Param("pulse_amplitude", float, 1.2, "V", "programming pulse amplitude", min=0.0),
-        Param("pulse_width", float, 100e-9, "s", "programming pulse width", min=1e-9),
+        *CONDUCTANCE_WINDOW(),
+        *PROGRAMMING(),
         Param("defect_correction", bool, True, help="correct failed devices digitally (sparse)"),
         Param("tia_range", float, 0.0, "A", "TIA full scale; 0 = autorange on the programmed matrix", min=0.0),
-        Param("row0", int, 0, min=0, help="first array row of the matrix"),
-        Param("col0", int, 0, min=0, help="first array column of the matrix"),
-        Param("seed", int, 0),
+        *PLACEMENT(),
     )
 
     @classmethod

@@ -32,10 +32,10 @@ from scipy.stats import kendalltau
 
 from xbarlab.errors import ConfigError, InstrumentError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange, fit_problems
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.closed_loop import ClosedLoopSolver, arnoldi_largest
-from xbarlab.experiments.linear_solve import load_system
+from xbarlab.experiments.one_step_plot import plot_result
 from xbarlab.experiments.one_step_problems import (
     POTENTIALS,
     closed_loop_stability,
@@ -47,6 +47,7 @@ from xbarlab.experiments.one_step_problems import (
     top_k_agreement,
     web_graph,
 )
+from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
@@ -58,6 +59,7 @@ from xbarlab.experiments.support import (
     station_defaults,
     tia_range,
 )
+from xbarlab.experiments.systems import load_system
 from xbarlab.experiments.update_rules import PulseSpec
 
 PROBLEMS = ("schrodinger", "pagerank", "inverse")
@@ -135,6 +137,10 @@ class OneStepExperiment(Experiment):
 
     kind = "one_step"
     title = "One-step Schrödinger / PageRank / matrix inverse (Sun et al. 2019)"
+    plots = (PlotSpec("wavefunctions", "x", ("psi", "psi_exact"), "1", "1", "wavefunctions"),
+             PlotSpec("pagerank", "page", ("score", "score_digital"), "1", "1", "PageRank scores"),
+             PlotSpec("inverse_columns", "column", ("rel_error",), "1", "1", "relative error per column"),
+             PlotSpec("eigen_runs", "g_lambda", ("grew",), "S", "1", "loop threshold bisection"))
     params_spec = (
         Param("problem", str, "schrodinger", choices=PROBLEMS),
         Param("n", int, 8, min=3, help="grid points (schrodinger), pages (pagerank) or matrix size (inverse)"),
@@ -151,14 +157,9 @@ class OneStepExperiment(Experiment):
         Param("margin", float, 0.99, min=0.5, max=0.9999,
               help="eigenvector run at g_lambda = margin * the measured loop threshold"),
         Param("bisections", int, 10, min=1, max=30, help="eigenvector-mode runs that bisect the loop threshold"),
-        Param("g_min", float, 5e-6, "S", min=0.0),
-        Param("g_max", float, 60e-6, "S", min=1e-9),
-        Param("tolerance", float, 0.005, help="write-verify tolerance, fraction of the window", min=1e-4, max=0.5),
-        Param("pulse_amplitude", float, 1.2, "V", min=0.0),
-        Param("pulse_width", float, 100e-9, "s", min=1e-9),
-        Param("row0", int, 0, min=0),
-        Param("col0", int, 0, min=0),
-        Param("seed", int, 0),
+        *CONDUCTANCE_WINDOW(),
+        *PROGRAMMING(tolerance=0.005),
+        *PLACEMENT(),
     )
 
     def __init__(self, *args: Any, closed_loop: Any = None, **kwargs: Any) -> None:
@@ -437,7 +438,6 @@ def cli_main(args: argparse.Namespace) -> int:
     r = run_cli_experiment(OneStepExperiment, args, params)
     print(summary(r))
     if args.plot is not None:
-        from xbarlab.experiments.one_step_plot import plot_result
 
         values = {s.name: s.default for s in OneStepExperiment.params_spec}
         print(plot_result(r, {**values, **params}, args.plot))

@@ -32,11 +32,12 @@ from xbarlab.calibration.writeverify import (
     cell_reader,
     program_conductances,
 )
-from xbarlab.errors import ConfigError, InstrumentError
-from xbarlab.experiments.analog import ADC_SATURATED, WeightMapping
+from xbarlab.errors import AdcSaturated, ConfigError, InstrumentError
+from xbarlab.experiments.analog import WeightMapping
 from xbarlab.experiments.support import board_limit, station_defaults, tia_range
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
 from xbarlab.instruments.interfaces import Pulse
+from xbarlab.runs.step import BEFORE_EACH_RUN
 
 
 @dataclass
@@ -83,11 +84,10 @@ def read_map(board: Any, read_voltage: float) -> np.ndarray:
     """Conductance map (S); a clipped ADC sample reads as the full scale (the cell is above range)."""
     try:
         return np.asarray(board.read_all(), dtype=float)
-    except InstrumentError as exc:
-        currents = getattr(exc, "currents", None)
-        if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
+    except AdcSaturated as exc:
+        if exc.currents is None:
             raise
-        return np.asarray(currents, dtype=float) / read_voltage
+        return np.asarray(exc.currents, dtype=float) / read_voltage
 
 
 def read_unclipped(station: Any, board: Any, rows: np.ndarray, cols: np.ndarray, start_range: float) -> np.ndarray:
@@ -102,11 +102,10 @@ def read_unclipped(station: Any, board: Any, rows: np.ndarray, cols: np.ndarray,
             try:
                 g = np.asarray(board.read_all(), dtype=float)
                 clipped = False
-            except InstrumentError as exc:
-                currents = getattr(exc, "currents", None)
-                if getattr(exc, "code", None) != ADC_SATURATED or currents is None:
+            except AdcSaturated as exc:
+                if exc.currents is None:
                     raise
-                g = np.asarray(currents, dtype=float) / read_v
+                g = np.asarray(exc.currents, dtype=float) / read_v
                 clipped = bool(np.any(np.asarray(exc.saturated)[np.ix_(rows, cols)]))
             if clipped and fs < top:
                 fs = min(4 * fs, top)
@@ -144,6 +143,9 @@ _MODELS: weakref.WeakKeyDictionary[Any, PulseModel] = weakref.WeakKeyDictionary(
 def forget_characterizations() -> None:
     """Drop the pulse models :func:`characterized_model` keeps per board (a new experiment run starts)."""
     _MODELS.clear()
+
+
+BEFORE_EACH_RUN.append(forget_characterizations)  # each run characterises the devices afresh
 
 
 def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reader: Callable[[np.ndarray, np.ndarray],

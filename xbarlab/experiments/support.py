@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from xbarlab.errors import ConfigError, problem_listing
+from xbarlab.runs.session import LabSession, resolve_station
+from xbarlab.runs.step import did_you_mean, resolve_params
 
 
 @dataclass(frozen=True)
@@ -78,20 +82,21 @@ class BenchTiming:
                    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)))
 
 
+#: array size a dry-run estimate assumes when the station file states none (the v1 board's 64×64)
+ESTIMATE_SHAPE = (64, 64)
+
+
 def bench_timing(station_config: Any) -> BenchTiming:
-    """Timing of the station's board; the array size comes from ``[sim.array]`` (else 64×64)."""
-    sim = getattr(station_config, "sim", None) or {}
-    array = sim.get("array", {}) if isinstance(sim, dict) else {}
-    return BenchTiming(int(array.get("rows", 64)), int(array.get("cols", 64)))
+    """Timing of the station's board for its array (:meth:`StationConfig.array_shape`; unstated: 64×64)."""
+    rows, cols = array_shape(station_config) or ESTIMATE_SHAPE
+    return BenchTiming(rows, cols)
 
 
 def array_shape(station_config: Any) -> tuple[int, int] | None:
-    """(rows, cols) of a simulated station's array from ``[sim.array]``; None on a real bench (known at connect)."""
-    sim = getattr(station_config, "sim", None)
-    if not isinstance(sim, dict):
-        return None
-    array = sim.get("array", {}) if isinstance(sim.get("array", {}), dict) else {}
-    return int(array.get("rows", 64)), int(array.get("cols", 64))
+    """(rows, cols) of the station's array as its file states it (the board's ``rows``/``cols``, or
+    ``[sim.array]``); None when the file does not say (then only the board's IDENTIFY knows)."""
+    shape = getattr(station_config, "array_shape", None)
+    return shape() if callable(shape) else None
 
 
 def instrument_time(station: Any) -> float:
@@ -148,19 +153,15 @@ def tia_range(station: Any, board: Any, full_scale: float) -> Iterator[float]:
 def wait(station: Any, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
     """Let ``seconds`` of instrument time pass with the outputs idle.
 
-    On a simulated bench the simulated clock advances (a day passes at once); on hardware
-    this sleeps in chunks of at most 1 s, calling ``checkpoint`` between chunks so an abort
-    request is honoured.
+    A station idles on its own clock (:meth:`Station.wait`: on a simulated bench the simulated clock
+    advances, a day passes at once); anything else sleeps in chunks of at most 1 s, calling
+    ``checkpoint`` between chunks so an abort request is honoured.
     """
     if seconds < 0:
         raise ConfigError(f"cannot wait a negative time ({seconds} s)")
     station_wait = getattr(station, "wait", None)
-    if callable(station_wait):  # a Station that knows how to idle (preferred)
+    if callable(station_wait):  # a Station idles on its own clock (simulated or wall time)
         station_wait(seconds, checkpoint=checkpoint)
-        return
-    sim = getattr(station, "sim", None)
-    if sim is not None:
-        sim.clock.advance(seconds)
         return
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
@@ -186,10 +187,6 @@ def add_run_arguments(p: Any) -> None:
 
 def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
     """``["key=value", ...]`` → {key: value}, values parsed as TOML (``0.2``, ``true``, ``[4, 8]``, ``'x'``)."""
-    import tomllib
-
-    from xbarlab.experiments.base import did_you_mean
-
     known = {p.name for p in specs}
     out: dict[str, Any] = {}
     for item in items:
@@ -210,8 +207,6 @@ def parse_set_params(items: list[str], specs: Any) -> dict[str, Any]:
 
 def default_log_path(command: str, folder: Path | None = None) -> Path:
     """``xbarlab-<command>-<UTC time>.h5`` in ``folder`` (default: the current directory); never an existing file."""
-    import datetime as dt
-
     folder = Path(".") if folder is None else folder
     stem = f"xbarlab-{command}-{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}"
     path = folder / f"{stem}.h5"
@@ -231,9 +226,6 @@ def run_cli_experiment(cls: Any, args: Any, params: dict[str, Any]) -> Any:
     override ``params``. Prints progress lines unless ``args.quiet``; the run's status
     (completed / aborted / interrupted / failed) is logged either way, outputs are off after it.
     """
-    from xbarlab.experiments.base import resolve_params
-    from xbarlab.session import LabSession, resolve_station
-
     params = {**params, **parse_set_params(getattr(args, "set_params", []) or [], cls.params_spec)}
     config = resolve_station(args.station)
     values, problems = resolve_params(cls.params_spec, params, where=cls.kind)

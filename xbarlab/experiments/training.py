@@ -29,10 +29,11 @@ import numpy as np
 
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, autorange
-from xbarlab.experiments.base import Estimate, Experiment, Param, register
+from xbarlab.experiments.base import Estimate, Experiment, Param, PlotSpec, register
 from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
+from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.programming import measure_device_step, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
@@ -112,6 +113,7 @@ class TrainExperiment(Experiment):
 
     kind = "train"
     title = "On-array training (SGD pulses, mixed precision, Tiki-Taka) with a float baseline"
+    plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),)
     params_spec = (
         Param("rule", str, "mixed_precision", choices=TRAIN_RULES, help="update rule ('float' = numpy baseline)"),
         Param("dataset", str, "digits", help="'digits' or a .npz file with arrays X and y"),
@@ -123,11 +125,9 @@ class TrainExperiment(Experiment):
         Param("test_fraction", float, 0.2, min=0.01, max=0.9),
         Param("w_max_hidden", float, 2.0, min=1e-3, help="weight at full differential swing, hidden layer"),
         Param("w_max_out", float, 3.0, min=1e-3, help="weight at full differential swing, output layer"),
-        Param("g_min", float, 5e-6, "S", "low end of the conductance window", min=0.0),
-        Param("g_max", float, 60e-6, "S", "high end of the conductance window", min=1e-9),
-        Param("pulse_amplitude", float, 1.2, "V", "update pulse amplitude", min=0.0),
-        Param("pulse_width", float, 100e-9, "s", "update pulse width", min=1e-9),
-        Param("v_in", float, 0.2, "V", "input full scale of forward/backward MVMs", min=1e-3),
+        *CONDUCTANCE_WINDOW(),
+        *PROGRAMMING.take("pulse_amplitude", "pulse_width"),
+        *MVM_INPUT(),  # of the forward and backward MVMs
         Param("bl", int, 10, min=1, max=1000, help="stochastic pulse train length (slots)"),
         Param("max_pulses", int, 4, min=1, max=1000, help="mixed precision: pulse pairs per weight and update"),
         Param("update", str, "push_pull", choices=("push_pull", "single_device"),
@@ -136,10 +136,8 @@ class TrainExperiment(Experiment):
         Param("transfer_every", int, 2, min=1, help="Tiki-Taka: samples between row transfers A -> C"),
         Param("transfer_lr", float, 0.1, min=1e-6, max=10.0, help="Tiki-Taka: transfer rate"),
         Param("zero_shift_pulses", int, 1000, min=0, max=100000, help="Tiki-Taka: alternating pulse pairs on A"),
-        Param("tolerance", float, 0.02, min=1e-4, max=0.5, help="write-verify tolerance of the initial weights"),
-        Param("row0", int, 0, min=0),
-        Param("col0", int, 0, min=0),
-        Param("seed", int, 0),
+        *PROGRAMMING.take("tolerance", tolerance=0.02),  # of the initial weights
+        *PLACEMENT(),
     )
 
     _matrices: list[ArrayMatrix]

@@ -13,6 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtWidgets import QComboBox, QGridLayout, QLabel, QStackedWidget, QWidget
 
+import xbarlab.experiments.catalog  # noqa: F401 - registers every built-in step type
+from xbarlab.calibration.writeverify import DONE, SKIPPED, STUCK
 from xbarlab.experiments.base import STEP_TYPES, Progress
 from xbarlab.gui.controller import BenchController
 from xbarlab.gui.panel import RunPanel, side_panel
@@ -24,10 +26,8 @@ PREFERRED = ("write_verify", "read_calibration", "device_fit", "range_map", "for
 
 
 def calibration_kinds() -> list[str]:
-    import xbarlab.experiments.catalog  # noqa: F401
 
-    kinds = [k for k, c in STEP_TYPES.items() if c.__module__.startswith("xbarlab.calibration")]
-    kinds += [k for k in ("pulse_response",) if k in STEP_TYPES and k not in kinds]
+    kinds = [k for k, c in STEP_TYPES.items() if c.category == "calibration"]
     return sorted(kinds, key=lambda k: (PREFERRED.index(k) if k in PREFERRED else len(PREFERRED), k))
 
 
@@ -133,7 +133,6 @@ class CalibrationTab(QWidget):
     def _plot_write_verify(self, streams: dict[str, Any]) -> None:
         t = streams["targets"].data[-1].ravel()
         a = streams["achieved"].data[-1].ravel()
-        from xbarlab.calibration.writeverify import DONE, SKIPPED, STUCK
 
         status = streams["status"].data[-1].ravel() if "status" in streams else np.full(t.shape, DONE)
         groups = ((status == DONE, "settled (verify accepted)", "o", "#1f77b4"),

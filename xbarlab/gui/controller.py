@@ -11,8 +11,8 @@ from typing import Any
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
 from xbarlab.errors import XbarlabError
-from xbarlab.experiments.base import Aborted, AbortToken, Progress
-from xbarlab.session import LabSession
+from xbarlab.runs.session import LabSession
+from xbarlab.runs.step import Aborted, Progress
 
 
 class JobThread(QThread):
@@ -58,7 +58,6 @@ class BenchController(QObject):
         self._thread: JobThread | None = None
         self._threads: list[JobThread] = []  # kept until finished (a QThread must outlive its run)
         self._running = False
-        self._abort = AbortToken()
         self.station_source: str | None = None
         self.station_config: Any = None  # StationConfig of the station chosen (or connected)
         self.current_run_id: str | None = None  # the run being executed, or the last one started
@@ -153,7 +152,7 @@ class BenchController(QObject):
             self.message.emit("an experiment is running; wait or press Abort")
             return False
         session = self.session
-        self._abort = token = AbortToken()
+        token = session.next_abort_token()  # the session's engine owns abort; this run listens to this token
         name = kind if isinstance(kind, str) else kind.kind
         self._run_count += 1
         run_id = f"{name}-{self._run_count}@{session.session_id}"
@@ -178,7 +177,7 @@ class BenchController(QObject):
         if self.busy and self.session is None:
             self.message.emit("abort: not connected yet (connecting); nothing is running on the bench")
         elif self.busy:
-            self._abort.request()
+            self.session.abort()
             self.message.emit("abort requested: stopping at the next safe point")
         elif self.session is not None:
             self.run("safe_state", {})

@@ -33,6 +33,7 @@ from xbarlab.gui.plots import PALETTE, Heatmap, label_axis, plot_widget, with_ex
 from xbarlab.gui.widgets import ElidedLabel
 from xbarlab.logbook import LogReader
 from xbarlab.logbook.replay import replay
+from xbarlab.runs.step import PlotSpec, declared_plot
 
 
 class LogbookTab(QWidget):
@@ -274,7 +275,7 @@ class LogbookTab(QWidget):
         self.image_box.hide()
         self.plot_box.show()
         self.columns_box.show()
-        self._set_columns(s)
+        self._set_columns(s, declared_plot(self.reader.run(rid)["kind"], name))
         self._draw()
 
     def _columns_of(self, s: Any) -> tuple[list[str], list[str]]:
@@ -284,23 +285,27 @@ class LogbookTab(QWidget):
         units = s.units if isinstance(s.units, list) else [s.units] * len(cols)
         return cols, [str(u) for u in units]
 
-    def _set_columns(self, s: Any) -> None:
+    def _set_columns(self, s: Any, spec: PlotSpec | None = None) -> None:
         """Offer the stream's columns: x (or row number), y columns to tick, one for the right axis.
 
-        Default: x = the first column; ticked = the columns on the scale of the first y column (within
-        100×); the first column far off that scale goes to the right axis."""
+        Default: the step's declared plot of this stream (``Experiment.plots``); a stream without one (a
+        step type this xbarlab does not know) shows the first column as x and every other column."""
         cols, _units = self._columns_of(s)
-        key = (s.name, tuple(cols))
+        key = (s.name, tuple(cols), spec)
         if key == self._columns_key:
             return
         self._columns_key = key
-        data = s.data.reshape(len(s.data), -1) if s.data.ndim == 1 else s.data
-        x_default = 0 if len(cols) > 1 else -1
-        ys = [j for j in range(len(cols)) if j != x_default]
-        scale = [float(np.nanmax(np.abs(data[:, j]))) if len(data) else 0.0 for j in range(len(cols))]
-        ref = scale[ys[0]] if ys else 0.0
-        same = [j for j in ys if ref == 0 or 0.01 <= (scale[j] or ref) / ref <= 100]
-        other = [j for j in ys if j not in same]
+        if spec is not None and spec.x in cols and all(y in cols for y in spec.y):
+            x_default, same, other = cols.index(spec.x), [cols.index(y) for y in spec.y], []
+        else:  # x = the first column; ticked = the columns on the scale of the first y column (within 100×),
+            # the first column far off that scale on the right axis
+            data = s.data.reshape(len(s.data), -1) if s.data.ndim == 1 else s.data
+            x_default = 0 if len(cols) > 1 else -1
+            ys = [j for j in range(len(cols)) if j != x_default]
+            scale = [float(np.nanmax(np.abs(data[:, j]))) if len(data) else 0.0 for j in range(len(cols))]
+            ref = scale[ys[0]] if ys else 0.0
+            same = [j for j in ys if ref == 0 or 0.01 <= (scale[j] or ref) / ref <= 100]
+            other = [j for j in ys if j not in same]
         for w in (self.x_choice, self.right_choice, self.y_list):
             w.blockSignals(True)
         self.x_choice.clear()
@@ -382,7 +387,11 @@ class LogbookTab(QWidget):
                     pi.legend.addItem(item, f"{tag}{cols[right]}{_u(units[right])} (right axis)")
         s = self.reader.stream(rid, name)
         cols, units = self._columns_of(s)
-        self.plot.setTitle(name if len(runs) == 1 else f"{name}: {rid} (solid) vs. {runs[1][0]} (dashed)")
+        spec = declared_plot(self.reader.run(rid)["kind"], name)
+        title = f"{name}: {spec.title}" if spec is not None and spec.title else name
+        self.plot.setTitle(title if len(runs) == 1 else f"{title}: {rid} (solid) vs. {runs[1][0]} (dashed)")
+        declared_x = spec is not None and 0 <= x_col < len(cols) and cols[x_col] == spec.x
+        pi.setLogMode(x=bool(declared_x and spec.log_x and len(s.data) and np.all(s.data[:, x_col] > 0)), y=False)
         if 0 <= x_col < len(cols):
             label_axis(pi, "bottom", cols[x_col], _si(units[x_col]))
         else:

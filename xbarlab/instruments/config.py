@@ -25,10 +25,16 @@ Example::
     [instruments.board]
     driver = "crossbar_board"
     address = "/dev/ttyACM0"
+    rows = 128              # the array's size (optional; checked against the board's IDENTIFY at open)
+    cols = 128
     [instruments.board.limits]
     max_pulse_amplitude = 3.0  # V
 
 A ``[sim]`` table makes every instrument an emulator on an embedded simulated bench.
+
+The array's size is :meth:`StationConfig.array_shape`: the board's ``rows``/``cols`` keys, else the
+simulated array's ``[sim.array]`` size; validation and ``--dry-run`` use it, and opening the station
+checks it against what the board reports (IDENTIFY).
 """
 
 from __future__ import annotations
@@ -43,8 +49,12 @@ from typing import Any
 from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.instruments.registry import DRIVERS, DriverSpec
 from xbarlab.instruments.safety import BoardLimits, SmuLimits, limits_from_mapping
+from xbarlab.sim.schema import sim_problems
 
-_INSTRUMENT_KEYS = {"driver", "address", "limits", "options", "board_port", "channel", "timeout", "baudrate"}
+_INSTRUMENT_KEYS = {"driver", "address", "limits", "options", "board_port", "channel", "timeout", "baudrate", "rows",
+                    "cols"}
+#: array size of a simulated array without ``rows``/``cols`` in ``[sim.array]`` (the simulator's default)
+SIM_ARRAY_DEFAULT = 64
 _DEFAULT_KEYS = {"read_voltage", "tia_range", "device"}
 DEVICE_KINDS = ("rram", "pcm", "ecram")
 #: the board protocol reports SMU ports as bits of one status byte
@@ -65,6 +75,8 @@ class InstrumentConfig:
     timeout: float = 2.0  # s
     baudrate: int = 921600
     options: dict[str, Any] = field(default_factory=dict)
+    rows: int | None = None  # board only: the array's rows (None: not stated)
+    cols: int | None = None  # board only: the array's columns (None: not stated)
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,25 @@ class StationConfig:
     def board_name(self) -> str | None:
         names = [n for n, i in self.instruments.items() if i.spec.kind == "board"]
         return names[0] if names else None
+
+    def array_shape(self) -> tuple[int, int] | None:
+        """(rows, cols) of the board's array: the board's ``rows``/``cols`` keys, else the simulated array's
+        ``[sim.array]`` size; None when the file states neither (known once the board has identified itself)."""
+        board = self.board_name()
+        inst = self.instruments[board] if board is not None else None
+        if inst is not None and inst.rows is not None and inst.cols is not None:
+            return inst.rows, inst.cols
+        return _sim_shape(self.sim)
+
+
+def _sim_shape(sim: Any) -> tuple[int, int] | None:
+    """(rows, cols) of a ``[sim]`` table's array (the simulator's default where not given); None without one."""
+    if not isinstance(sim, dict):
+        return None
+    array = sim.get("array", {})
+    array = array if isinstance(array, dict) else {}
+    rows, cols = array.get("rows", SIM_ARRAY_DEFAULT), array.get("cols", SIM_ARRAY_DEFAULT)
+    return (rows, cols) if all(isinstance(v, int) and not isinstance(v, bool) for v in (rows, cols)) else None
 
 
 def load_station(path: str | Path) -> StationConfig:
@@ -167,8 +198,6 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
             instruments[inst_name] = cfg
 
     if sim is not None:
-        from xbarlab.sim.schema import sim_problems
-
         problems += sim_problems(sim, instruments)
 
     boards = [n for n, c in instruments.items() if c.spec.kind == "board"]
@@ -187,6 +216,11 @@ def parse_station(text: str, source: str = "<string>") -> StationConfig:
             problems.append(f"instruments.{n}: same address and channel as instruments.{chans[key]}")
         chans[key] = n
     if boards:
+        board = instruments[boards[0]]
+        stated, simulated = (board.rows, board.cols), _sim_shape(sim)
+        if None not in stated and simulated is not None and stated != simulated:
+            problems.append(f"instruments.{board.name}: rows = {board.rows}, cols = {board.cols} but the simulated "
+                            f"array is {simulated[0]}x{simulated[1]} ([sim.array])")
         board_limits = instruments[boards[0]].limits
         assert isinstance(board_limits, BoardLimits)
         if abs(read_voltage) > board_limits.max_read_voltage:
@@ -289,6 +323,20 @@ def _instrument(
     baudrate = entry.get("baudrate", 921600)
     if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
         problems.append(f"{where}.baudrate: expected a positive integer, got {baudrate!r}")
+    shape = {}
+    for key in ("rows", "cols"):
+        value = entry.get(key)
+        if value is None:
+            continue
+        if spec.kind != "board":
+            problems.append(f"{where}.{key}: only a crossbar board has an array size")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            problems.append(f"{where}.{key}: expected the array's number of {key} (an integer 1..65535), "
+                            f"got {value!r}")
+        else:
+            shape[key] = value
+    if spec.kind == "board" and len(shape) == 1:
+        problems.append(f"{where}: give both rows and cols of the array, or neither")
     options = entry.get("options", {})
     if not isinstance(options, dict):
         problems.append(f"{where}.options must be a table")
@@ -316,4 +364,6 @@ def _instrument(
         timeout=timeout,
         baudrate=baudrate,
         options=options,
+        rows=shape.get("rows"),
+        cols=shape.get("cols"),
     )

@@ -32,6 +32,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from xbarlab.drivers.keithley2400 import Keithley2400
+from xbarlab.drivers.keithley2450 import Keithley2450
+from xbarlab.drivers.keithley2600 import Keithley2600
+from xbarlab.drivers.keysight_b2900 import KeysightB2900
 from xbarlab.errors import ConfigError, SafetyAccessError, SafetyLimitError
 from xbarlab.instruments import expert
 from xbarlab.instruments.interfaces import (
@@ -305,10 +309,6 @@ def _smu_reset(ctx: _Context) -> None:
 
 def _smu_expert(ctx: _Context, message: Any, reply: bool) -> str | None:
     """Expert link: parse ``message`` (SCPI or TSP), check every sourcing value, then send it."""
-    from xbarlab.drivers.keithley2400 import Keithley2400
-    from xbarlab.drivers.keithley2450 import Keithley2450
-    from xbarlab.drivers.keithley2600 import Keithley2600
-    from xbarlab.drivers.keysight_b2900 import KeysightB2900
 
     if not isinstance(message, str) or not message.isascii():
         raise SafetyAccessError(f"{ctx.name}: the expert link sends one ASCII message (str); nothing was sent")

@@ -5,10 +5,11 @@ pyserial, wraps each driver in the safety layer and configures the board's read
 path. ``close()`` (also on ``with`` exit and on error) turns every SMU output off,
 puts the board in its safe state and releases every link.
 
-For a station with a ``[sim]`` table the instruments are emulators on an embedded
-simulated bench, reached through the in-process VISA backend (``@xbarsim``) and the
-``xbarsim://`` pyserial URL handler, so the drivers run exactly the code they run on
-hardware.
+How links are opened, the instrument clock and the bench's resume state come from a
+:class:`~xbarlab.instruments.links.BenchLinks` (:func:`~xbarlab.instruments.links.links_for` chooses
+the embedded simulated bench for a station with a ``[sim]`` table: emulators reached through the
+in-process VISA backend and pyserial URL handler, so the drivers run exactly the code they run on
+hardware). The station never asks whether it is simulated.
 """
 
 from __future__ import annotations
@@ -21,15 +22,10 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from xbarlab.drivers.identity import TRAFFIC_REVISION
-from xbarlab.drivers.transport import (
-    ByteTransport,
-    MessageTransport,
-    SerialTransport,
-    VisaTransport,
-)
 from xbarlab.errors import ConfigError, SafetyAccessError, TransportError, XbarlabError
 from xbarlab.instruments.config import InstrumentConfig, StationConfig, load_station, parse_station
 from xbarlab.instruments.interfaces import CrossbarArray, SourceMeter
+from xbarlab.instruments.links import BenchLinks, BenchState, Transport, TransportOpener, links_for
 from xbarlab.instruments.safety import (
     BoardLimits,
     ExpertRawBoard,
@@ -46,11 +42,9 @@ log = logging.getLogger(__name__)
 #: reports "outputs off" after an interruption checks this first
 CLOSE_PROBLEMS: list[str] = []
 
-Transport = MessageTransport | ByteTransport
 #: ``wrap(instrument_names, transport) -> transport``: e.g. the logbook's recorder
 TransportWrapper = Callable[[tuple[str, ...], Transport], Transport]
-#: ``open(instrument_names, config) -> transport``: replaces opening a real link (offline replay)
-TransportOpener = Callable[[tuple[str, ...], InstrumentConfig], Transport]
+__all__ = ["CLOSE_PROBLEMS", "Station", "Transport", "TransportOpener", "TransportWrapper", "embedded_station_path"]
 
 
 def embedded_station_path(name: str = "sim") -> Path:
@@ -82,7 +76,9 @@ class Station:
         "config": "query: the frozen StationConfig it was opened from",
         "identities": "query: identity strings read at open",
         "sim": "query: the simulated world (None on hardware): physics and emulators, not an instrument link",
-        "sim_time": "query: simulated clock (s)",
+        "sim_time": "query: the instrument clock (s; None on a bench with wall time only)",
+        "array_shape": "query: (rows, cols) of the board's array (station file, checked against IDENTIFY)",
+        "bench_state": "checked: saves/restores what the bench keeps across a crash (sources nothing)",
         "wait": "checked: lets time pass with outputs idle (sources nothing)",
         "safe_state": "checked: outputs off, lines grounded, SMUs unrouted",
         "close": "checked: safe state, then links released",
@@ -93,7 +89,8 @@ class Station:
         self.config = config
         self._smus: dict[str, SafeSourceMeter] = {}
         self._board: SafeCrossbar | None = None
-        self.sim: Any = None  # SimBench for simulated stations (the simulated world, not an instrument)
+        self._links: BenchLinks | None = None
+        self._array_shape: tuple[int, int] | None = config.array_shape()
         self._transports: dict[tuple[str, ...], Transport] = {}
         self.identities: dict[str, str] = {}
         self._traffic_revision = TRAFFIC_REVISION  # driver open-time traffic (older logs replay at theirs)
@@ -117,12 +114,30 @@ class Station:
         """The safety-wrapped crossbar board, or None."""
         return self._board
 
+    @property
+    def sim(self) -> Any:
+        """The simulated world (physics and emulators) of a simulated bench, else None; no xbarlab code branches
+        on it (tests and demos inspect the physics through it, like walking up to the hardware)."""
+        return self._links.world if self._links is not None else None
+
+    @property
+    def bench_state(self) -> BenchState:
+        """What the bench keeps across a crash, for ``--resume`` (the simulated bench saves its physics)."""
+        assert self._links is not None
+        return self._links.state
+
+    @property
+    def array_shape(self) -> tuple[int, int] | None:
+        """(rows, cols) of the board's array (None: no board)."""
+        return self._array_shape
+
     # -- opening ------------------------------------------------------------------------
     @classmethod
     def open(
         cls,
         source: str | Path | StationConfig | None = None,
         *,
+        links: BenchLinks | None = None,
         wrap_transport: TransportWrapper | None = None,
         open_transport: TransportOpener | None = None,
         identify: bool = True,
@@ -131,8 +146,9 @@ class Station:
     ) -> Station:
         """Open the bench described by a station file path, TOML config or None (embedded sim).
 
-        ``wrap_transport`` wraps every link (recording for the logbook); ``open_transport``
-        replaces opening real links altogether (offline replay); ``on_created`` sees the
+        ``links``: how to open the links, the clock and the bench's state (default: :func:`links_for` the
+        station file: its hardware, or the embedded simulated bench). ``wrap_transport`` wraps every link
+        (recording for the logbook); ``open_transport`` replaces ``links``' opener (tests); ``on_created`` sees the
         station before any link opens (recorders read its simulated clock). Raises ConfigError for a bad
         file and TransportError for an instrument that cannot be reached; anything opened so
         far is closed again before the error propagates.
@@ -149,7 +165,8 @@ class Station:
         if on_created is not None:
             on_created(station)
         try:
-            station._open_all(wrap_transport, open_transport)
+            station._links = links if links is not None else links_for(config)
+            station._open_all(wrap_transport, open_transport or station._links.open)
             if identify:
                 station._identify_all()
             if station.board is not None:
@@ -172,47 +189,15 @@ class Station:
             groups.setdefault(inst.address, []).append(inst)
         return groups
 
-    def _open_all(self, wrap: TransportWrapper | None, opener: TransportOpener | None) -> None:
-        cfg = self.config
-        if cfg.is_simulated and opener is None:
-            from xbarlab.sim.bench import SimBench
-
-            self.sim = SimBench.from_station(cfg)
+    def _open_all(self, wrap: TransportWrapper | None, opener: TransportOpener) -> None:
         for _address, members in self._link_groups().items():
             names = tuple(m.name for m in members)
-            first = members[0]
-            transport = opener(names, first) if opener is not None else self._open_link(first)
+            transport = opener(names, members[0])
             if wrap is not None:
                 transport = wrap(names, transport)
             self._transports[names] = transport
             for inst in members:
                 self._make_driver(inst, transport)
-
-    def _open_link(self, inst: InstrumentConfig) -> Transport:
-        where = f"{self.config.source}: instruments.{inst.name}"
-        if inst.spec.transport == "visa":
-            import pyvisa
-
-            library = f"{self.sim.bench_id}@xbarsim" if self.sim is not None else self.config.visa_library
-            try:
-                rm = pyvisa.ResourceManager(library)
-                res = rm.open_resource(
-                    inst.address,
-                    read_termination="\n",
-                    write_termination="\n",
-                    timeout=int(inst.timeout * 1000),
-                )
-            except (pyvisa.errors.Error, ValueError, OSError) as exc:
-                raise TransportError(f"{where}: cannot open VISA address {inst.address!r}: {exc}") from None
-            return VisaTransport(res)
-        import serial
-
-        url = self.sim.serial_url(inst.name) if self.sim is not None else inst.address
-        try:
-            port = serial.serial_for_url(url, baudrate=inst.baudrate, timeout=inst.timeout)
-        except (serial.SerialException, ValueError, OSError) as exc:
-            raise TransportError(f"{where}: cannot open serial port {inst.address!r}: {exc}") from None
-        return SerialTransport(port)
 
     def _make_driver(self, inst: InstrumentConfig, transport: Transport) -> None:
         driver_cls = inst.spec.load()
@@ -256,12 +241,24 @@ class Station:
             self._check_rating(name)
         if self.board is not None:
             try:
-                self.identities[self.board.name] = self.board.identify().identity
+                info = self.board.identify()
             except TransportError as exc:
                 addr = cfg.instruments[self.board.name].address
                 raise TransportError(
                     f"{cfg.source}: instruments.{self.board.name} ({addr}) does not answer: {exc}"
                 ) from None
+            self.identities[self.board.name] = info.identity
+            self._check_array_shape((int(info.rows), int(info.cols)))
+
+    def _check_array_shape(self, reported: tuple[int, int]) -> None:
+        """The board's array size (IDENTIFY) must be the one the station file states."""
+        stated = self._array_shape
+        if stated is not None and tuple(stated) != reported:
+            assert self.board is not None
+            raise ConfigError(f"{self.config.source}: instruments.{self.board.name}: the station file says a "
+                              f"{stated[0]}x{stated[1]} array, the board reports {reported[0]}x{reported[1]} "
+                              "(IDENTIFY)")
+        self._array_shape = (int(reported[0]), int(reported[1]))
 
     def _check_rating(self, name: str) -> None:
         """The station's limits must be within what the identified model can source."""
@@ -316,8 +313,8 @@ class Station:
         return port
 
     def sim_time(self) -> float | None:
-        """Simulated clock in s (None on a real bench)."""
-        return self.sim.clock.now if self.sim is not None else None
+        """The instrument clock in s: simulated time on a simulated bench; None on a bench with wall time only."""
+        return self._links.clock.now() if self._links is not None else None
 
     def wait(self, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
         """Let ``seconds`` of instrument time pass, outputs idle.
@@ -327,16 +324,8 @@ class Station:
         """
         if seconds < 0:
             raise ConfigError(f"cannot wait a negative time ({seconds} s)")
-        if self.sim is not None:
-            self.sim.clock.advance(seconds)
-            return
-        import time
-
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            if checkpoint is not None:
-                checkpoint()
-            time.sleep(min(1.0, left))
+        assert self._links is not None
+        self._links.clock.idle(seconds, checkpoint)
 
     def safe_state(self) -> list[str]:
         """Outputs off, board lines grounded, SMUs unrouted. Returns problems met (if any)."""
@@ -369,8 +358,8 @@ class Station:
                 transport.close()
             except Exception as exc:  # noqa: BLE001 - closing must go on
                 log.warning("closing link of %s failed: %s", ", ".join(names), exc)
-        if self.sim is not None:
-            self.sim.close()
+        if self._links is not None:
+            self._links.release()
 
     def __enter__(self) -> Station:
         return self

@@ -33,7 +33,7 @@ def open_recorded_station(config: StationConfig, sink: RunSink) -> Station:
 
     def sim_time() -> float | None:
         station = holder.get("station")
-        return station.sim_time() if station is not None and station.sim is not None else None
+        return station.sim_time() if station is not None else None
 
     def wrap(names: tuple[str, ...], transport: Transport) -> Transport:
         label = "+".join(names)

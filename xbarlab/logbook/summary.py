@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from xbarlab.logbook.reader import LogReader
 
@@ -18,8 +20,13 @@ def _short(value: object) -> str:
     return str(value)
 
 
-def summary(path: str | Path, *, streams: bool = True) -> str:
-    """Runs with status, times, parameters, streams (rows, units) and calibration records."""
+def summary(path: str | Path, *, streams: bool = True,
+            plots: Callable[[str, str], Any] | None = None) -> str:
+    """Runs with status, times, parameters, streams (rows, units) and calibration records.
+
+    ``plots(kind, stream)``: the plot the step type declares for a stream (an object with ``describe()``), or
+    None; ``xbarlab log show`` passes the step types' declarations.
+    """
     reader = LogReader(path)
     runs = reader.runs()
     a = reader.attrs
@@ -50,6 +57,9 @@ def summary(path: str | Path, *, streams: bool = True) -> str:
                 cols = f" columns {s.columns}" if s.columns else ""
                 lines.append(f"  stream {name}: {s.data.shape[0]} rows of {s.data.shape[1:] or 'scalars'}"
                              f"{cols} units {s.units}")
+                spec = plots(r["kind"], name) if plots is not None else None
+                if spec is not None:
+                    lines.append(f"    plot: {spec.describe()}")
             for rid, (kind, _data, _meta) in reader.calibrations(r["run_id"]).items():
                 lines.append(f"  calibration record {rid} ({kind})")
     return "\n".join(lines)

@@ -30,13 +30,20 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from xbarlab.errors import ConfigError, problem_listing
-from xbarlab.sim import registry
+from xbarlab.sim import checkpoint, registry, smu_scpi, smu_tsp
+from xbarlab.sim.array import CrossbarModel
+from xbarlab.sim.board_emulator import BoardEmulator
 from xbarlab.sim.clock import SimClock
+from xbarlab.sim.devices import make_device
 from xbarlab.sim.emulator import StreamEmulator
 from xbarlab.sim.faults import FaultPlan
+from xbarlab.sim.periphery import Periphery
+from xbarlab.sim.schema import sim_problems
 from xbarlab.sim.terminals import Resistor, SmuTerminal
 
 _counter = itertools.count(1)
@@ -56,12 +63,6 @@ class SimBench:
     """The simulated instruments and physics of one station."""
 
     def __init__(self, sim: dict[str, Any], instruments: list[Any], source: str = "<sim>") -> None:
-        from xbarlab.sim.array import CrossbarModel
-        from xbarlab.sim.board_emulator import BoardEmulator
-        from xbarlab.sim.devices import make_device
-        from xbarlab.sim.periphery import Periphery
-        from xbarlab.sim.schema import sim_problems
-
         where = f"{source}: sim"
         problems = sim_problems(sim, {inst.name: inst for inst in instruments})
         if problems:
@@ -156,14 +157,33 @@ class SimBench:
         self.emulators[name].faults = plan
         return plan
 
+    # -- the station's clock and resume hooks (xbarlab.instruments.links: InstrumentClock, BenchState) ----
+    def now(self) -> float:
+        """Simulated instrument time (s)."""
+        return self.clock.now
+
+    def idle(self, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
+        """Let ``seconds`` pass with the outputs idle: the simulated clock jumps at once."""
+        self.clock.advance(seconds)
+
+    def save_state(self, path: Path, tag: str) -> None:
+        """Checkpoint the physics after a committed step (:func:`xbarlab.sim.checkpoint.save`)."""
+        checkpoint.save(self, path, tag=tag)
+
+    def restore_state(self, path: Path, tags: list[str]) -> str | None:
+        """Restore the newest checkpoint of a step in ``tags``; its tag (None: none saved)."""
+        return checkpoint.load(self, path, tags) if Path(path).exists() else None
+
+    def state_record(self) -> dict[str, Any]:
+        """The fault generators' entropy per instrument (how a resumed session's faults continue)."""
+        return {"sim_fault_entropy": {name: str(emu.faults.entropy) for name, emu in self.emulators.items()}}
+
     def close(self) -> None:
         """Unregister every emulator of this bench."""
         registry.unregister_bench(self.bench_id)
 
 
 def _make_smu_emulator(inst: Any, clock: SimClock, seed: int) -> StreamEmulator:
-    from xbarlab.sim import smu_scpi, smu_tsp
-
     factories = {
         "keithley2400": smu_scpi.Keithley2400Emulator,
         "keithley2450": smu_scpi.Keithley2450Emulator,

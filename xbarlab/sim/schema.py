@@ -21,7 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xbarlab.protocol.board import HardwareLimits
 from xbarlab.sim.array import IR_SOLVERS
+from xbarlab.sim.board_emulator import BoardEmulator, BoardTiming
+from xbarlab.sim.closed_loop import OpAmpSpec
+from xbarlab.sim.devices import DEVICES
+from xbarlab.sim.faults import FaultPlan
+from xbarlab.sim.periphery import Periphery
 
 #: Peak resident memory of a simulated array per cell (bytes) with wire resistance: the sparse LU
 #: factors of the nodal network dominate (measured 6.8-10 kB per cell for 64x64 to 512x512 arrays;
@@ -150,7 +156,6 @@ def _dataclass_rules(cls: type, explicit: Mapping[str, Rule]) -> dict[str, Rule]
 
 def _fault_rules() -> dict[str, Rule]:
     """FaultPlan switches: ``*_probability`` in [0, 1], ``*_next`` counts >= 0, seeds >= 0."""
-    from xbarlab.sim.faults import FaultPlan
 
     rules: dict[str, Rule] = {}
     for f in dataclasses.fields(FaultPlan):
@@ -166,7 +171,6 @@ def _fault_rules() -> dict[str, Rule]:
 
 
 def _periphery_rules() -> dict[str, Rule]:
-    from xbarlab.sim.periphery import Periphery
 
     params = inspect.signature(Periphery).parameters
     return {n: _PERIPHERY.get(n) or _default_rule(p.default)
@@ -227,10 +231,6 @@ def sim_problems(sim: Any, instruments: Mapping[str, Any] | None = None, *,
     ``memory``: True checks the array size against :func:`available_memory`; an int is the
     bytes available; False or None skips the check.
     """
-    from xbarlab.protocol.board import HardwareLimits
-    from xbarlab.sim.board_emulator import BoardEmulator, BoardTiming
-    from xbarlab.sim.closed_loop import OpAmpSpec
-    from xbarlab.sim.devices import DEVICES
 
     if not isinstance(sim, dict):
         return [f"sim: expected a table, got {sim!r}"]

@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from xbarlab.campaigns.spec import load_campaign
 from xbarlab.errors import ConfigError
+from xbarlab.sweep import cluster, queue
+from xbarlab.sweep.index import read_index
+from xbarlab.sweep.run import check_folder, run_sweep
+from xbarlab.sweep.show import default_figures, format_table, plot_figure
+from xbarlab.sweep.spec import load_sweep
 
 
 def _cluster_args(p: argparse.ArgumentParser, workers: bool = True) -> None:
@@ -36,9 +42,6 @@ def run_sweep_cli(sweep_file: Path, out: Path, scheduler: str | None, workers: i
                   quiet: bool = False, dry_run: bool = False) -> int:
     from tqdm import tqdm
 
-    from xbarlab.sweep.cluster import connect
-    from xbarlab.sweep.run import check_folder, run_sweep
-    from xbarlab.sweep.spec import load_sweep
 
     sweep = load_sweep(sweep_file)
     check_folder(sweep, out)
@@ -57,7 +60,7 @@ def run_sweep_cli(sweep_file: Path, out: Path, scheduler: str | None, workers: i
         bar.set_postfix_str(f"{row['point_id']} {row['status']}", refresh=True)
 
     try:
-        index = run_sweep(sweep, out, connect=lambda: connect(scheduler, workers), progress=progress)
+        index = run_sweep(sweep, out, connect=lambda: cluster.connect(scheduler, workers), progress=progress)
     except KeyboardInterrupt:
         bar.close()
         print(f"sweep stopped: finished points are kept ({out / 'index.h5'}); run the same command again to "
@@ -81,9 +84,8 @@ def _quiet_dask_logs() -> None:
     """Dask logs every worker start at INFO; keep the console to warnings unless --debug set DEBUG."""
     import logging
 
-    from xbarlab.sweep.cluster import _need_distributed
 
-    _need_distributed()  # its modules create their loggers on import
+    cluster._need_distributed()  # its modules create their loggers on import
     if logging.getLogger().level > logging.DEBUG:
         names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("distributed", "dask")]
         for name in ("distributed", "dask", *names):
@@ -91,8 +93,6 @@ def _quiet_dask_logs() -> None:
 
 
 def show_sweep(folder: Path, figures: list[str] | None, *, plot: bool = True) -> int:
-    from xbarlab.sweep.index import read_index
-    from xbarlab.sweep.show import default_figures, format_table, plot_figure
 
     index = read_index(folder)
     chosen = figures or default_figures(index)
@@ -120,16 +120,13 @@ def _queue_scheduler(args: argparse.Namespace) -> str:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from xbarlab.sweep import queue
-    from xbarlab.sweep.cluster import connect
 
     _quiet_dask_logs()
     action = args.queue_command
     if action == "submit":
-        from xbarlab.campaigns.spec import load_campaign
 
         load_campaign(args.campaign)  # one clear line before connecting if the file is bad
-    with connect(_queue_scheduler(args)) as client:
+    with cluster.connect(_queue_scheduler(args)) as client:
         if action == "submit":
             meta = queue.submit(client, args.campaign)
             where = (f"the worker holding {meta['bench']} (dask worker ADDR --resources \"{meta['bench']}=1\" "

@@ -25,10 +25,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from xbarlab.campaigns.runner import CampaignRunner
+from xbarlab.campaigns.runner import CampaignRunner, completed_steps
 from xbarlab.campaigns.spec import Campaign, load_campaign, parse_campaign
 from xbarlab.errors import ConfigError, XbarlabError
 from xbarlab.experiments.base import AbortToken
+from xbarlab.logbook import LogReader
 from xbarlab.sweep.point import log_state
 from xbarlab.sweep.run import bench_resource
 from xbarlab.sweep.tomlwrite import dumps
@@ -137,8 +138,6 @@ def collect(client: Any, entry_id: str, folder: Path) -> dict[str, Any]:
 
 def _collected_state(log: Path, result: dict[str, Any]) -> str:
     """complete | incomplete, from the log itself (the steps it says completed against its campaign)."""
-    from xbarlab.campaigns.runner import completed_steps
-    from xbarlab.logbook import LogReader
 
     done = completed_steps(LogReader(log))
     return "complete" if set(result["step_ids"]) <= done else "incomplete"
@@ -164,7 +163,7 @@ def _watch_cancel(entry_id: str, token: AbortToken, finished: threading.Event) -
 
 def run_queued(meta: dict[str, Any]) -> dict[str, Any]:
     """Run one queued campaign on this worker (the bench's own station file for a physical bench)."""
-    from xbarlab.sweep.bench import current_binding
+    from xbarlab.sweep.bench import current_binding  # the Dask worker side (click, distributed)
 
     entry_id = meta["id"]
     binding = current_binding()

@@ -42,6 +42,8 @@ from typing import Any
 
 from xbarlab.campaigns.spec import Campaign, load_campaign, parse_campaign
 from xbarlab.errors import ConfigError
+from xbarlab.instruments.config import parse_station
+from xbarlab.sim.bench import SimBench
 from xbarlab.sweep.tomlwrite import dumps
 
 _SWEEP_KEYS = {"name", "campaign", "mode", "retries", "description", "figures"}
@@ -347,7 +349,6 @@ def _applier(name: str, camp: dict[str, Any], campaign: Campaign, problems: list
 
 def _validate_points(points: list[Point], problems: list[str]) -> None:
     """Validate every point's campaign against its station, and build every distinct simulated bench once."""
-    from xbarlab.instruments.config import parse_station
 
     built: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="xbarlab-sweep-check-") as tmp:
@@ -371,7 +372,6 @@ def _validate_points(points: list[Point], problems: list[str]) -> None:
 
 def _sim_problems(config: Any) -> list[str]:
     """Problems building the simulated bench of a station (unknown or out-of-range [sim] values)."""
-    from xbarlab.sim.bench import SimBench
 
     try:
         bench = SimBench.from_station(config)
