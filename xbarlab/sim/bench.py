@@ -87,7 +87,6 @@ class SimBench:
         try:
             self.model = CrossbarModel(rows, cols, device=device, seed=self.seed, clock=self.clock, **array_cfg)
             self.periphery = Periphery(rows, cols, seed=self.seed + 1, **dict(sim.get("periphery", {})))
-            self.periphery.clock = self.clock  # its gain and offset drift with simulated time
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}.array: {exc}") from None
 

@@ -13,7 +13,8 @@ Imperfections that a read-path calibration has to find and that do not stay put:
   an offset every "0 V" line drives the array, and the read-path calibration, which takes the
   TIA offset from zero-input conversions, would book that array current as TIA offset (measured:
   truth yield 0.75 at ±1 % on a 10×10 RRAM array with 0.5 mV); it cannot separate the two yet.
-* **Drift** with simulated time (:attr:`Periphery.clock`, set by the bench): the board's
+* **Drift** with simulated time (:attr:`Periphery.clock`; the bench does not set it yet — a
+  checkpointed bench would lose the link — so on a simulated bench there is no drift): the board's
   temperature swings ``temp_swing`` K (1 K, judgement: a lab's day–night cycle) with a period of
   one day; each TIA's gain moves with a tempco drawn per line (1σ ``gain_tempco`` 1e-4 /K,
   judgement: thin-film feedback resistors 25–100 ppm/K) and its offset with ``offset_tempco``
@@ -98,11 +99,10 @@ class Periphery:
         h = max(t, 0.0) / _HOUR
         grid = self._walk[side]
         need = int(np.ceil(h)) + 1
-        if grid.shape[0] < need:
-            for s in ("col", "row"):  # both sides extend together: one stream, a fixed order
+        while grid.shape[0] < need:  # one hour at a time, both sides in a fixed order: the same path
+            for s in ("col", "row"):  # whatever times were asked before
                 g = self._walk[s]
-                steps = self._walk_rng.standard_normal((need - g.shape[0], g.shape[1]))
-                self._walk[s] = np.vstack([g, g[-1] + np.cumsum(steps, axis=0)])
+                self._walk[s] = np.vstack([g, g[-1] + self._walk_rng.standard_normal(g.shape[1])])
             grid = self._walk[side]
         k = int(np.floor(h))
         f = h - k
