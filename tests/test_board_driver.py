@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_board_emulator import IdealArrayDouble, IdealPeripheryDouble
+from board_doubles import EmulatorLink
 
 from xbarlab.drivers.crossbar_board import AdcSaturationError, BoardReading, CrossbarBoard
 from xbarlab.drivers.transport import ByteTransport
@@ -246,28 +246,6 @@ def test_max_payload_option_is_checked():
 
 
 # -- end to end with the emulator -----------------------------------------------------------------
-class EmulatorLink(ByteTransport):
-    """In-memory ByteTransport: write → emulator.feed; read(n) → emulator.read_output or TransportTimeout."""
-
-    def __init__(self, emulator: BoardEmulator) -> None:
-        self.emulator = emulator
-
-    def write(self, data: bytes) -> None:
-        self.emulator.feed(data)
-
-    def read(self, count: int) -> bytes:
-        data = self.emulator.read_output(count)
-        if len(data) < count:
-            raise TransportTimeout(f"expected {count} bytes, got {len(data)}")
-        return data
-
-    def reset_input(self) -> None:
-        self.emulator.read_output()
-
-    def close(self) -> None:
-        pass
-
-
 def physics_board(rows: int = 8, cols: int = 6, max_payload: int = bp.MAX_PAYLOAD, seed: int = 0, **emu_kwargs):
     """Driver ↔ emulator over the real physics, made deterministic (no read noise, no c2c spread, no
     wire resistance, ideal 24-bit TIAs) so results can be compared with the model."""
@@ -277,17 +255,6 @@ def physics_board(rows: int = 8, cols: int = 6, max_payload: int = bp.MAX_PAYLOA
     periphery = Periphery(rows, cols, seed=seed + 1, dac_bits=24, adc_bits=24, gain_sigma=0.0, offset_sigma=0.0,
                           noise=0.0, dac_gain_sigma=0.0, dac_offset_sigma=0.0)
     emulator = BoardEmulator(model, periphery, clock, **emu_kwargs)
-    board = CrossbarBoard(EmulatorLink(emulator), max_payload=max_payload)
-    board.identify()
-    board.configure(0.2, 1e-3)
-    return board, emulator, model
-
-
-def sim_board(rows: int = 8, cols: int = 6, max_payload: int = bp.MAX_PAYLOAD, **emu_kwargs):
-    """Driver ↔ emulator over the ideal TEST DOUBLE whose ``model.g`` is settable (kept for
-    tests/test_experiments_closed_loop_board.py, which imports it); (driver, emulator, model)."""
-    model = IdealArrayDouble(rows, cols)
-    emulator = BoardEmulator(model, IdealPeripheryDouble(), SimClock(), **emu_kwargs)
     board = CrossbarBoard(EmulatorLink(emulator), max_payload=max_payload)
     board.identify()
     board.configure(0.2, 1e-3)

@@ -1,5 +1,7 @@
 """Calibration step types: validation, dry-run estimates and logged runs through LabSession."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -26,9 +28,12 @@ def test_step_types_are_registered_with_checks_and_estimates(tmp_path):
 
         values, problems = resolve_params(cls.params_spec, {})
         assert not problems
-        assert cls.check(values, cfg, kind) == [] or kind in ("residual_program", "drift_compensation")
+        # the default blocks of these two need a larger array than this 8x8 station: each says so
+        expected = {"residual_program": ["residual_program: 3 blocks of 16x32 do not fit the 8x8 array"],
+                    "drift_compensation": ["drift_compensation: a 16x32 block does not fit the 8x8 array"]}
+        assert cls.check(values, cfg, kind) == expected.get(kind, []), kind
         est = cls.estimate(values, cfg)
-        assert est.instrument_time >= 0
+        assert est.instrument_time > 0 and math.isfinite(est.instrument_time), kind
     bad = STEP_TYPES["forming"].check({"row": 20, "col": 0, "v_max": 9.0, "points": 5, "compliance": 1e-4}, cfg, "f")
     assert any("outside" in p for p in bad) and any("v_max" in p for p in bad)
     fit = STEP_TYPES["residual_program"]

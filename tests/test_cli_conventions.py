@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,10 +26,9 @@ def _all_parsers(parser: argparse.ArgumentParser, path: str = "xbarlab"):
                 yield from _all_parsers(sub, f"{path} {name}")
 
 
-def test_python_dash_m_runs_the_cli():
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "xbarlab", "--version"], capture_output=True, text=True, env=env,
-                         timeout=60)
+def test_python_dash_m_runs_the_cli(subprocess_env):
+    out = subprocess.run([sys.executable, "-m", "xbarlab", "--version"], capture_output=True, text=True,
+                         env=subprocess_env, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("xbarlab ")
 
 

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from xbarlab.experiments.base import Aborted, AbortToken
 from xbarlab.logbook import LogReader
 from xbarlab.session import LabSession
 from xbarlab.sim.stations import sim_station_text
-
-
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory) -> str:
-    rng = np.random.default_rng(0)
-    centres = rng.uniform(0, 1, size=(3, 6))
-    y = rng.integers(0, 3, size=150)
-    path = tmp_path_factory.mktemp("data") / "blobs.npz"
-    np.savez(path, X=centres[y] + 0.08 * rng.normal(size=(150, 6)), y=y)
-    return str(path)
 
 
 def _open(tmp_path, device: str = "rram") -> LabSession:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_board_driver import sim_board
-from test_board_emulator import Host, make_board
+from board_doubles import Host, make_board, sim_board
 
 from xbarlab.errors import InstrumentError
 from xbarlab.experiments.analog import Region, WeightMapping

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_experiments_doubles import FakeCrossbar
+from experiment_doubles import FakeCrossbar
 
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping, choose_mapping

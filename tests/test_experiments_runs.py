@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_experiments_doubles import FakeCrossbar, FakeStation
+from experiment_doubles import FakeCrossbar, FakeStation
 
-from xbarlab.errors import ConfigError
+from xbarlab.errors import CapabilityError, ConfigError
 from xbarlab.experiments.base import STEP_TYPES, Aborted, AbortToken, MemoryRecorder
 from xbarlab.experiments.closed_loop import ClosedLoopExperiment, ClosedLoopSolver
 from xbarlab.experiments.drift_inference import DriftInferenceExperiment
@@ -85,15 +85,17 @@ def test_closed_loop_inner_solver_and_one_step_modes():
     assert eig.eigen_overlap > 0.99
 
 
-def test_board_without_feedback_mode_is_refused_clearly():
-    fb = FakeCrossbar(16, 32)
-    with pytest.raises(ConfigError, match="no closed-loop"):
-        ClosedLoopExperiment(FakeStation(fb), {"n": 8}).run()
+def test_board_without_feedback_mode_is_refused_clearly(fake_bench):
+    fb, station = fake_bench(16, 32)
+    expected = r"^this board cannot run the closed-loop \(feedback\) circuit \(board\)$"
+    with pytest.raises(CapabilityError, match=expected):
+        ClosedLoopExperiment(station, {"n": 8}).run()
+    assert fb.pulses == 0 and fb.mvm_count == 0  # refused before the board was used
+    assert issubclass(CapabilityError, ConfigError)  # the CLI reports it in one line, exit status 2
 
 
-def test_abort_stops_at_a_safe_point_with_outputs_off():
-    fb = FakeCrossbar(64, 64, step=0.01)
-    station = FakeStation(fb)
+def test_abort_stops_at_a_safe_point_with_outputs_off(fake_bench):
+    fb, station = fake_bench(64, 64, step=0.01)
     token = AbortToken()
     seen = []
 

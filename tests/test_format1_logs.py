@@ -13,6 +13,7 @@ import pytest
 
 from xbarlab.cli import main
 from xbarlab.logbook import LogReader
+from xbarlab.logbook.format import FORMAT_VERSION
 from xbarlab.logbook.replay import replay
 
 DATA = Path(__file__).parent / "data"
@@ -39,6 +40,6 @@ def test_resuming_a_format1_log_refuses_its_pickle_checkpoint_then_appends_a_for
     (tmp_path / "old.h5.simstate").unlink()
     assert main(["run", "--resume", str(log), "-q"]) == 0  # every step done: only a new session is opened
     runs = LogReader(log).runs()
-    assert [r["format_version"] for r in runs] == [1, 1, 1, 1, 2]
+    assert [r["format_version"] for r in runs] == [1, 1, 1, 1, FORMAT_VERSION]
     report = replay(log)  # the old session with its single-copy traffic, the new one with confirmation
     assert [r.outcome for r in report.runs] == ["reproduced"] * 5

@@ -16,6 +16,7 @@ from xbarlab.cli import main
 from xbarlab.experiments.base import AbortToken
 from xbarlab.interrupts import close_station
 from xbarlab.logbook import LogReader
+from xbarlab.logbook.format import FORMAT_VERSION
 from xbarlab.logbook.replay import replay
 from xbarlab.session import LabSession
 from xbarlab.sim.stations import sim_station_text
@@ -61,7 +62,7 @@ def test_stop_between_steps_logs_the_outputs_off_traffic_outside_the_runs(campai
     outside = reader.outside_runs()
     assert list(outside) == ["session-1"]
     assert _outputs_off(outside["session-1"]), [(e.link, e.code, e.data[:20]) for e in outside["session-1"]]
-    assert reader.attrs["format_version"] == 2
+    assert reader.attrs["format_version"] == FORMAT_VERSION
     replay(log)  # the record outside the runs is kept, and replay (which replays runs) is not disturbed
 
 
@@ -114,11 +115,10 @@ def test_ctrl_c_while_closing_takes_effect_after_the_outputs_are_off():
     assert st.closed
 
 
-def test_ctrl_c_storm_while_a_completed_campaign_shuts_down_exits_0_or_130(campaign_file, tmp_path):
+def test_ctrl_c_storm_while_a_completed_campaign_shuts_down_exits_0_or_130(campaign_file, tmp_path, subprocess_env):
     log = tmp_path / "storm.h5"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-m", "xbarlab", "run", str(campaign_file), "-o", str(log), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env)
     deadline = time.monotonic() + 120
     while proc.poll() is None and not (log.exists() and _done(log) == 3):
         assert time.monotonic() < deadline
@@ -134,12 +134,11 @@ def test_ctrl_c_storm_while_a_completed_campaign_shuts_down_exits_0_or_130(campa
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.1, 0.25])
-def test_ctrl_c_storm_from_the_start_exits_0_or_130_with_a_readable_log(campaign_file, tmp_path, delay):
+def test_ctrl_c_storm_from_the_start_exits_0_or_130_with_a_readable_log(campaign_file, tmp_path, delay, subprocess_env):
     """Ctrl-C every 3 ms from the moment the log exists (station opening, steps, shutdown)."""
     log = tmp_path / "storm.h5"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-m", "xbarlab", "run", str(campaign_file), "-o", str(log), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env)
     deadline = time.monotonic() + 120
     while proc.poll() is None and not log.exists():
         assert time.monotonic() < deadline

@@ -127,9 +127,10 @@ def test_every_checked_operation_exists_on_the_driver_side_of_the_gate():
     """The gate tables and the public registries name the same operations (no silent passthrough)."""
     from xbarlab.instruments import safety
 
-    expert = {SafeSourceMeter: {"expert_send", "expert_ask"}, SafeCrossbar: {"expert_exchange"}}
-    for cls, table in ((SafeSourceMeter, safety._SMU_OPERATIONS), (SafeCrossbar, safety._BOARD_OPERATIONS)):
-        public = set(cls.OPERATIONS) - {"name", "limits", "OPERATIONS"} | expert[cls]
+    full_board = safety.safe_crossbar_class()  # a board with every optional capability
+    expert = {SafeSourceMeter: {"expert_send", "expert_ask"}, full_board: {"expert_exchange"}}
+    for cls, table in ((SafeSourceMeter, safety._SMU_OPERATIONS), (full_board, safety._BOARD_OPERATIONS)):
+        public = set(cls.OPERATIONS) - {"name", "limits", "OPERATIONS", "capabilities"} | expert[cls]
         assert public == set(table), (cls.__name__, public ^ set(table))
 
 
@@ -328,8 +329,11 @@ def test_closed_loop_is_refused_while_the_board_rail_exceeds_the_limit(received)
 
 def test_safe_objects_keep_their_interfaces_signatures():
     """Typed operations keep the driver-facing signatures callers use (keyword names included)."""
-    sig = inspect.signature(SafeCrossbar.closed_loop_solve)
+    from xbarlab.instruments.safety import safe_crossbar_class
+
+    board_cls = safe_crossbar_class()
+    sig = inspect.signature(board_cls.closed_loop_solve)
     assert list(sig.parameters) == ["self", "inputs", "row0", "col0", "layout"]
-    sig = inspect.signature(SafeCrossbar.pulse_arrays)
+    sig = inspect.signature(board_cls.pulse_arrays)
     assert "readback" in sig.parameters
     assert struct.calcsize("<ff") == 8  # CLOSED_LOOP_INFO reply

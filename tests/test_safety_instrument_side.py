@@ -21,7 +21,7 @@ from safety_bench import bench_text
 
 from xbarlab.errors import XbarlabError
 from xbarlab.instruments.interfaces import Pulse
-from xbarlab.instruments.safety import SafeCrossbar, SafeSourceMeter
+from xbarlab.instruments.safety import SafeSourceMeter, safe_crossbar_class
 from xbarlab.instruments.station import Station
 from xbarlab.protocol import board as bp
 from xbarlab.sim import audit
@@ -176,8 +176,10 @@ DRIVES = {
 
 def test_every_checked_operation_is_driven():
     driven = set().union(*(DRIVES.get(k, {k}) for k in OPS))
-    checked = {n for cls in (SafeSourceMeter, SafeCrossbar) for n, d in cls.OPERATIONS.items()
+    every_board = safe_crossbar_class()  # the safe board with every optional capability
+    checked = {n for cls in (SafeSourceMeter, every_board) for n, d in cls.OPERATIONS.items()
                if d.startswith("checked:")} - {"close"}
+    assert {"pulse_arrays", "outer_product_update", "closed_loop_solve", "closed_loop_eigen"} <= checked
     assert checked <= driven, checked - driven
 
 

@@ -110,27 +110,32 @@ def test_served_board_mvm_matches_the_in_process_port_bit_for_bit():
 
 
 @pytest.mark.parametrize("wire_resistance", [0.35, 0.0])
-@pytest.mark.parametrize("scale", [0.1, 0.9])  # 0.9 V clips the ADC: the slow path with a mask
-def test_mvm_reply_equals_the_generic_dac_physics_adc_pipeline(wire_resistance, scale):
-    text = sim_station_text(12, 10, seed=7, wire_resistance=wire_resistance)
-    fast, ref = (SimBench.from_station(parse_station(text)) for _ in range(2))
-    x = np.random.default_rng(3).uniform(-scale, scale, 12).astype(np.float32)
-    for bench in (fast, ref):
-        bench.board.config = bench.board.config.__class__(12, 10, 0.2, 1e-4)
-        bench.board.configured = True
-    for transpose in (False, True):
-        v = x[:10] if transpose else x
-        payload, flags = fast.board._mvm(v.tobytes(), transpose)
-        emu = ref.board
-        drive = emu._dac(v)
-        currents = emu.model.row_currents(drive) if transpose else emu.model.column_currents(drive)
-        reported, saturated = emu._adc(currents, "row" if transpose else "col")
-        emu.clock.advance(emu.timing.conversions(len(currents)))
-        assert (payload, flags) == emu._measurement(reported, saturated)
-        assert bool(flags) == (scale > 0.5)
-        assert fast.clock.now == ref.clock.now
-    fast.close()
-    ref.close()
+@pytest.mark.parametrize("scale", [0.1, 0.9])  # 0.9 V clips the ADC
+def test_mvm_saturation_mask_marks_exactly_the_samples_at_full_scale(wire_resistance, scale):
+    """Through the driver: the mask flags the samples within 1.5 LSB of the TIA full scale, the raising
+    call raises exactly when one is flagged, and the clip-free samples are the same either way."""
+    from xbarlab.readings import AdcSaturationError
+
+    bench = SimBench.from_station(parse_station(sim_station_text(12, 10, seed=7, wire_resistance=wire_resistance)))
+    board = CrossbarBoard(SerialTransport(serial.serial_for_url(bench.serial_url("board"), timeout=5)))
+    board.configure(0.2, 1e-4)
+    fs, lsb = 1e-4, 2e-4 / (1 << board.hardware.adc_bits)
+    x = np.random.default_rng(3).uniform(-scale, scale, 12)
+    for reading, plain in ((board.mvm_forward_reading, board.mvm_forward),
+                           (board.mvm_transpose_reading, board.mvm_transpose)):
+        v = x[:10] if reading == board.mvm_transpose_reading else x
+        r = reading(v)
+        assert r.saturated.tolist() == (np.abs(r.currents) >= fs - 1.5 * lsb).tolist()
+        assert r.saturated.any() == (scale > 0.5)
+        try:
+            plain(v)
+            clipped = False
+        except AdcSaturationError as exc:
+            clipped = True
+            assert exc.saturated.tolist() == r.saturated.tolist()
+        assert clipped == r.saturated.any()
+    board.close()
+    bench.close()
 
 
 def test_measurement_mask_round_trips_with_and_without_clipped_samples():

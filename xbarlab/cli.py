@@ -137,7 +137,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         report = replay(args.file, args.run, progress=progress)
     print(report.text())
-    print("every recorded stream reproduced bit for bit")
+    if report.not_rederived:
+        print(f"every other recorded stream reproduced bit for bit; {len(report.not_rederived)} run(s) not "
+              "re-derived (their data are intact in the log)")
+    else:
+        print("every recorded stream reproduced bit for bit")
     return 0
 
 

@@ -17,6 +17,10 @@ class ConfigError(XbarlabError):
     """
 
 
+class CapabilityError(ConfigError):
+    """The bench lacks an optional capability a step needs ("this board cannot …"); nothing was sent."""
+
+
 def problem_listing(head: str, problems: list[str]) -> str:
     """``head: problem`` on one line for a single problem, else ``head:`` and one indented line per problem."""
     if len(problems) == 1:

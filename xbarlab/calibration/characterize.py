@@ -47,6 +47,7 @@ import numpy as np
 from xbarlab.calibration.device import BoundsMap
 from xbarlab.calibration.writeverify import PulseModel, _pulse, cell_reader
 from xbarlab.errors import ConfigError
+from xbarlab.instruments.interfaces import CrossbarArray, board_limit
 
 RECORD_KIND = "device_characterization"
 #: V per e-fold recorded for a device whose step does not measurably follow the amplitude above its
@@ -229,8 +230,8 @@ def _sigma_diff(g: np.ndarray, rel: float, abs_: float, reads: int) -> np.ndarra
     return np.sqrt(2.0 * (abs_**2 + (rel * np.abs(g)) ** 2) / max(reads, 1))
 
 
-def find_thresholds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, *, v_start: float, v_step: float,
-                    v_top: float, width: float, noise: tuple[float, float], reads: int = 2,
+def find_thresholds(board: CrossbarArray, read: Reader, rr: np.ndarray, cc: np.ndarray, *, v_start: float,
+                    v_step: float, v_top: float, width: float, noise: tuple[float, float], reads: int = 2,
                     checkpoint: Callable[[], None] | None = None) -> tuple[float, float, int]:
     """(SET v_on V, RESET v_on V, pulses): an interleaved amplitude ladder, one SET and one RESET pulse
     a rung; a direction's threshold is the first rung at which half the cells move by > 4σ of the read
@@ -263,7 +264,7 @@ def find_thresholds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, *,
     return float(v_on[0]), float(v_on[1]), pulses  # type: ignore[arg-type]
 
 
-def drive_to_bounds(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, sign: float, *, v_on: float,
+def drive_to_bounds(board: CrossbarArray, read: Reader, rr: np.ndarray, cc: np.ndarray, sign: float, *, v_on: float,
                     v_cap: float, bound_step: float, width: float, noise: tuple[float, float], settle: int = 3,
                     max_pulses: int = 60, reads: int = 2, sd_model: bool = False,
                     checkpoint: Callable[[], None] | None = None) -> tuple[np.ndarray, int, np.ndarray]:
@@ -385,7 +386,7 @@ def _fit_direction(obs: np.ndarray, v_ref: float, width_ref: float, v_on: float)
                         int(y.size), d2d=d2d)
 
 
-def _kinetics(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
+def _kinetics(board: CrossbarArray, read: Reader, rr: np.ndarray, cc: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
               v_on: tuple[float, float], v_cap: tuple[float, float], v_step: float, width: float,
               w_limits: tuple[float, float], noise: tuple[float, float], reads: int,
               checkpoint: Callable[[], None] | None) -> tuple[np.ndarray, int]:
@@ -469,7 +470,7 @@ def _kinetics(board: Any, read: Reader, rr: np.ndarray, cc: np.ndarray, lo: np.n
 
 
 def characterize(
-    board: Any,
+    board: CrossbarArray,
     rows: np.ndarray,
     cols: np.ndarray,
     *,
@@ -501,11 +502,10 @@ def characterize(
         raise ConfigError("characterisation needs a non-empty block of cells")
     if not (v_step > 0 and bound_step > 0 and max_overdrive > 0 and width > 0):
         raise ConfigError("characterisation: v_step, bound_step, max_overdrive and width must be > 0")
-    limits = getattr(board, "limits", None)
-    v_top = float(getattr(limits, "max_pulse_amplitude", 3.0))
+    v_top = board_limit(board, "max_pulse_amplitude", 3.0)
     if v_max is not None:
         v_top = min(v_top, float(v_max))
-    w_limits = (float(getattr(limits, "min_pulse_width", width)), float(getattr(limits, "max_pulse_width", width)))
+    w_limits = (board_limit(board, "min_pulse_width", width), board_limit(board, "max_pulse_width", width))
     if not w_limits[0] <= width <= w_limits[1]:
         raise ConfigError(f"characterisation width {width:g} s is outside the board's pulse-width limits "
                           f"{w_limits[0]:g}..{w_limits[1]:g} s")

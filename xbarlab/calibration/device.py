@@ -21,6 +21,7 @@ import numpy as np
 from xbarlab.calibration.readpath import _smu_name, smu_cell_current
 from xbarlab.calibration.writeverify import PulseModel, _pulse, cell_reader
 from xbarlab.errors import ConfigError
+from xbarlab.instruments.interfaces import BenchStation, CrossbarArray
 
 
 @dataclass
@@ -74,7 +75,7 @@ class PulseResponse:
 
 
 def pulse_response(
-    board: Any,
+    board: CrossbarArray,
     rows: np.ndarray,
     cols: np.ndarray,
     *,
@@ -266,7 +267,7 @@ class IVCurve:
     compliance: np.ndarray  # bool
 
 
-def iv_sweep(station: Any, row: int, col: int, *, start: float = -0.3, stop: float = 0.3, points: int = 31,
+def iv_sweep(station: BenchStation, row: int, col: int, *, start: float = -0.3, stop: float = 0.3, points: int = 31,
              compliance: float = 100e-6, smu: str | None = None) -> IVCurve:
     """Staircase I–V sweep of one cell through the SMU routed by the board (output off afterwards)."""
 
@@ -294,8 +295,9 @@ class FormingResult:
     curve: IVCurve
 
 
-def form_cell(station: Any, row: int, col: int, *, v_max: float = 3.0, points: int = 31, compliance: float = 100e-6,
-              read_voltage: float = 0.2, threshold: float = 1e-6, smu: str | None = None) -> FormingResult:
+def form_cell(station: BenchStation, row: int, col: int, *, v_max: float = 3.0, points: int = 31,
+              compliance: float = 100e-6, read_voltage: float = 0.2, threshold: float = 1e-6,
+              smu: str | None = None) -> FormingResult:
     """Forming: a 0 → ``v_max`` V sweep with current ``compliance`` (A) through the SMU; formed when the
     read conductance rises above ``threshold`` S. The compliance caps the filament (no overshoot)."""
 

@@ -22,6 +22,7 @@ from xbarlab.calibration.mapping import PairMapping, compensate_stuck
 from xbarlab.calibration.pipeline import program_matrix
 from xbarlab.calibration.residual import DiffBlocks, relative_error
 from xbarlab.experiments.support import instrument_time
+from xbarlab.instruments.interfaces import BenchStation
 
 
 @dataclass
@@ -50,7 +51,7 @@ def reference_current(db: DiffBlocks, repeats: int = 8) -> float:
 
 
 def drift_study(
-    station: Any,
+    station: BenchStation,
     prep: Any,
     weights: np.ndarray,
     test_inputs: np.ndarray,

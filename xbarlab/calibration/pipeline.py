@@ -27,21 +27,21 @@ from xbarlab.calibration.writeverify import (
 )
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.support import instrument_time
+from xbarlab.instruments.interfaces import BenchStation, board_limit
 
 
-def station_read_voltage(station: Any) -> float:
-    return float(getattr(getattr(station, "config", None), "read_voltage", 0.2))
+def station_read_voltage(station: BenchStation) -> float:
+    return float(station.config.read_voltage)
 
 
-def sim_clock(station: Any) -> Any:
+def sim_clock(station: BenchStation) -> Any:
     """``station.sim_time`` when the station has a simulated clock, else None."""
-    f = getattr(station, "sim_time", None)
-    if callable(f) and f() is not None:
-        return lambda: float(f())
+    if station.sim_time() is not None:
+        return lambda: float(station.sim_time())
     return None
 
 
-def instrument_clock(station: Any) -> Any:
+def instrument_clock(station: BenchStation) -> Any:
     """Instrument time in s as a callable: the simulated clock, or a monotonic clock on hardware."""
 
     return lambda: instrument_time(station)
@@ -79,7 +79,7 @@ class Prepared:
 
 
 def prepare(
-    station: Any,
+    station: BenchStation,
     *,
     rows: np.ndarray | None = None,
     cols: np.ndarray | None = None,
@@ -101,7 +101,7 @@ def prepare(
     """
     board = station.require_board()
     v = station_read_voltage(station)
-    fs = min(1.3 * g_max_expected * abs(v), float(getattr(getattr(board, "limits", None), "max_tia_range", 10e-3)))
+    fs = min(1.3 * g_max_expected * abs(v), board_limit(board, "max_tia_range", 10e-3))
     if read_cal is None:
         read_cal = calibrate_read_path(station, board, full_scale=fs, cells_per_column=cells_per_column, reads=reads,
                                        checkpoint=checkpoint)
@@ -118,7 +118,7 @@ def prepare(
 
 
 def program_matrix(
-    station: Any,
+    station: BenchStation,
     prep: Prepared,
     targets: np.ndarray,
     *,

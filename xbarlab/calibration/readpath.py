@@ -25,6 +25,15 @@ from xbarlab.calibration.writeverify import _pulse
 from xbarlab.drivers.replies import confirming
 from xbarlab.errors import ConfigError, InstrumentError
 from xbarlab.experiments.support import instrument_time
+from xbarlab.instruments.interfaces import (
+    AdcSaturationError,
+    BenchStation,
+    CellReads,
+    CrossbarArray,
+    CurrentReads,
+    require,
+)
+from xbarlab.instruments.safety import SafeSourceMeter
 
 RECORD_KIND = "read_path"
 
@@ -95,34 +104,27 @@ def _measuring_bench() -> bool:
     return confirming()
 
 
-def _smu_name(station: Any, smu: str | None) -> str:
+def _smu_name(station: BenchStation, smu: str | None) -> str:
     if smu:
         return smu
-    for name in getattr(station, "smus", {}):
+    for name in station.smus:
         if station.config.instruments[name].board_port is not None:
             return name
     raise ConfigError("read-path calibration needs an SMU cabled to a board port (board_port) as the reference")
 
 
-def _board_currents(board: Any, rows: np.ndarray, cols: np.ndarray, read_v: float) -> tuple[np.ndarray, np.ndarray]:
+def _board_currents(board: CrossbarArray, rows: np.ndarray, cols: np.ndarray,
+                    read_v: float) -> tuple[np.ndarray, np.ndarray]:
     """(currents A, clipped mask) of the listed cells, one read each, never raising for clipping."""
-    reading = getattr(board, "read_cells_reading", None)
-    if callable(reading):
-        r = reading(rows, cols)
-        return np.asarray(r.currents, dtype=float), np.asarray(r.saturated, dtype=bool)
-    try:
-        return np.asarray(board.read_cells(rows, cols), dtype=float) * read_v, np.zeros(len(rows), dtype=bool)
-    except InstrumentError as exc:
-        cur = getattr(exc, "currents", None)
-        if cur is None:
-            raise
-        return np.asarray(cur, dtype=float), np.asarray(exc.saturated, dtype=bool)
+    r = require(board, CellReads).read_cells_reading(rows, cols)
+    return np.asarray(r.currents, dtype=float), np.asarray(r.saturated, dtype=bool)
 
 
-def smu_cell_current(station: Any, board: Any, smu: str, row: int, col: int, voltage: float, reads: int = 1) -> float:
+def smu_cell_current(station: BenchStation, board: CrossbarArray, smu: str, row: int, col: int, voltage: float,
+                     reads: int = 1) -> float:
     """Current (A) of one cell measured by ``smu`` routed to it through the board (output off afterwards)."""
     meter, port = station.smu(smu), station.board_port(smu)
-    limit = float(getattr(getattr(meter, "limits", None), "max_current", 1e-3))
+    limit = float(meter.limits.max_current) if isinstance(meter, SafeSourceMeter) else 1e-3
     board.route_smu(port, int(row), int(col))
     try:
         meter.source_voltage(voltage, min(limit, 1e-3))
@@ -133,8 +135,8 @@ def smu_cell_current(station: Any, board: Any, smu: str, row: int, col: int, vol
         board.unroute_smu(port)
 
 
-def chord_factor(station: Any, board: Any, smu: str, cells: list[tuple[int, int]], read_voltage: float,
-                 v_sweep: float = 0.4, points: int = 17, disturb: float = 0.01) -> float:
+def chord_factor(station: BenchStation, board: CrossbarArray, smu: str, cells: list[tuple[int, int]],
+                 read_voltage: float, v_sweep: float = 0.4, points: int = 17, disturb: float = 0.01) -> float:
     """I/(V·G) at ``read_voltage``: SMU I–V sweeps (±``v_sweep`` V) of ``cells`` fitted by I/V = G·(1 + c·V²).
 
     Reads at a finite voltage see the chord conductance of a slightly non-linear cell; the
@@ -167,8 +169,8 @@ def chord_factor(station: Any, board: Any, smu: str, cells: list[tuple[int, int]
 
 
 def calibrate_read_path(
-    station: Any,
-    board: Any | None = None,
+    station: BenchStation,
+    board: CrossbarArray | None = None,
     *,
     full_scale: float,
     cells_per_column: int = 3,
@@ -194,7 +196,7 @@ def calibrate_read_path(
     the three most conductive reference cells.
     """
     board = board if board is not None else station.require_board()
-    read_v = float(getattr(station.config, "read_voltage", 0.2))
+    read_v = float(station.config.read_voltage)
     name = _smu_name(station, smu)
     if cells_per_column < 1 or reads < 1:
         raise ConfigError("cells_per_column and reads must be >= 1")
@@ -204,7 +206,7 @@ def calibrate_read_path(
         raise ConfigError(f"{cells_per_column} reference cells + 1 held out per column need more than {n_rows} rows")
     # zero-input offsets (A at this range), averaged
     zero = np.zeros(n_rows)
-    offs = [np.asarray(board.mvm_forward_reading(zero).currents, dtype=float) if hasattr(board, "mvm_forward_reading")
+    offs = [np.asarray(board.mvm_forward_reading(zero).currents, dtype=float) if isinstance(board, CurrentReads)
             else np.asarray(board.mvm_forward(zero), dtype=float) for _ in range(16)]
     offset_a = np.mean(offs, axis=0)
     # choose reference cells from one read: spread over the unclipped conductances of each column
@@ -308,7 +310,8 @@ class CalibratedBoard:
     ``read_voltage``/``full_scale``: the board's configuration when wrapped (V, A).
     """
 
-    def __init__(self, board: Any, calibration: ReadCalibration, read_voltage: float, full_scale: float) -> None:
+    def __init__(self, board: CrossbarArray, calibration: ReadCalibration, read_voltage: float,
+                 full_scale: float) -> None:
         if calibration.gain.shape != (board.shape[1],):
             raise ConfigError(f"read-path calibration covers {calibration.gain.size} columns; "
                               f"the board has {board.shape[1]}")
@@ -326,20 +329,20 @@ class CalibratedBoard:
         self.read_voltage, self.full_scale = float(read_voltage), float(tia_range)
 
     def _fix_exc(self, exc: InstrumentError, cols: np.ndarray | None) -> InstrumentError:
-        cur = getattr(exc, "currents", None)
-        if cur is not None:
-            exc.currents = self.calibration.correct_currents(np.asarray(cur, dtype=float), self.full_scale, cols)
+        if isinstance(exc, AdcSaturationError):
+            exc.currents = self.calibration.correct_currents(np.asarray(exc.currents, dtype=float), self.full_scale,
+                                                             cols)
         return exc
 
     def read_cells_reading(self, rows: Any, cols: Any) -> Any:
-        r = self.inner.read_cells_reading(rows, cols)
+        r = require(self.inner, CellReads).read_cells_reading(rows, cols)
         r.currents[...] = self.calibration.correct_currents(r.currents, self.full_scale, np.asarray(cols, dtype=int))
         return r
 
     def read_cells(self, rows: Any, cols: Any) -> np.ndarray:
         c = np.asarray(cols, dtype=int)
         try:
-            g = np.asarray(self.inner.read_cells(rows, cols), dtype=float)
+            g = np.asarray(require(self.inner, CellReads).read_cells(rows, cols), dtype=float)
         except InstrumentError as exc:
             raise self._fix_exc(exc, c) from None
         g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale, c) / self.read_voltage

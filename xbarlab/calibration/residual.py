@@ -23,6 +23,7 @@ import numpy as np
 from xbarlab.calibration.mapping import PairMapping, compensate_stuck
 from xbarlab.calibration.pipeline import program_matrix
 from xbarlab.errors import ConfigError, InstrumentError
+from xbarlab.instruments.interfaces import BenchStation, CrossbarArray, board_limit
 
 
 @dataclass
@@ -33,7 +34,7 @@ class DiffBlocks:
     ``mappings``: the :class:`PairMapping` of each block; ``v_in``: input full scale (V).
     """
 
-    board: Any
+    board: CrossbarArray
     rows: np.ndarray
     col0s: list[int]
     n_out: int
@@ -51,14 +52,14 @@ class DiffBlocks:
         try:
             return np.asarray(self.board.mvm_forward(v), dtype=float)
         except InstrumentError as exc:
-            raise InstrumentError(getattr(self.board, "name", "board"), getattr(exc, "code", 0),
+            raise InstrumentError(self.board.name, exc.code,
                                   f"MVM clipped: raise the TIA range ({exc})") from None
 
     def set_range(self, read_voltage: float, headroom: float = 1.5, probes: int = 4, seed: int = 0,
                   uniform_probe: bool = False) -> float:
         """TIA full scale (A) = ``headroom`` × the largest current of random full-scale probes
         (and of all inputs at +v_in with ``uniform_probe``)."""
-        top = float(getattr(getattr(self.board, "limits", None), "max_tia_range", 10e-3))
+        top = board_limit(self.board, "max_tia_range", 10e-3)
         self.board.configure(read_voltage, top)
         rng = np.random.default_rng(seed)
         peak = 0.0
@@ -142,7 +143,7 @@ class ResidualResult:
 
 
 def program_residual(
-    station: Any,
+    station: BenchStation,
     prep: Any,
     weights: np.ndarray,
     *,

@@ -169,6 +169,7 @@ class RangeMapStep(_CalStep):
 
     kind = "range_map"
     title = "Range and stuck-cell map"
+    revision = 2  # 2: bounds ramp unmoved cells to the cap, measured-model characterisation (1: older logs)
     plots = (PlotSpec("characterization", "amplitude", ("k",), "V", "1", "switching kinetics"),)
     params_spec = READ_CALIBRATION()
 
@@ -199,6 +200,7 @@ class DeviceFitStep(_CalStep):
 
     kind = "device_fit"
     title = "Pulse response and device-model fit"
+    revision = 2  # 2: the fit starts from the measured characterisation (1: older logs)
     params_spec = (
         *READ_CALIBRATION.take("calibration", "max_calibration_age"),
         Param("cells", int, 32, min=2, max=100000, help="cells measured (random, live)"),
@@ -306,6 +308,7 @@ class WriteVerifyStep(_CalStep):
 
     kind = "write_verify"
     title = "Write-verify programming of a target matrix"
+    revision = 2  # 2: measured-model prior, escalating corrections, two-stage final reads (1: older logs)
     plots = (PlotSpec("error_histogram", "edge_low_tol", ("count",), "1", "1", "final error / tolerance"),)
     params_spec = (
         *READ_CALIBRATION.take("calibration", "max_calibration_age"),
@@ -361,6 +364,7 @@ class ResidualProgramStep(_CalStep):
     """Multi-array residual programming (Song et al. 2024) on disjoint column blocks of one array."""
 
     kind = "residual_program"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "Residual programming over several arrays"
     plots = (PlotSpec("error_vs_arrays", "arrays", ("rel_error",), "1", "1", "MVM error vs arrays"),)
     params_spec = (
@@ -420,6 +424,7 @@ class DriftCompensationStep(_CalStep):
     """PCM: MVM error vs time after programming (simulated clock), with and without global compensation."""
 
     kind = "drift_compensation"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "PCM drift: MVM error vs time with global drift compensation"
     plots = (PlotSpec("drift", "time", ("rel_error_raw", "rel_error_compensated"), "s", "1",
                       "MVM error after programming", log_x=True),)

@@ -45,8 +45,16 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.errors import ConfigError, InstrumentError
-from xbarlab.instruments.interfaces import Pulse
+from xbarlab.errors import ConfigError
+from xbarlab.instruments.interfaces import (
+    AdcSaturationError,
+    BatchedPulses,
+    CellReads,
+    CrossbarArray,
+    Pulse,
+    board_limit,
+    require,
+)
 
 # cell status codes
 ACTIVE, DONE, STUCK, UNREACHABLE, BUDGET, SKIPPED = 0, 1, 2, 3, 4, 5
@@ -185,53 +193,45 @@ class ProgramReport:
                 f"{s['wall_s']:.2f} s wall ({s['stop_reason']})")
 
 
-def cell_reader(board: Any, read_voltage: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def cell_reader(board: CrossbarArray, read_voltage: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Conductances (S) of listed cells by READ_CELLS; a clipped sample reads as its clipped value."""
+    cells = require(board, CellReads)
 
     def read(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         if rows.size == 0:
             return np.zeros(0)
         try:
-            return np.asarray(board.read_cells(rows, cols), dtype=float)
-        except InstrumentError as exc:
-            cur = getattr(exc, "currents", None)
-            if cur is None:
-                raise
-            return np.asarray(cur, dtype=float) / read_voltage
+            return np.asarray(cells.read_cells(rows, cols), dtype=float)
+        except AdcSaturationError as exc:
+            return np.asarray(exc.currents, dtype=float) / read_voltage
 
     return read
 
 
-def array_reader(board: Any, read_voltage: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def array_reader(board: CrossbarArray, read_voltage: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Conductances (S) of listed cells taken from READ_ALL (one row driven at a time, every column
     read): each cell is seen with the IR drop of its own row's current, as in a forward MVM.
 
-    Only the rows holding listed cells are read (``board.read_rows`` per run of consecutive rows)
-    when the board offers it, else the whole array; a clipped sample reads as its clipped value.
+    Only the rows holding listed cells are read (``board.read_rows`` per run of consecutive rows; a
+    board without a block read reads the whole array for it); a clipped sample reads as its clipped value.
     """
-    read_rows = getattr(board, "read_rows", None)
 
     def clipped_ok(call: Callable[[], Any]) -> np.ndarray:
         try:
             return np.asarray(call(), dtype=float)
-        except InstrumentError as exc:
-            cur = getattr(exc, "currents", None)
-            if cur is None:
-                raise
-            return np.asarray(cur, dtype=float) / read_voltage
+        except AdcSaturationError as exc:
+            return np.asarray(exc.currents, dtype=float) / read_voltage
 
     def read(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
         if rows.size == 0:
             return np.zeros(0)
-        if not callable(read_rows):
-            return clipped_ok(board.read_all)[rows, cols]
         needed = np.unique(rows)
         runs = np.split(needed, np.nonzero(np.diff(needed) > 1)[0] + 1)
         g: np.ndarray | None = None
         for run in runs:
             first, count = int(run[0]), int(run[-1] - run[0] + 1)
-            block = clipped_ok(lambda first=first, count=count: read_rows(first, count))
+            block = clipped_ok(lambda first=first, count=count: board.read_rows(first, count))
             if g is None:
                 g = np.full((int(needed[-1]) + 1, block.shape[1]), np.nan)
             g[first : first + count] = block
@@ -241,21 +241,16 @@ def array_reader(board: Any, read_voltage: float) -> Callable[[np.ndarray, np.nd
     return read
 
 
-def _pulse(board: Any, rows: np.ndarray, cols: np.ndarray, amps: np.ndarray, widths: np.ndarray) -> None:
-    fast = getattr(board, "pulse_arrays", None)
-    if callable(fast):
-        try:
-            fast(rows, cols, amps, widths)
-            return
-        except AttributeError:
-            pass
-
+def _pulse(board: CrossbarArray, rows: np.ndarray, cols: np.ndarray, amps: np.ndarray, widths: np.ndarray) -> None:
+    if isinstance(board, BatchedPulses):
+        board.pulse_arrays(rows, cols, amps, widths)
+        return
     board.pulse_batch([Pulse(int(r), int(c), float(a), float(w)) for r, c, a, w in zip(rows, cols, amps, widths,
                                                                                       strict=True)])
 
 
 def program_conductances(
-    board: Any,
+    board: CrossbarArray,
     rows: np.ndarray,
     cols: np.ndarray,
     targets: np.ndarray,
@@ -323,11 +318,10 @@ def program_conductances(
         raise ConfigError(f"verify_delay must be >= 0 s, got {verify_delay}")
     if verify_delay > 0 and wait is None:
         raise ConfigError("verify_delay needs a wait(seconds) callable (e.g. station.wait)")
-    limits = getattr(board, "limits", None)
-    limit = float(getattr(limits, "max_pulse_amplitude", 3.0))
+    limit = board_limit(board, "max_pulse_amplitude", 3.0)
     v_top = min(v_max if v_max is not None else limit, limit)
     width = float(model.width_ref if width is None else width)
-    w_floor = float(getattr(limits, "min_pulse_width", 1e-8)) if min_width is None else float(min_width)
+    w_floor = board_limit(board, "min_pulse_width", 1e-8) if min_width is None else float(min_width)
     vs_d, be_d = model.v_scales, model.width_exps
     if v_min is None:
         v_min = model.v_min if model.v_min is not None else model.v_ref - 2 * float(vs_d.max())

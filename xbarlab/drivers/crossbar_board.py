@@ -26,51 +26,17 @@ from __future__ import annotations
 import math
 import operator
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 
 from xbarlab.drivers.transport import ByteTransport
-from xbarlab.errors import AdcSaturated, ConfigError, InstrumentError, ProtocolError, TransportTimeout
-from xbarlab.instruments.interfaces import BoardInfo, CrossbarArray, Pulse
+from xbarlab.errors import ConfigError, InstrumentError, ProtocolError, TransportTimeout
 from xbarlab.protocol import board as bp
 from xbarlab.protocol.board import Err, Op
+from xbarlab.readings import AdcSaturationError, BoardInfo, BoardReading, Pulse
 
 _LINK_ERRORS = (Err.BAD_CRC, Err.BAD_HEADER)
 _PULSE_BATCH_HEADER = 4
-
-
-class AdcSaturationError(AdcSaturated):
-    """At least one ADC sample was clipped at the TIA full scale: not a valid measurement.
-
-    ``currents`` (A) and ``saturated`` (bool mask, same shape) hold the whole reading, so a
-    caller can still use the unclipped samples deliberately.
-    """
-
-    def __init__(self, instrument: str, what: str, currents: np.ndarray, saturated: np.ndarray, tia_range: float):
-        n = int(np.count_nonzero(saturated))
-        first = tuple(int(i) for i in np.argwhere(saturated)[0]) if n else ()
-        super().__init__(
-            instrument,
-            int(Err.ADC_SATURATED),
-            f"{what}: {n} of {saturated.size} ADC samples clipped at the TIA full scale ({tia_range:g} A), "
-            f"first at index {first if len(first) > 1 else first[0] if first else '-'}; "
-            "lower the voltages or raise tia_range",
-            currents,
-            saturated,
-        )
-
-
-@dataclass(frozen=True)
-class BoardReading:
-    """Currents as the board measured them, with the ADC saturation mask."""
-
-    currents: np.ndarray  # A
-    saturated: np.ndarray  # bool, same shape: True where the ADC clipped (not a measurement)
-
-    @property
-    def any_saturated(self) -> bool:
-        return bool(self.saturated.any())
 
 
 def _ternary(trains: np.ndarray) -> bool:
@@ -82,7 +48,7 @@ def _ternary(trains: np.ndarray) -> bool:
     return bool(np.isin(trains, (-1, 0, 1)).all())
 
 
-class CrossbarBoard(CrossbarArray):
+class CrossbarBoard:
     """The crossbar test board over a :class:`ByteTransport` (serial port or emulator).
 
     ``max_payload`` (bytes) caps the frames the driver sends; bigger batches, reads and

@@ -7,7 +7,8 @@ DC source maxima from the models' data sheets (V, A); the station compares its l
 ``TRAFFIC_REVISION``: the drivers' open-time traffic. Revision 1 (logs written before the open
 checks) only queried the identity; revision 2 adds the status clear, the 2400's ``:OUTP ON`` before
 a sweep's ``:INIT`` (the manual's +803 otherwise) with ``:OUTP OFF`` and ``:TRIG:COUN 1`` after it, and
-the read-back of an output switched off. Each session run records its revision (``driver_traffic``
+the read-back of an output switched off; revision 3 takes a third reading when two agree only through
+the absolute floor (``replies.confirmed``). Each session run records its revision (``driver_traffic``
 in its params); replay opens the drivers of every session at that revision (none recorded: 1).
 """
 
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 from xbarlab.errors import ConfigError, ProtocolError, TransportError, TransportTimeout
 
-TRAFFIC_REVISION = 2
+#: 3: two readings that agree only through the absolute floor are confirmed by a third (``replies.confirmed``)
+TRAFFIC_REVISION = 3
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class Family:
         """Whether ``reply`` looks like this family's identity with line noise (same maker, mostly)."""
         head = reply.upper()
         return any(difflib.SequenceMatcher(None, head[:len(m) + 2], m).ratio() >= 0.7 for m in self.makers)
+
+    def maker_exact(self, reply: str) -> bool:
+        """Whether the maker field of ``reply`` is spelled exactly as this maker's instruments spell it."""
+        maker = reply.split(",")[0].strip().upper()
+        return any(maker in (m, f"{m} INC.") for m in self.makers)
 
     def match(self, identity: str) -> Rating | None:
         m = re.search(self.pattern, identity, re.I)
@@ -88,8 +95,9 @@ def checked_identity(name: str, driver: str, family: Family, ask: Callable[[], s
     """The identity (confirmed by ``ask_confirmed``) and the model's rating; ConfigError on a mismatch.
 
     A mismatch is an answer of another maker (or none: an HTTP server), an answer outside the family given
-    twice identically (another model answers consistently; line noise garbles copies differently), or one
-    after which the link fails. Garbled copies of this maker's identity are asked again, up to ``attempts``.
+    twice identically with the maker spelled right (another model of this maker answers consistently; an
+    instrument never misspells its maker, and line noise rarely garbles two copies alike), or one after which
+    the link fails. Garbled copies of this maker's identity are asked again, up to ``attempts``.
     """
     seen: list[str] = []
     timeout: TransportTimeout | None = None
@@ -113,8 +121,8 @@ def checked_identity(name: str, driver: str, family: Family, ask: Callable[[], s
             if family.match(identity.strip()) is not None:
                 return identity, check_identity(name, driver, family, identity)
             continue  # the confirmed copy still carries line noise: ask again
-        if reply in seen or not family.resembles(reply):
-            # the same foreign answer twice, or one nothing like this maker's (another maker, an HTTP server)
+        if (reply in seen and family.maker_exact(reply)) or not family.resembles(reply):
+            # another model of this maker twice, or an answer nothing like this maker's (another maker, HTTP)
             check_identity(name, driver, family, reply)
         seen.append(reply)
     if timeout is not None and not seen:

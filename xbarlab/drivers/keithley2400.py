@@ -5,69 +5,42 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.drivers import replies
-from xbarlab.drivers.identity import KEITHLEY_2400, TRAFFIC_REVISION, Rating, checked_identity
-from xbarlab.drivers.scpi import ScpiInstrument
+from xbarlab.drivers.identity import KEITHLEY_2400
+from xbarlab.drivers.scpi_smu import ScpiSourceMeter
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import InstrumentError, ProtocolError
-from xbarlab.instruments.interfaces import SourceMeter, SweepResult
+from xbarlab.readings import SweepResult
 
 BUFFER_POINTS = 2500  # trace buffer size of the 2400 series
 
 
-class Keithley2400(ScpiInstrument, SourceMeter):
+class Keithley2400(ScpiSourceMeter):
     """One Keithley 2400 channel. Readings are formatted as VOLT,CURR (``:FORM:ELEM``)."""
 
-    def __init__(self, transport: MessageTransport, name: str = "smu") -> None:
-        ScpiInstrument.__init__(self, transport, name)
-        self._source: tuple[str, float, float] | None = None  # (VOLT|CURR, level, compliance) as set
-        self.traffic_revision = TRAFFIC_REVISION
-        self.rating: Rating | None = None
+    DRIVER = "keithley2400"
+    FAMILY = KEITHLEY_2400
+    RESET = ("*RST", "*CLS", ":FORM:ELEM VOLT,CURR")
+    SOURCE_VOLTAGE = (":SOUR:FUNC VOLT", ":SOUR:VOLT:MODE FIX", ":SENS:CURR:PROT {compliance:.6g}",
+                      ":SOUR:VOLT:LEV {level:.6g}", ":SENS:FUNC 'CURR'", ":FORM:ELEM VOLT,CURR")
+    SOURCE_CURRENT = (":SOUR:FUNC CURR", ":SENS:VOLT:PROT {compliance:.6g}", ":SOUR:CURR:LEV {level:.6g}",
+                      ":FORM:ELEM VOLT,CURR")
+    COMPLIANCE_TRIPPED = ":SENS:CURR:PROT:TRIP?"
 
-    def identify(self) -> str:
-        """``*IDN?``; refuses anything but a 2400-series model, then clears status (``*CLS``)."""
-        if self.traffic_revision < 2:  # logs written before the open checks
-            return self.query_stable("*IDN?")
-        identity, self.rating = checked_identity(self.name, "keithley2400", KEITHLEY_2400,
-                                                 lambda: self.query("*IDN?"), lambda: self.query_stable("*IDN?"))
-        self.write("*CLS")
-        return identity
+    def __init__(self, transport: MessageTransport, name: str = "smu") -> None:
+        ScpiSourceMeter.__init__(self, transport, name)
+        self._source: tuple[str, float, float] | None = None  # (VOLT|CURR, level, compliance) as set
 
     def reset(self) -> None:
-        self.configure("*RST", "*CLS", ":FORM:ELEM VOLT,CURR")
+        ScpiSourceMeter.reset(self)
         self._source = None
-        self._set_output_flag(False)
 
     def source_voltage(self, level: float, compliance_current: float) -> None:
         self._source = ("VOLT", float(f"{level:.6g}"), float(f"{compliance_current:.6g}"))
-        self.configure(
-            ":SOUR:FUNC VOLT",
-            ":SOUR:VOLT:MODE FIX",
-            f":SENS:CURR:PROT {compliance_current:.6g}",
-            f":SOUR:VOLT:LEV {level:.6g}",
-            ":SENS:FUNC 'CURR'",
-            ":FORM:ELEM VOLT,CURR",
-        )
+        ScpiSourceMeter.source_voltage(self, level, compliance_current)
 
     def source_current(self, level: float, compliance_voltage: float) -> None:
         self._source = ("CURR", float(f"{level:.6g}"), float(f"{compliance_voltage:.6g}"))
-        self.configure(
-            ":SOUR:FUNC CURR",
-            f":SENS:VOLT:PROT {compliance_voltage:.6g}",
-            f":SOUR:CURR:LEV {level:.6g}",
-            ":FORM:ELEM VOLT,CURR",
-        )
-
-    def set_nplc(self, nplc: float) -> None:
-        self.configure(f":SENS:CURR:NPLC {nplc:.6g}")
-
-    def set_output(self, enabled: bool) -> None:
-        self._set_output_flag(enabled)
-        self.configure(f":OUTP {'ON' if enabled else 'OFF'}")
-        if not enabled and self.traffic_revision >= 2:
-            self.verify_output_off()
-
-    def output_enabled(self) -> bool:
-        return self.query_flag(":OUTP?")
+        ScpiSourceMeter.source_current(self, level, compliance_voltage)
 
     def _pair(self, text: str) -> tuple[float, float]:
         """One VOLT,CURR reading, checked against the source settings the host asked for."""
@@ -110,9 +83,6 @@ class Keithley2400(ScpiInstrument, SourceMeter):
 
     def measure_voltage(self) -> float:
         return self._read(0)
-
-    def compliance_tripped(self) -> bool:
-        return self.query_flag(":SENS:CURR:PROT:TRIP?")
 
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if not 2 <= points <= BUFFER_POINTS:

@@ -5,76 +5,33 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.drivers import replies
-from xbarlab.drivers.identity import KEITHLEY_2450, TRAFFIC_REVISION, Rating, checked_identity
-from xbarlab.drivers.scpi import ScpiInstrument
-from xbarlab.drivers.transport import MessageTransport
+from xbarlab.drivers.identity import KEITHLEY_2450
+from xbarlab.drivers.scpi_smu import ScpiSourceMeter
 from xbarlab.errors import ConfigError, ProtocolError
-from xbarlab.instruments.interfaces import SourceMeter, SweepResult
+from xbarlab.readings import SweepResult
 
 
-class Keithley2450(ScpiInstrument, SourceMeter):
+class Keithley2450(ScpiSourceMeter):
     """Keithley 2450 (SCPI mode; TSP or 2400-emulation mode is refused with a clear error)."""
 
-    def __init__(self, transport: MessageTransport, name: str = "smu") -> None:
-        ScpiInstrument.__init__(self, transport, name)
-        self._compliance = 0.0
-        self.traffic_revision = TRAFFIC_REVISION
-        self.rating: Rating | None = None
+    DRIVER = "keithley2450"
+    FAMILY = KEITHLEY_2450
+    SOURCE_VOLTAGE = (":SOUR:FUNC VOLT", ":SOUR:VOLT:ILIM {compliance:.6g}", ":SOUR:VOLT {level:.6g}",
+                      ':SENS:FUNC "CURR"')
+    SOURCE_CURRENT = (":SOUR:FUNC CURR", ":SOUR:CURR:VLIM {compliance:.6g}", ":SOUR:CURR {level:.6g}",
+                      ':SENS:FUNC "VOLT"')
+    MEASURE_CURRENT = ':READ? "defbuffer1"'
+    MEASURE_VOLTAGE = ":MEAS:VOLT?"
+    COMPLIANCE_TRIPPED = ":SOUR:VOLT:ILIM:TRIP?"
 
-    def identify(self) -> str:
-        """``*IDN?`` (refusing anything but a 2450), the SCPI command set (``*LANG?``), then ``*CLS``."""
-        if self.traffic_revision < 2:  # logs written before the open checks
-            self._check_language()
-            return self.query_stable("*IDN?")
-        identity, self.rating = checked_identity(self.name, "keithley2450", KEITHLEY_2450,
-                                                 lambda: self.query("*IDN?"), lambda: self.query_stable("*IDN?"))
-        self._check_language()
-        self.write("*CLS")
-        return identity
-
-    def _check_language(self) -> None:
+    def _check_mode(self) -> None:
         lang = self.query_stable("*LANG?")
         if lang.upper() != "SCPI":
             raise ConfigError(f"{self.name}: the 2450 is in {lang} mode; set it to SCPI (menu System > Settings)")
 
-    def reset(self) -> None:
-        self.configure("*RST", "*CLS")
-        self._set_output_flag(False)
-        self._level_v = None
-
-    def source_voltage(self, level: float, compliance_current: float) -> None:
-        self._compliance = compliance_current
-        self._level_v = float(f"{level:.6g}")
-        self.configure(":SOUR:FUNC VOLT", f":SOUR:VOLT:ILIM {compliance_current:.6g}",
-                       f":SOUR:VOLT {level:.6g}", ':SENS:FUNC "CURR"')
-
-    def source_current(self, level: float, compliance_voltage: float) -> None:
-        self._level_v = None
-        self.configure(":SOUR:FUNC CURR", f":SOUR:CURR:VLIM {compliance_voltage:.6g}",
-                       f":SOUR:CURR {level:.6g}", ':SENS:FUNC "VOLT"')
-
-    def set_nplc(self, nplc: float) -> None:
-        self.configure(f":SENS:CURR:NPLC {nplc:.6g}")
-
-    def set_output(self, enabled: bool) -> None:
-        self._set_output_flag(enabled)
-        self.configure(f":OUTP {'ON' if enabled else 'OFF'}")
-        if enabled:  # :MEAS:VOLT? selects the voltage function: current readings are restored after it
-            self.verify_sourcing(":MEAS:VOLT?", self.compliance_tripped, restore=(':SENS:FUNC "CURR"',))
-        if not enabled and self.traffic_revision >= 2:
-            self.verify_output_off()
-
-    def output_enabled(self) -> bool:
-        return self.query_flag(":OUTP?")
-
-    def measure_current(self) -> float:
-        return self.measure_confirmed(':READ? "defbuffer1"', ":OUTP?", self.CURRENT_FLOOR)
-
-    def measure_voltage(self) -> float:
-        return self.measure_confirmed(":MEAS:VOLT?", ":OUTP?", self.VOLTAGE_FLOOR)
-
-    def compliance_tripped(self) -> bool:
-        return self.query_flag(":SOUR:VOLT:ILIM:TRIP?")
+    def _verify_on(self) -> None:
+        # :MEAS:VOLT? selects the voltage function: current readings are restored after it
+        self.verify_sourcing(":MEAS:VOLT?", self.compliance_tripped, restore=(':SENS:FUNC "CURR"',))
 
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if points < 2:

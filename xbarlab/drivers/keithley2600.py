@@ -17,12 +17,12 @@ from xbarlab.drivers import replies
 from xbarlab.drivers.identity import KEITHLEY_2600B, TRAFFIC_REVISION, Rating, checked_identity
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import InstrumentError, ProtocolError
-from xbarlab.instruments.interfaces import SourceMeter, SweepResult
+from xbarlab.readings import SweepResult
 
 BUFFER_POINTS = 60000  # dedicated reading buffer per channel
 
 
-class Keithley2600(SourceMeter):
+class Keithley2600:
     """One channel of a 2600B."""
 
     def __init__(self, transport: MessageTransport, channel: str = "a", name: str = "smu") -> None:
@@ -40,6 +40,9 @@ class Keithley2600(SourceMeter):
     #: absolute agreement floor of two current readings (A) and two voltage readings (V)
     CURRENT_FLOOR = 1e-10
     VOLTAGE_FLOOR = 1e-4
+
+    def close(self) -> None:
+        """Nothing to release here: the station closes the transport."""
 
     def _send(self, *statements: str) -> None:
         for s in statements:

@@ -5,78 +5,38 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.drivers import replies
-from xbarlab.drivers.identity import KEYSIGHT_B2900, TRAFFIC_REVISION, Rating, checked_identity
-from xbarlab.drivers.scpi import ScpiInstrument
+from xbarlab.drivers.identity import KEYSIGHT_B2900
+from xbarlab.drivers.scpi_smu import ScpiSourceMeter
 from xbarlab.drivers.transport import MessageTransport
 from xbarlab.errors import ProtocolError
-from xbarlab.instruments.interfaces import SourceMeter, SweepResult
+from xbarlab.readings import SweepResult
 
 MAX_POINTS = 100000
 
 
-class KeysightB2900(ScpiInstrument, SourceMeter):
+class KeysightB2900(ScpiSourceMeter):
     """One channel of a B2900 (``channel`` "1" or "2"); two objects may share a transport."""
+
+    DRIVER = "keysight_b2900"
+    FAMILY = KEYSIGHT_B2900
+    SOURCE_VOLTAGE = (":SOUR{ch}:FUNC:MODE VOLT", ":SOUR{ch}:VOLT:MODE FIX", ":SENS{ch}:CURR:PROT {compliance:.6g}",
+                      ":SOUR{ch}:VOLT {level:.6g}")
+    SOURCE_CURRENT = (":SOUR{ch}:FUNC:MODE CURR", ":SENS{ch}:VOLT:PROT {compliance:.6g}", ":SOUR{ch}:CURR {level:.6g}")
+    MEASURE_CURRENT = ":MEAS:CURR? (@{ch})"
+    MEASURE_VOLTAGE = ":MEAS:VOLT? (@{ch})"
 
     def __init__(self, transport: MessageTransport, channel: str = "1", name: str = "smu") -> None:
         if str(channel) not in ("1", "2"):
             raise ValueError(f"B2900 channel must be '1' or '2', got {channel!r}")
-        ScpiInstrument.__init__(self, transport, name)
+        ScpiSourceMeter.__init__(self, transport, name)
         self.channel = str(channel)
-        self.traffic_revision = TRAFFIC_REVISION
-        self.rating: Rating | None = None
 
     @property
     def _ch(self) -> str:
         return self.channel
 
-    def identify(self) -> str:
-        """``*IDN?``; refuses anything but a B2900-family SMU, then clears status (``*CLS``)."""
-        if self.traffic_revision < 2:  # logs written before the open checks
-            return self.query_stable("*IDN?")
-        identity, self.rating = checked_identity(self.name, "keysight_b2900", KEYSIGHT_B2900,
-                                                 lambda: self.query("*IDN?"), lambda: self.query_stable("*IDN?"))
-        self.write("*CLS")
-        return identity
-
-    def reset(self) -> None:
-        self.configure("*RST", "*CLS")
-        self._set_output_flag(False)
-        self._level_v = None
-
-    def source_voltage(self, level: float, compliance_current: float) -> None:
-        c = self._ch
-        self._level_v = float(f"{level:.6g}")
-        self.configure(f":SOUR{c}:FUNC:MODE VOLT", f":SOUR{c}:VOLT:MODE FIX",
-                       f":SENS{c}:CURR:PROT {compliance_current:.6g}", f":SOUR{c}:VOLT {level:.6g}")
-
-    def source_current(self, level: float, compliance_voltage: float) -> None:
-        self._level_v = None
-        c = self._ch
-        self.configure(f":SOUR{c}:FUNC:MODE CURR", f":SENS{c}:VOLT:PROT {compliance_voltage:.6g}",
-                       f":SOUR{c}:CURR {level:.6g}")
-
-    def set_nplc(self, nplc: float) -> None:
-        self.configure(f":SENS{self._ch}:CURR:NPLC {nplc:.6g}")
-
-    def set_output(self, enabled: bool) -> None:
-        self._set_output_flag(enabled)
-        self.configure(f":OUTP{self._ch} {'ON' if enabled else 'OFF'}")
-        if enabled:
-            self.verify_sourcing(f":MEAS:VOLT? (@{self._ch})", self.compliance_tripped)
-        if not enabled and self.traffic_revision >= 2:
-            self.verify_output_off()
-
-    def output_enabled(self) -> bool:
-        return self.query_flag(f":OUTP{self._ch}?")
-
-    def measure_current(self) -> float:
-        return self.measure_confirmed(f":MEAS:CURR? (@{self._ch})", f":OUTP{self._ch}?", self.CURRENT_FLOOR)
-
-    def measure_voltage(self) -> float:
-        return self.measure_confirmed(f":MEAS:VOLT? (@{self._ch})", f":OUTP{self._ch}?", self.VOLTAGE_FLOOR)
-
-    def compliance_tripped(self) -> bool:
-        return self.query_flag(f":SENS{self._ch}:CURR:PROT:TRIP?")
+    def _verify_on(self) -> None:
+        self.verify_sourcing(self._cmd(":MEAS:VOLT? (@{ch})"), self.compliance_tripped)
 
     def sweep_voltage(self, start: float, stop: float, points: int, compliance_current: float) -> SweepResult:
         if not 2 <= points <= MAX_POINTS:

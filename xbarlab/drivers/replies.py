@@ -45,6 +45,7 @@ AGREE_REL = 0.005
 
 #: whether drivers send the confirming traffic above (False only while replaying a log written before it)
 _CONFIRMING = contextvars.ContextVar("xbarlab_confirming_traffic", default=True)
+_FLOOR_PAIRS = contextvars.ContextVar("xbarlab_floor_pairs_confirm", default=False)
 
 
 def confirming() -> bool:
@@ -61,6 +62,17 @@ def single_copy_traffic() -> Iterator[None]:
         yield
     finally:
         _CONFIRMING.reset(token)
+
+
+@contextlib.contextmanager
+def floor_pairs_agree() -> Iterator[None]:
+    """Drivers accept two readings that agree only through the absolute floor, as before driver traffic
+    revision 3. Only for replaying sessions written then."""
+    token = _FLOOR_PAIRS.set(True)
+    try:
+        yield
+    finally:
+        _FLOOR_PAIRS.reset(token)
 
 
 class InstrumentResetDetected(ProtocolError):
@@ -143,11 +155,16 @@ def agree(a: float, b: float, floor: float, rel: float = AGREE_REL) -> bool:
 def confirmed(first: float, second: float, more: Callable[[], float], floor: float, name: str, what: str,
               limit: int = 5) -> float:
     """The earliest reading that another one agrees with: the first when the second agrees, else more
-    readings (``more``) are taken, up to ``limit`` in all; ProtocolError when no two agree."""
+    readings (``more``) are taken, up to ``limit`` in all; ProtocolError when no two agree.
+
+    Two readings that agree only through the absolute ``floor`` (both near zero, relatively apart) need a
+    third that agrees too: a flipped exponent digit turns a reading into a near-zero number (7.9e-06 A into
+    7.9e-86 A), and two such copies would otherwise agree with each other."""
     seen = [first, second]
     while True:
         for k, x in enumerate(seen):
-            if any(agree(x, y, floor) for j, y in enumerate(seen) if j != k):
+            partners = [y for j, y in enumerate(seen) if j != k and agree(x, y, floor)]
+            if len(partners) >= 2 or any(agree(x, y, 0.0) for y in partners) or (partners and _FLOOR_PAIRS.get()):
                 return x
         if len(seen) >= limit:
             return _noisy_consensus(seen, floor, name, what)

@@ -21,19 +21,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from xbarlab.errors import AdcSaturated, ConfigError
+from xbarlab.instruments.interfaces import CrossbarArray, board_limit
+from xbarlab.readings import ADC_SATURATED
 
 Layout = Literal["differential", "offset"]
 Encoding = Literal["amplitude", "bit_serial", "pulse_width"]
 LAYOUTS: tuple[str, ...] = ("differential", "offset")
 ENCODINGS: tuple[str, ...] = ("amplitude", "bit_serial", "pulse_width")
-#: error code this layer gives a clipped MVM it could not avoid (the board protocol's ``Err.ADC_SATURATED``);
-#: clipping is recognised by its type, :class:`~xbarlab.errors.AdcSaturated`, never by this code
-ADC_SATURATED = 0x0101
 
 
 @dataclass(frozen=True)
@@ -227,7 +226,7 @@ class ArrayMatrix:
 
     def __init__(
         self,
-        board: Any,
+        board: CrossbarArray,
         region: Region,
         mapping: WeightMapping,
         n_out: int,
@@ -363,7 +362,7 @@ class ArrayMatrix:
                     return np.asarray(currents, dtype=float) / self.scale
                 self.saturations += 1
                 self.scale *= 0.5
-        raise AdcSaturated(getattr(self.board, "name", "board"), ADC_SATURATED,
+        raise AdcSaturated(self.board.name, ADC_SATURATED,
                            "MVM output clipped even at 1/64 of the input range; raise the TIA range")
 
     def peak_currents(self, probes: int = 6, seed: int = 0) -> float:
@@ -464,7 +463,8 @@ class ArrayMatrix:
         return out + self.correction.T @ u if self.correction is not None else out
 
 
-def autorange(board: Any, matrices: list[ArrayMatrix], read_voltage: float, *, headroom: float = 1.3) -> float:
+def autorange(board: CrossbarArray, matrices: list[ArrayMatrix], read_voltage: float, *,
+              headroom: float = 1.3) -> float:
     """Set the board's TIA full scale (A) to ``headroom`` × the largest probe current of ``matrices``.
 
     Probes start at the board's largest allowed range (safety limit ``max_tia_range``); the
@@ -472,8 +472,7 @@ def autorange(board: Any, matrices: list[ArrayMatrix], read_voltage: float, *, h
     worst-case bound. Returns the range set. Use inside ``support.tia_range`` (which restores
     the station default afterwards).
     """
-    limits = getattr(board, "limits", None)
-    top = float(getattr(limits, "max_tia_range", 10e-3)) if limits is not None else 10e-3
+    top = board_limit(board, "max_tia_range", 10e-3)
     board.configure(read_voltage, top)
     peak = max((m.peak_currents() for m in matrices), default=0.0)
     fs = min(top, max(headroom * peak, 1e-6)) if peak > 0 else top

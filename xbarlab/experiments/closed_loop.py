@@ -44,6 +44,7 @@ from xbarlab.experiments.support import (
 )
 from xbarlab.experiments.systems import load_system
 from xbarlab.experiments.update_rules import PulseSpec
+from xbarlab.instruments.interfaces import ClosedLoop, CrossbarArray, require
 
 MODES = ("solve", "eigenvector")
 
@@ -51,11 +52,9 @@ MODES = ("solve", "eigenvector")
 class ClosedLoopSolver:
     """Host side of a feedback-mode board: ranging, unit conversion, inner-solver adapter."""
 
-    def __init__(self, device: Any, *, max_input: float = 0.2, name: str = "board") -> None:
-        for method in ("closed_loop_solve", "closed_loop_eigen"):
-            if not callable(getattr(device, method, None)):
-                raise ConfigError(f"{name} has no closed-loop (feedback) mode: {method}() is missing")
-        self.device = device
+    def __init__(self, device: ClosedLoop | object, *, max_input: float = 0.2) -> None:
+        """``device``: a feedback-mode board or circuit (a CapabilityError names one without it)."""
+        self.device = require(device, ClosedLoop)
         self.max_input = float(max_input)  # V, largest input voltage we apply
         self.region: Region | None = None
         self.mapping: WeightMapping | None = None
@@ -66,9 +65,9 @@ class ClosedLoopSolver:
         self.retries = 0
 
     @classmethod
-    def from_board(cls, board: Any) -> ClosedLoopSolver:
+    def from_board(cls, board: CrossbarArray) -> ClosedLoopSolver:
         """Use the board's own feedback mode (its driver must offer the closed-loop commands)."""
-        return cls(board, max_input=board_limit(board, "max_mvm_voltage", 0.2), name=getattr(board, "name", "board"))
+        return cls(board, max_input=board_limit(board, "max_mvm_voltage", 0.2))
 
     def bind(self, region: Region, mapping: WeightMapping, *, auto_zero: bool = True) -> None:
         """The block holding the matrix and its weight ↔ conductance mapping (differential only).
@@ -129,7 +128,7 @@ class ClosedLoopSolver:
 
     @staticmethod
     def _rail(reading: Any) -> float:
-        return float(getattr(reading, "rail", 0.0) or 0.5)
+        return float(reading.rail) or 0.5
 
     def inner_solver(self, r: np.ndarray) -> InnerResult:
         """Refinement inner solver: one closed-loop solve per correction."""
@@ -196,6 +195,7 @@ class ClosedLoopExperiment(Experiment):
     """One-step solve of A·x = b, or the principal eigenvector, with the array in op-amp feedback."""
 
     kind = "closed_loop_solve"
+    revision = 2  # 2: programs A^T (op-amp rows collect A·V), write-verify of revision 2 (1: older logs)
     title = "One-step closed-loop solve / eigenvector (Sun et al. 2019)"
     plots = (PlotSpec("closed_loop_solve", "rhs", ("rel_error",), "1", "1", "relative error per right-hand side"),
              PlotSpec("closed_loop_eigen", "g_lambda", ("overlap",), "S", "1", "eigenvector overlap"))
@@ -289,7 +289,7 @@ class ClosedLoopExperiment(Experiment):
         return result
 
     def _eigen(
-        self, board: Any, a: np.ndarray, mapping: WeightMapping, region: Region, solver: ClosedLoopSolver,
+        self, board: CrossbarArray, a: np.ndarray, mapping: WeightMapping, region: Region, solver: ClosedLoopSolver,
         result: ClosedLoopResult,
     ) -> None:
         n = a.shape[0]

@@ -104,6 +104,7 @@ class DriftInferenceExperiment(Experiment):
     """Test accuracy of a digitally trained network on the array, over time since programming."""
 
     kind = "drift_inference"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "Inference accuracy under drift, with and without global drift compensation"
     plots = (PlotSpec("drift", "time", ("accuracy", "accuracy_compensated"), "s", "1", "accuracy after programming",
                       log_x=True),)

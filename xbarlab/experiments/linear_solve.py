@@ -52,6 +52,7 @@ from xbarlab.experiments.support import (
 )
 from xbarlab.experiments.systems import load_system, spd_matrix  # noqa: F401 - spd_matrix: its older import path
 from xbarlab.experiments.update_rules import PulseSpec
+from xbarlab.instruments.interfaces import CrossbarArray
 
 INNER_SOLVERS = ("cg", "gmres", "closed_loop")
 
@@ -101,6 +102,7 @@ class LinearSolveExperiment(Experiment):
     """Mixed-precision iterative refinement with the inner solver's products on the array."""
 
     kind = "linear_solve"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "Linear system: mixed-precision iterative refinement on the array"
     plots = (PlotSpec("refinement", "iteration", ("relative_residual",), "1", "1", "refinement"),)
     params_spec = (
@@ -168,7 +170,7 @@ class LinearSolveExperiment(Experiment):
         return Estimate(operations=ops, instrument_time=time, detail=detail + f", write-verify of {cells} cells")
 
     # -- steps -------------------------------------------------------------------------------------------
-    def _program(self, board: Any, a_array: np.ndarray) -> tuple[ArrayMatrix, WeightMapping, dict[str, Any]]:
+    def _program(self, board: CrossbarArray, a_array: np.ndarray) -> tuple[ArrayMatrix, WeightMapping, dict[str, Any]]:
         p = self.params
         n = a_array.shape[0]
         if p["inner"] == "closed_loop" and not np.allclose(a_array, a_array.T, rtol=1e-12, atol=0.0):
@@ -264,7 +266,7 @@ class LinearSolveExperiment(Experiment):
         )
 
     def _inner_solver(
-        self, operator: Any, board: Any, op: ArrayMatrix, mapping: WeightMapping, diag: np.ndarray
+        self, operator: Any, board: CrossbarArray, op: ArrayMatrix, mapping: WeightMapping, diag: np.ndarray
     ) -> Any:
         p = self.params
         if p["inner"] == "cg":

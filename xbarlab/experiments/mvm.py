@@ -127,6 +127,7 @@ class MvmExperiment(Experiment):
     """Forward/transpose MVM accuracy of a programmed signed matrix."""
 
     kind = "mvm"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "MVM accuracy against the digital product"
     plots = (PlotSpec("mvm_vectors", "input_magnitude", ("rel_error",), "1", "1", "relative error vs input"),)
     params_spec = (
@@ -159,7 +160,7 @@ class MvmExperiment(Experiment):
         for s in params["sizes"]:
             if not isinstance(s, int) or s < 1 or s > min(params["n_in"], params["n_out"]):
                 problems.append(f"{where}.sizes: {s!r} must be an integer within 1..min(n_in, n_out)")
-        board = station_config.board_name() if hasattr(station_config, "board_name") else None
+        board = station_config.board_name()
         if board is not None:
             lim = station_config.instruments[board].limits
             for v in [params["v_in"], *params["v_ins"]]:

@@ -61,6 +61,7 @@ from xbarlab.experiments.support import (
 )
 from xbarlab.experiments.systems import load_system
 from xbarlab.experiments.update_rules import PulseSpec
+from xbarlab.instruments.interfaces import ClosedLoop, CrossbarArray, require
 
 PROBLEMS = ("schrodinger", "pagerank", "inverse")
 PAGERANK_CIRCUITS = ("solve", "eigenvector")
@@ -106,13 +107,9 @@ class OneStepResult:
         return np.abs(self.energies - self.energies_exact) / np.abs(self.energies_exact)
 
 
-def input_conductance(board: Any) -> float:
+def input_conductance(board: CrossbarArray) -> float:
     """g_in (S) the board reports for its closed-loop inputs (CLOSED_LOOP_INFO)."""
-    info = getattr(board, "closed_loop_info", None)
-    if not callable(info):
-        raise ConfigError("the board reports no closed-loop input conductance (closed_loop_info); "
-                          "the solve-mode stability cannot be checked before the attempt")
-    return float(info().input_conductance)
+    return float(require(board, ClosedLoop).closed_loop_info().input_conductance)
 
 
 def line_conductance(g: np.ndarray) -> float:
@@ -193,13 +190,13 @@ class OneStepExperiment(Experiment):
                                f"{mvms} MVMs")
 
     # -- shared steps ------------------------------------------------------------------------------------------
-    def _solver(self, board: Any) -> ClosedLoopSolver:
+    def _solver(self, board: CrossbarArray) -> ClosedLoopSolver:
         solver = self.closed_loop if self.closed_loop is not None else ClosedLoopSolver.from_board(board)
         if not isinstance(solver, ClosedLoopSolver):
             solver = ClosedLoopSolver(solver, max_input=board_limit(board, "max_mvm_voltage", 0.2))
         return solver
 
-    def _program(self, board: Any, a: np.ndarray, label: str) -> tuple[Region, WeightMapping, Any]:
+    def _program(self, board: CrossbarArray, a: np.ndarray, label: str) -> tuple[Region, WeightMapping, Any]:
         """Write-verify the circuit matrix A: op-amp i's row holds A[i, :], so the MVM weights are W = Aᵀ."""
         p = self.params
         n = a.shape[0]
@@ -216,7 +213,7 @@ class OneStepExperiment(Experiment):
         self.commit(f"programmed-{label}", **outcome.summary())
         return region, mapping, outcome
 
-    def _eigen(self, board: Any, solver: ClosedLoopSolver, a: np.ndarray, label: str,
+    def _eigen(self, board: CrossbarArray, solver: ClosedLoopSolver, a: np.ndarray, label: str,
                result: OneStepResult) -> EigenOutcome:
         """Program ``a``, estimate λ_max by analog Arnoldi, run the eigenvector mode, measure its eigenvalue."""
         n = a.shape[0]
@@ -296,7 +293,7 @@ class OneStepExperiment(Experiment):
         result.instrument_time = instrument_time(self.station) - t0
         return result
 
-    def _schrodinger(self, board: Any, solver: ClosedLoopSolver, result: OneStepResult) -> None:
+    def _schrodinger(self, board: CrossbarArray, solver: ClosedLoopSolver, result: OneStepResult) -> None:
         p = self.params
         h, x = hamiltonian(p["n"], p["potential"], p["depth"])
         m, c = shifted_for_ground_state(h)
@@ -331,7 +328,7 @@ class OneStepExperiment(Experiment):
         result.energies_exact = energies[: p["states"]].copy()
         result.x, result.wavefunctions, result.wavefunctions_exact = x, np.array(psi), np.array(psi_exact)
 
-    def _pagerank(self, board: Any, solver: ClosedLoopSolver, result: OneStepResult) -> None:
+    def _pagerank(self, board: CrossbarArray, solver: ClosedLoopSolver, result: OneStepResult) -> None:
         p = self.params
         g = google_matrix(web_graph(p["n"], p["seed"]), p["damping"])
         reference = digital_pagerank(g)
@@ -364,7 +361,7 @@ class OneStepExperiment(Experiment):
         self.report(1, 1, f"Kendall tau {result.kendall_tau:.3f}, top-10 agreement {result.top10:.0%}",
                     kendall_tau=result.kendall_tau)
 
-    def _measured_google_eigenvalue(self, board: Any, region: Region, mapping: WeightMapping, a: np.ndarray,
+    def _measured_google_eigenvalue(self, board: CrossbarArray, region: Region, mapping: WeightMapping, a: np.ndarray,
                                     r: np.ndarray, damping: float) -> float:
         """λ = r·(G·r)/r·r with G·r = r − (A·r)_measured + (1 − α)/n·Σr, A·r by an analog MVM of the block."""
         n = a.shape[0]
@@ -378,14 +375,14 @@ class OneStepExperiment(Experiment):
         gr = r - ar + (1.0 - damping) / n * float(r.sum())
         return float(r @ gr) / float(r @ r)
 
-    def _check_programmed(self, board: Any, a: np.ndarray, outcome: Any, mapping: WeightMapping) -> float:
+    def _check_programmed(self, board: CrossbarArray, a: np.ndarray, outcome: Any, mapping: WeightMapping) -> float:
         """Solve-mode stability of the block as programmed (read-back conductances); refuse before any solve."""
         margin, problem = stability_problem(a, np.asarray(outcome.achieved, dtype=float), input_conductance(board))
         if problem:
             raise InstrumentError("closed-loop", 0, f"after programming, {problem}")
         return margin
 
-    def _inverse(self, board: Any, solver: ClosedLoopSolver, result: OneStepResult) -> None:
+    def _inverse(self, board: CrossbarArray, solver: ClosedLoopSolver, result: OneStepResult) -> None:
         p = self.params
         a, _ = load_system(p["matrix"], p["n"], p["condition"], p["seed"])
         n = a.shape[0]

@@ -36,7 +36,7 @@ from xbarlab.errors import AdcSaturated, ConfigError, InstrumentError
 from xbarlab.experiments.analog import WeightMapping
 from xbarlab.experiments.support import board_limit, station_defaults, tia_range
 from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
-from xbarlab.instruments.interfaces import Pulse
+from xbarlab.instruments.interfaces import BenchStation, CellReads, CrossbarArray, Pulse
 from xbarlab.runs.step import BEFORE_EACH_RUN
 
 
@@ -80,7 +80,7 @@ class ProgrammingOutcome:
         }
 
 
-def read_map(board: Any, read_voltage: float) -> np.ndarray:
+def read_map(board: CrossbarArray, read_voltage: float) -> np.ndarray:
     """Conductance map (S); a clipped ADC sample reads as the full scale (the cell is above range)."""
     try:
         return np.asarray(board.read_all(), dtype=float)
@@ -90,7 +90,8 @@ def read_map(board: Any, read_voltage: float) -> np.ndarray:
         return np.asarray(exc.currents, dtype=float) / read_voltage
 
 
-def read_unclipped(station: Any, board: Any, rows: np.ndarray, cols: np.ndarray, start_range: float) -> np.ndarray:
+def read_unclipped(station: BenchStation, board: CrossbarArray, rows: np.ndarray, cols: np.ndarray,
+                   start_range: float) -> np.ndarray:
     """Conductances (S) of the block rows × cols with no clipped sample: the TIA range starts at
     ``start_range`` (A) and grows ×4 while a cell of the block saturates; the column offsets at
     the final range (zero-input MVM) are subtracted, since they grow with the range."""
@@ -130,10 +131,10 @@ MAX_PULSES = {"gradual": 480, "abrupt": 100}
 PATIENCE = 30
 
 
-def device_kind(station: Any) -> str | None:
+def device_kind(station: BenchStation) -> str | None:
     """The station's device technology: ``station.defaults.device`` in the station file, or on a
     simulated bench its ``[sim.array] device``; None when the file does not say."""
-    kind = getattr(getattr(station, "config", None), "device", None)
+    kind = station.config.device
     return str(kind).lower() if kind else None
 
 
@@ -148,8 +149,9 @@ def forget_characterizations() -> None:
 BEFORE_EACH_RUN.append(forget_characterizations)  # each run characterises the devices afresh
 
 
-def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reader: Callable[[np.ndarray, np.ndarray],
-                        np.ndarray] | None = None, read_voltage: float = 0.2, width: float = 1e-6,
+def characterized_model(board: CrossbarArray, rows: np.ndarray, cols: np.ndarray, *,
+                        reader: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                        read_voltage: float = 0.2, width: float = 1e-6,
                         v_max: float | None = None, clock: Callable[[], float] | None = None,
                         checkpoint: Callable[[], None] | None = None, refresh: bool = False) -> PulseModel:
     """The write-verify prior of this board's devices: a characterisation
@@ -167,7 +169,7 @@ def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reade
     pick_c = cols[np.unique(np.linspace(0, cols.size - 1, min(4, cols.size)).round().astype(int))]
     # single-cell reads (READ_CELLS) where the board has them: fast, and the kinetics are ratios of
     # conductance changes, which a read path's gain does not alter
-    if callable(getattr(board, "read_cells", None)):
+    if isinstance(board, CellReads):
         reader = cell_reader(board, read_voltage)
     ch = characterize(board, pick_r, pick_c, reader=reader or array_reader(board, read_voltage),
                       read_voltage=read_voltage, sample=16, width=width,
@@ -181,7 +183,7 @@ def characterized_model(board: Any, rows: np.ndarray, cols: np.ndarray, *, reade
 
 
 def write_verify(
-    board: Any,
+    board: CrossbarArray,
     rows: np.ndarray,
     cols: np.ndarray,
     targets: np.ndarray,
@@ -275,8 +277,8 @@ def _outcome(rep: ProgramReport) -> ProgrammingOutcome:
 
 
 def program(
-    station: Any,
-    board: Any,
+    station: BenchStation,
+    board: CrossbarArray,
     rows: np.ndarray,
     cols: np.ndarray,
     targets: np.ndarray,
@@ -324,8 +326,8 @@ def program(
 
 
 def program_weights(
-    station: Any,
-    board: Any,
+    station: BenchStation,
+    board: CrossbarArray,
     rows: np.ndarray,
     cols: np.ndarray,
     mapping: WeightMapping,
@@ -410,7 +412,8 @@ def defect_correction(mapping: WeightMapping, outcome: ProgrammingOutcome, weigh
 
 
 def measure_device_step(
-    board: Any, rows: np.ndarray, cols: np.ndarray, pulse: PulseSpec, pulses: int = 10, read_voltage: float = 0.2
+    board: CrossbarArray, rows: np.ndarray, cols: np.ndarray, pulse: PulseSpec, pulses: int = 10,
+    read_voltage: float = 0.2,
 ) -> DeviceStep:
     """Mean conductance change per SET and per RESET pulse (S) on the cells rows[k], cols[k].
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from xbarlab.errors import ConfigError, problem_listing
+from xbarlab.instruments import interfaces
+from xbarlab.instruments.interfaces import BenchStation, CrossbarArray
 from xbarlab.runs.session import LabSession, resolve_station
 from xbarlab.runs.step import did_you_mean, resolve_params
 
@@ -99,16 +101,15 @@ def array_shape(station_config: Any) -> tuple[int, int] | None:
     return shape() if callable(shape) else None
 
 
-def instrument_time(station: Any) -> float:
+def instrument_time(station: BenchStation) -> float:
     """Instrument time in s: the simulated clock on a simulated bench, else a monotonic wall clock."""
-    now = station.sim_time() if station is not None and hasattr(station, "sim_time") else None
+    now = station.sim_time() if station is not None else None
     return float(now) if now is not None else time.monotonic()
 
 
-def board_limit(board: Any, name: str, default: float) -> float:
+def board_limit(board: CrossbarArray, name: str, default: float) -> float:
     """A board safety limit (``SafeCrossbar.limits``) or ``default`` when the board has none."""
-    limits = getattr(board, "limits", None)
-    return float(getattr(limits, name, default)) if limits is not None else float(default)
+    return interfaces.board_limit(board, name, default)
 
 
 def board_limit_problems(params: Mapping[str, Any], station_config: Any, where: str,
@@ -118,7 +119,7 @@ def board_limit_problems(params: Mapping[str, Any], station_config: Any, where: 
     ``limits`` maps a parameter name (value in V, compared by magnitude) to a ``BoardLimits``
     field, e.g. ``{"v_in": "max_mvm_voltage"}``. A station without a board gives no problem here.
     """
-    board = station_config.board_name() if hasattr(station_config, "board_name") else None
+    board = station_config.board_name()
     if board is None:
         return []
     lim = station_config.instruments[board].limits
@@ -130,14 +131,13 @@ def board_limit_problems(params: Mapping[str, Any], station_config: Any, where: 
     return problems
 
 
-def station_defaults(station: Any) -> tuple[float, float]:
+def station_defaults(station: BenchStation) -> tuple[float, float]:
     """(read voltage V, TIA range A) of the station file."""
-    cfg = getattr(station, "config", None)
-    return float(getattr(cfg, "read_voltage", 0.2)), float(getattr(cfg, "tia_range", 1e-3))
+    return float(station.config.read_voltage), float(station.config.tia_range)
 
 
 @contextmanager
-def tia_range(station: Any, board: Any, full_scale: float) -> Iterator[float]:
+def tia_range(station: BenchStation, board: CrossbarArray, full_scale: float) -> Iterator[float]:
     """Temporarily set the board's TIA full scale (A), clipped to its safety limit; restore on exit."""
     read_v, default_tia = station_defaults(station)
     fs = min(float(full_scale), board_limit(board, "max_tia_range", full_scale))
@@ -150,7 +150,7 @@ def tia_range(station: Any, board: Any, full_scale: float) -> Iterator[float]:
         board.configure(read_v, default_tia)
 
 
-def wait(station: Any, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
+def wait(station: BenchStation, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
     """Let ``seconds`` of instrument time pass with the outputs idle.
 
     A station idles on its own clock (:meth:`Station.wait`: on a simulated bench the simulated clock

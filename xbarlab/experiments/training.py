@@ -52,6 +52,7 @@ from xbarlab.experiments.update_rules import (
     StochasticPulseLayer,
     TikiTakaLayer,
 )
+from xbarlab.instruments.interfaces import CrossbarArray
 
 TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka")
 
@@ -112,6 +113,7 @@ class TrainExperiment(Experiment):
     """Train an MLP on the array (or in float) and log every epoch."""
 
     kind = "train"
+    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
     title = "On-array training (SGD pulses, mixed precision, Tiki-Taka) with a float baseline"
     plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),)
     params_spec = (
@@ -248,7 +250,7 @@ class TrainExperiment(Experiment):
                     dw_down=step.down)
         return MLP(layers)
 
-    def _zero_shift(self, board: Any, block: ArrayBlock, pulses: PulseSpec) -> None:
+    def _zero_shift(self, board: CrossbarArray, block: ArrayBlock, pulses: PulseSpec) -> None:
         """Alternating SET/RESET on every cell of the block: each device settles at its symmetry point."""
         n = self.params["zero_shift_pulses"]
         if n == 0:

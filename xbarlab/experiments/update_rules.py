@@ -26,13 +26,12 @@ Gokmen & Haensch 2020): the full device asymmetry then reaches the weight, dw_mi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, WeightMapping
-from xbarlab.instruments.interfaces import Pulse
+from xbarlab.instruments.interfaces import BatchedPulses, CrossbarArray, Pulse
 
 RULES: tuple[str, ...] = ("sgd", "mixed_precision", "tiki_taka")
 
@@ -76,7 +75,7 @@ class ArrayBlock:
 
     def __init__(
         self,
-        board: Any,
+        board: CrossbarArray,
         region: Region,
         mapping: WeightMapping,
         n_out: int,
@@ -139,13 +138,9 @@ class ArrayBlock:
             r = np.repeat(rows, 2)
             c = np.stack([plus, minus], axis=1).ravel()
             a = np.stack([a_p, -a_p], axis=1).ravel()
-        send = getattr(self.board, "pulse_arrays", None)
-        if callable(send):
-            try:
-                send(r, c, a, sp.width)
-                return int(r.size)
-            except AttributeError:  # a safety wrapper around a board without the vectorised batch
-                pass
+        if isinstance(self.board, BatchedPulses):
+            self.board.pulse_arrays(r, c, a, sp.width)
+            return int(r.size)
         self.board.pulse_batch([Pulse(int(x), int(y), float(z), sp.width) for x, y, z in zip(r, c, a, strict=True)])
         return int(r.size)
 

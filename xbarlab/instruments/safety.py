@@ -24,6 +24,7 @@ code does either, and ``tests/test_safety_allowlist.py`` fails if any module use
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -39,11 +40,18 @@ from xbarlab.drivers.keysight_b2900 import KeysightB2900
 from xbarlab.errors import ConfigError, SafetyAccessError, SafetyLimitError
 from xbarlab.instruments import expert
 from xbarlab.instruments.interfaces import (
+    BatchedPulses,
     BoardInfo,
+    CellReads,
+    ClosedLoop,
     CrossbarArray,
+    CurrentReads,
+    OuterProductUpdate,
     Pulse,
     SourceMeter,
+    StatusReports,
     SweepResult,
+    capabilities,
 )
 
 
@@ -309,7 +317,6 @@ def _smu_reset(ctx: _Context) -> None:
 
 def _smu_expert(ctx: _Context, message: Any, reply: bool) -> str | None:
     """Expert link: parse ``message`` (SCPI or TSP), check every sourcing value, then send it."""
-
     if not isinstance(message, str) or not message.isascii():
         raise SafetyAccessError(f"{ctx.name}: the expert link sends one ASCII message (str); nothing was sent")
     driver = ctx.driver
@@ -586,77 +593,117 @@ def _board_attribute(attribute: str) -> _Operation:
     return op
 
 
-_READS = ("read_cell", "read_cell_current", "read_cells", "read_cells_reading", "read_all", "read_all_reading",
-          "read_all_currents", "read_rows", "read_rows_reading")
-_MVMS = {"mvm_forward": "MVM row voltage (V)", "mvm_forward_reading": "MVM row voltage (V)",
-         "mvm_transpose": "MVM column voltage (V)", "mvm_transpose_reading": "MVM column voltage (V)"}
+_CORE_READS = ("read_cell", "read_all", "read_rows")
+_CELL_READS = ("read_cells", "read_cells_reading")
+_CURRENT_READS = ("read_cell_current", "read_all_currents", "read_all_reading", "read_rows_reading")
+_CORE_MVMS = {"mvm_forward": "MVM row voltage (V)", "mvm_transpose": "MVM column voltage (V)"}
+_READING_MVMS = {"mvm_forward_reading": "MVM row voltage (V)", "mvm_transpose_reading": "MVM column voltage (V)"}
+_READ_DOC = "checked: the read voltage the board echoed at CONFIGURE is within max_read_voltage"
+_MVM_DOC = "checked: every |input voltage| <= max_mvm_voltage"
+_PULSES_DOC = "checked: every pulse as pulse_cell, count <= max_batch_pulses, before the first is sent"
 
-_BOARD_OPERATIONS: Mapping[str, _Operation] = MappingProxyType({
+#: what every board can do: gate operations and their public registry entries
+_CORE_GATE: Mapping[str, _Operation] = MappingProxyType({
     "configure": _board_configure,
-    **{m: _board_read(m) for m in _READS},
-    **{m: _board_mvm(m, what) for m, what in _MVMS.items()},
+    **{m: _board_read(m) for m in _CORE_READS},
+    **{m: _board_mvm(m, what) for m, what in _CORE_MVMS.items()},
     "pulse_cell": _board_pulse_cell,
     "pulse_batch": _board_pulse_batch,
-    "pulse_arrays": _board_pulse_arrays,
-    "outer_product_update": _board_outer_product,
-    "closed_loop_solve": _board_closed_loop_solve,
-    "closed_loop_eigen": _board_closed_loop_eigen,
-    "closed_loop_info": _board_closed_loop_info,
     "expert_exchange": _board_expert,
     "route_smu": _board_route,
     "unroute_smu": _board_unroute,
-    **{m: _passthrough(m) for m in ("identify", "status", "all_off", "close")},
+    **{m: _passthrough(m) for m in ("identify", "all_off", "close")},
     "shape": _board_attribute("shape"),
     "hardware": _board_attribute("hardware"),
     "configuration": _board_attribute("configuration"),
 })
+_CORE_DOCS: Mapping[str, str] = MappingProxyType({
+    "configure": "checked: 0 < |read voltage| <= max_read_voltage, 0 < TIA range <= max_tia_range",
+    **{m: _READ_DOC for m in _CORE_READS},
+    **{m: _MVM_DOC for m in _CORE_MVMS},
+    "pulse_cell": "checked: |amplitude| <= max_pulse_amplitude, min_pulse_width <= width <= max_pulse_width",
+    "pulse_batch": _PULSES_DOC,
+    "route_smu": "checked: only a port cabled to a station SMU (whose own limits then apply) to a cell",
+    "unroute_smu": "checked: disconnects an SMU port",
+    "all_off": "checked: safe state (lines grounded, ports unrouted)",
+    "close": "checked: releases the link",
+    "identify": "query: identity and array size",
+    "shape": "query: active (rows, cols)",
+    "hardware": "query: the board's IDENTIFY record (frozen; None before IDENTIFY or on a board without one)",
+    "configuration": "query: the configuration the board echoed (frozen; None before CONFIGURE)",
+    "name": "query: instrument name",
+    "limits": "query: the frozen BoardLimits",
+    "capabilities": "query: the optional capabilities of this board (interface types)",
+    "OPERATIONS": "query: this table",
+})
 
-_READ_DOC = "checked: the read voltage the board echoed at CONFIGURE is within max_read_voltage"
-
-
-class SafeCrossbar(_Guarded, CrossbarArray):
-    """A :class:`CrossbarArray` that refuses anything outside :class:`BoardLimits` and exposes nothing else."""
-
-    __slots__ = ()
-    OPERATIONS: ClassVar[Mapping[str, str]] = MappingProxyType({
-        "configure": "checked: 0 < |read voltage| <= max_read_voltage, 0 < TIA range <= max_tia_range",
-        **{m: _READ_DOC for m in _READS},
-        **{m: "checked: every |input voltage| <= max_mvm_voltage" for m in _MVMS},
-        "pulse_cell": "checked: |amplitude| <= max_pulse_amplitude, min_pulse_width <= width <= max_pulse_width",
-        "pulse_batch": "checked: every pulse as pulse_cell, count <= max_batch_pulses, before the first is sent",
-        "pulse_arrays": "checked: every pulse as pulse_cell, count <= max_batch_pulses, before the first is sent",
-        "outer_product_update": "checked: amplitude and width as pulse_cell",
+#: each optional capability: its gate operations and registry entries (exposed only when the driver has it)
+_CAPABILITY_GATE: Mapping[type, Mapping[str, _Operation]] = MappingProxyType({
+    CellReads: {m: _board_read(m) for m in _CELL_READS},
+    CurrentReads: {**{m: _board_read(m) for m in _CURRENT_READS},
+                   **{m: _board_mvm(m, what) for m, what in _READING_MVMS.items()}},
+    BatchedPulses: {"pulse_arrays": _board_pulse_arrays},
+    OuterProductUpdate: {"outer_product_update": _board_outer_product},
+    ClosedLoop: {"closed_loop_solve": _board_closed_loop_solve, "closed_loop_eigen": _board_closed_loop_eigen,
+                 "closed_loop_info": _board_closed_loop_info},
+    StatusReports: {"status": _passthrough("status")},
+})
+_CAPABILITY_DOCS: Mapping[type, Mapping[str, str]] = MappingProxyType({
+    CellReads: {m: _READ_DOC for m in _CELL_READS},
+    CurrentReads: {**{m: _READ_DOC for m in _CURRENT_READS}, **{m: _MVM_DOC for m in _READING_MVMS}},
+    BatchedPulses: {"pulse_arrays": _PULSES_DOC},
+    OuterProductUpdate: {"outer_product_update": "checked: amplitude and width as pulse_cell"},
+    ClosedLoop: {
         "closed_loop_solve": "checked: every |input voltage| <= max_mvm_voltage; board output rail <= max_mvm_voltage",
         "closed_loop_eigen": "checked: g_lambda finite and > 0; board output rail <= max_mvm_voltage",
         "closed_loop_info": "query: the board's closed-loop rail (V) and input conductance (S)",
-        "route_smu": "checked: only a port cabled to a station SMU (whose own limits then apply) to a cell",
-        "unroute_smu": "checked: disconnects an SMU port",
-        "all_off": "checked: safe state (lines grounded, ports unrouted)",
-        "close": "checked: releases the link",
-        "identify": "query: identity and array size",
-        "status": "query: board status",
-        "shape": "query: active (rows, cols)",
-        "hardware": "query: the board's IDENTIFY record (frozen)",
-        "configuration": "query: the configuration the board echoed (frozen)",
-        "name": "query: instrument name",
-        "limits": "query: the frozen BoardLimits",
-        "OPERATIONS": "query: this table",
-    })
+    },
+    StatusReports: {"status": "query: board status"},
+})
+
+#: every board operation of a board with every capability (the gate of such a board)
+_BOARD_OPERATIONS: Mapping[str, _Operation] = MappingProxyType(
+    {**_CORE_GATE, **{op: fn for ops in _CAPABILITY_GATE.values() for op, fn in ops.items()}})
+
+
+class SafeCrossbar(_Guarded, CrossbarArray):
+    """A :class:`CrossbarArray` that refuses anything outside :class:`BoardLimits` and exposes nothing else.
+
+    ``SafeCrossbar(driver, limits)`` returns an instance of a subclass that adds exactly the optional
+    capabilities (:mod:`xbarlab.instruments.interfaces`) the driver has, so ``isinstance(board, ClosedLoop)``
+    and :func:`~xbarlab.instruments.interfaces.require` tell the truth through the safety layer.
+    """
+
+    __slots__ = ()
+    OPERATIONS: ClassVar[Mapping[str, str]] = _CORE_DOCS
+    #: the optional capabilities this class exposes
+    _CAPABILITIES: ClassVar[tuple[type, ...]] = ()
+
+    def __new__(cls, driver: CrossbarArray | None = None, limits: BoardLimits | None = None,
+                cabled_ports: Any = None) -> SafeCrossbar:
+        if cls is SafeCrossbar and driver is not None:
+            cls = _safe_crossbar_class(capabilities(driver))
+        return object.__new__(cls)
 
     def __init__(self, driver: CrossbarArray, limits: BoardLimits, cabled_ports: Any = None) -> None:
         """``cabled_ports``: the board SMU ports a station SMU is cabled to (None: any port may be routed)."""
         if not isinstance(limits, BoardLimits):
             raise ConfigError(f"{driver.name}: board limits must be BoardLimits, got {type(limits).__name__}")
         ports = None if cabled_ports is None else frozenset(int(p) for p in cabled_ports)
-        super().__init__(_make_gate(_BOARD_OPERATIONS, driver.name, driver, limits, ports), driver.name, limits)
+        gate_ops = dict(_CORE_GATE)
+        for cap in type(self)._CAPABILITIES:
+            gate_ops.update(_CAPABILITY_GATE[cap])
+        super().__init__(_make_gate(MappingProxyType(gate_ops), driver.name, driver, limits, ports), driver.name,
+                         limits)
 
     # -- queries -----------------------------------------------------------------------------------
     def identify(self) -> BoardInfo:
         return _call(self, "identify")
 
-    def status(self) -> Any:
-        """GET_STATUS record of the board."""
-        return _call(self, "status")
+    @property
+    def capabilities(self) -> tuple[type, ...]:
+        """The optional capabilities of this board (interface types of :mod:`xbarlab.instruments.interfaces`)."""
+        return type(self)._CAPABILITIES
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -672,10 +719,6 @@ class SafeCrossbar(_Guarded, CrossbarArray):
         """The configuration the board echoed at CONFIGURE (None before)."""
         return _call(self, "configuration")
 
-    def closed_loop_info(self) -> Any:
-        """The board's closed-loop rail (V) and input conductance (S)."""
-        return _call(self, "closed_loop_info")
-
     # -- set-up and reads --------------------------------------------------------------------------
     def configure(self, read_voltage: float, tia_range: float, *, active_rows: int | None = None,
                   active_cols: int | None = None) -> None:
@@ -686,29 +729,11 @@ class SafeCrossbar(_Guarded, CrossbarArray):
     def read_cell(self, row: int, col: int) -> float:
         return _call(self, "read_cell", row, col)
 
-    def read_cell_current(self, row: int, col: int) -> float:
-        return _call(self, "read_cell_current", row, col)
-
-    def read_cells(self, rows: Any, cols: Any) -> np.ndarray:
-        return _call(self, "read_cells", rows, cols)
-
-    def read_cells_reading(self, rows: Any, cols: Any) -> Any:
-        return _call(self, "read_cells_reading", rows, cols)
-
     def read_all(self) -> np.ndarray:
         return _call(self, "read_all")
 
-    def read_all_reading(self) -> Any:
-        return _call(self, "read_all_reading")
-
-    def read_all_currents(self) -> np.ndarray:
-        return _call(self, "read_all_currents")
-
     def read_rows(self, first: int, count: int) -> np.ndarray:
         return _call(self, "read_rows", first, count)
-
-    def read_rows_reading(self, first: int, count: int) -> Any:
-        return _call(self, "read_rows_reading", first, count)
 
     # -- MVM ----------------------------------------------------------------------------------------
     def mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
@@ -717,37 +742,12 @@ class SafeCrossbar(_Guarded, CrossbarArray):
     def mvm_transpose(self, col_voltages: np.ndarray) -> np.ndarray:
         return _call(self, "mvm_transpose", col_voltages)
 
-    def mvm_forward_reading(self, row_voltages: np.ndarray) -> Any:
-        return _call(self, "mvm_forward_reading", row_voltages)
-
-    def mvm_transpose_reading(self, col_voltages: np.ndarray) -> Any:
-        return _call(self, "mvm_transpose_reading", col_voltages)
-
     # -- programming ----------------------------------------------------------------------------------
     def pulse_cell(self, row: int, col: int, amplitude: float, width: float) -> None:
         _call(self, "pulse_cell", row, col, amplitude, width)
 
     def pulse_batch(self, pulses: list[Pulse]) -> None:
         _call(self, "pulse_batch", pulses)
-
-    def pulse_arrays(self, rows: Any, cols: Any, amplitudes: Any, widths: Any, *, readback: bool = False) -> Any:
-        """Vectorised pulse batch: every amplitude (V) and width (s) is checked before the first pulse is sent."""
-        return _call(self, "pulse_arrays", rows, cols, amplitudes, widths, readback=readback)
-
-    def outer_product_update(self, row_trains: np.ndarray, col_trains: np.ndarray, amplitude: float,
-                             width: float) -> None:
-        _call(self, "outer_product_update", row_trains, col_trains, amplitude, width)
-
-    # -- closed loop ------------------------------------------------------------------------------------
-    def closed_loop_solve(self, inputs: np.ndarray, *, row0: int = 0, col0: int = 0,
-                          layout: str = "differential") -> Any:
-        """Feedback-mode solve: input voltages (V) and the board's output rail are checked."""
-        return _call(self, "closed_loop_solve", inputs, row0=row0, col0=col0, layout=layout)
-
-    def closed_loop_eigen(self, g_lambda: float, n: int, *, row0: int = 0, col0: int = 0,
-                          layout: str = "differential") -> Any:
-        """Feedback-mode eigenvector: g_λ (S) and the board's output rail are checked."""
-        return _call(self, "closed_loop_eigen", g_lambda, n, row0=row0, col0=col0, layout=layout)
 
     # -- routing and safe state -------------------------------------------------------------------------
     def route_smu(self, port: int, row: int, col: int) -> None:
@@ -761,6 +761,118 @@ class SafeCrossbar(_Guarded, CrossbarArray):
 
     def close(self) -> None:
         _call(self, "close")
+
+
+# -- the optional capabilities of a safe board (each mixed in only when the driver has it) ----------------
+class SafeCellReads:
+    """:class:`CellReads` through the safety layer."""
+
+    __slots__ = ()
+
+    def read_cells(self, rows: Any, cols: Any) -> np.ndarray:
+        return _call(self, "read_cells", rows, cols)
+
+    def read_cells_reading(self, rows: Any, cols: Any) -> Any:
+        return _call(self, "read_cells_reading", rows, cols)
+
+
+class SafeCurrentReads:
+    """:class:`CurrentReads` through the safety layer."""
+
+    __slots__ = ()
+
+    def read_cell_current(self, row: int, col: int) -> float:
+        return _call(self, "read_cell_current", row, col)
+
+    def read_all_currents(self) -> np.ndarray:
+        return _call(self, "read_all_currents")
+
+    def read_all_reading(self) -> Any:
+        return _call(self, "read_all_reading")
+
+    def read_rows_reading(self, first: int, count: int) -> Any:
+        return _call(self, "read_rows_reading", first, count)
+
+    def mvm_forward_reading(self, row_voltages: np.ndarray) -> Any:
+        return _call(self, "mvm_forward_reading", row_voltages)
+
+    def mvm_transpose_reading(self, col_voltages: np.ndarray) -> Any:
+        return _call(self, "mvm_transpose_reading", col_voltages)
+
+
+class SafeBatchedPulses:
+    """:class:`BatchedPulses` through the safety layer."""
+
+    __slots__ = ()
+
+    def pulse_arrays(self, rows: Any, cols: Any, amplitudes: Any, widths: Any, *, readback: bool = False) -> Any:
+        """Vectorised pulse batch: every amplitude (V) and width (s) is checked before the first pulse is sent."""
+        return _call(self, "pulse_arrays", rows, cols, amplitudes, widths, readback=readback)
+
+
+class SafeOuterProductUpdate:
+    """:class:`OuterProductUpdate` through the safety layer."""
+
+    __slots__ = ()
+
+    def outer_product_update(self, row_trains: np.ndarray, col_trains: np.ndarray, amplitude: float,
+                             width: float) -> None:
+        _call(self, "outer_product_update", row_trains, col_trains, amplitude, width)
+
+
+class SafeClosedLoop:
+    """:class:`ClosedLoop` through the safety layer."""
+
+    __slots__ = ()
+
+    def closed_loop_info(self) -> Any:
+        """The board's closed-loop rail (V) and input conductance (S)."""
+        return _call(self, "closed_loop_info")
+
+    def closed_loop_solve(self, inputs: np.ndarray, *, row0: int = 0, col0: int = 0,
+                          layout: str = "differential") -> Any:
+        """Feedback-mode solve: input voltages (V) and the board's output rail are checked."""
+        return _call(self, "closed_loop_solve", inputs, row0=row0, col0=col0, layout=layout)
+
+    def closed_loop_eigen(self, g_lambda: float, n: int, *, row0: int = 0, col0: int = 0,
+                          layout: str = "differential") -> Any:
+        """Feedback-mode eigenvector: g_λ (S) and the board's output rail are checked."""
+        return _call(self, "closed_loop_eigen", g_lambda, n, row0=row0, col0=col0, layout=layout)
+
+
+class SafeStatusReports:
+    """:class:`StatusReports` through the safety layer."""
+
+    __slots__ = ()
+
+    def status(self) -> Any:
+        """GET_STATUS record of the board."""
+        return _call(self, "status")
+
+
+_SAFE_MIXINS: Mapping[type, type] = MappingProxyType({
+    CellReads: SafeCellReads, CurrentReads: SafeCurrentReads, BatchedPulses: SafeBatchedPulses,
+    OuterProductUpdate: SafeOuterProductUpdate, ClosedLoop: SafeClosedLoop, StatusReports: SafeStatusReports,
+})
+
+
+@functools.cache
+def _safe_crossbar_class(caps: tuple[type, ...]) -> type[SafeCrossbar]:
+    """The SafeCrossbar subclass exposing exactly ``caps`` (one class per set of capabilities)."""
+    if not caps:
+        return SafeCrossbar
+    docs = dict(_CORE_DOCS)
+    for cap in caps:
+        docs.update(_CAPABILITY_DOCS[cap])
+    return type("SafeCrossbar", (*(_SAFE_MIXINS[c] for c in caps), SafeCrossbar),
+                {"__slots__": (), "OPERATIONS": MappingProxyType(docs), "_CAPABILITIES": caps,
+                 "__module__": __name__, "__doc__": SafeCrossbar.__doc__})
+
+
+def safe_crossbar_class(*caps: type) -> type[SafeCrossbar]:
+    """The SafeCrossbar class of a board with the optional capabilities ``caps`` (every one when none given)."""
+    chosen = caps or tuple(_SAFE_MIXINS)
+    return _safe_crossbar_class(tuple(c for c in _SAFE_MIXINS if c in chosen))
 
 
 # -- the expert escape hatch ------------------------------------------------------------------------------

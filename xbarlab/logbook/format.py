@@ -14,7 +14,9 @@ import numpy as np
 from xbarlab.errors import LogbookError
 
 FORMAT = "xbarlab-logbook"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: format 3: each run records ``code_revision``, the revision of its step type's code (``Experiment.revision``);
+#: replay re-derives only runs written at today's revision (runs without the attribute: revision 1)
 #: format 2: the drivers confirm SMU replies (second readings and copies); replay of a format-1 log sends
 #: the single-copy traffic of its time (``xbarlab.drivers.replies.single_copy_traffic``); also adds
 #: ``outside_runs/<session>``, the instrument traffic of a session outside its runs (optional: readers

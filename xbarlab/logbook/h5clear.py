@@ -6,6 +6,12 @@ process killed with SIGKILL leaves them set, and the library then refuses to ope
 ("file is already open for write"). This module does what the HDF5 ``h5clear -s`` tool does:
 zero the flags and rewrite the superblock checksum (Jenkins lookup3, as the HDF5 format
 specification prescribes). It refuses to touch a file whose superblock checksum is wrong.
+
+A writer killed in SWMR mode can also leave objects beyond the end of allocation (EOA) its
+superblock records: the library updates the superblock's EOA lazily, and a non-SWMR open then
+fails with "addr overflow". :func:`extend_eoa` does what ``h5clear --increment`` does: it sets the
+EOA to the larger of the recorded EOA and the file's size plus an increment (allocated-but-unwritten
+chunks can lie past the end of file) and extends the file to it.
 """
 
 from __future__ import annotations
@@ -63,6 +69,9 @@ def _superblock(head: bytes) -> tuple[int, int, int] | None:
     return version, 11, 12 + 4 * size_offsets
 
 
+EOA_INCREMENT = 1 << 20  # bytes added past max(EOA, EOF), as h5clear --increment does by default
+
+
 def consistency_flags(path: str | Path) -> int | None:
     """The superblock's file-consistency flags (0 = cleanly closed), or None if not a v2/v3 file."""
     with open(path, "rb") as fh:
@@ -96,3 +105,49 @@ def clear_consistency_flags(path: str | Path) -> bool:
         fh.flush()
         os.fsync(fh.fileno())
     return True
+
+
+def recovered_superblock(head: bytes, file_size: int, increment: int = EOA_INCREMENT) -> tuple[bytes, int, int] | None:
+    """The first bytes of a file (``head``, at least 64) with the consistency flags cleared and the end of
+    allocation set to max(EOA, ``file_size``) + ``increment``: (new head, old EOA, new EOA), or None if not
+    a v2/v3 superblock with 8-byte offsets. Raises ValueError if the superblock checksum does not verify."""
+    sb = _superblock(head)
+    if sb is None or head[9] != 8:
+        return None
+    _, flags_at, sum_at = sb
+    if lookup3(head[:sum_at]) != struct.unpack_from("<I", head, sum_at)[0]:
+        raise ValueError("HDF5 superblock checksum does not verify")
+    base, _, eoa = struct.unpack_from("<3Q", head, 12)
+    new = max(eoa, file_size - base) + increment
+    fixed = bytearray(head)
+    fixed[flags_at] = 0
+    struct.pack_into("<Q", fixed, 28, new)
+    struct.pack_into("<I", fixed, sum_at, lookup3(bytes(fixed[:sum_at])))
+    return bytes(fixed), eoa, new
+
+
+def extend_eoa(path: str | Path, increment: int = EOA_INCREMENT) -> tuple[int, int] | None:
+    """Set the superblock's end-of-allocation to max(EOA, file size) + ``increment`` bytes and extend the
+    file to it (zeros). Returns (old EOA, new EOA), or None if not a v2/v3 superblock.
+
+    Raises ValueError if the superblock checksum does not verify (the file is damaged).
+    """
+    with open(path, "r+b") as fh:
+        head = fh.read(64)
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            fixed = recovered_superblock(head, size, increment)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if fixed is None:
+            return None
+        new_head, eoa, new = fixed
+        flags = head[11]
+        new_head = new_head[:11] + bytes([flags]) + new_head[12:]  # only the EOA here; the flags stay
+        sum_at = 12 + 4 * 8
+        new_head = new_head[:sum_at] + struct.pack("<I", lookup3(new_head[:sum_at])) + new_head[sum_at + 4:]
+        fh.seek(0)
+        fh.write(new_head[: sum_at + 4])
+        fh.truncate(max(size, struct.unpack_from("<Q", head, 12)[0] + new))
+        fh.flush()
+    return eoa, new

@@ -3,16 +3,16 @@
 Every call opens the file, reads and closes it again (a snapshot), so a reader never
 holds the writer up and always sees the latest committed state. The file is opened
 read-only in SWMR mode; while the writer is in one of its short structural windows the
-open is retried; a file left by a killed writer is read from a flag-cleared temporary
-copy, never modified. Stream rows beyond the last committed step are not returned.
+open waits. A file left by a killed writer is read through an in-memory view of it as
+recovery would leave it (journal applied, superblock flags and end of allocation fixed);
+the file is never modified; ``LogReader.recovered`` says what was found and done. Stream rows beyond the
+last committed step are not returned.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +33,9 @@ from xbarlab.logbook.format import (
     group_name,
     window_lock,
 )
-from xbarlab.logbook.h5clear import clear_consistency_flags, consistency_flags
+from xbarlab.logbook.h5clear import consistency_flags
+from xbarlab.logbook.journal import OverlayFile, journal_path
+from xbarlab.logbook.recovery import recovered_view, writer_alive
 from xbarlab.logbook.transcript import Event
 
 T = TypeVar("T")
@@ -134,6 +136,8 @@ class LogReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_log_file(path)
+        #: what was found and done to read a log left by a killed writer (sentences; empty for a sound log)
+        self.recovered: list[str] = []
         self._load_attrs()
 
     @_retrying
@@ -165,45 +169,51 @@ class LogReader:
 
     @contextmanager
     def _opened(self) -> Iterator[h5py.File]:
-        f = self._open_file()
+        f, view = self._open_file()
         try:
             yield f
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise _ReadFailed(f"{self.path}: truncated or damaged log ({exc})") from None
         finally:
             f.close()
-            if self._tmp is not None:
-                self._tmp.cleanup()
-                self._tmp = None
+            if view is not None:
+                view.close()
 
-    _tmp: tempfile.TemporaryDirectory[str] | None = None
+    KILLED = "the writing process ended without closing the file; read as of its last committed step"
 
-    def _open_file(self) -> h5py.File:
-        if not consistency_flags(self.path):  # cleanly closed (this open also checks it is not truncated)
+    def _open_file(self) -> tuple[h5py.File, OverlayFile | None]:
+        journal = journal_path(self.path).exists()
+        if not journal and not consistency_flags(self.path):  # cleanly closed (the open checks truncation)
             try:
-                return _h5_open(self.path)
+                f = _h5_open(self.path)
+                self.recovered = []
+                return f, None
             except OSError as exc:
                 if "open for write" not in str(exc):
                     raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
-        deadline = time.monotonic() + RETRY_S
-        while True:  # a writer has it open (or died): SWMR read, waiting out transient states
-            try:
-                return _h5_open(self.path, swmr=True)
-            except OSError:
-                if time.monotonic() > deadline:
-                    break
-            time.sleep(0.01)
-        # the writer died in a structural window: read a copy with the flags cleared
-        self._tmp = tempfile.TemporaryDirectory(prefix="xbarlab-log-")
-        copy = Path(self._tmp.name) / self.path.name
-        shutil.copyfile(self.path, copy)
+        if not journal and writer_alive(self.path):
+            deadline = time.monotonic() + RETRY_S
+            while True:  # SWMR read, waiting out transient states
+                try:
+                    f = _h5_open(self.path, swmr=True)
+                    self.recovered = []
+                    return f, None
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        break
+                time.sleep(0.01)
+        # the writer was killed: read the log as recovery would leave it (in memory; the file is not modified)
         try:
-            clear_consistency_flags(copy)
-            return h5py.File(copy, "r", locking=False)
+            view, notes = recovered_view(self.path)
         except (OSError, ValueError) as exc:
-            self._tmp.cleanup()
-            self._tmp = None
             raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
+        try:
+            f = h5py.File(view, "r", locking=False)
+        except OSError as exc:
+            view.close()
+            raise LogbookError(f"{self.path}: truncated or damaged HDF5 file ({exc})") from None
+        self.recovered = [self.KILLED, *notes]
+        return f, view
 
     def _run_group(self, f: h5py.File, run_id: str) -> h5py.Group:
         name = group_name(run_id)
@@ -238,6 +248,7 @@ class LogReader:
             "start_sim_time": a.get("start_sim_time"), "end_sim_time": a.get("end_sim_time"),
             "software_version": a.get("software_version", ""),
             "format_version": int(a.get("format_version", 1)),  # of the xbarlab that wrote the run
+            "code_revision": int(a.get("code_revision", 1)),  # of the step type's code (format 3; before: 1)
             "params": from_json(a.get("params", "")) or {}, "station_text": a.get("station_text", ""),
             "instruments": from_json(a.get("instruments", "")) or {},
             "calibrations_used": from_json(a.get("calibrations_used", "")) or [],

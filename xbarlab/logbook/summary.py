@@ -32,6 +32,7 @@ def summary(path: str | Path, *, streams: bool = True,
     a = reader.attrs
     lines = [f"{reader.path}: xbarlab logbook (format {a.get('format_version')}, written by xbarlab "
              f"{a.get('software_version')}, created {a.get('created')})"]
+    lines += [f"recovered: {note}" for note in reader.recovered]
     counts: dict[str, int] = {}
     for r in runs:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -9,13 +9,16 @@ every command sent equals the recorded one, byte for byte.
 
 from __future__ import annotations
 
+import binascii
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from xbarlab.drivers.transport import ByteTransport, MessageTransport
 from xbarlab.errors import ReplayDivergence, TransportError, TransportTimeout, XbarlabError
+from xbarlab.protocol import board as bp
 
 # event codes (one byte in the log)
 WRITE = "w"  # bytes sent
@@ -134,6 +137,9 @@ class ReplayCursor:
         self.run_id = ""
         self.last_sim_time: float | None = None
         self.on_event: Callable[[Event], None] | None = None
+        #: set after a run whose code could not be re-run was skipped: a stateful link (the board's frame
+        #: sequence numbers) takes its numbering from the next recorded command
+        self.resync = False
 
     def load(self, run_id: str, events: Sequence[Event]) -> None:
         """Start on the events of the next run (the previous run must have been consumed)."""
@@ -227,27 +233,75 @@ class ReplayMessageTransport(MessageTransport):
 
 
 class ReplayByteTransport(ByteTransport):
-    """Answers a byte-stream driver (the board) from the recorded transcript."""
+    """Answers a byte-stream driver (the board) from the recorded transcript.
+
+    After a skipped run (``cursor.resync``) the driver's frame sequence numbers lag the recording by the
+    requests of that run: the first request sets the offset, and from then on requests are compared and
+    replies returned with the sequence number (and the header check and CRC that cover it) translated;
+    every other byte is still compared and returned as recorded."""
 
     def __init__(self, cursor: ReplayCursor, address: str = "") -> None:
         self.cursor = cursor
         self.address = address or f"replay:{cursor.link}"
+        self.seq_shift = 0  # recorded sequence number - the driver's (mod 2^16)
+        self._reply_head: bytes | None = None  # the translated header of the reply being read
 
     def write(self, data: bytes) -> None:
-        self.cursor.expect_write(bytes(data))
+        data = bytes(data)
+        cur = self.cursor
+        if cur.resync and cur.position < len(cur.events) and cur.events[cur.position].code == WRITE:
+            recorded, mine = _frame_seq(cur.events[cur.position].data), _frame_seq(data)
+            if recorded is not None and mine is not None:
+                self.seq_shift = (recorded - mine) & 0xFFFF
+            cur.resync = False
+        if self.seq_shift:
+            data = _with_seq(data, self.seq_shift)
+        cur.expect_write(data)
 
     def read(self, count: int) -> bytes:
         data = self.cursor.reply(READ, f"read {count} bytes")
         if len(data) != count:
             self.cursor.position -= 1
             raise self.cursor._diverge(f"a read of {len(data)} bytes", f"read {count} bytes")
+        if self.seq_shift:
+            data = self._translate_reply(data)
         return data
+
+    def _translate_reply(self, data: bytes) -> bytes:
+        if len(data) == bp.HEADER_SIZE and data[:2] == bp.SYNC:
+            self._reply_head = _with_seq(data, -self.seq_shift)
+            return self._reply_head
+        head, self._reply_head = self._reply_head, None
+        if head is None or len(data) < bp.TRAILER_SIZE:
+            return data
+        payload = data[: len(data) - bp.TRAILER_SIZE]  # the body: payload + CRC over the header fields and payload
+        return payload + zlib.crc32(payload, zlib.crc32(head[2:])).to_bytes(4, "little")
 
     def reset_input(self) -> None:
         self.cursor.take(CLEAR, "reset the input")
 
     def close(self) -> None:
         pass
+
+
+def _frame_seq(data: bytes) -> int | None:
+    """The sequence number of a board frame (None if ``data`` is not one)."""
+    if len(data) < bp.HEADER_SIZE or data[:2] != bp.SYNC:
+        return None
+    return int.from_bytes(data[4:6], "little")
+
+
+def _with_seq(frame: bytes, shift: int) -> bytes:
+    """A board frame (or just its header) with the sequence number moved by ``shift``, checks recomputed."""
+    if _frame_seq(frame) is None:
+        return frame
+    fields = bytearray(frame[2:12])
+    fields[2:4] = ((int.from_bytes(fields[2:4], "little") + shift) & 0xFFFF).to_bytes(2, "little")
+    head = bytes(fields) + binascii.crc_hqx(bytes(fields), 0xFFFF).to_bytes(2, "little")
+    if len(frame) == bp.HEADER_SIZE:
+        return frame[:2] + head
+    payload = frame[bp.HEADER_SIZE: len(frame) - bp.TRAILER_SIZE]
+    return frame[:2] + head + payload + zlib.crc32(payload, zlib.crc32(head)).to_bytes(4, "little")
 
 
 def now() -> float:

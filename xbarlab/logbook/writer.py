@@ -1,19 +1,24 @@
 """Write a logbook: one HDF5 file per campaign or interactive session.
 
 Crash safety (SIGKILL at any moment leaves a file that opens and holds every completed
-step exactly once) rests on three rules:
+step exactly once) rests on these rules:
 
 * Measurements are buffered in memory and reach the file only when their step commits;
-  a commit appends the rows, then the step's row in ``steps`` (with the committed length
-  of every stream), then flushes. Readers trust only rows covered by a committed step, so
-  a kill in the middle of a commit leaves at most rows that no reader returns.
+  a commit appends the rows and flushes them, then appends the step's row in ``steps``
+  (with the committed length of every stream) and flushes again. Readers trust only rows
+  covered by a committed step, so a kill in the middle of a commit leaves at most rows
+  that no reader returns.
 * Between structural changes the file is in HDF5 SWMR-write mode, in which the library
   orders its metadata writes so the file on disk is consistent at every instant (that is
-  what lets readers watch it). Structural changes (a new run, stream or calibration
-  record, a run's final status) happen in short windows outside SWMR and end with a flush.
-* A killed writer leaves the superblock's "open for writing" flags set; readers open such
-  a file in SWMR-read mode or from a flag-cleared copy, and ``open_append`` clears them
-  (:mod:`xbarlab.logbook.h5clear`) under an exclusive lock that proves the writer is gone.
+  what lets readers watch it).
+* Structural changes (a new run, stream or calibration record, a run's final status) are
+  atomic: HDF5 makes them on an in-memory overlay of the file, the changed pages go to a
+  redo journal first and only then into the log (:mod:`xbarlab.logbook.journal`). A new
+  log is built under a temporary name and linked into place complete.
+* A killed writer leaves the superblock's "open for writing" flags set (and, in SWMR mode,
+  possibly an end of allocation short of its last objects) and maybe a journal; readers
+  read an in-memory recovered view of the file, and ``open_append`` recovers the log
+  (:mod:`xbarlab.logbook.recovery`) under an exclusive lock that proves the writer is gone.
 """
 
 from __future__ import annotations
@@ -51,24 +56,32 @@ from xbarlab.logbook.format import (
     window_lock,
     window_unlock,
 )
-from xbarlab.logbook.h5clear import clear_consistency_flags, consistency_flags
+from xbarlab.logbook.journal import OverlayFile, apply_changes, journal_path, write_journal
+from xbarlab.logbook.recovery import recover_in_place
 
 STATUSES = ("running", "completed", "aborted", "interrupted", "failed", "crashed")
 
 
+LOCK_WAIT_S = 0.5  # s: a reader checking whether the writer is alive holds a shared lock for a moment
+
+
 def _lock_file(path: Path, create: bool) -> int:
     """An exclusive advisory lock on ``path`` held for the writer's lifetime (released by the OS on kill)."""
-    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
         raise LogbookError(f"{path}: cannot open for writing: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise LogbookError(f"{path}: is being written by another xbarlab process") from None
-    return fd
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise LogbookError(f"{path}: is being written by another xbarlab process") from None
+            time.sleep(0.01)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,6 +98,32 @@ def _uninterrupted(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _TornLog(LogbookError):
+    """A structural change was journaled but could not be written into the log: recovery finishes it."""
+
+
+def _commit_overlay(path: Path, overlay: OverlayFile) -> None:
+    """Make a structural change permanent: journal its pages, write them into the log, drop the journal.
+
+    Raises LogbookError if the journal cannot be written (the log is untouched), :class:`_TornLog` if the
+    log cannot be written after it (e.g. a full disk: the journal stays for recovery)."""
+    changes = overlay.changes()
+    if not changes and overlay.size == path.stat().st_size:
+        return
+    try:
+        write_journal(path, overlay.size, changes)
+    except OSError as exc:
+        journal_path(path).unlink(missing_ok=True)
+        raise LogbookError(f"{path}: a structural change could not be journaled ({exc.strerror}); "
+                           "the log is as it was before it") from None
+    try:
+        apply_changes(path, overlay.size, changes)
+    except OSError as exc:
+        raise _TornLog(f"{path}: a structural change could not be written ({exc.strerror}); the log is "
+                       "closed, and its journal completes the change when it is read or resumed") from None
+    journal_path(path).unlink()
+
+
 class Logbook:
     """An HDF5 logbook open for writing. Use :meth:`create` or :meth:`open_append`."""
 
@@ -96,7 +135,10 @@ class Logbook:
         self._lock = threading.RLock()
         self._datasets: dict[str, list[Any]] = {}  # path -> [low-level dataset id, length, extent, file space]
         self._mspaces: dict[tuple[int, ...], Any] = {}  # memory dataspaces by shape (reused)
+        self._unflushed: set[str] = set()  # datasets appended to since the last flush
         self._open_runs: dict[str, RunWriter] = {}
+        self._overlay: OverlayFile | None = None  # during a structural window
+        self.recovered: list[str] = []  # what open_append repaired after a killed writer
         self.run_ids: list[str] = [str(g.attrs.get("run_id", k)) for k, g in h5[RUNS].items()]
         self._enter_swmr()
         window_unlock(lock_fd)
@@ -105,39 +147,63 @@ class Logbook:
     @classmethod
     @_uninterrupted
     def create(cls, path: str | Path, *, overwrite: bool = False, title: str = "") -> Logbook:
-        """A new, empty logbook at ``path``. An existing file is only replaced when ``overwrite``."""
+        """A new, empty logbook at ``path``. An existing file is only replaced when ``overwrite``.
+
+        The file is built under a temporary name and linked into place complete, so a kill while
+        it is created leaves either no log or an empty, valid one."""
         p = Path(path)
         if p.exists() and not overwrite:
             raise LogbookError(f"{p}: already exists; choose another file, resume it, or ask to overwrite it")
         if not p.parent.is_dir():
             raise LogbookError(f"{p}: folder {p.parent} does not exist")
-        fd = _lock_file(p, create=True)
-        window_lock(fd, exclusive=True, wait=True)  # released once the file is in SWMR mode
+        old = _lock_file(p, create=False) if p.exists() else None  # refuses a log another process writes
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.creating")
+        fd = _lock_file(tmp, create=True)
         try:
-            h5 = h5py.File(p, "w", libver="latest", locking=False)
-            h5.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "created": utc_now(),
-                             "software_version": __version__, "title": title})
-            h5.create_group(RUNS, track_order=True)
-            h5.flush()
+            with h5py.File(tmp, "w", libver="latest", locking=False) as h5:
+                h5.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "created": utc_now(),
+                                 "software_version": __version__, "title": title})
+                h5.create_group(RUNS, track_order=True)
+            if old is not None:
+                journal_path(p).unlink(missing_ok=True)  # a killed writer's journal belongs to the old log
+                os.replace(tmp, p)
+            else:
+                try:
+                    os.link(tmp, p)  # never replaces a file created meanwhile
+                    tmp.unlink()
+                except FileExistsError:
+                    raise LogbookError(f"{p}: already exists; choose another file, resume it, or ask to "
+                                       "overwrite it") from None
+                except OSError:  # a file system without hard links
+                    os.rename(tmp, p)
+            window_lock(fd, exclusive=True, wait=True)  # released once the file is in SWMR mode
+            h5 = h5py.File(p, "r+", libver="latest", locking=False)
         except BaseException:
             os.close(fd)
+            tmp.unlink(missing_ok=True)
             raise
+        finally:
+            if old is not None:
+                os.close(old)
         return cls(p, fd, h5)
 
     @classmethod
+    @_uninterrupted
     def open_append(cls, path: str | Path) -> Logbook:
-        """An existing logbook, to add runs to (after a crash too: runs left running become 'crashed')."""
+        """An existing logbook, to add runs to (after a crash too: runs left running become 'crashed').
+
+        A log left by a killed writer is recovered first (``recovered`` says what was done)."""
         p = check_log_file(path)
         fd = _lock_file(p, create=False)
         window_lock(fd, exclusive=True, wait=True)
         try:
-            if consistency_flags(p):
-                try:
-                    clear_consistency_flags(p)  # the lock proves the writer that set them is gone
-                except ValueError as exc:
-                    raise LogbookError(f"{p}: damaged beyond repair ({exc})") from None
             try:
-                h5 = h5py.File(p, "r+", libver="latest", locking=False)
+                recovered = recover_in_place(p)  # the lock proves the writer that left the log is gone
+            except ValueError as exc:
+                raise LogbookError(f"{p}: damaged beyond repair ({exc})") from None
+            try:
+                overlay = OverlayFile(p)
+                h5 = h5py.File(overlay, "r+", libver="latest", locking=False)
             except OSError as exc:
                 raise LogbookError(f"{p}: cannot be opened (truncated or damaged HDF5 file: {exc})") from None
             try:
@@ -147,14 +213,17 @@ class Logbook:
                     if g.attrs.get("status") == "running":
                         g.attrs["status"] = "crashed"
                         g.attrs["error"] = "the writing process ended without finishing this run"
-                h5.flush()
-            except BaseException:
+            finally:
                 h5.close()
-                raise
+                overlay.close()
+            _commit_overlay(p, overlay)
+            h5 = h5py.File(p, "r+", libver="latest", locking=False)
         except BaseException:
             os.close(fd)
             raise
-        return cls(p, fd, h5)
+        book = cls(p, fd, h5)
+        book.recovered = recovered
+        return book
 
     # -- file modes ------------------------------------------------------------------------
     def _enter_swmr(self) -> None:
@@ -171,25 +240,43 @@ class Logbook:
 
     @contextmanager
     def structure(self) -> Iterator[h5py.File]:
-        """A window for structural changes (outside SWMR), ended by a flush and a return to SWMR.
+        """A window for structural changes, atomic against SIGKILL: HDF5 makes them on an in-memory overlay
+        of the file, whose pages are journaled and then written into the log; then back to SWMR.
 
         Ctrl-C is held back until the window is closed (a KeyboardInterrupt half-way would leave HDF5
         objects open and the file unable to return to SWMR)."""
         with self._lock, sigint_deferred():
             f = self.file
+            if self._overlay is not None:  # nested in an open window
+                yield f
+                return
             assert self._fd is not None
             window_lock(self._fd, exclusive=True, wait=True)  # readers wait until the file is consistent
+            torn = False
             try:
-                if self._swmr:
-                    f.close()
-                    self._datasets.clear()
-                    self._f = f = h5py.File(self.path, "r+", libver="latest", locking=False)
-                    self._swmr = False
+                f.close()  # a clean close: the log on disk is consistent and unflagged
+                self._f = None
+                self._datasets.clear()
+                self._unflushed.clear()
+                self._swmr = False
+                self._overlay = overlay = OverlayFile(self.path)
                 try:
+                    self._f = f = h5py.File(overlay, "r+", libver="latest", locking=False)
                     yield f
                 finally:
-                    self._enter_swmr()
+                    if self._f is not None:
+                        self._f.close()
+                    self._f = None
+                    self._overlay = None
+                    overlay.close()
+                _commit_overlay(self.path, overlay)
+            except _TornLog:
+                torn = True  # nothing more is written to this log; its journal is complete
+                raise
             finally:
+                if self._f is None and not torn:
+                    self._f = h5py.File(self.path, "r+", libver="latest", locking=False)
+                    self._enter_swmr()
                 window_unlock(self._fd)
 
     def append(self, path: str, rows: np.ndarray, length: int | None = None, *, grow: bool = False) -> int:
@@ -221,11 +308,22 @@ class Logbook:
             mspace = self._mspaces[shape] = h5py.h5s.create_simple(shape)
         dsid.write(mspace, fspace, rows)
         entry[1] = n1
+        self._unflushed.add(path)
         return n1
 
     def flush(self) -> None:
         with self._lock:
             self.file.flush()
+            self._unflushed.clear()
+
+    def flush_appended(self) -> None:
+        """Write the datasets appended to since the last flush (their rows and chunk indexes) to the file."""
+        with self._lock:
+            for path in sorted(self._unflushed):
+                entry = self._datasets.get(path)
+                if entry is not None:
+                    entry[0].flush()
+            self._unflushed.clear()
 
     # -- runs ------------------------------------------------------------------------------
     @_uninterrupted
@@ -238,8 +336,10 @@ class Logbook:
         run_id: str | None = None,
         calibrations_used: list[str] | None = None,
         sim_time: float | None = None,
+        code_revision: int = 1,
     ) -> RunWriter:
-        """Open a run (status 'running') with its settings. ``run_id`` defaults to ``<kind>-<n>``."""
+        """Open a run (status 'running') with its settings. ``run_id`` defaults to ``<kind>-<n>``;
+        ``code_revision`` is the revision of the code that runs it (the experiment's ``revision``)."""
         with self._lock:
             index = len(self.run_ids)
             rid = run_id or f"{kind}-{index + 1}"
@@ -250,7 +350,7 @@ class Logbook:
                 self._create_run_group(f, gname, {
                     "run_id": rid, "index": index, "kind": kind,
                     "start_sim_time": float("nan") if sim_time is None else float(sim_time),
-                    "format_version": FORMAT_VERSION,
+                    "format_version": FORMAT_VERSION, "code_revision": int(code_revision),
                     "params": to_json(dict(params or {})), "station_text": station_text,
                     "instruments": to_json(dict(instruments or {})),
                     "calibrations_used": to_json(list(calibrations_used or [])),
@@ -297,14 +397,18 @@ class Logbook:
     def close(self) -> None:
         """Finish runs still open (status 'interrupted'), close the file, release the lock. Idempotent."""
         with self._lock:
-            for run in list(self._open_runs.values()):
-                run.finish("interrupted", error="the logbook was closed while the run was open")
-            if self._f is not None:
-                self._f.close()
-                self._f = None
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            try:
+                for run in list(self._open_runs.values()):
+                    if self._f is None:  # a structural change could not be written: nothing more is
+                        break
+                    run.finish("interrupted", error="the logbook was closed while the run was open")
+            finally:
+                if self._f is not None:
+                    self._f.close()
+                    self._f = None
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
 
     @property
     def closed(self) -> bool:
@@ -398,6 +502,9 @@ class RunWriter:
             self._check_open()
             self._write_pending()
             self._write_transcript()
+            # the rows reach the file before the marker that covers them (HDF5 writes the raw data of
+            # different datasets in no set order within one flush)
+            self.book.flush_appended()
             lengths = {n: s.committed for n, s in self._streams.items() if s.created}
             text = to_json({"step_id": step_id, "info": dict(info or {}), "lengths": lengths}).encode()
             if len(text) <= STEP_TEXT_INLINE:
@@ -509,7 +616,8 @@ class RunWriter:
                     units = st.units
                     ds.attrs["units"] = to_json(units) if isinstance(units, (list, tuple)) else str(units)
                     ds.attrs["columns"] = to_json(st.columns) if st.columns is not None else ""
-                    st.created = True
+            for st in new:  # only once the window committed them
+                st.created = True
         for st in self._streams.values():
             if st.pending:
                 rows = st.pending[0] if len(st.pending) == 1 else np.concatenate(st.pending)

@@ -578,12 +578,11 @@ def unpack_vector(payload: bytes, n: int, what: str = "vector") -> np.ndarray:
 
 def pack_measurement(currents: np.ndarray, saturated: np.ndarray) -> bytes:
     """Measurement payload: n float32 currents (A) then the saturation mask, LSB-first bits."""
-    return b"".join(
-        (
-            np.ascontiguousarray(currents, dtype=F32).tobytes(),
-            np.packbits(np.asarray(saturated, dtype=bool).ravel(), bitorder="little").tobytes(),
-        )
-    )
+    mask = np.asarray(saturated, dtype=bool).ravel()
+    values = np.ascontiguousarray(currents, dtype=F32).tobytes()
+    if not np.count_nonzero(mask):  # an all-clear mask packs to zero bytes (the usual case, without packbits)
+        return values + bytes(mask_bytes(mask.size))
+    return values + np.packbits(mask, bitorder="little").tobytes()
 
 
 def unpack_measurement(payload: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xbarlab.errors import InstrumentError, ProtocolError, TransportError, XbarlabError
+from xbarlab.instruments.interfaces import StatusReports
 from xbarlab.logbook.recording import RunSink
 from xbarlab.logbook.writer import Logbook
 from xbarlab.protocol.board import Err
@@ -52,9 +53,10 @@ class BoardResetDuringStep(InstrumentError):
 
 
 def board_boot_count(station: Any) -> int | None:
-    """The board's power-on count (GET_STATUS), or None for a station without a board."""
+    """The board's power-on count (GET_STATUS), or None for a station without a board (or whose board
+    reports no status)."""
     board = getattr(station, "board", None)
-    return int(board.status().boot_count) if board is not None else None
+    return int(board.status().boot_count) if isinstance(board, StatusReports) else None
 
 
 def session_guard(session_params: Mapping[str, Any]) -> bool:
@@ -167,7 +169,7 @@ class Engine:
             return MemoryRecorder()
         identities = dict(getattr(self.station, "identities", {}))
         return LoggedRun(self.book.start_run(cls.kind, dict(params), self.station_text, identities, run_id=run_id,
-                                             sim_time=self.station.sim_time()))
+                                             sim_time=self.station.sim_time(), code_revision=cls.revision))
 
     def run(
         self,

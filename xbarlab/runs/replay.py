@@ -11,6 +11,13 @@ runs with its recorded parameters through the run engine, under the guard the se
 (:func:`~xbarlab.runs.engine.session_guard`). Runs that did not complete are replayed up to where
 they stopped, so the drivers' state (e.g. frame sequence numbers) stays in step. Step types are
 looked up in the registry: import ``xbarlab.experiments`` (or use ``xbarlab.logbook.replay``) first.
+
+A run written by another revision of its step type's code (``code_revision`` in the log,
+``Experiment.revision`` today) cannot be re-derived: replay says so in one line (its data are
+intact in the log) and goes on. The board's frame numbering resumes from the recording after
+it; a later run of that session that still differs is reported the same way, because the
+instruments' state the skipped run left behind cannot be reproduced. Every other run must
+replay bit for bit.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.drivers.replies import single_copy_traffic
+from xbarlab.drivers.replies import floor_pairs_agree, single_copy_traffic
 from xbarlab.errors import ConfigError, ReplayDivergence, XbarlabError
 from xbarlab.instruments.config import InstrumentConfig, parse_station
 from xbarlab.instruments.links import BenchLinks
@@ -40,6 +47,8 @@ from xbarlab.logbook.transcript import (
 from xbarlab.runs.engine import SESSION_KIND, Engine, session_guard
 from xbarlab.runs.recorder import CalibrationRecord, MemoryRecorder
 from xbarlab.runs.step import STEP_TYPES, Progress
+
+NOT_REDERIVED = "not re-derived"
 
 
 class ReplayStation(Station):
@@ -87,7 +96,7 @@ class RunReplay:
 
     run_id: str
     kind: str
-    outcome: str  # reproduced | stopped as recorded | skipped
+    outcome: str  # reproduced | stopped as recorded | not re-derived
     exchanges: int = 0
     streams: dict[str, int] = field(default_factory=dict)  # stream -> rows compared
     note: str = ""
@@ -103,9 +112,17 @@ class ReplayReport:
     def reproduced(self) -> list[RunReplay]:
         return [r for r in self.runs if r.outcome == "reproduced"]
 
+    @property
+    def not_rederived(self) -> list[RunReplay]:
+        """Runs whose data are intact in the log but which today's code cannot re-derive (see ``note``)."""
+        return [r for r in self.runs if r.outcome == NOT_REDERIVED]
+
     def text(self) -> str:
         lines = [f"{self.path}: replayed {len(self.runs)} run(s) from the recorded transcript"]
         for r in self.runs:
+            if r.outcome == NOT_REDERIVED:
+                lines.append(f"  {r.run_id:<48} {r.outcome}: {r.note}")
+                continue
             rows = sum(r.streams.values())
             lines.append(f"  {r.run_id:<48} {r.outcome:<20} {r.exchanges:>7} exchanges  "
                          f"{len(r.streams)} streams / {rows} rows identical{('  ' + r.note) if r.note else ''}")
@@ -161,6 +178,8 @@ def _replay_sessions(reader: LogReader, sessions: list[tuple[dict[str, Any], lis
         with contextlib.ExitStack() as legacy:
             if session.get("format_version", 1) < 2:
                 legacy.enter_context(single_copy_traffic())
+            if int(session["params"].get("driver_traffic", 1)) < 3:  # before the third reading near zero
+                legacy.enter_context(floor_pairs_agree())
             done = _replay_session(reader, session, members, run_id, report, total, runs, progress, done)
 
 
@@ -181,17 +200,49 @@ def _replay_session(reader: LogReader, session: dict[str, Any], members: list[di
     report.runs.append(RunReplay(session["run_id"], SESSION_KIND, "reproduced",
                                  exchanges=sum(c.position for c in cursors.values())))
     done += 1
+    skipped = False  # a run of this session was not re-derived: the instruments' state after it is unknown
     try:
         for info in members:
             if progress is not None:
                 progress(Progress(done, total, f"replaying {info['run_id']}"))
-            rr = _replay_run(reader, info, station, cursors, guarded, runs)
+            rr = _other_revision(reader, info, cursors)
+            if rr is None:
+                try:
+                    rr = _replay_run(reader, info, station, cursors, guarded, runs)
+                except ReplayDivergence as exc:
+                    if not skipped:
+                        raise
+                    rr = _not_rederived(info, cursors, f"step {info['run_id']} follows a step that was not "
+                                        "re-derived, and the instruments' state it left differs; its data are "
+                                        f"intact but cannot be re-derived ({exc})")
+            skipped = skipped or rr.outcome == NOT_REDERIVED
             if run_id is None or info["run_id"] == run_id:
                 report.runs.append(rr)
             done += 1
     finally:
         station.close()
     return done
+
+
+def _other_revision(reader: LogReader, info: dict[str, Any], cursors: dict[str, ReplayCursor]) -> RunReplay | None:
+    """A run written by another revision of its step type's code: reported and skipped (None: same revision)."""
+    cls = STEP_TYPES.get(info["kind"])
+    recorded = int(info.get("code_revision", 1))
+    if cls is None or recorded == cls.revision:
+        return None
+    _load(cursors, info["run_id"], reader.transcript(info["run_id"]))
+    return _not_rederived(info, cursors, f"step {info['run_id']} was written by {info['kind']} controller revision "
+                          f"{recorded}; this version replays revision {cls.revision}; its data are intact but "
+                          "cannot be re-derived")
+
+
+def _not_rederived(info: dict[str, Any], cursors: dict[str, ReplayCursor], note: str) -> RunReplay:
+    """Skip the rest of a run's recording; the board's frame numbering resumes from the recording after it."""
+    for c in cursors.values():
+        if c.run_id == info["run_id"]:
+            c.position = len(c.events)
+        c.resync = True
+    return RunReplay(info["run_id"], info["kind"], NOT_REDERIVED, note=note)
 
 
 def _split(events: list[Event]) -> dict[str, list[Event]]:

@@ -197,6 +197,10 @@ class Experiment(ABC):
     title: ClassVar[str] = ""
     #: parameter specifications
     params_spec: ClassVar[tuple[Param, ...]] = ()
+    #: controller revision: bump it when a change makes the step send other commands, or compute other
+    #: results from the same replies. Each logged run records it; replay re-derives only runs written at
+    #: today's revision (logs without one: 1).
+    revision: ClassVar[int] = 1
     #: what kind of step this is (one of :data:`CATEGORIES`); choosers list steps by it
     category: ClassVar[str] = "experiment"
     #: the plots of the step's streams (what against what, with units)

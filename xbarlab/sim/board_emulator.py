@@ -342,10 +342,10 @@ class BoardEmulator(StreamEmulator):
     def _saturated(self, reported: np.ndarray, currents: np.ndarray, fs: float) -> np.ndarray:
         """Clipped samples: reported within 1.5 LSB of full scale ``fs`` (A), or a true current beyond it."""
         bits = self.identity.adc_bits
-        lsb = 2.0 * fs / (1 << bits) if bits else 0.0
-        saturated = np.abs(reported) >= fs - 1.5 * lsb
-        saturated |= np.abs(currents) >= fs
-        return saturated
+        threshold = fs - 1.5 * (2.0 * fs / (1 << bits) if bits else 0.0)
+        if np.abs(reported).max() < threshold and np.abs(currents).max() < fs:
+            return np.zeros(reported.shape, dtype=bool)  # nothing clipped (the usual case): two reductions
+        return (np.abs(reported) >= threshold) | (np.abs(currents) >= fs)
 
     def _read_cells_physics(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read cells one at a time at the read voltage (selected row driven, others grounded)."""
@@ -397,8 +397,7 @@ class BoardEmulator(StreamEmulator):
         return b"", 0
 
     def _measurement(self, values: np.ndarray, saturated: np.ndarray) -> tuple[bytes, int]:
-        flags = bp.FLAG_SATURATED if saturated.any() else 0
-        return bp.pack_measurement(values, saturated), flags
+        return bp.pack_measurement(values, saturated), bp.FLAG_SATURATED if np.count_nonzero(saturated) else 0
 
     def _read_cell(self, payload: bytes) -> tuple[bytes, int]:
         row, col = bp.unpack_cell(payload)
@@ -448,20 +447,9 @@ class BoardEmulator(StreamEmulator):
         else:
             drive = np.zeros(n_lines)
             drive[:n_in] = applied
-        if transpose:
-            currents = self.model.row_currents(drive)
-        else:
-            currents = self.model.column_currents(drive)
-        currents = np.asarray(currents, dtype=float)
-        fs = self.config.tia_range
-        reported = np.asarray(self.periphery.adc(currents, fs, side="row" if transpose else "col"), dtype=float)
+        currents = self.model.row_currents(drive) if transpose else self.model.column_currents(drive)
+        reported, saturated = self._adc(np.asarray(currents, dtype=float), "row" if transpose else "col")
         self.clock.advance(self.timing.conversions(n_out))
-        bits = self.identity.adc_bits
-        lsb = 2.0 * fs / (1 << bits) if bits else 0.0
-        if np.abs(reported).max() < fs - 1.5 * lsb and np.abs(currents).max() < fs:
-            # nothing clipped (the usual case): what _measurement packs for an all-clear mask
-            return reported[:n_out].astype(bp.F32).tobytes() + bytes(bp.mask_bytes(n_out)), 0
-        saturated = self._saturated(reported, currents, fs)
         return self._measurement(reported[:n_out], saturated[:n_out])
 
     def _mvm_forward(self, payload: bytes) -> tuple[bytes, int]:
@@ -548,8 +536,7 @@ class BoardEmulator(StreamEmulator):
     def _closed_loop_info(self, payload: bytes) -> tuple[bytes, int]:
         if payload:
             raise _Reject(Err.BAD_LENGTH, f"CLOSED_LOOP_INFO takes no payload, got {len(payload)} bytes")
-        spec = self.closed_loop.spec
-        return bp.ClosedLoopInfo(float(spec.rail), float(spec.input_conductance)).pack(), 0
+        return self.closed_loop.closed_loop_info().pack(), 0
 
     def _check_port(self, port: int) -> None:
         if port >= self.identity.smu_ports:

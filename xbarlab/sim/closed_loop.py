@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.protocol import board as bp
+
 #: layouts of the matrix on the array
 CLOSED_LOOP_LAYOUTS = ("differential", "positive")
 
@@ -202,6 +204,10 @@ class ClosedLoopCircuit:
         return ClosedLoopReading(out, sat, settle, True, sp.input_conductance, sp.rail)
 
     # the board-command names, so a circuit can stand in for a feedback-mode board
+    def closed_loop_info(self) -> bp.ClosedLoopInfo:
+        """The output rail (V) and input conductance g_in (S), as the board's CLOSED_LOOP_INFO reports them."""
+        return bp.ClosedLoopInfo(float(self.spec.rail), float(self.spec.input_conductance))
+
     def closed_loop_solve(
         self, inputs: np.ndarray, *, row0: int = 0, col0: int = 0, layout: str = "differential"
     ) -> ClosedLoopReading:
