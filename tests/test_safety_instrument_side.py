@@ -32,7 +32,8 @@ SMUS = ("smu1", "smu2", "smu3", "smu4")
 
 @pytest.fixture(scope="module")
 def audited():
-    station = Station.from_text(bench_text())
+    # with the 3T1C capacitor array (board protocol §9), so its checked operations are driven too
+    station = Station.from_text(bench_text().replace("\n# Keithley 2400", "\n[sim.cap_cells]\n\n# Keithley 2400", 1))
     wire, physics = audit.attach(station.sim, station.config.instruments.values())
     yield station, wire, physics
     wire.close()
@@ -163,6 +164,10 @@ OPS = {
     "unroute_smu": st.tuples(st.integers(0, 1)),
     "route_uncabled": st.tuples(st.integers(2, 3)),
     "all_off": st.tuples(),
+    "cap_mvm": st.tuples(st.sampled_from(["cap_mvm_forward", "cap_mvm_transpose"]), V_MVM, st.integers(0, 7)),
+    "cap_reads": st.tuples(st.sampled_from(["cap_read_cells", "cap_read_cells_reading", "cap_read_all"])),
+    "cap_update": st.tuples(st.sampled_from([1, -1, 255, -255, 256, 10**7, 1.5, float("nan")])),
+    "cap_reset": st.tuples(),
 }
 #: which station operations each strategy drives
 DRIVES = {
@@ -171,6 +176,8 @@ DRIVES = {
               "read_all_currents", "read_rows", "read_rows_reading"},
     "mvm": {"mvm_forward", "mvm_transpose", "mvm_forward_reading", "mvm_transpose_reading"},
     "route_and_source": {"route_smu", "source_voltage", "set_output", "measure_current"},
+    "cap_mvm": {"cap_mvm_forward", "cap_mvm_transpose"},
+    "cap_reads": {"cap_read_cells", "cap_read_cells_reading", "cap_read_all"},
 }
 
 
@@ -253,6 +260,18 @@ def _run(station: Station, op: str, args: tuple) -> None:
         board.unroute_smu(*args)
     elif op == "all_off":
         board.all_off()
+    elif op == "cap_mvm":
+        method, level, k = args
+        v = np.zeros(rows if "forward" in method else cols)
+        v[k % v.size] = level
+        getattr(board, method)(v)
+    elif op == "cap_reads":
+        method = args[0]
+        getattr(board, method)(*(() if method == "cap_read_all" else (np.array([0, 3]), np.array([1, 4]))))
+    elif op == "cap_update":
+        board.cap_update(np.array([1, 2]), np.array([2, 3]), np.array([3, args[0]]))
+    elif op == "cap_reset":
+        board.cap_reset(np.array([1, 2]), np.array([2, 3]))
     else:  # pragma: no cover - a strategy without a driver
         raise AssertionError(op)
 

@@ -29,6 +29,7 @@ import threading
 
 import numpy as np
 
+from xbarlab.drivers.cap_array import CapArrayMethods
 from xbarlab.drivers.transport import ByteTransport
 from xbarlab.errors import ConfigError, InstrumentError, ProtocolError, TransportTimeout
 from xbarlab.protocol import board as bp
@@ -48,12 +49,13 @@ def _ternary(trains: np.ndarray) -> bool:
     return bool(np.isin(trains, (-1, 0, 1)).all())
 
 
-class CrossbarBoard:
+class CrossbarBoard(CapArrayMethods):
     """The crossbar test board over a :class:`ByteTransport` (serial port or emulator).
 
     ``max_payload`` (bytes) caps the frames the driver sends; bigger batches, reads and
     outer-product updates are split over several frames (the board's own limit from
-    IDENTIFY also applies). Nothing is sent on construction.
+    IDENTIFY also applies). Nothing is sent on construction. The 3T1C capacitor-array commands
+    (``cap_*``, protocol §9) come from :class:`~xbarlab.drivers.cap_array.CapArrayMethods`.
     """
 
     def __init__(self, transport: ByteTransport, name: str = "board", max_payload: int = bp.MAX_PAYLOAD) -> None:

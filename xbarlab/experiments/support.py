@@ -117,9 +117,10 @@ def board_limit_problems(params: Mapping[str, Any], station_config: Any, where: 
     """One problem per voltage parameter above the station board's limit.
 
     ``limits`` maps a parameter name (value in V, compared by magnitude) to a ``BoardLimits``
-    field, e.g. ``{"v_in": "max_mvm_voltage"}``. A station without a board gives no problem here.
+    field, e.g. ``{"v_in": "max_mvm_voltage"}``. No station (None) or a station without a board gives no
+    problem here.
     """
-    board = station_config.board_name()
+    board = station_config.board_name() if station_config is not None else None
     if board is None:
         return []
     lim = station_config.instruments[board].limits

@@ -34,7 +34,8 @@ from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.experiments.datasets import Dataset, dataset_shape, dataset_size, load_dataset
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
-from xbarlab.experiments.programming import measure_device_step, program_weights
+from xbarlab.experiments.pcm_training import PCM_RULE, build_pcm_net, pcm_counters, pcm_update_problems
+from xbarlab.experiments.programming import device_kind, measure_device_step, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
     bench_timing,
@@ -54,7 +55,7 @@ from xbarlab.experiments.update_rules import (
 )
 from xbarlab.instruments.interfaces import CrossbarArray
 
-TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka")
+TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka", "pcm_3t1c")
 
 
 def plan_layout(
@@ -102,6 +103,7 @@ class TrainResult:
     programming: dict[str, Any] = field(default_factory=dict)
     total_pulses: int = 0
     instrument_time: float = 0.0
+    counters: dict[str, Any] = field(default_factory=dict)  # PCM rules: transfers, refreshes, charge steps
 
     @property
     def test_acc(self) -> float:
@@ -114,7 +116,7 @@ class TrainExperiment(Experiment):
 
     kind = "train"
     revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
-    title = "On-array training (SGD pulses, mixed precision, Tiki-Taka) with a float baseline"
+    title = "On-array training (SGD pulses, mixed precision, Tiki-Taka, PCM + 3T1C) with a float baseline"
     plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),)
     params_spec = (
         Param("rule", str, "mixed_precision", choices=TRAIN_RULES, help="update rule ('float' = numpy baseline)"),
@@ -132,12 +134,20 @@ class TrainExperiment(Experiment):
         *MVM_INPUT(),  # of the forward and backward MVMs
         Param("bl", int, 10, min=1, max=1000, help="stochastic pulse train length (slots)"),
         Param("max_pulses", int, 4, min=1, max=1000, help="mixed precision: pulse pairs per weight and update"),
-        Param("update", str, "push_pull", choices=("push_pull", "single_device"),
-              help="push_pull: pulse both devices of a pair; single_device: only G+ (G- a fixed reference)"),
+        Param("update", str, "push_pull", choices=("push_pull", "single_device", "set_only"),
+              help="push_pull: pulse both devices of a pair; single_device: only G+ (G- a fixed reference); "
+                   "set_only: SET pulses only, with refresh (PCM, mixed_precision)"),
         Param("gamma", float, 0.5, min=0.0, max=10.0, help="Tiki-Taka: W = gamma*A + C"),
         Param("transfer_every", int, 2, min=1, help="Tiki-Taka: samples between row transfers A -> C"),
         Param("transfer_lr", float, 0.1, min=1e-6, max=10.0, help="Tiki-Taka: transfer rate"),
         Param("zero_shift_pulses", int, 1000, min=0, max=100000, help="Tiki-Taka: alternating pulse pairs on A"),
+        Param("significance", float, 3.0, min=0.1, max=100.0,
+              help="pcm_3t1c: F in W = F*(G+ - G-) + (g+ - g-) (Ambrogio 2018: 3)"),
+        Param("cap_transfer_every", int, 20, min=1, help="pcm_3t1c: samples between capacitor -> PCM transfers"),
+        Param("polarity_inversion", bool, True, help="pcm_3t1c: invert the sign convention of g at each transfer"),
+        Param("refresh_every", int, 100, min=1, help="set_only: samples between refresh checks"),
+        Param("refresh_level", float, 0.9, min=0.1, max=1.0,
+              help="set_only: refresh a pair when a device exceeds this fraction of the window"),
         *PROGRAMMING.take("tolerance", tolerance=0.02),  # of the initial weights
         *PLACEMENT(),
     )
@@ -149,6 +159,12 @@ class TrainExperiment(Experiment):
         problems = []
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
+        problems += pcm_update_problems(params["rule"], params["update"], getattr(station_config, "device", None),
+                                        where)
+        sim = getattr(station_config, "sim", None)
+        if params["rule"] == PCM_RULE and isinstance(sim, dict) and "cap_cells" not in sim:
+            problems.append(f"{where}.rule = {PCM_RULE!r} needs a board with a 3T1C capacitor array; this simulated "
+                            "station has none (add a [sim.cap_cells] table)")
         if params["rule"] != "float":
             problems += board_limit_problems(params, station_config, where, {
                 "pulse_amplitude": "max_pulse_amplitude", "v_in": "max_mvm_voltage"})
@@ -172,9 +188,14 @@ class TrainExperiment(Experiment):
         setup = t.write_verify_layers(sizes, params["tolerance"]) + 3 * t.read_all + 64 * 20 * t.pulse
         if arrays == 2:
             setup += layers * 2 * params["zero_shift_pulses"] * t.slot
+        if params["rule"] == PCM_RULE:
+            arrays = 2  # the PCM and the capacitor MVM of every product
         per_sample_mvms = arrays * (2 * layers - 1) + (0.5 * layers / params["transfer_every"] if arrays == 2 else 0)
         if params["rule"] == "mixed_precision":
             update = 0.3 * cells * t.pulse  # pulses per sample ~0.6 x weights (measured early in training)
+        elif params["rule"] == PCM_RULE:
+            update = 0.3 * cells * t.pulse  # charge steps as pulses, plus the transfers' write-verify
+            setup += t.write_verify_layers(sizes, params["tolerance"]) * samples / params["cap_transfer_every"] * 0.1
         else:
             update = layers * params["bl"] * t.slot * (1.5 if arrays == 2 else 1.0)
         per_epoch_mvms = n_train * per_sample_mvms + n_test * arrays * layers + 20 * arrays * layers
@@ -189,6 +210,13 @@ class TrainExperiment(Experiment):
 
     def _analog_net(self, sizes: list[int], result: TrainResult) -> MLP:
         p = self.params
+        refused = pcm_update_problems(p["rule"], p["update"], device_kind(self.station), "train")
+        if refused:
+            raise ConfigError(refused[0])
+        if p["rule"] == PCM_RULE or p["update"] == "set_only":
+            shape = tuple(self.station.require_board().shape)
+            regions = plan_layout(sizes, "mixed_precision", shape, row0=p["row0"], col0=p["col0"])
+            return build_pcm_net(self, sizes, result, regions)
         board = self.station.require_board()
         regions = plan_layout(sizes, p["rule"], tuple(board.shape), row0=p["row0"], col0=p["col0"])
         pulses = PulseSpec(p["pulse_amplitude"], p["pulse_width"])
@@ -282,11 +310,11 @@ class TrainExperiment(Experiment):
             full_scale = 1.2 * max(sizes[:-1]) * p["g_max"] * p["v_in"]
             with tia_range(self.station, board, full_scale):
                 net = self._analog_net(sizes, result)
-                self._matrices = [
-                    blk.matrix for layer in net.layers
-                    for blk in ([layer.a, layer.c] if isinstance(layer, TikiTakaLayer) else [layer.block])
-                ]
+                self._matrices = [m for layer in net.layers for m in _layer_matrices(layer)]
                 self._train(net, ds, result, stream, t0)
+                result.counters = pcm_counters(net)
+                if result.counters["transfers"] or result.counters["refreshes"]:
+                    self.commit("pcm-counters", **result.counters)
         else:
             self._train(self._float_net(sizes), ds, result, stream, t0)
         result.instrument_time = (instrument_time(self.station) - t0) if analog else 0.0
@@ -328,6 +356,13 @@ class TrainExperiment(Experiment):
                         train_acc=stats.train_acc, loss=stats.train_loss)
 
 
+def _layer_matrices(layer: Any) -> list[ArrayMatrix]:
+    """The array matrices a layer's products use (re-ranged and offset-measured every epoch)."""
+    if hasattr(layer, "matrices"):
+        return layer.matrices()
+    return [blk.matrix for blk in ([layer.a, layer.c] if isinstance(layer, TikiTakaLayer) else [layer.block])]
+
+
 # -- command line ----------------------------------------------------------------------------------------------
 def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``xbarlab train``; the handler is ``cli_main``."""
@@ -345,4 +380,8 @@ def cli_main(args: argparse.Namespace) -> int:
     for e in result.history:
         print(f"{e.epoch:>5} {e.train_loss:>7.3f} {e.train_acc:>7.2%} {e.test_acc:>7.2%} {e.pulses:>10} "
               f"{e.instrument_time:>8.2f}")
+    if result.counters.get("transfers") or result.counters.get("refreshes"):
+        c = result.counters
+        print(f"{c['transfers']} capacitor transfers, {c['refreshes']} PCM refreshes, {c['pcm_program_pulses']} PCM "
+              f"programming pulses, {c['cap_steps']} charge steps")
     return 0

@@ -17,12 +17,14 @@ from xbarlab.gui.calibration import CalibrationTab
 from xbarlab.gui.controller import BenchController
 from xbarlab.gui.logbook import LogbookTab
 from xbarlab.gui.mvm import MvmTab
+from xbarlab.gui.one_step import OneStepTab
 from xbarlab.gui.queue import QueueTab
 from xbarlab.gui.solve import SolveTab
 from xbarlab.gui.training import TrainingTab
 from xbarlab.gui.widgets import ElidedLabel
 
-TABS = ("bench", "array", "calibration", "mvm", "solve", "training", "logbook", "queue")
+TABS = ("bench", "array", "calibration", "mvm", "solve", "onestep", "training", "logbook", "queue")
+_LABELS = {"mvm": "MVM", "onestep": "One-step"}
 
 
 class MainWindow(QMainWindow):
@@ -42,12 +44,13 @@ class MainWindow(QMainWindow):
         self.calibration = CalibrationTab(self.controller)
         self.mvm = MvmTab(self.controller)
         self.solve = SolveTab(self.controller)
+        self.onestep = OneStepTab(self.controller)
         self.training = TrainingTab(self.controller)
         self.logbook = LogbookTab(self.controller, folder)
         self.queue = QueueTab(self.controller, lambda text: self.confirm(text))
-        for name, tab in zip(TABS, (self.bench, self.array, self.calibration, self.mvm, self.solve,
+        for name, tab in zip(TABS, (self.bench, self.array, self.calibration, self.mvm, self.solve, self.onestep,
                                     self.training, self.logbook, self.queue), strict=True):
-            self.tabs.addTab(tab, name.capitalize() if name != "mvm" else "MVM")
+            self.tabs.addTab(tab, _LABELS.get(name, name.capitalize()))
         self.setCentralWidget(self.tabs)
 
         # the Abort bar cannot be hidden, moved or floated (no toolbar context menu: createPopupMenu)

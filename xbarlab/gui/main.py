@@ -51,6 +51,9 @@ def run_default(app: QApplication, window: MainWindow, tab: str) -> None:
         window.solve.refine.button.click()
         wait(app, window)
         window.solve.one_step.button.click()
+    elif tab == "onestep":
+        window.onestep.panel.form.set_value("potential", "double")
+        window.onestep.panel.button.click()
     elif tab == "training":
         for name, value in (("limit", 500), ("epochs", 4), ("lr", 0.1)):  # enough to learn something visible
             window.training.panel.form.set_value(name, value)

@@ -1,5 +1,6 @@
 """Training tab: update rule and hyper-parameters, live loss/accuracy against the float baseline,
-pulse counts per epoch and the conductance map of the trained block."""
+pulse counts per epoch and the conductance map of the trained block. On a PCM station: update
+``set_only`` or rule ``pcm_3t1c`` (F, transfer interval, polarity inversion)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ class TrainingTab(QWidget):
         self.controller = controller
         self.panel = RunPanel(controller, "train", title="Train",
                               overrides={"epochs": 2, "limit": 150, "hidden": 8},
-                              only=("rule", "dataset", "hidden", "epochs", "lr", "lr_decay", "limit", "max_pulses",
-                                    "gamma", "seed"))
+                              only=("rule", "update", "dataset", "hidden", "epochs", "lr", "lr_decay", "limit",
+                                    "max_pulses", "gamma", "significance", "cap_transfer_every", "polarity_inversion",
+                                    "seed"))
         self.panel.set_action(self.run)  # the Train button: baseline first when ticked, then the rule
         self.panel.queue_start = self._start_queued
         self.baseline = QCheckBox("also train the float baseline first (same data split)")
@@ -126,6 +128,10 @@ class TrainingTab(QWidget):
             self.pulses.addItem(bars)
         text = (f"{result.rule}: test accuracy {result.test_acc:.1%} after {len(hist)} epochs, "
                 f"{result.total_pulses} pulses, instrument time {result.instrument_time:.2f} s (run {run_id})")
+        counters = getattr(result, "counters", {}) or {}
+        if counters.get("transfers") or counters.get("refreshes"):
+            text += (f"; {counters['transfers']} capacitor transfers, {counters['refreshes']} PCM refreshes, "
+                     f"{counters['cap_steps']} charge steps")
         self.info.setText(text)
         if self._pending_rule is not None:
             rule, self._pending_rule = self._pending_rule, None

@@ -28,7 +28,8 @@ from xbarlab.readings import AdcSaturationError, BoardInfo, BoardReading, Pulse,
 
 __all__ = [
     "ABILITIES", "AdcSaturationError", "BatchedPulses", "BenchStation", "BoardInfo", "BoardReading", "CellReads",
-    "ClosedLoop", "CrossbarArray", "CurrentReads", "HasBoardLimits", "OuterProductUpdate", "Pulse", "SourceFunction",
+    "CapacitorCells", "ClosedLoop", "CrossbarArray", "CurrentReads", "HasBoardLimits", "OuterProductUpdate", "Pulse",
+    "SourceFunction",
     "SourceMeter", "StatusReports", "SweepResult", "board_limit", "capabilities", "describe", "require",
 ]
 
@@ -258,6 +259,43 @@ class StatusReports(Protocol):
 
 
 @runtime_checkable
+class CapacitorCells(Protocol):
+    """A 3T1C capacitor array beside the resistive one (board protocol §9): charge-step updates, reads, MVMs."""
+
+    def cap_info(self) -> Any:
+        """The capacitor array's geometry, largest steps per record and step time (s)."""
+        ...
+
+    def cap_update(self, rows: Any, cols: Any, steps: Any) -> int:
+        """Signed integer charge steps per capacitor cell (> 0 charge); returns the steps applied."""
+        ...
+
+    def cap_reset(self, rows: Any, cols: Any) -> None:
+        """Reset the listed capacitor cells to the board's reset level."""
+        ...
+
+    def cap_read_cells(self, rows: Any, cols: Any) -> np.ndarray:
+        """Conductances (S) of listed capacitor cells."""
+        ...
+
+    def cap_read_cells_reading(self, rows: Any, cols: Any) -> BoardReading:
+        """Currents (A) of listed capacitor cells with the saturation mask."""
+        ...
+
+    def cap_read_all(self) -> np.ndarray:
+        """Conductance map (S) of the capacitor cells."""
+        ...
+
+    def cap_mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
+        """Column currents (A) of the capacitor cells for row voltages (V)."""
+        ...
+
+    def cap_mvm_transpose(self, col_voltages: np.ndarray) -> np.ndarray:
+        """Row currents (A) of the capacitor cells for column voltages (V)."""
+        ...
+
+
+@runtime_checkable
 class HasBoardLimits(Protocol):
     """A board held to station limits (the safety wrapper): ``limits`` is its frozen ``BoardLimits``."""
 
@@ -297,6 +335,7 @@ ABILITIES: dict[type, str] = {
     OuterProductUpdate: "apply an outer-product (coincidence) update",
     ClosedLoop: "run the closed-loop (feedback) circuit",
     StatusReports: "report its status (GET_STATUS)",
+    CapacitorCells: "address a 3T1C capacitor array (protocol §9)",
 }
 
 _C = TypeVar("_C")

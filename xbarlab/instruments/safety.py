@@ -42,6 +42,7 @@ from xbarlab.instruments import expert
 from xbarlab.instruments.interfaces import (
     BatchedPulses,
     BoardInfo,
+    CapacitorCells,
     CellReads,
     ClosedLoop,
     CrossbarArray,
@@ -602,6 +603,29 @@ _READ_DOC = "checked: the read voltage the board echoed at CONFIGURE is within m
 _MVM_DOC = "checked: every |input voltage| <= max_mvm_voltage"
 _PULSES_DOC = "checked: every pulse as pulse_cell, count <= max_batch_pulses, before the first is sent"
 
+def _board_cap_update(ctx: _Context, rows: Any, cols: Any, steps: Any) -> int:
+    """3T1C charge steps: no host-chosen level (a fixed charge per step from the board's own supply);
+    integer counts, as many records as a pulse batch may hold, checked before the first is sent."""
+    try:
+        s = np.asarray(steps)
+    except (TypeError, ValueError):
+        raise SafetyLimitError(ctx.name, "charge steps", float("nan"), "integers") from None
+    if s.size and not np.issubdtype(s.dtype, np.integer):
+        raise SafetyLimitError(ctx.name, "charge steps", float("nan"), "integers")
+    _check_count(ctx.name, "charge steps in one update", int(np.abs(s).sum()) if s.size else 0,
+                 ctx.limits.max_batch_pulses)
+    return ctx.driver.cap_update(rows, cols, s)
+
+
+def _board_cap_reset(ctx: _Context, rows: Any, cols: Any) -> None:
+    _check_count(ctx.name, "capacitor cells in one reset", int(np.size(rows)), ctx.limits.max_batch_pulses)
+    ctx.driver.cap_reset(rows, cols)
+
+
+_CAP_READS = ("cap_read_cells", "cap_read_cells_reading", "cap_read_all")
+_CAP_MVMS = {"cap_mvm_forward": "capacitor MVM row voltage (V)",
+             "cap_mvm_transpose": "capacitor MVM column voltage (V)"}
+
 #: what every board can do: gate operations and their public registry entries
 _CORE_GATE: Mapping[str, _Operation] = MappingProxyType({
     "configure": _board_configure,
@@ -647,6 +671,10 @@ _CAPABILITY_GATE: Mapping[type, Mapping[str, _Operation]] = MappingProxyType({
     ClosedLoop: {"closed_loop_solve": _board_closed_loop_solve, "closed_loop_eigen": _board_closed_loop_eigen,
                  "closed_loop_info": _board_closed_loop_info},
     StatusReports: {"status": _passthrough("status")},
+    CapacitorCells: {**{m: _board_read(m) for m in _CAP_READS},
+                     **{m: _board_mvm(m, what) for m, what in _CAP_MVMS.items()},
+                     "cap_update": _board_cap_update, "cap_reset": _board_cap_reset,
+                     "cap_info": _passthrough("cap_info")},
 })
 _CAPABILITY_DOCS: Mapping[type, Mapping[str, str]] = MappingProxyType({
     CellReads: {m: _READ_DOC for m in _CELL_READS},
@@ -659,6 +687,14 @@ _CAPABILITY_DOCS: Mapping[type, Mapping[str, str]] = MappingProxyType({
         "closed_loop_info": "query: the board's closed-loop rail (V) and input conductance (S)",
     },
     StatusReports: {"status": "query: board status"},
+    CapacitorCells: {
+        **{m: _READ_DOC for m in _CAP_READS},
+        **{m: _MVM_DOC for m in _CAP_MVMS},
+        "cap_update": "checked: integer 3T1C charge steps (no host-chosen level), total <= max_batch_pulses, "
+                      "before the first is sent",
+        "cap_reset": "checked: 3T1C cells to the board's reset level, count <= max_batch_pulses",
+        "cap_info": "query: the 3T1C capacitor array's geometry and step limits",
+    },
 })
 
 #: every board operation of a board with every capability (the gate of such a board)
@@ -850,9 +886,48 @@ class SafeStatusReports:
         return _call(self, "status")
 
 
+class SafeCapacitorCells:
+    """:class:`CapacitorCells` through the safety layer."""
+
+    __slots__ = ()
+
+    def cap_info(self) -> Any:
+        """The capacitor array's geometry, largest steps per record and step time (s)."""
+        return _call(self, "cap_info")
+
+    def cap_update(self, rows: Any, cols: Any, steps: Any) -> int:
+        """Signed integer charge steps per capacitor cell (> 0 charge); returns the steps applied."""
+        return _call(self, "cap_update", rows, cols, steps)
+
+    def cap_reset(self, rows: Any, cols: Any) -> None:
+        """Reset the listed capacitor cells to the board's reset level."""
+        _call(self, "cap_reset", rows, cols)
+
+    def cap_read_cells(self, rows: Any, cols: Any) -> np.ndarray:
+        """Conductances (S) of listed capacitor cells."""
+        return _call(self, "cap_read_cells", rows, cols)
+
+    def cap_read_cells_reading(self, rows: Any, cols: Any) -> Any:
+        """Currents (A) of listed capacitor cells with the saturation mask."""
+        return _call(self, "cap_read_cells_reading", rows, cols)
+
+    def cap_read_all(self) -> np.ndarray:
+        """Conductance map (S) of the capacitor cells."""
+        return _call(self, "cap_read_all")
+
+    def cap_mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
+        """Column currents (A) of the capacitor cells for row voltages (V, checked)."""
+        return _call(self, "cap_mvm_forward", row_voltages)
+
+    def cap_mvm_transpose(self, col_voltages: np.ndarray) -> np.ndarray:
+        """Row currents (A) of the capacitor cells for column voltages (V, checked)."""
+        return _call(self, "cap_mvm_transpose", col_voltages)
+
+
 _SAFE_MIXINS: Mapping[type, type] = MappingProxyType({
     CellReads: SafeCellReads, CurrentReads: SafeCurrentReads, BatchedPulses: SafeBatchedPulses,
     OuterProductUpdate: SafeOuterProductUpdate, ClosedLoop: SafeClosedLoop, StatusReports: SafeStatusReports,
+    CapacitorCells: SafeCapacitorCells,
 })
 
 

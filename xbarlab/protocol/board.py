@@ -73,6 +73,14 @@ class Op(IntEnum):
     CLOSED_LOOP_SOLVE = 0x40
     CLOSED_LOOP_EIGEN = 0x41
     CLOSED_LOOP_INFO = 0x42
+    # 3T1C capacitor array (revision 1.1, docs/board-protocol.md §9; payloads in xbarlab.protocol.cap)
+    CAP_INFO = 0x70
+    CAP_UPDATE = 0x71
+    CAP_READ_CELLS = 0x72
+    CAP_READ_ALL = 0x73
+    CAP_MVM_FORWARD = 0x74
+    CAP_MVM_TRANSPOSE = 0x75
+    CAP_RESET = 0x76
 
 
 class Status(IntEnum):

@@ -8,7 +8,8 @@ and run steps with the one :class:`~xbarlab.runs.engine.Engine`::
         result = lab.run("mvm", {"n": 16})                         # one logged run
 
 Opening the station is itself logged as a ``session-N`` run (identify, configure), so the
-log holds every exchange needed to replay the experiments offline.
+log holds every exchange needed to replay the experiments offline. Step types named by string
+must be registered: ``from xbarlab.session import LabSession`` registers the built-in ones.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def resolve_station(station: str | Path | StationConfig | None) -> StationConfig
 
 
 def experiment_class(experiment: str | type[Experiment]) -> type[Experiment]:
-    """The registered step type ``experiment`` (built-in types register when ``xbarlab.experiments`` is imported)."""
+    """The registered step type ``experiment`` (the built-in types are registered by importing
+    ``xbarlab.experiments.catalog``, which ``xbarlab.session`` does)."""
     if isinstance(experiment, type):
         return experiment
     try:

@@ -435,9 +435,10 @@ class WireAudit(_Record):
             self.check_abs(name, "read voltage (V)", *over(cfg.read_voltage, lim.max_read_voltage), ev, rel=0)
             self.check_abs(name, "TIA range (A)", *over(cfg.tia_range, lim.max_tia_range), ev, rel=0)
             state.update(read_voltage=cfg.read_voltage, rows=cfg.active_rows, cols=cfg.active_cols)
-        elif op in (bp.Op.READ_CELL, bp.Op.READ_ALL, bp.Op.READ_CELLS) and state["read_voltage"] is not None:
+        elif op in (bp.Op.READ_CELL, bp.Op.READ_ALL, bp.Op.READ_CELLS, bp.Op.CAP_READ_CELLS,
+                    bp.Op.CAP_READ_ALL) and state["read_voltage"] is not None:
             self.check_abs(name, "read voltage (V)", *over(state["read_voltage"], lim.max_read_voltage), ev, rel=0)
-        elif op in (bp.Op.MVM_FORWARD, bp.Op.MVM_TRANSPOSE):
+        elif op in (bp.Op.MVM_FORWARD, bp.Op.MVM_TRANSPOSE, bp.Op.CAP_MVM_FORWARD, bp.Op.CAP_MVM_TRANSPOSE):
             v = bp.unpack_vector(payload, len(payload) // 4)
             self.check_abs(name, "MVM input voltage (V)", *over(v, lim.max_mvm_voltage), ev, rel=0)
         elif op == bp.Op.CLOSED_LOOP_SOLVE:

@@ -21,6 +21,7 @@ The ``[sim]`` table of a station file configures it::
     [sim.periphery]           # Periphery keywords (dac_bits, adc_bits, gain_sigma, ...)
     [sim.loads]               # fixed loads on SMUs not cabled to the board: name = Ω
     smu3 = 10e3
+    [sim.cap_cells]           # a 3T1C capacitor cell beside every array cell (CapCellParams overrides)
     [sim.faults.smu1]         # FaultPlan switches per instrument
     timeout_probability = 0.01
 """
@@ -38,6 +39,7 @@ from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.sim import checkpoint, registry, smu_scpi, smu_tsp
 from xbarlab.sim.array import CrossbarModel
 from xbarlab.sim.board_emulator import BoardEmulator
+from xbarlab.sim.cap_cell import CapacitorArray, cap_params
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.devices import make_device
 from xbarlab.sim.emulator import StreamEmulator
@@ -49,7 +51,7 @@ from xbarlab.sim.terminals import Resistor, SmuTerminal
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 
-_SIM_KEYS = {"seed", "array", "device", "periphery", "loads", "faults", "board"}
+_SIM_KEYS = {"seed", "array", "device", "periphery", "loads", "faults", "board", "cap_cells"}
 _ARRAY_KEYS = {"rows", "cols", "device", "kind", "wire_resistance", "stuck_fraction", "access_resistance",
                "ir_solver"}
 
@@ -123,6 +125,12 @@ class SimBench:
 
         if board_name is not None:
             board_cfg = dict(sim.get("board", {}))
+            if "cap_cells" in sim:
+                try:
+                    params = cap_params(sim["cap_cells"])
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"{where}.cap_cells: {exc}") from None
+                board_cfg["cap_array"] = CapacitorArray(rows, cols, params, seed=self.seed + 3, clock=self.clock)
             self.board = BoardEmulator(
                 self.model, self.periphery, self.clock, smu_terminals=board_terminals, **board_cfg
             )

@@ -23,6 +23,7 @@ import numpy as np
 
 from xbarlab.protocol import board as bp
 from xbarlab.protocol.board import Err, Frame, FrameError, Op, PayloadError
+from xbarlab.sim.cap_board import install
 from xbarlab.sim.clock import SimClock
 from xbarlab.sim.closed_loop import ClosedLoopCircuit, OpAmpSpec
 from xbarlab.sim.emulator import StreamEmulator
@@ -92,7 +93,8 @@ class _Reject(PayloadError):
 #: opcodes that drive the array lines: refused before CONFIGURE and while an SMU port is routed
 _ARRAY_OPS = frozenset(
     {Op.READ_CELL, Op.READ_ALL, Op.READ_CELLS, Op.MVM_FORWARD, Op.MVM_TRANSPOSE, Op.PULSE, Op.PULSE_BATCH,
-     Op.OUTER_PRODUCT, Op.CLOSED_LOOP_SOLVE, Op.CLOSED_LOOP_EIGEN}
+     Op.OUTER_PRODUCT, Op.CLOSED_LOOP_SOLVE, Op.CLOSED_LOOP_EIGEN,
+     Op.CAP_UPDATE, Op.CAP_READ_CELLS, Op.CAP_READ_ALL, Op.CAP_MVM_FORWARD, Op.CAP_MVM_TRANSPOSE, Op.CAP_RESET}
 )
 
 
@@ -104,7 +106,8 @@ class BoardEmulator(StreamEmulator):
     ROUTE_SMU connects ``model.cell_load(row, col)`` to that terminal. ``limits`` and
     ``timing`` accept the dataclass or a dict of its fields (a TOML ``[sim.board]`` table).
     ``closed_loop`` configures the feedback mode (:class:`~xbarlab.sim.closed_loop.OpAmpSpec` or a
-    dict of its fields, plus an optional ``seed`` for the per-channel offsets).
+    dict of its fields, plus an optional ``seed`` for the per-channel offsets). ``cap_array``: a
+    :class:`~xbarlab.sim.cap_cell.CapacitorArray` beside the crossbar (3T1C opcodes 0x70–0x76).
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class BoardEmulator(StreamEmulator):
         temperature: float = 25.0,
         faults: FaultPlan | None = None,
         closed_loop: OpAmpSpec | dict[str, Any] | None = None,
+        cap_array: Any = None,
     ) -> None:
         super().__init__(faults)
         self.model = model
@@ -180,6 +184,9 @@ class BoardEmulator(StreamEmulator):
         cl = dict(closed_loop) if isinstance(closed_loop, dict) else closed_loop
         cl_seed = int(cl.pop("seed", 0)) if isinstance(cl, dict) else 0
         self.closed_loop = ClosedLoopCircuit(model, _as(OpAmpSpec, cl, "closed_loop"), seed=cl_seed, clock=clock)
+        self.cap = None  # the 3T1C capacitor array's commands (sim/cap_board.py), when the board has one
+        if cap_array is not None:
+            self.cap = install(self, cap_array)
         self.boot_count = 0
         self.error_count = 0
         self.link_errors = 0

@@ -24,6 +24,7 @@ from typing import Any
 from xbarlab.protocol.board import HardwareLimits
 from xbarlab.sim.array import IR_SOLVERS
 from xbarlab.sim.board_emulator import BoardEmulator, BoardTiming
+from xbarlab.sim.cap_cell import CapCellParams
 from xbarlab.sim.closed_loop import OpAmpSpec
 from xbarlab.sim.devices import DEVICES
 from xbarlab.sim.faults import FaultPlan
@@ -100,7 +101,7 @@ FRACTION = _f(0, 1)
 SEED = _i(0, 2**63 - 1)
 
 _SIM = {"seed": SEED, "array": Rule("table"), "device": Rule("table"), "periphery": Rule("table"),
-        "loads": Rule("table"), "faults": Rule("table"), "board": Rule("table")}
+        "loads": Rule("table"), "faults": Rule("table"), "board": Rule("table"), "cap_cells": Rule("table")}
 _ARRAY = {"rows": _i(1, MAX_LINES), "cols": _i(1, MAX_LINES), "kind": Rule("str", choices=("1T1R", "passive")),
           "wire_resistance": NON_NEGATIVE,
           "access_resistance": NON_NEGATIVE, "stuck_fraction": _f(0, 1, high_open=True),
@@ -121,6 +122,9 @@ _TIMING = {"baud_rate": POSITIVE, "bits_per_byte": _i(1), "adc_channels": _i(1)}
 _CLOSED_LOOP = {"open_loop_gain": POSITIVE, "gbw": POSITIVE, "rail": POSITIVE, "input_conductance": POSITIVE,
                 "max_time": POSITIVE, "offset_sigma": NON_NEGATIVE, "noise_rms": NON_NEGATIVE,
                 "inverter_gain_sigma": NON_NEGATIVE, "adc_bits": _i(1, 24), "seed": SEED}
+
+_CAP_CELLS = {"v_dd": POSITIVE, "dv_step": POSITIVE, "v_knee": POSITIVE, "tau": POSITIVE, "beta": POSITIVE,
+              "slope_factor": POSITIVE, "step_time": POSITIVE, "v_leak": NON_NEGATIVE}
 
 
 def _did_you_mean(word: str, options: Any) -> str:
@@ -279,6 +283,14 @@ def sim_problems(sim: Any, instruments: Mapping[str, Any] | None = None, *,
     _check_table(board.get("timing", {}), timing_rules, "sim.board.timing", problems)
     _check_table(board.get("closed_loop", {}), {**_dataclass_rules(OpAmpSpec, _CLOSED_LOOP), "seed": SEED},
                  "sim.board.closed_loop", problems)
+
+    if "cap_cells" in top:
+        cap_rules = {**{f.name: NON_NEGATIVE for f in dataclasses.fields(CapCellParams)}, **_CAP_CELLS}
+        cap = _check_table(top["cap_cells"], _dataclass_rules(CapCellParams, cap_rules), "sim.cap_cells", problems)
+        cap = {**_defaults(CapCellParams), **cap}
+        for key in ("v_reset", "v_leak"):
+            if not 0 <= cap[key] <= cap["v_dd"]:
+                problems.append(f"sim.cap_cells.{key} = {cap[key]!r}: must lie within [0, v_dd = {cap['v_dd']:g}] V")
 
     names = sorted(instruments)
     smus = [n for n in names if getattr(getattr(instruments[n], "spec", None), "kind", "smu") == "smu"]

@@ -30,8 +30,13 @@ def sim_station_text(
     tia_range: float = 1e-3,
     max_pulse_amplitude: float = 3.5,
     name: str = "Simulated test bench",
+    cap_cells: dict[str, Any] | None = None,
 ) -> str:
-    """A simulated station: one Keithley 2400 cabled to board port 0 and the crossbar board."""
+    """A simulated station: one Keithley 2400 cabled to board port 0 and the crossbar board.
+
+    ``cap_cells``: a ``[sim.cap_cells]`` table (a 3T1C capacitor cell beside every array cell); ``{}`` for the
+    defaults, None for none.
+    """
     lines = [
         "[station]",
         f'name = "{name}"',
@@ -54,6 +59,9 @@ def sim_station_text(
     if periphery:
         lines.append("[sim.periphery]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in periphery.items()]
+    if cap_cells is not None:
+        lines.append("[sim.cap_cells]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in cap_cells.items()]
     lines += [
         "[instruments.smu1]",
         'driver = "keithley2400"',
