@@ -29,6 +29,11 @@ uniform in [−1, 1], each product the mean of ``repeats`` MVMs (read noise alon
   and 3 hold centred pairs (G± = g_mid ± Δ/2: the pair current does not depend on the weight)
   and are set to w = 0 before block 1 is programmed, so the row load stays constant.
 
+Headline figures are averaged (``repeats`` MVMs per product) and digitally corrected (pairs a stuck
+device leaves short); beside them the JSON gives the same with ONE MVM per product
+(``*_single_mvm``, what a single inference sees), without the digital correction
+(``*_without_defect_correction``) and the read-noise floors of both (two independent evaluations).
+
 Usage: ``python benchmarks/mvm_accuracy.py [--quick]`` (quick: 32×32 on 32×192); last line one JSON object.
 """
 
@@ -120,6 +125,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "block1_of_3_write_verify_only": res.first_write_verify_only,
         "block1_of_3_mvm_verified": res.first_alone,
         "read_noise_floor": res.noise_floor,
+        # what ONE inference sees: a single MVM per product (no averaging), and its read-noise floor
+        "calibrated_single_mvm": alone.single_mvm_errors[0],
+        "residual_2_single_mvm": res.single_mvm_errors[1] if len(res.single_mvm_errors) > 1 else None,
+        "residual_3_single_mvm": res.single_mvm_errors[2] if len(res.single_mvm_errors) > 2 else None,
+        "read_noise_floor_single_mvm": res.single_mvm_noise_floor,
+        "calibrated_single_mvm_read_noise_floor": alone.single_mvm_noise_floor,
         "residual_2": res.stage_errors[1],
         "residual_3": res.errors[2],
         "after_all_blocks_1_2_3": res.errors,

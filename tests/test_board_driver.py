@@ -253,7 +253,7 @@ def physics_board(rows: int = 8, cols: int = 6, max_payload: int = bp.MAX_PAYLOA
     device = make_device("rram", read_noise=0.0, c2c=0.0)
     model = CrossbarModel(rows, cols, device=device, seed=seed, clock=clock, wire_resistance=0.0, stuck_fraction=0.0)
     periphery = Periphery(rows, cols, seed=seed + 1, dac_bits=24, adc_bits=24, gain_sigma=0.0, offset_sigma=0.0,
-                          noise=0.0)
+                          noise=0.0, dac_gain_sigma=0.0, dac_offset_sigma=0.0)
     emulator = BoardEmulator(model, periphery, clock, **emu_kwargs)
     board = CrossbarBoard(EmulatorLink(emulator), max_payload=max_payload)
     board.identify()

@@ -20,7 +20,8 @@ from xbarlab.sim.terminals import OpenCircuit, SmuTerminal
 
 # -- the physics, made deterministic: no read noise, no cycle-to-cycle spread, no wires, ideal TIAs --------
 IDEAL_DEVICE = {"read_noise": 0.0, "c2c": 0.0}
-IDEAL_PERIPHERY = {"dac_bits": 24, "adc_bits": 24, "gain_sigma": 0.0, "offset_sigma": 0.0, "noise": 0.0}
+IDEAL_PERIPHERY = {"dac_bits": 24, "adc_bits": 24, "gain_sigma": 0.0, "offset_sigma": 0.0, "noise": 0.0,
+                   "dac_gain_sigma": 0.0, "dac_offset_sigma": 0.0}
 
 
 def make_model(rows: int, cols: int, clock: SimClock, seed: int = 5, kind: str = "1T1R", **device) -> CrossbarModel:

@@ -12,7 +12,10 @@ from xbarlab.sim.stations import sim_station_text
 
 
 def test_fit_recovers_simulator_parameters_within_uncertainty():
-    params = {"dw_min": 0.002, "step_ratio": 1.2 / 0.8, "c2c": 0.1, "d2d": 0.1}
+    # c2c 0.3 (the literature default): at 0.1 the step spread is below the two reads' noise and its
+    # deconvolution scatters over 0.04-0.1 from seed to seed (measured on seeds 4-6)
+    # (no threshold spread: its exp(−δ/v_scale) step factor would add to the d2d the fit is compared with)
+    params = {"dw_min": 0.002, "step_ratio": 1.2 / 0.8, "c2c": 0.3, "d2d": 0.1, "v_ref_d2d": 0.0}
     with Station.from_text(sim_station_text(8, 8, seed=4, stuck_fraction=0.0, device_params=params)) as st:
         prep = prepare(st)
         rr, cc = np.repeat(np.arange(8), 8), np.tile(np.arange(8), 8)
@@ -27,7 +30,7 @@ def test_fit_recovers_simulator_parameters_within_uncertainty():
         assert abs(v["up_down"] - 2 * (k_up - k_dn) / (k_up + k_dn)) < 4 * e["up_down"]
         assert abs(v["g_hi"] - d.hi.mean()) < 4 * e["g_hi"] + 0.01 * d.hi.mean()
         assert abs(v["d2d"] - 0.1) < 4 * e["d2d"]
-        assert abs(v["c2c"] - 0.1) < 0.03
+        assert abs(v["c2c"] - 0.3) < 0.05
         assert abs(v["nonlinearity"] - 1.0) < 0.02  # soft bounds
         assert abs(v["read_sigma"] - 0.005) < 0.001
         pm = fit.pulse_model(v_scale=prep.model.v_scale, width_exp=prep.model.width_exp)

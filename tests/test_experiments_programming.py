@@ -48,8 +48,12 @@ def test_rram_weights_reach_tolerance_in_few_pulses():
 def test_pcm_weights_are_programmed_with_abrupt_resets():
     _, out, _ = _program("pcm", 0.5e-6, 20e-6, 0.03)
     s = out.summary()
-    assert s["yield"] >= 0.9
-    assert s["mean_pulses"] < 10
+    # ±3 % of 19.5 µS is 0.59 µS, below PCM's programming noise mid-range (σ_prog 0.3–1 µS, Nandakumar 2019,
+    # emerging after the verify read), SET steps spread about their mean and the 1/f read noise is several %
+    # near the bottom of the range: ~0.79 reached, in ~14 pulses a cell (was 0.9+ in < 10 on the kinder model)
+    assert s["yield"] >= 0.7
+    assert s["mean_pulses"] < 25
+    assert s["unreachable"] <= 0.2 * s["cells"]
 
 
 def test_absolute_programming_calibrates_the_read_path():

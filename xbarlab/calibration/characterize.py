@@ -207,8 +207,16 @@ def fit_read_noise(mean: np.ndarray, var: np.ndarray) -> tuple[float, float]:
         return 0.0, float(np.sqrt(np.median(var)))
 
     w = 1.0 / np.maximum(var, 1e-40) ** 0.5
-    a = np.column_stack([np.ones_like(mean), mean**2]) * w[:, None]
-    coef, _ = nnls(a, var * w)
+    a = np.column_stack([np.ones_like(mean), mean**2])
+    coef, _ = nnls(a * w[:, None], var * w)
+    # then relative residuals against the fitted variance (iteratively reweighted; weighting by each cell's
+    # own sample variance would favour the cells whose few reads happened to agree): a device whose relative
+    # noise falls with g (PCM: σ ∝ g^0.35) is fitted by its absolute floor at low g and its relative noise
+    # at high g, not by one relative noise the low-g cells inflate (which hid PCM's RESET steps)
+    for _ in range(3):
+        model = a @ coef
+        w = 1.0 / np.maximum(model, max(0.01 * float(np.median(model)), 1e-40))
+        coef, _ = nnls(a * w[:, None], var * w)
     return float(np.sqrt(coef[1])), float(np.sqrt(coef[0]))
 
 
@@ -264,16 +272,21 @@ def drive_to_bounds(board: CrossbarArray, read: Reader, rr: np.ndarray, cc: np.n
 
     The amplitude ramps from ``v_on`` by ``bound_step`` a pulse up to ``v_cap``, so a soft-bounded
     cell is not left crawling; a pulse is quiet when it moves the cell by less than 3σ of the read
-    difference. The bound is a fresh averaged read.
+    difference and the last ``settle`` pulses together moved it by less than that too (a device whose
+    single steps spread about their mean, as PCM's SET steps do, is not taken for settled after a few
+    small steps while it still climbs), and only once the ramp has reached ``v_cap`` (a step that
+    hides in the read noise at a low amplitude says nothing about the bound). The bound is a fresh
+    averaged read.
     """
     n = rr.size
     v = np.full(n, min(v_on, v_cap))
     quiet = np.zeros(n, dtype=int)
     moved = np.zeros(n, dtype=bool)  # a cell that never moved is settled only at v_cap (weak cell or stuck)
     g, sd = _avg_noise(read, rr, cc, reads)
+    history = [g.copy()]  # reads after each pulse round (cells not pulsed keep their last read)
     total = 0
     for _ in range(max_pulses):
-        act = np.flatnonzero((quiet < settle) | (~moved & (v < v_cap - 1e-9)))
+        act = np.flatnonzero((quiet < settle) | (v < v_cap - 1e-9))
         if act.size == 0:
             break
         if checkpoint is not None:
@@ -286,11 +299,14 @@ def drive_to_bounds(board: CrossbarArray, read: Reader, rr: np.ndarray, cc: np.n
                          np.hypot(sd, sd_new) / np.sqrt(max(reads, 2)))
         sd = sd_new
         still = sign * (g_new - g[act]) < 3 * sig
+        if len(history) >= settle:  # net move over the last `settle` pulses
+            still &= sign * (g_new - history[-settle][act]) < 3 * sig
         quiet[act] = np.where(still, quiet[act] + 1, 0)
         moved[act] |= ~still
         v[act] = np.minimum(v[act] + bound_step, v_cap)
         g[act] = g_new
-    return _avg(read, rr, cc, 2 * reads), total, (quiet < settle) | (~moved & (v < v_cap - 1e-9))
+        history.append(g.copy())
+    return _avg(read, rr, cc, 2 * reads), total, (quiet < settle) | (v < v_cap - 1e-9)
 
 
 def _uncensored(obs: np.ndarray, share: float = 0.75) -> np.ndarray:
@@ -327,14 +343,31 @@ def _fit_direction(obs: np.ndarray, v_ref: float, width_ref: float, v_on: float)
     y = np.log(k)
     lw = np.log(w / width_ref)
     has_width = np.ptp(lw) > 0.5 and np.unique(np.round(lw, 3)).size >= 2
-    cols = [np.ones_like(v), v - v_ref] + ([lw] if has_width else [])
-    x = np.column_stack(cols)
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    resid = y - x @ coef
-    dof = max(y.size - x.shape[1], 1)
-    s2 = float(resid @ resid) / dof
-    cov = s2 * np.linalg.pinv(x.T @ x)
-    err = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    # slopes from the variation within each cell (per-cell intercepts): a cell-to-cell spread of the
+    # threshold shifts whole cells and, with the censoring of the low rungs, would flatten a pooled fit
+    xs = np.column_stack([v - v_ref] + ([lw] if has_width else []))
+    counts = np.bincount(cell)
+
+    def within(a: np.ndarray) -> np.ndarray:
+        return a - (np.bincount(cell, weights=a) / np.maximum(counts, 1))[cell]
+    xw = np.column_stack([within(xs[:, j]) for j in range(xs.shape[1])])
+    yw = within(y)
+    multi = counts[cell] > 1
+    if np.count_nonzero(multi) > xs.shape[1] + 2 and np.ptp(xw[multi, 0]) > 0:
+        slopes, *_ = np.linalg.lstsq(xw[multi], yw[multi], rcond=None)
+    else:  # too few repeats per cell: pooled
+        slopes = np.linalg.lstsq(np.column_stack([np.ones_like(v), xs]), y, rcond=None)[0][1:]
+    cell_int = np.bincount(cell, weights=y - xs @ slopes) / np.maximum(counts, 1)
+    coef = np.concatenate([[float(np.mean(y - xs @ slopes))], slopes])
+    resid = y - cell_int[cell] - xs @ slopes  # within-cell residual (cycle to cycle)
+    dof = max(int(np.count_nonzero(multi)) - np.count_nonzero(counts[counts > 1]) - xs.shape[1], 1)
+    s2 = float(resid[multi] @ resid[multi]) / dof
+    k_par = xs.shape[1]
+    cov = s2 * np.linalg.pinv(xw[multi].T @ xw[multi]) if np.count_nonzero(multi) else np.full((k_par, k_par), np.nan)
+    # the intercept's error: the spread of the cells' intercepts over their number (plus the within noise)
+    n_cells = max(np.count_nonzero(counts), 1)
+    s_err = float(np.sqrt(s2 / max(y.size, 1)) + np.std(cell_int[counts > 0]) / np.sqrt(n_cells))
+    err = np.concatenate([[s_err], np.sqrt(np.maximum(np.diag(cov), 0.0))])
     slope = float(coef[1])
     if slope > 2 * float(err[1]) and slope > 0.1:
         v_scale = 1.0 / slope
@@ -345,11 +378,9 @@ def _fit_direction(obs: np.ndarray, v_ref: float, width_ref: float, v_on: float)
         beta, beta_err = float(np.clip(coef[2], 0.05, 2.0)), float(err[2])
     else:  # no usable width ladder: the conservative choice (shortening a pulse then undershoots)
         beta, beta_err = 1.0, float("nan")
-    counts = np.bincount(cell)
-    means = np.bincount(cell, weights=resid) / np.maximum(counts, 1)
-    within = resid - means[cell]
-    c2c = float(np.sqrt(np.sum(within**2) / max(y.size - np.count_nonzero(counts), 1)))  # spread of ln k
     seen = counts > 1
+    c2c = float(np.sqrt(np.sum(resid[multi] ** 2) / max(int(np.count_nonzero(multi)) - np.count_nonzero(seen), 1)))
+    means = cell_int - coef[0]
     d2d = float(np.sqrt(max(np.var(means[seen]) - c2c**2 / np.mean(counts[seen]), 0.0))) if seen.sum() > 2 else nan
     return DirectionFit(float(coef[0]), v_scale, beta, float(err[0]), v_scale_err, beta_err, c2c, v_on,
                         int(y.size), d2d=d2d)
@@ -492,12 +523,26 @@ def characterize(
                                            width=width, noise=noise, reads=reads, checkpoint=checkpoint)
     p2 = 0
     cap_up, cap_dn = min(v_on_up + max_overdrive, v_top), min(v_on_dn + max_overdrive, v_top)
+    # noisy devices average more reads per bound step (up to 16: with 1/f noise more gains little)
+    b_reads = int(np.clip(np.ceil((noise[0] / 0.02) ** 2), reads, 16))
     g_hi, p3, _ = drive_to_bounds(board, read, rr, cc, +1.0, v_on=v_on_up, v_cap=cap_up, bound_step=bound_step,
-                                  width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=reads,
+                                  width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=b_reads,
                                   checkpoint=checkpoint)
     g_lo, p4, _ = drive_to_bounds(board, read, rr, cc, -1.0, v_on=v_on_dn, v_cap=cap_dn, bound_step=bound_step,
-                                  width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=reads,
+                                  width=width, noise=noise, settle=settle, max_pulses=bound_pulses, reads=b_reads,
                                   checkpoint=checkpoint)
+    # a cell that stopped far short of the others (a noisy device's stop can come early) is driven on once
+    # more from the cap, with twice the patience; a truly weak or stuck cell stays where it is
+    mid_hi, mid_lo = float(np.median(g_hi)), float(np.median(g_lo))
+    for sign, g_b, short, cap in ((+1.0, g_hi, g_hi < mid_lo + 0.5 * (mid_hi - mid_lo), cap_up),
+                                  (-1.0, g_lo, g_lo > mid_lo + 0.25 * (mid_hi - mid_lo), cap_dn)):
+        k = np.flatnonzero(short)
+        if 0 < k.size < 0.5 * rr.size:
+            g_k, p_k, _ = drive_to_bounds(board, read, rr[k], cc[k], sign, v_on=cap, v_cap=cap, bound_step=bound_step,
+                                          width=width, noise=noise, settle=2 * settle, max_pulses=bound_pulses,
+                                          reads=b_reads, checkpoint=checkpoint)
+            g_b[k] = np.maximum(g_b[k], g_k) if sign > 0 else np.minimum(g_b[k], g_k)
+            p2 += p_k
     span = g_hi - g_lo
     typical = float(np.median(span))
     stuck = np.zeros(rr.size, dtype=np.int8)
@@ -521,10 +566,17 @@ def characterize(
     fits = []
     for d, v_on in ((0, v_on_up), (1, v_on_dn)):
         od = _uncensored(obs[obs[:, 0] == d])
-        big = od[:, 3] > 0.7
-        if d == 1 and od.shape[0] >= 4 and np.mean(big) > 0.5:
+        oa = od  # the steps abruptness is judged on
+        if d == 1 and oa.shape[0] < 4:  # few clean rungs (a noisy device): judge on half-clean ones,
+            oa = _uncensored(obs[obs[:, 0] == d], share=0.5)  # then on every significant RESET step,
+            if oa.shape[0] < 4:
+                oa = _uncensored(obs[obs[:, 0] == d], share=0.0)
+            if oa.shape[0] < 4:  # then, none significant against the read noise, on the steps' size alone
+                oa = obs[(obs[:, 0] == d) & (obs[:, 4] > 0)][:, :6]
+        big = oa[:, 3] > 0.7
+        if d == 1 and oa.shape[0] >= 4 and np.mean(big) > 0.5:
             # abrupt RESET: the lowest rung at which 90 % of the cells were fully reset, plus one step
-            full = od[big & (od[:, 2] == width)]
+            full = oa[big & (oa[:, 2] == width)]
             amps = np.unique(full[:, 1])
             counts = np.array([np.unique(full[full[:, 1] == a][:, 5]).size for a in amps])
             ok = amps[counts >= 0.9 * kr.size]

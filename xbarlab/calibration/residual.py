@@ -128,6 +128,8 @@ class ResidualResult:
     first_write_verify_only: float = float("nan")  # array 1 before any MVM-path pass
     precondition_mean_pulses: list[float] = field(default_factory=list)  # per later block
     noise_floor: float = float("nan")  # relative error from read noise alone (two independent evaluations)
+    single_mvm_errors: list[float] = field(default_factory=list)  # as ``errors`` but each product ONE MVM
+    single_mvm_noise_floor: float = float("nan")  # read-noise floor of one MVM
 
     def summary(self) -> dict[str, Any]:
         return {"errors": self.errors, "first_alone": self.first_alone,
@@ -307,6 +309,14 @@ def program_residual(
     again = np.stack([db.outputs(xi) for xi in x])  # an independent repeat: the read-noise floor
     combine = [sum(o[:, j, :] / scales[j] for j in range(len(col0s))) for o in (outs, again)]
     noise_floor = relative_error(combine[0], combine[1]) / np.sqrt(2)
+    # the same products from a single MVM each (what one inference sees), and that floor
+    db.repeats = 1
+    outs1 = np.stack([db.outputs(xi) for xi in x])
+    again1 = np.stack([db.outputs(xi) for xi in x])
+    db.repeats = repeats
+    single = [relative_error(sum(outs1[:, j, :] / scales[j] for j in range(k + 1)) + x @ correction(k + 1).T, y_ref)
+              for k in range(len(col0s))]
+    floor1 = relative_error(*(sum(o[:, j, :] / scales[j] for j in range(len(col0s))) for o in (outs1, again1)))
     errors, plain = [], []
     for k in range(len(col0s)):
         y = sum(outs[:, j, :] / scales[j] for j in range(k + 1))
@@ -319,6 +329,8 @@ def program_residual(
     res.first_alone_without_correction = first_plain
     res.stage_errors = stage
     res.noise_floor = float(noise_floor)
+    res.single_mvm_errors = [float(e) for e in single]
+    res.single_mvm_noise_floor = float(floor1) / np.sqrt(2)
     res.precondition_mean_pulses = precondition_pulses
     res.first_write_verify_only = pre_pass[0] if pre_pass else float("nan")
     res.digital_corrections = [int(union(k + 1).sum()) for k in range(len(col0s))]

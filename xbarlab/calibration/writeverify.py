@@ -23,7 +23,17 @@ caps the run. The reported state is a final averaged read of every programmed ce
 
 Abrupt-RESET devices (PCM) are handled by ``reset="abrupt"``: a cell above its target is
 reset to the bottom of its range (at the measured abrupt-RESET amplitude) and re-approached
-from below with gradual SETs.
+from below with gradual SETs (SET-only climbing, RESET and restart on overshoot: the
+iterative programming of Nandakumar et al. 2018 / IBM).
+
+Devices whose conductance keeps moving after a pulse (PCM: programming noise that emerges
+over seconds, then drift; RRAM relaxation) are verified at a fixed delay (``verify_delay``):
+after each round the pulsed cells are read only once ``verify_delay`` s of instrument time
+have passed (``wait``), so every verify read sees a cell at the same age after its last
+pulse, and an accepted cell's reported value is a fresh averaged read taken at acceptance
+(the same age), not at the end of the run when early cells have drifted further. Targets
+are then conductances at that age; later drift is the MVM's business (global drift
+compensation).
 """
 
 from __future__ import annotations
@@ -268,6 +278,8 @@ def program_conductances(
     progress: Callable[[int, int], None] | None = None,
     g_range: tuple[float, float] | None = None,
     final_reads: int | None = None,
+    verify_delay: float = 0.0,
+    wait: Callable[[float], None] | None = None,
 ) -> ProgramReport:
     """Program ``targets`` (S, shape len(rows) × len(cols)) into the block rows × cols.
 
@@ -284,6 +296,8 @@ def program_conductances(
     ``patience`` (0 = off): give a cell up (unreachable, or stuck if it never moved) when its
     error has not shrunk by 10 % over that many pulses.
     ``g_range``: the range (S) the tolerance is quoted against in the report (default: median bounds).
+    ``verify_delay`` (s, 0 = off): read pulsed cells only after this much instrument time, passed by
+    ``wait(seconds)`` (e.g. ``station.wait``); accepted cells are then reported by a read at acceptance.
     """
     t_wall = time.perf_counter()
     t0 = clock() if clock is not None else 0.0
@@ -300,6 +314,10 @@ def program_conductances(
         raise ConfigError("max_pulses and max_rounds must be >= 1")
     if not np.all(np.isfinite(tgt)):
         raise ConfigError("targets must be finite conductances (S)")
+    if not (np.isfinite(verify_delay) and verify_delay >= 0):
+        raise ConfigError(f"verify_delay must be >= 0 s, got {verify_delay}")
+    if verify_delay > 0 and wait is None:
+        raise ConfigError("verify_delay needs a wait(seconds) callable (e.g. station.wait)")
     limit = board_limit(board, "max_pulse_amplitude", 3.0)
     v_top = min(v_max if v_max is not None else limit, limit)
     width = float(model.width_ref if width is None else width)
@@ -336,12 +354,14 @@ def program_conductances(
     n_obs = np.zeros((2, n))
     pulses = np.zeros(n, dtype=int)
     idle = np.zeros(n, dtype=int)  # consecutive pulses at full amplitude without the intended move
+    idle_ref = np.full(n, np.nan)  # the read before such a run: a slow mover's net progress is judged against it
     best = np.full(n, np.inf)  # smallest |error| read so far
     since_best = np.zeros(n, dtype=int)  # pulses since the error last shrank by 10 %
     moved_ever = np.zeros(n, dtype=bool)
     still_run = np.zeros(n, dtype=int)  # consecutive pulses that should have moved the cell and did not
     g = np.full(n, np.nan)
     n_read = np.ones(n)  # reads averaged into g
+    at_accept = np.full(n, np.nan)  # verify_delay: the read taken when a cell was accepted
     act = status == ACTIVE
 
     def close_to(target: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -383,6 +403,9 @@ def program_conductances(
         # acceptance: within accept·tol on an averaged read (cells near target were read averaged)
         ok = act & near & (n_read >= verify_reads) & (np.abs(err) <= accept_tol)
         status[ok] = DONE
+        if verify_delay > 0 and ok.any():  # report at the verify age: a fresh read now, before more time passes
+            k = np.flatnonzero(ok)
+            at_accept[k] = read_avg(rr[k], cc[k], final_reads)
         act &= ~ok
         status[act & (pulses >= max_pulses)] = BUDGET
         act &= pulses < max_pulses
@@ -416,6 +439,9 @@ def program_conductances(
         amps = np.where(up, v, -v)
         _pulse(board, rr[idx], cc[idx], amps, wid)
         pulses[idx] += 1
+        if verify_delay > 0:
+            assert wait is not None
+            wait(verify_delay)
         # re-read the pulsed cells; average the reads of cells that are close to target
         g_new = read(rr[idx], cc[idx])
         nr = np.ones(idx.size)
@@ -449,9 +475,15 @@ def program_conductances(
         if still.any():
             s[d[still], idx[still]] -= 0.5 * still_run[idx[still]]
         full = still & (v >= v_top - 1e-9) & (wid >= width)
-        idle[idx[full]] += 1
-        idle[idx[~still]] = 0
-        given_up = idle[idx] >= stuck_after
+        starts = full & (idle[idx] == 0)
+        idle_ref[idx[starts]] = gi[starts]
+        # a cell whose single steps hide in the read noise but that has moved over the run is not idle
+        net = np.where(up, g_new - idle_ref[idx], idle_ref[idx] - g_new)
+        crept = full & (idle[idx] > 0) & (net > 0.5 * noise)
+        idle[idx[full & ~crept]] += 1
+        idle[idx[~still | crept]] = 0
+        # a cell that has moved before is at a bound only after twice the run (its steps may just be noisy)
+        given_up = idle[idx] >= np.where(moved_ever[idx], 2 * stuck_after, stuck_after)
         if patience > 0:
             e_new = np.abs(t[idx] - g_new)
             better = e_new < 0.9 * best[idx]
@@ -471,6 +503,8 @@ def program_conductances(
     # final verification after the last pulse: a fresh averaged read of every cell (the skipped ones too, so
     # a caller's earlier verification of them is replaced by this read)
     final = read_avg(rr, cc, final_reads)
+    confirmed = np.isfinite(at_accept)
+    final[confirmed] = at_accept[confirmed]
     sim_t = (clock() - t0) if clock is not None else float("nan")
     report = ProgramReport(tgt, final.reshape(shape), status.reshape(shape), float(tolerance),
                            pulses.reshape(shape), rounds, float(sim_t), time.perf_counter() - t_wall,
@@ -478,4 +512,6 @@ def program_conductances(
     report.extra["s_up_median"] = float(np.median(s[0]))
     report.extra["s_down_median"] = float(np.median(s[1]))
     report.extra["verify_reads"] = int(verify_reads)
+    report.extra["verify_delay_s"] = float(verify_delay)
+    report.extra["reported_at_acceptance"] = int(confirmed.sum())
     return report

@@ -174,8 +174,9 @@ def confirmed(first: float, second: float, more: Callable[[], float], floor: flo
 #: a reading further than this many robust standard deviations (MAD) from the median is an outlier
 OUTLIER_SIGMAS = 5.0
 #: ... and a spread beyond this fraction of the reading is not a device's read noise (judgement: PCM's
-#: 1/f read noise is a few per cent)
-NOISE_REL_MAX = 0.1
+#: 1/f read noise is a few per cent mid-range but tens of per cent near the bottom of its range, where
+#: Nandakumar 2019's Q_s reaches 0.2 per √(ln t))
+NOISE_REL_MAX = 0.4
 
 
 def _noisy_consensus(seen: Sequence[float], floor: float, name: str, what: str) -> float:

@@ -55,27 +55,45 @@ class BenchTiming:
         SMU reading confirmed by a second, buffers read twice; a 2450/B2900 adds a reading per cell)."""
         return 1.0 + 0.185 * self.cols
 
-    #: characterisation of 16 cells that gives write-verify its pulse model, once per board (s): ~1.0 s
-    #: measured on 8×32, 16×16 and 64×64 simulated RRAM arrays
-    characterization: float = 1.0
+    #: characterisation of 16 cells that gives write-verify its pulse model, once per board and run (s):
+    #: 1.28–1.33 s measured on 8×32, 16×16, 32×32 and 64×64 simulated RRAM arrays
+    characterization: float = 1.3
+
+    #: read noise (1σ, fraction of the window) of a verify read at the top of the window, as the
+    #: write-verify's characterisation finds it on the simulated RRAM arrays: sets its verify reads
+    verify_read_sigma: float = 0.0055
+
+    @staticmethod
+    def verify_reads(tolerance: float, sigma: float | None = None) -> int:
+        """Reads averaged per verify of a write-verify to ``tolerance`` (fraction of the window): as
+        many as bring the mean's 1σ to a quarter of the tolerance, 4 to 256 (the programming layer's
+        rule; measured 19–21 at 0.5 %, 5–6 at 1 %, 4 at 2 %)."""
+        s = BenchTiming.verify_read_sigma if sigma is None else sigma
+        n = (s / (0.25 * max(tolerance, 1e-6))) ** 2
+        return int(min(max(math.ceil(n), 4), 256))
 
     def write_verify(self, cells: int, tolerance: float = 0.01, rows: int | None = None,
                      characterize: bool = True) -> float:
         """Programming ``cells`` cells in ``rows`` array rows (default: the fewest rows that hold
         them) by write-verify to ``tolerance`` (fraction of the window), s.
 
-        The calibration layer's write-verify with row-block verify reads (only rows holding
-        cells still being programmed are read), as measured on the simulated RRAM arrays (0.5–1 %
-        tolerance alike, 256 to 4096 cells): ~70 reads of the block's rows in all, 4 more for the
-        block's read noise, ~8 pulses a cell, and once some cell has failed (~1.5 % of them) a
-        pair-repair pass of ~15 more; plus the board's characterisation the first time.
+        The experiments' write-verify (row-block verify reads: only rows holding cells still being
+        programmed are read; each verify averages :meth:`verify_reads` reads), as measured on the
+        simulated RRAM arrays (8×32, 16×16, 32×32, 64×64; 48 to 288 cells in 6 to 16 rows;
+        tolerance 0.5 %, 1 %, 2 %), instrument time per pass less pulses, in whole-block reads:
+        the first pass ~13 verify reads' worth (8–16 × :meth:`verify_reads`) after 4 reads of the
+        block's read noise, ~5 pulses a cell (4–7); once some cell has failed (``1 − exp(−0.015 cells)``)
+        a pair-repair pass of ~4 verify reads' worth more (1–8 measured, its repaired targets read
+        noisier); plus the board's characterisation the first time. Estimates within 0.9–1.2 of the
+        measured instrument time there (the closed loop's single-cell verify reads: ~1.2).
         """
         if rows is None:
             rows = math.ceil(max(cells, 1) / max(self.cols, 1))
         block_read = self.read_all * min(max(rows, 1), self.rows) / self.rows
+        n_verify = self.verify_reads(tolerance)
         repair = 1.0 - math.exp(-0.015 * cells)
         first = self.characterization if characterize else 0.0
-        return first + (74.0 + 15.0 * repair) * block_read + 8 * cells * self.pulse
+        return first + (4.0 + 13.0 * n_verify + 4.0 * n_verify * repair) * block_read + 5 * cells * self.pulse
 
     def write_verify_layers(self, sizes: list[int], tolerance: float = 0.01) -> float:
         """Programming a network's layers (sizes = [inputs, hidden..., outputs]) as differential

@@ -130,8 +130,11 @@ class CrossbarModel:
             g_flat = self._g_flat()
             g = g_flat.reshape(self.rows, self.cols)
             g_eff = g
+            offset = self.device.read_offset(g_flat, self.clock.now, self.rng)  # slow (1/f) read noise
+            if offset is not None:
+                g_eff = g + np.where(self._stuck == STUCK_OK, offset, 0.0).reshape(self.rows, self.cols)
             if self.kind == "1T1R" and self.access_resistance > 0:
-                g_eff = 1.0 / (1.0 / g + self.access_resistance)
+                g_eff = 1.0 / (1.0 / g_eff + self.access_resistance)
             sigma = self.device.read_sigma(g_flat, self.clock.now).reshape(self.rows, self.cols)
             sigma2 = sigma**2
             for a in (g, g_eff, sigma, sigma2):

@@ -134,6 +134,13 @@ class DeviceModel:
         """Standard deviation (S) of one read of conductances ``g``."""
         raise NotImplementedError
 
+    def read_offset(self, g: np.ndarray, t_now: float, rng: np.random.Generator) -> np.ndarray | None:
+        """Time-correlated part of the read noise (S) of every cell at ``t_now`` (None: reads are white).
+
+        Reads taken at the same instant share it; :meth:`read_sigma` is the part drawn afresh each read.
+        """
+        return None
+
     def stress(self, idx: int, voltage: float, duration: float, current_limit: float, t_now: float,
                rng: np.random.Generator) -> None:
         """DC bias from an SMU: acts like a pulse of that width; a SET stops at the compliance."""
@@ -160,6 +167,22 @@ class RRAM(DeviceModel):
     nominal step (whatever its docstring says), so r = 1/(1 − up_down)
     (:func:`step_ratio_from_aihwkit`); the Gong 2018 preset's up_down 0.259 gives r = 1.35, the
     default (REFERENCE.md). Per device the ratio varies by 1 % (aihwkit up_down_dtod ≈ 0.01).
+
+    Switching threshold: each cell's v_ref is offset by N(0, ``v_ref_d2d``) (the SET/RESET voltages of
+    HfO₂ cells scatter by tens of mV from device to device, judgement ~0.05 V), i.e. its step is scaled
+    by exp(−δ/v_scale) on top of the step's own d2d spread. **Off by default (0 V)**: at 0.05 V a 6×6
+    closed-loop solve test lost a cell to "unreachable" (error 0.16 against < 0.05) and the linear-solve
+    instrument-time estimate no longer held; not yet re-tuned.
+
+    1T1R compliance: the cell's transistor limits the SET current to ``compliance_current``
+    (300 µA, judgement: HfO₂ 1T1R arrays are SET at 50–500 µA set by the gate voltage), so a SET
+    pulse of amplitude V cannot take the cell above I_cc/V (0 = no transistor, a passive array).
+
+    Post-programming relaxation (off by default: ``relax_sigma`` 0): each programming pulse draws an
+    offset N(0, relax_sigma) (fraction of the range) that emerges after the pulse as
+    ln(1 + Δt/``relax_tau``)/ln(1 + ``relax_end``/relax_tau) (capped at 1): the conductance moves
+    after the verify accepted it, from seconds to hours (Esmanhotto et al., IEDM 2020, report a
+    spread of a few µS within an hour on HfO₂ 1T1R; magnitude here a judgement to set).
     """
 
     dw_min: float = 0.00135  # fraction of range per nominal pulse (mean of the SET and RESET steps)
@@ -172,6 +195,11 @@ class RRAM(DeviceModel):
     unformed_fraction: float = 0.0  # cells delivered unformed (default: the array comes formed)
     forming_voltage: float = 2.5  # V, positive bias that forms the filament (HfO2: ~2-3 V)
     g_unformed: float = 10e-9  # S, pristine-oxide conductance
+    v_ref_d2d: float = 0.0  # V, device-to-device spread of the switching threshold (off: see docstring)
+    compliance_current: float = 300e-6  # A, 1T1R transistor current limit during SET (judgement); 0 = none
+    relax_sigma: float = 0.0  # fraction of range, post-programming relaxation (0 = off; see docstring)
+    relax_tau: float = 1.0  # s, onset of the relaxation (judgement)
+    relax_end: float = 1e4  # s, by when the relaxation has fully emerged (judgement: hours)
 
     name = "rram"
 
@@ -187,6 +215,21 @@ class RRAM(DeviceModel):
         self.down = 2 / (1 + ratio)
         self.w = rng.uniform(self.initial_low, self.initial_high, n)
         self.formed = rng.random(n) >= self.unformed_fraction
+        # added physics draws from a stream of its own: the draws above stay those of the seed
+        extra = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]) if hasattr(
+            rng.bit_generator, "seed_seq") else np.random.default_rng(n)
+        self.thr = np.exp(-self.v_ref_d2d * extra.standard_normal(n) / self.v_scale)  # step factor of the threshold
+        self.eps = np.zeros(n)  # relaxation offset (fraction of range) emerging after the last pulse
+        self.t_prog = np.zeros(n)
+        self._relax_rng = extra
+
+    @property
+    def time_dependent(self) -> bool:  # type: ignore[override]
+        return self.relax_sigma > 0
+
+    def _emerged(self, dt: np.ndarray) -> np.ndarray:
+        dt = np.maximum(dt, 0.0)
+        return np.minimum(np.log1p(dt / self.relax_tau) / np.log1p(self.relax_end / self.relax_tau), 1.0)
 
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
@@ -204,14 +247,27 @@ class RRAM(DeviceModel):
                 return
         rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         noise = 1 + self.c2c * rng.standard_normal(idx.size)
-        self._step(idx, amp, rate, noise)
+        self._step(idx, amp, rate, noise, t_now)
 
-    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, noise: np.ndarray) -> None:
+    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, noise: np.ndarray, t_now: float = 0.0) -> None:
         """Soft-bounds update of distinct formed cells ``idx`` by one pulse each."""
         w = self.w[idx]
+        if self.relax_sigma > 0:  # the relaxation that has emerged so far stays; a new one starts now
+            w = np.clip(w + self.eps[idx] * self._emerged(t_now - self.t_prog[idx]), 0.0, 1.0)
+        rate = rate * self.thr[idx]
         dw_set = self.step[idx] * self.up[idx] * rate * (1 - w) * noise
         dw_reset = -self.step[idx] * self.down[idx] * rate * w * noise
-        self.w[idx] = np.clip(w + np.where(amp > 0, dw_set, np.where(amp < 0, dw_reset, 0.0)), 0.0, 1.0)
+        new = np.clip(w + np.where(amp > 0, dw_set, np.where(amp < 0, dw_reset, 0.0)), 0.0, 1.0)
+        if self.compliance_current > 0:  # the transistor stops a SET at I_cc
+            span = self.hi[idx] - self.lo[idx]
+            w_cc = (self.compliance_current / np.maximum(np.abs(amp), 1e-12) - self.lo[idx]) / span
+            new = np.where(amp > 0, np.minimum(new, np.maximum(w_cc, w)), new)
+        self.w[idx] = new
+        if self.relax_sigma > 0:
+            moved = amp != 0
+            self.eps[idx] = np.where(moved, self.relax_sigma * self._relax_rng.standard_normal(idx.size),
+                                     self.eps[idx] * (1 - self._emerged(t_now - self.t_prog[idx])))
+            self.t_prog[idx] = np.where(moved, t_now, self.t_prog[idx])
 
     def pulse_sequence(self, idx, amplitude, width, t_now, rng, groups=None):
         idx = np.asarray(idx, dtype=np.intp)
@@ -220,11 +276,14 @@ class RRAM(DeviceModel):
         amp = np.asarray(amplitude, dtype=float)
         rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         noise = 1 + self.c2c * rng.standard_normal(idx.size)
-        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], noise[k]), groups)
+        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], noise[k], t_now), groups)
         return True
 
     def conductance(self, t_now):
-        return np.where(self.formed, self.lo + self.w * (self.hi - self.lo), self.g_unformed)
+        w = self.w
+        if self.relax_sigma > 0:
+            w = np.clip(w + self.eps * self._emerged(t_now - self.t_prog), 0.0, 1.0)
+        return np.where(self.formed, self.lo + w * (self.hi - self.lo), self.g_unformed)
 
     def read_sigma(self, g, t_now):
         return self.read_noise * np.abs(g)
@@ -238,31 +297,69 @@ class RRAM(DeviceModel):
 
 @dataclass
 class PCM(DeviceModel):
-    """Phase-change memory (Nandakumar et al. 2019; aihwkit PCM-like model).
+    """Phase-change memory (Nandakumar et al., J. Appl. Phys. 124, 152135 (2018) and 2019;
+    aihwkit's PCM-like model; REFERENCE.md).
 
-    Gradual SET with state-dependent increments and programming noise σ_prog(g_T); abrupt
-    RESET (negative amplitude) to ~g_min; drift g(t) = g_prog·((t − t_prog)/t0)^−ν with
-    t0 = 20 s and ν per cell ~ N(ν̄(g_T), σ_ν(g_T)); 1/f read noise
-    σ = g·Q_s·sqrt(ln((t + t_r)/(2 t_r))), Q_s = min(0.0088/g_T^0.65, 0.2), t_r = 250 ns.
+    * **SET** (positive amplitude): gradual crystallisation. The mean increment is
+      ``set_step``·g_max·rate·(1 − g/g_max) (state dependent: large near g_min, vanishing at
+      g_max) and its cycle-to-cycle spread ``set_c2c`` = 1.0 × the mean (Nandakumar 2018: the
+      spread of single SET increments is about their mean, so a pulse can even lower g); each
+      device's mean step carries a device-to-device factor (``set_d2d`` 30 %, judgement: aihwkit's
+      default d2d). The step saturates at ``set_rate_max`` × the nominal one (judgement: the
+      volume a SET pulse crystallises is limited by its time near the crystallisation
+      temperature; a stronger pulse melts instead of growing the crystal), so real PCM needs
+      tens of pulses to cross its range, as Nandakumar's devices do.
+    * **Programming noise** σ_prog(g_T) = max(−1.1731·g_T² + 1.9650·g_T + 0.2635, 0) µS
+      (g_T = g/25 µS; Nandakumar 2019, the aihwkit PCM model; REFERENCE.md) at full scale: each
+      programming pulse re-draws a per-cell offset ε ~ N(0, σ_prog) that is **not** visible at
+      once but emerges between the pulse and the reference time t0 as
+      f(Δt) = ln(1 + Δt/τ)/ln(1 + t0/τ), τ = ``relax_tau`` 1 ms (judgement: structural
+      relaxation right after the melt/crystallisation). A verify read taken milliseconds after
+      the pulse cannot see it; a read at t0 does. A weak pulse (rate m < 1) mixes: the new ε is
+      √(1−m)·(the not yet emerged rest) + √m·σ_prog·z (judgement: a sub-threshold pulse
+      hardly re-arranges the cell).
+    * **RESET** (negative amplitude ≥ v_ref): abrupt melt-quench to ~g_min (one-directional
+      device: differential pairs, RESET and re-climb).
+    * **Drift** g(t) = g(t0)·((t − t_prog)/t0)^−ν, t0 = 20 s, ν per cell ~ N(ν̄(g_T), σ_ν(g_T))
+      (Nandakumar 2019; REFERENCE.md).
+    * **1/f read noise** of total variance (g·Q_s)²·ln((t + t_r)/(2 t_r)), Q_s = min(0.0088/g_T^0.65,
+      0.2), t_r = 250 ns, t the time since programming (Nandakumar 2019). The spectrum is 1/f, so
+      the part with correlation times above ``white_tau`` (1 ms, judgement: about one read's
+      spacing) is a slow per-cell process, synthesised as one Ornstein–Uhlenbeck component per
+      decade of correlation time (1 ms … 10⁶ s, each ln 10 of the variance, present once the
+      cell is older than the decade); only the faster rest is drawn afresh each read
+      (:meth:`read_sigma`). Consecutive reads taken close together therefore share the slow
+      part: averaging N of them does not shrink the noise as 1/√N.
     """
 
     g_min: float = 0.1e-6
     g_max: float = 25e-6
     set_step: float = 0.04  # mean SET increment at g = 0 per nominal pulse, fraction of g_max
+    set_c2c: float = 1.0  # relative 1σ of one SET increment (Nandakumar 2018: about the mean)
+    set_d2d: float = 0.3  # relative device-to-device spread of the mean SET step (judgement)
+    set_rate_max: float = 1.0  # largest SET step in units of the nominal one (judgement: saturation)
+    prog_noise: float = 1.0  # scale of σ_prog(g_T) (1.0 = Nandakumar 2019)
+    relax_tau: float = 1e-3  # s, onset time of the programming-noise relaxation (judgement)
     t0: float = 20.0  # s
     t_read: float = 250e-9  # s
+    white_tau: float = 1e-3  # s, correlation times below this are drawn afresh per read (judgement)
     drift: bool = True
 
     name = "pcm"
+    #: 1/f read noise has a slow, time-correlated part and the drift changes g: reads depend on time
+    time_dependent = True
 
-    @property
-    def time_dependent(self) -> bool:  # type: ignore[override]
-        return self.drift
+    # one Ornstein–Uhlenbeck component per decade of correlation time: 1 ms … 1e6 s
+    _TAUS = 10.0 ** np.arange(-3, 7)
 
     def _init(self, n, rng):
         self.g_prog = np.full(n, self.g_min) * (1 + 0.1 * rng.random(n))
         self.t_prog = np.zeros(n)
         self.nu = self._draw_nu(self.g_prog, rng)
+        self.eps = np.zeros(n)  # programming-noise offset (S) emerging after the last pulse
+        self.set_scale = np.maximum(1 + self.set_d2d * rng.standard_normal(n), 0.1)
+        self.slow = rng.standard_normal((self._TAUS.size, n))  # unit-variance OU states of the 1/f noise
+        self.t_slow = 0.0
 
     def _draw_nu(self, g, rng):
         gt = np.clip(g / self.g_max, 1e-3, 1.0)
@@ -275,45 +372,98 @@ class PCM(DeviceModel):
         """Programming noise (µS) at normalised target g_T (Nandakumar 2019)."""
         return np.maximum(-1.1731 * g_t**2 + 1.9650 * g_t + 0.2635, 0.0)
 
+    def _emerged(self, dt: np.ndarray) -> np.ndarray:
+        """Fraction of the programming-noise offset visible ``dt`` s after the last pulse."""
+        dt = np.maximum(dt, 0.0)
+        return np.minimum(np.log1p(dt / self.relax_tau) / np.log1p(self.t0 / self.relax_tau), 1.0)
+
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
+        dt = t_now - self.t_prog[idx]
         g_now = self.conductance(t_now)[idx]
         rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
         gt = np.clip(g_now / self.g_max, 0, 1)
-        mean = self.set_step * self.g_max * rate * (1 - gt)
-        noise = 0.1e-6 * self.prog_sigma(gt) * np.sqrt(np.minimum(rate, 1.0)) * rng.standard_normal(idx.size)
-        g_set = np.clip(g_now + mean + noise, self.g_min, self.g_max)
-        reset = amp < 0
-        strong = np.abs(amp) >= self.v_ref  # a RESET needs a melt-quench pulse at least the nominal amplitude
+        mean = self.set_step * self.g_max * self.set_scale[idx] * np.minimum(rate, self.set_rate_max) * (1 - gt)
+        g_set = np.clip(g_now + mean * (1 + self.set_c2c * rng.standard_normal(idx.size)), 0.0, self.g_max)
+        reset = (amp < 0) & (np.abs(amp) >= self.v_ref)  # a RESET needs a melt-quench pulse ≥ the nominal amplitude
         g_reset = self.g_min * (1 + 0.1 * rng.random(idx.size))
-        new = np.where(amp > 0, g_set, np.where(reset & strong, g_reset, g_now))
-        changed = new != g_now
+        set_ = amp > 0
+        new = np.where(set_, g_set, np.where(reset, g_reset, g_now))
+        changed = set_ | reset
+        # programming noise: re-drawn by a programming pulse (fully at rate ≥ 1), emerging from now on
+        m = np.where(reset, 1.0, np.where(set_, np.minimum(rate, 1.0), 0.0))
+        rest = self.eps[idx] * (1 - self._emerged(dt))
+        sig = self.prog_noise * 1e-6 * self.prog_sigma(np.clip(new / self.g_max, 0, 1))
+        eps = np.sqrt(1 - m) * rest + np.sqrt(m) * sig * rng.standard_normal(idx.size)
         self.g_prog[idx] = np.where(changed, new, self.g_prog[idx])
+        self.eps[idx] = np.where(changed, eps, self.eps[idx])
         self.t_prog[idx] = np.where(changed, t_now, self.t_prog[idx])
         self.nu[idx] = np.where(changed, self._draw_nu(new, rng), self.nu[idx])
 
     def conductance(self, t_now):
-        if not self.drift:
-            return self.g_prog.copy()
-        dt = np.maximum(t_now - self.t_prog, self.t0)
-        return self.g_prog * (dt / self.t0) ** (-self.nu)
+        return self.conductance_at_age(t_now - self.t_prog)
 
-    def read_sigma(self, g, t_now):
+    def conductance_at_age(self, age: np.ndarray | float) -> np.ndarray:
+        """Each cell's conductance (S) ``age`` s after its last programming pulse (no read noise)."""
+        age = np.broadcast_to(np.asarray(age, dtype=float), self.g_prog.shape)
+        g = np.maximum(self.g_prog + self.eps * self._emerged(age), 0.0)
+        if not self.drift:
+            return g
+        return g * (np.maximum(age, self.t0) / self.t0) ** (-self.nu)
+
+    def _qs_total(self, g, t_now):
+        """(g·Q_s (S), time since programming (s)) of each cell."""
         gt = np.clip(np.abs(g) / self.g_max, 1e-6, 1.0)
         qs = np.minimum(0.0088 / gt**0.65, 0.2)
-        t = np.maximum(t_now - self.t_prog, self.t_read)
-        return np.abs(g) * qs * np.sqrt(np.log((t + self.t_read) / (2 * self.t_read)))
+        return np.abs(g) * qs, np.maximum(t_now - self.t_prog, self.t_read)
+
+    def read_sigma(self, g, t_now):
+        """1σ (S) of the part of the 1/f read noise drawn afresh each read (correlation time < white_tau)."""
+        gq, t = self._qs_total(g, t_now)
+        top = np.minimum(t, self.white_tau / np.sqrt(10.0))
+        return gq * np.sqrt(np.log((top + self.t_read) / (2 * self.t_read)))
+
+    def total_read_sigma(self, g, t_now):
+        """1σ (S) of the whole 1/f read noise (Nandakumar 2019's formula)."""
+        gq, t = self._qs_total(g, t_now)
+        return gq * np.sqrt(np.log((t + self.t_read) / (2 * self.t_read)))
+
+    def read_offset(self, g, t_now, rng):
+        """The slow (time-correlated) part of the read noise (S) of every cell at ``t_now``."""
+        dt = t_now - self.t_slow
+        if dt > 0:
+            a = np.exp(-dt / self._TAUS)[:, None]
+            self.slow *= a
+            self.slow += np.sqrt(1 - a**2) * rng.standard_normal(self.slow.shape)
+            self.t_slow = t_now
+        gq, t = self._qs_total(g, t_now)
+        lo, hi = self._TAUS / np.sqrt(10.0), self._TAUS * np.sqrt(10.0)
+        # each decade contributes ln 10 of variance once the cell is older than the decade's top
+        weight = np.clip(np.log(np.maximum(t[None, :], lo[:, None]) / lo[:, None]), 0, np.log(hi / lo)[:, None])
+        return gq * np.sum(np.sqrt(weight) * self.slow, axis=0)
 
     def _cap(self, idx, g_cap):
         self.g_prog[idx] = min(self.g_prog[idx], g_cap)
+        self.eps[idx] = min(self.eps[idx], 0.0)
 
 
 @dataclass
 class ECRAM(DeviceModel):
-    """Electrochemical RAM (Tang et al., IEDM 2018 fit): near-linear and symmetric.
+    """Electrochemical RAM: near-linear and symmetric at its nominal pulse.
 
-    Step dw_min = 0.002 of range, mild state dependence (5 %), c2c spread 5 %, d2d 10 %.
+    * Step ``dw_min`` = 0.002 of the range with mild state dependence (5 %), cycle-to-cycle spread
+      5 %, device-to-device 10 %, read noise 0.2 % (Tang et al., IEDM 2018, "ECRAM as scalable
+      synaptic cell for high-speed, low-power neuromorphic computing": > 1000 near-symmetric
+      states; the aihwkit-style fit of REFERENCE.md).
+    * Voltage-controlled asymmetry: the RESET (negative) step follows the amplitude with
+      ``v_scale_ratio`` × the SET's V per e-fold (1.3, judgement: in ECRAM the two directions are
+      driven by different ion-transport barriers, so the up/down balance that holds at one
+      amplitude shifts with it, e.g. Kim et al., IEDM 2019; Onen et al., Science 2022). Up and
+      down steps are equal at v_ref and drift apart away from it.
+    * Retention loss: the state relaxes towards ``w_eq`` (mid-range) with time constant
+      ``retention_tau`` (1e5 s ≈ a day, judgement: the channel's ions re-equilibrate with the
+      electrolyte; metal-oxide ECRAMs report retention of hours to days).
     """
 
     dw_min: float = 0.002
@@ -321,36 +471,59 @@ class ECRAM(DeviceModel):
     c2c: float = 0.05
     d2d: float = 0.1
     read_noise: float = 0.002
+    v_scale_ratio: float = 1.3  # RESET V per e-fold / SET V per e-fold (judgement)
+    retention_tau: float = 1e5  # s, relaxation of the state towards w_eq (judgement); 0 = no retention loss
+    w_eq: float = 0.5  # fraction of the range the state relaxes to
 
     name = "ecram"
+
+    @property
+    def time_dependent(self) -> bool:  # type: ignore[override]
+        return self.retention_tau > 0
 
     def _init(self, n, rng):
         self.step = self.dw_min * np.maximum(1 + self.d2d * rng.standard_normal(n), 0.1)
         self.w = rng.uniform(0.4, 0.6, n)
+        self.t_last = np.zeros(n)
+
+    def _state_at(self, idx: Any, t_now: float) -> np.ndarray:
+        """The state of cells ``idx`` at ``t_now`` after the retention loss since their last pulse."""
+        w = self.w[idx]
+        if self.retention_tau <= 0:
+            return w
+        return self.w_eq + (w - self.w_eq) * np.exp(-np.maximum(t_now - self.t_last[idx], 0.0) / self.retention_tau)
+
+    def _rates_v(self, amp: np.ndarray, width: Any) -> np.ndarray:
+        up = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
+        if self.v_scale_ratio == 1.0 or not np.any(amp < 0):
+            return up
+        down = _rates(amp, width, self.v_ref, self.v_scale * self.v_scale_ratio, self.width_ref, self.width_exponent)
+        return np.where(amp < 0, down, up)
 
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
-        rate = _rate(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
-        self._step(idx, amp, rate, rng.standard_normal(idx.size))
+        rate = self._rates_v(amp, np.broadcast_to(np.asarray(width, dtype=float), amp.shape))
+        self._step(idx, amp, rate, rng.standard_normal(idx.size), t_now)
 
-    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, z: np.ndarray) -> None:
+    def _step(self, idx: np.ndarray, amp: np.ndarray, rate: np.ndarray, z: np.ndarray, t_now: float = 0.0) -> None:
         """Update of distinct cells ``idx`` by one pulse each (z: their standard-normal draws)."""
-        w = self.w[idx]
+        w = self._state_at(idx, t_now)
         state = np.where(amp > 0, 1 - self.state_dependence * w, 1 - self.state_dependence * (1 - w))
         dw = np.sign(amp) * self.step[idx] * rate * state * (1 + self.c2c * z)
         self.w[idx] = np.clip(w + dw, 0.0, 1.0)
+        self.t_last[idx] = t_now
 
     def pulse_sequence(self, idx, amplitude, width, t_now, rng, groups=None):
         idx = np.asarray(idx, dtype=np.intp)
         amp = np.asarray(amplitude, dtype=float)
-        rate = _rates(amp, width, self.v_ref, self.v_scale, self.width_ref, self.width_exponent)
+        rate = self._rates_v(amp, width)
         z = rng.standard_normal(idx.size)
-        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], z[k]), groups)
+        _in_rounds(idx, lambda k: self._step(idx[k], amp[k], rate[k], z[k], t_now), groups)
         return True
 
     def conductance(self, t_now):
-        return self.g_min + self.w * (self.g_max - self.g_min)
+        return self.g_min + self._state_at(slice(None), t_now) * (self.g_max - self.g_min)
 
     def read_sigma(self, g, t_now):
         return self.read_noise * np.abs(g)

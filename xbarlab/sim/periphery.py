@@ -4,11 +4,37 @@ Defaults are those of a lab test board rather than an inference tile (ArC TWO: 1
 ADC, REFERENCE.md): 16-bit DACs, 18-bit ADCs, TIA gain error 2 % (1σ) and offset 2e-4 of
 full scale (1σ) per line, fixed per board (seeded), plus 5e-6 of full scale additive
 noise per conversion. Outputs clip at ±full scale; the board flags saturation.
+
+Imperfections that a read-path calibration has to find and that do not stay put:
+
+* **DAC errors** (judgement, typical 16-bit DAC datasheets: gain error ≲ ±0.1 % of full scale,
+  offset ≲ ±1.5 mV): the input DACs share a reference, so their gain error ``dac_gain_sigma``
+  (1σ, 5e-4) is common to every line. Their offset ``dac_offset_sigma`` is 0 by default: with
+  an offset every "0 V" line drives the array, and the read-path calibration, which takes the
+  TIA offset from zero-input conversions, would book that array current as TIA offset (measured:
+  truth yield 0.75 at ±1 % on a 10×10 RRAM array with 0.5 mV); it cannot separate the two yet.
+* **Drift** with simulated time (:attr:`Periphery.clock`; the bench does not set it yet — a
+  checkpointed bench would lose the link — so on a simulated bench there is no drift): the board's
+  temperature swings ``temp_swing`` K (1 K, judgement: a lab's day–night cycle) with a period of
+  one day; each TIA's gain moves with a tempco drawn per line (1σ ``gain_tempco`` 1e-4 /K,
+  judgement: thin-film feedback resistors 25–100 ppm/K) and its offset with ``offset_tempco``
+  (1σ 1e-5 of full scale per K); on top, both wander as a random walk (``gain_walk`` 2e-4 and
+  ``offset_walk`` 1e-5 of full scale per √hour, judgement: component ageing and 1/f drift). A
+  read-path calibration therefore goes stale over hours; the calibration layer records its age
+  (``max_calibration_age``).
+
+The new imperfections draw from their own seeded stream, so the fixed per-line errors of a
+seed are those of earlier versions.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+_HOUR = 3600.0  # s
+_DAY = 86400.0  # s
 
 
 class Periphery:
@@ -24,11 +50,19 @@ class Periphery:
         gain_sigma: float = 0.02,
         offset_sigma: float = 2e-4,
         noise: float = 5e-6,
+        dac_gain_sigma: float = 5e-4,
+        dac_offset_sigma: float = 0.0,
+        temp_swing: float = 1.0,
+        gain_tempco: float = 1e-4,
+        offset_tempco: float = 1e-5,
+        gain_walk: float = 2e-4,
+        offset_walk: float = 1e-5,
     ) -> None:
         if not (1 <= dac_bits <= 32 and 1 <= adc_bits <= 32):
             raise ValueError(f"DAC/ADC bits must be in 1..32, got {dac_bits}, {adc_bits}")
-        if gain_sigma < 0 or offset_sigma < 0 or noise < 0:
-            raise ValueError("gain_sigma, offset_sigma and noise must be ≥ 0")
+        drift = (dac_gain_sigma, dac_offset_sigma, temp_swing, gain_tempco, offset_tempco, gain_walk, offset_walk)
+        if gain_sigma < 0 or offset_sigma < 0 or noise < 0 or min(drift) < 0:
+            raise ValueError("gain_sigma, offset_sigma, noise and the DAC and drift spreads must be ≥ 0")
         rng = np.random.default_rng(seed)
         self.dac_bits, self.adc_bits = int(dac_bits), int(adc_bits)
         self.noise = float(noise)
@@ -38,13 +72,77 @@ class Periphery:
         }
         self.offset = {"col": offset_sigma * rng.standard_normal(cols), "row": offset_sigma * rng.standard_normal(rows)}
         self._rng = np.random.default_rng(seed + 7919)
+        # imperfections added later: their own stream, so the per-line errors above stay those of the seed
+        extra = np.random.default_rng([seed, 1_000_003])
+        self.dac_gain = 1 + dac_gain_sigma * float(extra.standard_normal())
+        self.dac_offset = dac_offset_sigma * float(extra.standard_normal())
+        self.temp_swing = float(temp_swing)
+        sizes = {"col": cols, "row": rows}
+        self._tempco = {s: gain_tempco * extra.standard_normal(n) for s, n in sizes.items()}
+        self._otempco = {s: offset_tempco * extra.standard_normal(n) for s, n in sizes.items()}
+        self._walk_scale = (float(gain_walk), float(offset_walk))
+        self._walk_rng = np.random.default_rng([seed, 1_000_033])
+        self._walk: dict[str, np.ndarray] = {s: np.zeros((1, 2 * n)) for s, n in sizes.items()}  # hourly grid
+        self._drifting = temp_swing > 0 and (gain_tempco > 0 or offset_tempco > 0) or gain_walk > 0 or offset_walk > 0
+        #: the simulated clock (``now`` in s); None: no drift (time stands still)
+        self.clock: Any = None
+        self._at: tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
+
+    # -- drift ---------------------------------------------------------------------------------
+    def temperature_delta(self, t: float) -> float:
+        """Board temperature minus its mean (K) at simulated time ``t`` s."""
+        return self.temp_swing * float(np.sin(2 * np.pi * t / _DAY))
+
+    def _walk_at(self, side: str, t: float) -> np.ndarray:
+        """(gain, offset) random walks of every line at ``t`` s: standard Brownian paths on an hourly grid,
+        drawn as far as needed (the same path whatever the order of the queries), linearly interpolated."""
+        h = max(t, 0.0) / _HOUR
+        grid = self._walk[side]
+        need = int(np.ceil(h)) + 1
+        while grid.shape[0] < need:  # one hour at a time, both sides in a fixed order: the same path
+            for s in ("col", "row"):  # whatever times were asked before
+                g = self._walk[s]
+                self._walk[s] = np.vstack([g, g[-1] + self._walk_rng.standard_normal(g.shape[1])])
+            grid = self._walk[side]
+        k = int(np.floor(h))
+        f = h - k
+        return grid[k] if f == 0 else (1 - f) * grid[k] + f * grid[k + 1]
+
+    def line_errors(self, side: str, t: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(gain, offset as a fraction of full scale) of every TIA on ``side`` at simulated time ``t`` s
+        (default: the clock's now; without a clock the fixed errors)."""
+        if t is None:
+            t = float(self.clock.now) if self.clock is not None else 0.0
+        if not self._drifting or t == 0.0:
+            return self.gain[side], self.offset[side]
+        if self._at is not None and self._at[0] == t and side in self._at[1]:
+            return self._at[1][side]
+        dt = self.temperature_delta(t)
+        w = self._walk_at(side, t)
+        n = self.gain[side].size
+        gain = self.gain[side] * (1 + self._tempco[side] * dt + self._walk_scale[0] * w[:n])
+        offset = self.offset[side] + self._otempco[side] * dt + self._walk_scale[1] * w[n:]
+        cache = self._at[1] if self._at is not None and self._at[0] == t else {}
+        cache[side] = (gain, offset)
+        self._at = (t, cache)
+        return gain, offset
+
+    # -- conversions ---------------------------------------------------------------------------
+    def _dac_errors(self, v: np.ndarray) -> np.ndarray:
+        if self.dac_gain != 1.0:
+            np.multiply(v, self.dac_gain, out=v)
+        if self.dac_offset != 0.0:
+            np.add(v, self.dac_offset, out=v)
+        return v
 
     def dac(self, voltages: np.ndarray, v_range: float) -> np.ndarray:
-        """Voltages actually applied (V): clipped to ±v_range and quantised to the DAC step."""
+        """Voltages actually applied (V): with the DAC's gain and offset error, clipped to ±v_range and
+        quantised to the DAC step."""
         # np.maximum/np.minimum and np.rint are np.clip and np.round(decimals=0) without their
         # Python wrappers: the same numbers (NaN propagates either way)
         x = np.asarray(voltages, dtype=float)
-        v = np.maximum(x, -v_range, out=np.empty(x.shape))
+        v = self._dac_errors(np.array(x, dtype=float))
+        np.maximum(v, -v_range, out=v)
         np.minimum(v, v_range, out=v)
         lsb = 2 * v_range / (2**self.dac_bits)
         np.divide(v, lsb, out=v)
@@ -53,7 +151,9 @@ class Periphery:
         return v
 
     def dac_in_range(self, voltages: np.ndarray, v_range: float) -> np.ndarray:
-        """:meth:`dac` of voltages the caller has checked to lie within ±v_range (the clip is a no-op)."""
+        """:meth:`dac` of voltages the caller has checked to lie within ±v_range."""
+        if self.dac_gain != 1.0 or self.dac_offset != 0.0:  # the errors may carry a value past the range
+            return self.dac(voltages, v_range)
         lsb = 2 * v_range / (2**self.dac_bits)
         v = np.divide(voltages, lsb, dtype=float)  # float32 → float64 is exact: the same quotients
         np.rint(v, out=v)
@@ -64,8 +164,9 @@ class Periphery:
         """Currents the board reports (A) for true line currents: gain, offset, noise, quantisation, clipping."""
         i = np.asarray(currents, dtype=float)
         n = i.size
-        measured = self.gain[side][:n] * i
-        measured += self.offset[side][:n] * full_scale
+        gain, offset = self.line_errors(side)
+        measured = gain[:n] * i
+        measured += offset[:n] * full_scale
         noise = self._rng.standard_normal(n)
         noise *= self.noise * full_scale
         measured += noise
