@@ -23,8 +23,8 @@ NET = EqConfig((3, 2, 2), ((0, 0), (8, 2)), bias_voltage=0.2, amp_gain=4.0, amp_
 def _board(rows=16, cols=8, **emu):
     clock = SimClock()
     model = CrossbarModel(rows, cols, RRAM(read_noise=0.0), seed=2, clock=clock, stuck_fraction=0.0)
-    emulator = BoardEmulator(model, Periphery(rows, cols, dac_bits=32, adc_bits=32, gain_sigma=0, offset_sigma=0,
-                                              seed=2), clock, **emu)
+    ideal = Periphery(rows, cols, dac_bits=32, adc_bits=32, gain_sigma=0, offset_sigma=0, dac_gain_sigma=0.0, seed=2)
+    emulator = BoardEmulator(model, ideal, clock, **emu)
     board = CrossbarBoard(EmulatorLink(emulator))
     board.identify()
     board.configure(0.2, 1e-3)
