@@ -29,7 +29,7 @@ import numpy as np
 
 from xbarlab.calibration import prepare, program_matrix
 from xbarlab.calibration.writeverify import SKIPPED
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, XbarlabError
 from xbarlab.instruments.station import Station
 from xbarlab.sim.stations import sim_station_text
 
@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = []
     for i, kind in enumerate(device_kinds(n_dev)):
         params = draw_device(rng, kind)
-        r = run_device(kind, params, size, args.seed + 17 * i)
+        try:
+            r = run_device(kind, params, size, args.seed + 17 * i)
+        except XbarlabError as exc:  # one device that cannot be programmed is a result, not the end of the run
+            r = {"kind": kind, "drawn": params, "seed": args.seed + 17 * i, "error": f"{type(exc).__name__}: {exc}"}
         results.append(r)
         drawn = ", ".join(f"{k}={v:.3g}" for k, v in params.items())
         if "error" in r:
