@@ -68,11 +68,7 @@ class CapArrayMethods:
 
     def cap_reset(self: Any, rows: object, cols: object) -> None:
         """CAP_RESET: set the listed capacitor cells to the board's reset level."""
-        ar, ac = self.shape
-        r = self._indices(rows, ar, "row")
-        c = self._indices(cols, ac, "column")
-        if r.shape != c.shape:
-            raise ValueError(f"{self.name}: {len(r)} rows but {len(c)} columns")
+        r, c = self._cell_pairs(rows, cols)
         per_frame = self._request_limit // bp.CELL_RECORD.itemsize
         for start in range(0, len(r), per_frame):
             chunk = slice(start, start + per_frame)
@@ -80,11 +76,7 @@ class CapArrayMethods:
 
     def cap_read_cells_reading(self: Any, rows: object, cols: object) -> Any:
         """CAP_READ_CELLS: currents (A) of listed capacitor cells' read transistors, with the saturation mask."""
-        ar, ac = self.shape
-        r = self._indices(rows, ar, "row")
-        c = self._indices(cols, ac, "column")
-        if r.shape != c.shape:
-            raise ValueError(f"{self.name}: {len(r)} rows but {len(c)} columns")
+        r, c = self._cell_pairs(rows, cols)
         per_frame = self._request_limit // bp.CELL_RECORD.itemsize
         while bp.measurement_size(per_frame) > self._reply_limit:
             per_frame -= 1

@@ -182,6 +182,15 @@ class CrossbarBoard(CapArrayMethods):
             raise ValueError(f"{self.name}: {what} {bad} outside 0..{bound - 1} (active region)")
         return arr
 
+    def _cell_pairs(self, rows: object, cols: object) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices of a list of cells in the active region, as many of each."""
+        ar, ac = self.shape
+        r = self._indices(rows, ar, "row")
+        c = self._indices(cols, ac, "column")
+        if r.shape != c.shape:
+            raise ValueError(f"{self.name}: {len(r)} rows but {len(c)} columns")
+        return r, c
+
     def _finite(self, value: float, what: str) -> float:
         try:
             v = float(value)
@@ -333,11 +342,7 @@ class CrossbarBoard(CapArrayMethods):
 
     def read_cells_reading(self, rows: object, cols: object) -> BoardReading:
         """READ_CELLS: currents (A) of a list of cells at the read voltage, with the saturation mask."""
-        ar, ac = self.shape
-        r = self._indices(rows, ar, "row")
-        c = self._indices(cols, ac, "column")
-        if r.shape != c.shape:
-            raise ValueError(f"{self.name}: {len(r)} rows but {len(c)} columns")
+        r, c = self._cell_pairs(rows, cols)
         reply_limit = self._reply_limit
         # the most cells whose request and reply both fit: 4 + 1/8 bytes per sample, so start just above 8L/33
         per_frame = min(self._request_limit // bp.CELL_RECORD.itemsize, 8 * reply_limit // 33 + 8)
