@@ -46,11 +46,9 @@ class CapArrayMethods:
 
         Records are applied in order, in frames of at most the payload limit. Returns the number of steps.
         """
-        ar, ac = self.shape
-        r = self._indices(rows, ar, "row")
-        c = self._indices(cols, ac, "column")
+        r, c = self._cell_pairs(rows, cols)
         s = np.asarray(steps)
-        if r.shape != c.shape or s.shape != r.shape:
+        if s.shape != r.shape:
             raise ValueError(f"{self.name}: rows, columns and steps must have the same length")
         if s.size and not np.issubdtype(s.dtype, np.integer):
             raise ValueError(f"{self.name}: charge steps must be integers, got dtype {s.dtype}")
@@ -77,9 +75,7 @@ class CapArrayMethods:
     def cap_read_cells_reading(self: Any, rows: object, cols: object) -> Any:
         """CAP_READ_CELLS: currents (A) of listed capacitor cells' read transistors, with the saturation mask."""
         r, c = self._cell_pairs(rows, cols)
-        per_frame = self._request_limit // bp.CELL_RECORD.itemsize
-        while bp.measurement_size(per_frame) > self._reply_limit:
-            per_frame -= 1
+        per_frame = self._cells_per_frame()
         readings = []
         for start in range(0, len(r), per_frame):
             rr, cc = r[start:start + per_frame], c[start:start + per_frame]
@@ -101,9 +97,7 @@ class CapArrayMethods:
         """Conductance map (S, rows × cols) of the capacitor cells, row by row (blocks of rows per frame)."""
         cfg = self._configured()
         ar, ac = self.shape
-        per_frame = max(1, min(ar, (self._reply_limit * 8) // (33 * ac)))
-        while per_frame > 1 and bp.measurement_size(per_frame * ac) > self._reply_limit:
-            per_frame -= 1
+        per_frame = self._rows_per_frame()
         blocks = []
         for start in range(0, ar, per_frame):
             count = min(per_frame, ar - start)

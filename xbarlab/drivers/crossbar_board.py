@@ -191,6 +191,25 @@ class CrossbarBoard(CapArrayMethods):
             raise ValueError(f"{self.name}: {len(r)} rows but {len(c)} columns")
         return r, c
 
+    def _cells_per_frame(self) -> int:
+        """The most cells of a cell-list read whose request and reply both fit the frame limits."""
+        reply_limit = self._reply_limit
+        # 4 + 1/8 bytes per sample in the reply, so start just above 8L/33
+        n = min(self._request_limit // bp.CELL_RECORD.itemsize, 8 * reply_limit // 33 + 8)
+        while bp.measurement_size(n) > reply_limit:
+            n -= 1
+        return n
+
+    def _rows_per_frame(self) -> int:
+        """The most whole rows of a block read whose reply fits the frame limit."""
+        ar, ac = self.shape
+        if bp.measurement_size(ac) > self._reply_limit:
+            raise ValueError(f"{self.name}: one row of {ac} samples exceeds the {self._reply_limit}-byte frame limit")
+        n = max(1, min(ar, (self._reply_limit * 8) // (33 * ac)))
+        while n > 1 and bp.measurement_size(n * ac) > self._reply_limit:
+            n -= 1
+        return n
+
     def _finite(self, value: float, what: str) -> float:
         try:
             v = float(value)
@@ -343,11 +362,7 @@ class CrossbarBoard(CapArrayMethods):
     def read_cells_reading(self, rows: object, cols: object) -> BoardReading:
         """READ_CELLS: currents (A) of a list of cells at the read voltage, with the saturation mask."""
         r, c = self._cell_pairs(rows, cols)
-        reply_limit = self._reply_limit
-        # the most cells whose request and reply both fit: 4 + 1/8 bytes per sample, so start just above 8L/33
-        per_frame = min(self._request_limit // bp.CELL_RECORD.itemsize, 8 * reply_limit // 33 + 8)
-        while bp.measurement_size(per_frame) > reply_limit:
-            per_frame -= 1
+        per_frame = self._cells_per_frame()
         currents, masks = [], []
         for start in range(0, len(r), per_frame):
             rr, cc = r[start : start + per_frame], c[start : start + per_frame]
@@ -379,11 +394,7 @@ class CrossbarBoard(CapArrayMethods):
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= ar - first:
             raise ValueError(f"{self.name}: row count {count!r} outside 1..{ar - first} (first row {first})")
         end = first + int(count)
-        per_frame = max(1, min(ar, (self._reply_limit * 8) // (33 * ac)))
-        while per_frame > 1 and bp.measurement_size(per_frame * ac) > self._reply_limit:
-            per_frame -= 1
-        if bp.measurement_size(ac) > self._reply_limit:
-            raise ValueError(f"{self.name}: one row of {ac} samples exceeds the {self._reply_limit}-byte frame limit")
+        per_frame = self._rows_per_frame()
         blocks, masks = [], []
         for start in range(first, end, per_frame):
             count = min(per_frame, end - start)

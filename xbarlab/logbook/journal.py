@@ -12,7 +12,7 @@ The writer therefore never lets HDF5 write such a change to the log directly:
 
 A kill before step 3 leaves the log as it was before the change (an incomplete journal is
 ignored); a kill during step 3 leaves a complete journal, which :func:`apply_journal` replays
-(idempotent: it writes the same pages again). Readers apply it to a copy, never to the log.
+(idempotent: it writes the same pages again). Readers apply it to an in-memory view, never to the log.
 """
 
 from __future__ import annotations
@@ -187,22 +187,20 @@ def apply_changes(path: str | Path, size: int, changes: list[tuple[int, bytes]])
         os.close(fd)
 
 
-def apply_journal(path: str | Path, target: str | Path | None = None) -> str | None:
-    """Finish the structural change a killed writer journaled: apply a complete journal of log ``path``
-    to ``target`` (default: the log itself) and return a sentence saying so; an incomplete journal is
-    ignored (and removed when the log itself is the target). None when there was no journal."""
+def apply_journal(path: str | Path) -> str | None:
+    """Finish the structural change a killed writer journaled: apply a complete journal to log ``path``,
+    remove it and return a sentence saying so; an incomplete journal is removed unapplied (the log was
+    untouched). None when there was no journal."""
     jp = journal_path(path)
     if not jp.exists():
         return None
     journal = read_journal(path)
     if journal is None:
-        if target is None:
-            jp.unlink(missing_ok=True)
+        jp.unlink(missing_ok=True)
         return DISCARDED
     size, changes = journal
-    apply_changes(target if target is not None else path, size, changes)
-    if target is None:
-        jp.unlink(missing_ok=True)
+    apply_changes(path, size, changes)
+    jp.unlink(missing_ok=True)
     return completed_note(len(changes))
 
 

@@ -34,11 +34,6 @@ def writer_alive(path: str | Path) -> bool:
     return False
 
 
-def needs_recovery(path: str | Path) -> bool:
-    """A journal is present, or the superblock still says a writer has the file open."""
-    return journal_path(path).exists() or bool(consistency_flags(path))
-
-
 def _fix_superblock(path: Path) -> list[str]:
     if not consistency_flags(path):
         return []

@@ -279,13 +279,12 @@ class BoardEmulator(StreamEmulator):
         """Receive, execute and answer one intact request frame (clock: its transfer, the firmware, the reply)."""
         self._hunting = False
         timing = self.timing
-        self.clock.advance((bp.OVERHEAD + len(payload)) * timing.bits_per_byte / timing.baud_rate
-                           + timing.command_overhead)
+        self.clock.advance(timing.transfer(bp.OVERHEAD + len(payload)) + timing.command_overhead)
         if self.faults.take_reset():
             self.power_on_reset()
         self.frames += 1
         reply = self._execute(version, op, seq, payload)
-        self.clock.advance(len(reply) * timing.bits_per_byte / timing.baud_rate)
+        self.clock.advance(timing.transfer(len(reply)))
         return reply
 
     def _error(self, opcode: int, seq: int, code: int, message: str) -> bytes:

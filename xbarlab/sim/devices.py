@@ -78,6 +78,12 @@ def _rates(amplitude: np.ndarray, width: np.ndarray, v_ref: float, v_scale: floa
     return _rate(mag, width, v_ref, v_scale, width_ref, width_exponent)
 
 
+def _emerged(dt: np.ndarray, tau: float, t_end: float) -> np.ndarray:
+    """Fraction (0..1) of a post-programming change visible ``dt`` s after the pulse: logarithmic in time with
+    time constant ``tau`` (s), complete at ``t_end`` (s)."""
+    return np.minimum(np.log1p(np.maximum(dt, 0.0) / tau) / np.log1p(t_end / tau), 1.0)
+
+
 @dataclass
 class DeviceModel:
     """Common state and parameters; subclasses define the update and read physics."""
@@ -228,8 +234,7 @@ class RRAM(DeviceModel):
         return self.relax_sigma > 0
 
     def _emerged(self, dt: np.ndarray) -> np.ndarray:
-        dt = np.maximum(dt, 0.0)
-        return np.minimum(np.log1p(dt / self.relax_tau) / np.log1p(self.relax_end / self.relax_tau), 1.0)
+        return _emerged(dt, self.relax_tau, self.relax_end)
 
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
@@ -374,8 +379,7 @@ class PCM(DeviceModel):
 
     def _emerged(self, dt: np.ndarray) -> np.ndarray:
         """Fraction of the programming-noise offset visible ``dt`` s after the last pulse."""
-        dt = np.maximum(dt, 0.0)
-        return np.minimum(np.log1p(dt / self.relax_tau) / np.log1p(self.t0 / self.relax_tau), 1.0)
+        return _emerged(dt, self.relax_tau, self.t0)
 
     def pulse(self, idx, amplitude, width, t_now, rng):
         idx = np.asarray(idx, dtype=np.intp)
