@@ -89,6 +89,7 @@ class SimBench:
         try:
             self.model = CrossbarModel(rows, cols, device=device, seed=self.seed, clock=self.clock, **array_cfg)
             self.periphery = Periphery(rows, cols, seed=self.seed + 1, **dict(sim.get("periphery", {})))
+            self.periphery.clock = self.clock  # the read path drifts with instrument time
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}.array: {exc}") from None
 

@@ -13,8 +13,9 @@ Imperfections that a read-path calibration has to find and that do not stay put:
   an offset every "0 V" line drives the array, and the read-path calibration, which takes the
   TIA offset from zero-input conversions, would book that array current as TIA offset (measured:
   truth yield 0.75 at ±1 % on a 10×10 RRAM array with 0.5 mV); it cannot separate the two yet.
-* **Drift** with simulated time (:attr:`Periphery.clock`; the bench does not set it yet — a
-  checkpointed bench would lose the link — so on a simulated bench there is no drift): the board's
+* **Drift** with simulated time (:attr:`Periphery.clock`, linked to the bench's clock by
+  :class:`~xbarlab.sim.bench.SimBench`; the drift is a pure function of the seed and the time, so a
+  bench restored from a checkpoint, or rebuilt by a resumed sweep worker, drifts along the same path): the board's
   temperature swings ``temp_swing`` K (1 K, judgement: a lab's day–night cycle) with a period of
   one day; each TIA's gain moves with a tempco drawn per line (1σ ``gain_tempco`` 1e-4 /K,
   judgement: thin-film feedback resistors 25–100 ppm/K) and its offset with ``offset_tempco``
@@ -81,12 +82,13 @@ class Periphery:
         self._tempco = {s: gain_tempco * extra.standard_normal(n) for s, n in sizes.items()}
         self._otempco = {s: offset_tempco * extra.standard_normal(n) for s, n in sizes.items()}
         self._walk_scale = (float(gain_walk), float(offset_walk))
-        self._walk_rng = np.random.default_rng([seed, 1_000_033])
-        self._walk: dict[str, np.ndarray] = {s: np.zeros((1, 2 * n)) for s, n in sizes.items()}  # hourly grid
+        self._walk_seed = int(seed)
+        self._walk_sizes = (int(cols), int(rows))
+        # hourly grid of the walks (col then row lines): a cache of a pure function of (seed, hour), never state
+        self._cache: dict[str, np.ndarray] = {"walk": np.zeros((1, 2 * (cols + rows)))}
         self._drifting = temp_swing > 0 and (gain_tempco > 0 or offset_tempco > 0) or gain_walk > 0 or offset_walk > 0
         #: the simulated clock (``now`` in s); None: no drift (time stands still)
         self.clock: Any = None
-        self._at: tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
 
     # -- drift ---------------------------------------------------------------------------------
     def temperature_delta(self, t: float) -> float:
@@ -95,18 +97,21 @@ class Periphery:
 
     def _walk_at(self, side: str, t: float) -> np.ndarray:
         """(gain, offset) random walks of every line at ``t`` s: standard Brownian paths on an hourly grid,
-        drawn as far as needed (the same path whatever the order of the queries), linearly interpolated."""
+        linearly interpolated. Hour k's increments are drawn from a generator seeded by (seed, k), so the
+        path depends on nothing but the seed: not on the order of the queries, nor on a checkpoint."""
         h = max(t, 0.0) / _HOUR
-        grid = self._walk[side]
+        grid = self._cache["walk"]
         need = int(np.ceil(h)) + 1
-        while grid.shape[0] < need:  # one hour at a time, both sides in a fixed order: the same path
-            for s in ("col", "row"):  # whatever times were asked before
-                g = self._walk[s]
-                self._walk[s] = np.vstack([g, g[-1] + self._walk_rng.standard_normal(g.shape[1])])
-            grid = self._walk[side]
+        if grid.shape[0] < need:
+            steps = [np.random.default_rng([self._walk_seed, 1_000_033, k]).standard_normal(grid.shape[1])
+                     for k in range(grid.shape[0], need)]
+            grid = np.vstack([grid, grid[-1] + np.cumsum(steps, axis=0)])
+            self._cache["walk"] = grid
         k = int(np.floor(h))
         f = h - k
-        return grid[k] if f == 0 else (1 - f) * grid[k] + f * grid[k + 1]
+        row = grid[k] if f == 0 else (1 - f) * grid[k] + f * grid[k + 1]
+        n_col, n_row = self._walk_sizes
+        return row[: 2 * n_col] if side == "col" else row[2 * n_col:]
 
     def line_errors(self, side: str, t: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(gain, offset as a fraction of full scale) of every TIA on ``side`` at simulated time ``t`` s
@@ -115,16 +120,17 @@ class Periphery:
             t = float(self.clock.now) if self.clock is not None else 0.0
         if not self._drifting or t == 0.0:
             return self.gain[side], self.offset[side]
-        if self._at is not None and self._at[0] == t and side in self._at[1]:
-            return self._at[1][side]
+        at = self._cache.get("at")
+        if at is not None and at[0] == t and side in at[1]:
+            return at[1][side]
         dt = self.temperature_delta(t)
         w = self._walk_at(side, t)
         n = self.gain[side].size
         gain = self.gain[side] * (1 + self._tempco[side] * dt + self._walk_scale[0] * w[:n])
         offset = self.offset[side] + self._otempco[side] * dt + self._walk_scale[1] * w[n:]
-        cache = self._at[1] if self._at is not None and self._at[0] == t else {}
+        cache = at[1] if at is not None and at[0] == t else {}
         cache[side] = (gain, offset)
-        self._at = (t, cache)
+        self._cache["at"] = (t, cache)
         return gain, offset
 
     # -- conversions ---------------------------------------------------------------------------
