@@ -2,7 +2,10 @@
 
 Forward passes are forward MVMs, backward passes transpose MVMs, updates are pulses
 (:mod:`xbarlab.experiments.update_rules`): stochastic outer-product SGD (Gokmen & Vlasov
-2016), mixed precision (Nandakumar et al. 2020) or Tiki-Taka (Gokmen & Haensch 2020). The
+2016), the same with zero shifting (``sgd_zero_shift``: one device per weight, its reference
+device programmed to the device's symmetry point measured on the bench, Kim et al. 2019/2020,
+:mod:`xbarlab.experiments.zero_shift`), mixed precision (Nandakumar et al. 2020) or Tiki-Taka
+(Gokmen & Haensch 2020). The
 ``float`` rule trains the same architecture on the same split in numpy, without a station.
 
 Array layout: inputs on rows, outputs as differential column pairs; layer k occupies rows
@@ -36,7 +39,7 @@ from xbarlab.experiments.eqprop import cli_train as eqprop_cli_train
 from xbarlab.experiments.networks import MLP, FloatLayer, init_weights
 from xbarlab.experiments.param_groups import CONDUCTANCE_WINDOW, MVM_INPUT, PLACEMENT, PROGRAMMING
 from xbarlab.experiments.pcm_training import PCM_RULE, build_pcm_net, pcm_counters, pcm_update_problems
-from xbarlab.experiments.programming import device_kind, measure_device_step, program_weights
+from xbarlab.experiments.programming import device_kind, measure_device_step, program, program_weights
 from xbarlab.experiments.support import (
     add_run_arguments,
     bench_timing,
@@ -54,9 +57,11 @@ from xbarlab.experiments.update_rules import (
     StochasticPulseLayer,
     TikiTakaLayer,
 )
+from xbarlab.experiments.zero_shift import measure_symmetry_points
 from xbarlab.instruments.interfaces import CrossbarArray
 
-TRAIN_RULES = ("float", "sgd", "mixed_precision", "tiki_taka", "pcm_3t1c", "eqprop")
+TRAIN_RULES = ("float", "sgd", "sgd_zero_shift", "mixed_precision", "tiki_taka", "pcm_3t1c", "eqprop")
+ZERO_SHIFT_RULE = "sgd_zero_shift"
 
 
 def plan_layout(
@@ -142,6 +147,9 @@ class TrainExperiment(Experiment):
         Param("transfer_every", int, 2, min=1, help="Tiki-Taka: samples between row transfers A -> C"),
         Param("transfer_lr", float, 0.1, min=1e-6, max=10.0, help="Tiki-Taka: transfer rate"),
         Param("zero_shift_pulses", int, 1000, min=0, max=100000, help="Tiki-Taka: alternating pulse pairs on A"),
+        Param("symmetry_rounds", int, 60, min=1, max=1000,
+              help="sgd_zero_shift: at most this many rounds of 200 alternating pulse pairs to find each device's "
+                   "symmetry point"),
         Param("significance", float, 3.0, min=0.1, max=100.0,
               help="pcm_3t1c: F in W = F*(G+ - G-) + (g+ - g-) (Ambrogio 2018: 3)"),
         Param("cap_transfer_every", int, 20, min=1, help="pcm_3t1c: samples between capacitor -> PCM transfers"),
@@ -163,6 +171,13 @@ class TrainExperiment(Experiment):
                     "runs it)"]
         if params["g_min"] >= params["g_max"]:
             problems.append(f"{where}.g_min = {params['g_min']:g} S must be below g_max = {params['g_max']:g} S")
+        if params["rule"] == ZERO_SHIFT_RULE and params["update"] != "single_device":
+            problems.append(f"{where}.rule = {ZERO_SHIFT_RULE!r} needs update = 'single_device' (the reference device "
+                            f"G- is set to the symmetry point of its G+; with {params['update']!r} both devices move "
+                            "and there is no fixed reference)")
+        if params["rule"] == ZERO_SHIFT_RULE and getattr(station_config, "device", None) == "pcm":
+            problems.append(f"{where}.rule = {ZERO_SHIFT_RULE!r}: PCM has no RESET increments, so no symmetry point; "
+                            "use the set_only update or pcm_3t1c")
         problems += pcm_update_problems(params["rule"], params["update"], getattr(station_config, "device", None),
                                         where)
         sim = getattr(station_config, "sim", None)
@@ -192,6 +207,8 @@ class TrainExperiment(Experiment):
         setup = t.write_verify_layers(sizes, params["tolerance"]) + 3 * t.read_all + 64 * 20 * t.pulse
         if arrays == 2:
             setup += layers * 2 * params["zero_shift_pulses"] * t.slot
+        if params["rule"] == ZERO_SHIFT_RULE:  # rounds of 200 pulse pairs and a read each, at most
+            setup += layers * params["symmetry_rounds"] * (400 * t.slot + t.read_all)
         if params["rule"] == PCM_RULE:
             arrays = 2  # the PCM and the capacitor MVM of every product
         per_sample_mvms = arrays * (2 * layers - 1) + (0.5 * layers / params["transfer_every"] if arrays == 2 else 0)
@@ -238,9 +255,12 @@ class TrainExperiment(Experiment):
             mapping = WeightMapping(p["g_min"], p["g_max"], w_max, "differential")
             single = p["update"] == "single_device"
             main = ArrayBlock(board, regs[-1], mapping, w.shape[0], w.shape[1], pulses, enc, single_device=single)
-            outcome = program_weights(self.station, board, main.rows, main.matrix.cols, mapping, w, centered=True,
-                                      pulse=pulses, tolerance=p["tolerance"] * (p["g_max"] - p["g_min"]),
-                                      checkpoint=self.checkpoint)
+            tolerance = p["tolerance"] * (p["g_max"] - p["g_min"])
+            if p["rule"] == ZERO_SHIFT_RULE:
+                outcome = self._program_zero_shifted(board, main, w, k, pulses, tolerance)
+            else:
+                outcome = program_weights(self.station, board, main.rows, main.matrix.cols, mapping, w, centered=True,
+                                          pulse=pulses, tolerance=tolerance, checkpoint=self.checkpoint)
             prog[f"layer{k}"] = outcome.summary()
             a_block = None
             if p["rule"] == "tiki_taka":
@@ -269,7 +289,7 @@ class TrainExperiment(Experiment):
         for k, (main, a_block, mapping) in enumerate(blocks):
             # weight change per update event: a push-pull pulse pair, or one pulse on G+ (mean of SET and RESET)
             dw = (step.mean if main.single_device else step.up + step.down) / mapping.unit
-            if p["rule"] == "sgd":
+            if p["rule"] in ("sgd", ZERO_SHIFT_RULE):
                 layers.append(StochasticPulseLayer(main, dw, bl=p["bl"], seed=p["seed"] + k))
             elif p["rule"] == "mixed_precision":
                 layers.append(MixedPrecisionLayer(main, dw, max_pulses=p["max_pulses"], seed=p["seed"] + k))
@@ -281,6 +301,33 @@ class TrainExperiment(Experiment):
         self.commit("initialised", **{f"{k}_yield": v["yield"] for k, v in prog.items()}, dw_up=step.up,
                     dw_down=step.down)
         return MLP(layers)
+
+    def _program_zero_shifted(self, board: CrossbarArray, block: ArrayBlock, w: np.ndarray, layer: int,
+                              pulses: PulseSpec, tolerance: float) -> Any:
+        """Zero shifting (Kim et al. 2019/2020): measure every G+ device's symmetry point on the bench, program its
+        reference G- to it and G+ to g_sym + w·unit, so that W = 0 sits where the device's updates balance."""
+        read_v = station_defaults(self.station)[0]
+        mapping = block.mapping
+        # the symmetry point may lie above the weight window: read up to 3x its top
+        with tia_range(self.station, board, 3.0 * mapping.g_max * abs(read_v)):
+            sym = measure_symmetry_points(board, block.rows, block.plus, amplitude=pulses.amplitude,
+                                          width=pulses.width, read_voltage=read_v,
+                                          max_rounds=self.params["symmetry_rounds"], checkpoint=self.checkpoint)
+        g_sym = sym.g_sym.reshape(block.rows.size, block.plus.size)  # n_in x n_out
+        self.recorder.add_calibration(
+            f"symmetry-points-layer{layer}", "symmetry_point",
+            {"g_sym": g_sym, "spread": sym.spread.reshape(g_sym.shape), "change_per_round": np.array(sym.history)},
+            {"rows": [int(r) for r in block.rows], "columns": [int(c) for c in block.plus], "rounds": sym.rounds,
+             "pulse_pairs": sym.pairs, "settled": sym.settled, "pulse_amplitude": pulses.amplitude,
+             "pulse_width": pulses.width})
+        self.commit(f"symmetry-points-layer{layer}", rounds=sym.rounds, settled=sym.settled,
+                    g_sym_median=float(np.median(g_sym)), g_sym_spread=float(np.std(g_sym)))
+        top = max(mapping.g_max, float(np.max(g_sym)))
+        targets = np.empty((block.rows.size, 2 * block.plus.size))
+        targets[:, 1::2] = np.clip(g_sym, mapping.g_min, top)
+        targets[:, 0::2] = np.clip(targets[:, 1::2] + np.asarray(w, dtype=float).T * mapping.unit, mapping.g_min, top)
+        return program(self.station, board, block.rows, block.matrix.cols, targets, pulse=pulses,
+                       tolerance=tolerance, checkpoint=self.checkpoint, g_lo=mapping.g_min, g_hi=top)
 
     def _zero_shift(self, board: CrossbarArray, block: ArrayBlock, pulses: PulseSpec) -> None:
         """Alternating SET/RESET on every cell of the block: each device settles at its symmetry point."""
