@@ -34,7 +34,8 @@ device leaves short); beside them the JSON gives the same with ONE MVM per produ
 (``*_single_mvm``, what a single inference sees), without the digital correction
 (``*_without_defect_correction``) and the read-noise floors of both (two independent evaluations).
 
-Usage: ``python benchmarks/mvm_accuracy.py [--quick]`` (quick: 32×32 on 32×192); last line one JSON object.
+Usage: ``python benchmarks/mvm_accuracy.py [--quick] [--size N]`` (quick: 32×32 on 32×192; ``--size``: an
+N×N matrix instead of 64×64); last line one JSON object.
 """
 
 from __future__ import annotations
@@ -82,11 +83,16 @@ def open_loop(station: Station, weights: np.ndarray, x: np.ndarray, repeats: int
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="32x32 matrix")
+    ap.add_argument("--size", type=int, default=None,
+                    help="matrix size n (n x n on n rows x 2n columns; default 64, --quick 32): the 64x64 run with "
+                         "IR drop takes ~1 h on a loaded 2-core machine")
     ap.add_argument("--repeats", type=int, default=8, help="MVMs averaged per product")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--mvm-passes", type=int, default=2, help="MVM-path re-targeting passes per block")
     args = ap.parse_args(argv)
-    n = 32 if args.quick else 64
+    n = args.size if args.size is not None else (32 if args.quick else 64)
+    if not 4 <= n <= 256:
+        ap.error(f"--size must be in 4..256, got {n}")
     t_wall = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     w = rng.uniform(-1, 1, (n, n))
