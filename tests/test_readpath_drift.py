@@ -34,3 +34,27 @@ def test_read_path_calibration_goes_stale_with_sim_time_and_recalibration_restor
         recal_error = _gain_error(new, periphery)
     assert stale_error > 2 * recal_error, (fresh_error, stale_error, recal_error)
     assert stale_error > 2 * fresh_error
+
+
+def test_a_bench_restored_from_a_checkpoint_drifts_along_the_same_path():
+    from xbarlab.sim.checkpoint import restore, snapshot
+
+    text = sim_station_text(6, 6, seed=9, wire_resistance=0.0, stuck_fraction=0.0)
+    with Station.from_text(text) as first:
+        first.wait(5 * 3600.0)
+        first.sim.periphery.line_errors("col")  # the first bench has drawn 5 h of its walk
+        state = snapshot(first.sim)
+        first.wait(7 * 3600.0 + 17.0)
+        reads_first = first.require_board().read_all()
+        expected = first.sim.periphery.line_errors("col")
+        t_first = first.sim_time()
+    with Station.from_text(text) as second:  # a resumed worker: a new bench, the checkpoint restored
+        restore(second.sim, state)
+        assert second.sim.periphery.clock is second.sim.clock
+        second.wait(7 * 3600.0 + 17.0)
+        reads_second = second.require_board().read_all()
+        got = second.sim.periphery.line_errors("col")
+        assert second.sim_time() == t_first
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(reads_second, reads_first)

@@ -102,10 +102,12 @@ class Periphery:
         h = max(t, 0.0) / _HOUR
         grid = self._cache["walk"]
         need = int(np.ceil(h)) + 1
-        if grid.shape[0] < need:
-            steps = [np.random.default_rng([self._walk_seed, 1_000_033, k]).standard_normal(grid.shape[1])
-                     for k in range(grid.shape[0], need)]
-            grid = np.vstack([grid, grid[-1] + np.cumsum(steps, axis=0)])
+        if grid.shape[0] < need:  # one hour after the other: the same sums however the grid was extended
+            rows = [grid[-1]]
+            for k in range(grid.shape[0], need):
+                rows.append(rows[-1] + np.random.default_rng([self._walk_seed, 1_000_033, k]).standard_normal(
+                    grid.shape[1]))
+            grid = np.vstack([grid, *rows[1:]])
             self._cache["walk"] = grid
         k = int(np.floor(h))
         f = h - k
