@@ -51,6 +51,8 @@ class ReadCalibration:
     reference: str = ""  # "<run_id>/<record_id>" once logged
     detail: dict[str, Any] = field(default_factory=dict)
     measured_at_s: float = float("nan")  # instrument time (s) when it was measured; NaN: unknown
+    #: V, common offset of the input DACs, separated from the TIA offsets (0: none found, or not separable)
+    dac_offset: float = 0.0
 
     def age(self, now_s: float) -> float:
         """Age (s) at instrument time ``now_s``; NaN when the measurement time is unknown (old records)."""
@@ -74,6 +76,7 @@ class ReadCalibration:
         meta = {"read_voltage": float(self.read_voltage), "chord_factor": float(self.chord_factor),
                 "residual_before": float(self.residual_before),
                 "residual_after": float(self.residual_after), "measured_at_s": float(self.measured_at_s),
+                **({"dac_offset_v": float(self.dac_offset)} if self.dac_offset else {}),
                 **{k: v for k, v in self.detail.items()
                                                                   if isinstance(v, (int, float, str, bool))}}
         return data, meta
@@ -93,7 +96,8 @@ class ReadCalibration:
             raise ConfigError("read-path calibration record: gain must be > 0 and match offset_frac in shape")
         return cls(gain, off, float(meta.get("read_voltage", 0.2)), float(meta.get("residual_before", np.nan)),
                    float(meta.get("residual_after", np.nan)), float(meta.get("chord_factor", 1.0)), reference,
-                   measured_at_s=float(meta.get("measured_at_s", np.nan)))
+                   measured_at_s=float(meta.get("measured_at_s", np.nan)),
+                   dac_offset=float(meta.get("dac_offset_v", 0.0)))
 
 
 def _measuring_bench() -> bool:
@@ -182,6 +186,7 @@ def calibrate_read_path(
     set_width: float = 1e-6,
     target_noise: float = 0.002,
     max_reads: int = 512,
+    separate_dac_offset: bool = True,
 ) -> ReadCalibration:
     """Measure every column's read gain and offset against the SMU at TIA range ``full_scale`` (A).
 
@@ -194,6 +199,15 @@ def calibrate_read_path(
     (``set_amplitudes`` V, ``set_width`` s) on their first rows; an empty tuple disables this.
     The chord factor (cell non-linearity at the read voltage) comes from SMU I–V sweeps of
     the three most conductive reference cells.
+
+    DAC offset (``separate_dac_offset``): an offset δ of the input DACs drives δ through every "0 V"
+    row, so the zero-input conversions hold g·δ·S_c (S_c: the column's conductance sum) besides the
+    TIA offset, while a single-cell read does not (the other rows carry no current). Per column the
+    fit of board against SMU currents then has an intercept −g·δ·S_c; δ is the median over the
+    columns of −intercept/(slope·S_c), with S_c from the board read of all cells. When it is
+    significant (≥ 4 standard errors, ≥ 4 columns) the array current is taken out of the offsets,
+    the gains refitted and δ recorded (``dac_offset``; :class:`CalibratedBoard` trims MVM inputs by it).
+    Otherwise nothing changes: a bench without a DAC offset gets the same numbers as before.
     """
     board = board if board is not None else station.require_board()
     read_v = float(station.config.read_voltage)
@@ -214,7 +228,9 @@ def calibrate_read_path(
     cc = np.tile(np.arange(n_cols), n_rows)
     cur, sat = _board_currents(board, rr, cc, read_v)
     cur = cur.reshape(n_rows, n_cols)
-    floor = 20 * np.abs(offset_a)[None, :] + 0.01 * full_scale
+    # clearly above the offset; capped at 0.05 FS: a DAC offset's array current in the zero-input offsets (several
+    # per cent of full scale) must not hide every cell (a TIA offset alone is ~1e-4 FS, far below the cap)
+    floor = 20 * np.minimum(np.abs(offset_a), 0.002 * full_scale)[None, :] + 0.01 * full_scale
     ok = ~sat.reshape(n_rows, n_cols) & (cur > floor)
     need = cells_per_column + 1
     short = np.flatnonzero(ok.sum(axis=0) < need)
@@ -281,12 +297,32 @@ def calibrate_read_path(
         x, y = s_cur[use], b_cur[use] - offset_a[c]
         gain[c] = float(np.dot(x, y) / np.dot(x, x))
         fitted[c] = True
+    dac_offset = 0.0
+    if separate_dac_offset:
+        usable = ~held & valid & (s_cur > 0)
+        zero_input = offset_a
+        for _ in range(3):  # the column sums and gains improve as the offsets do: a few refinements
+            found = _separate_dac_offset(c_ref, usable, s_cur, b_cur, offset_a, gain,
+                                         _column_sums(cur, offset_a, gain, read_v), read_v)
+            if found is None:
+                break
+            # the zero-input conversions held the DAC offset's array current: take it out, refit the gains
+            dac_offset += found[0]
+            offset_a = offset_a - found[1]
+            for c in np.flatnonzero(fitted):
+                use = (c_ref == c) & usable
+                x, y = s_cur[use], b_cur[use] - offset_a[c]
+                gain[c] = float(np.dot(x, y) / np.dot(x, x))
+        if dac_offset:  # δ from the array current taken out, over the final column sums
+            sums = _column_sums(cur, offset_a, gain, read_v)
+            good = sums > 0
+            dac_offset = float(np.median((zero_input - offset_a)[good] / (gain[good] * sums[good])))
     top = np.argsort(-s_cur)[: min(3, len(refs))]
     chord = chord_factor(station, board, name, [(int(r_ref[k]), int(c_ref[k])) for k in top], read_v)
     board.configure(read_v, full_scale)
 
     cal = ReadCalibration(gain, offset_a / full_scale, read_v, chord_factor=chord,
-                          measured_at_s=instrument_time(station))
+                          measured_at_s=instrument_time(station), dac_offset=dac_offset)
     test = held & valid & (s_cur > 0)
     if test.any():
         raw = b_cur[test] / s_cur[test] - 1
@@ -298,6 +334,34 @@ def calibrate_read_path(
                   "reference_cells_set": cells_set,
                   "reads": int(reads)}
     return cal
+
+
+def _column_sums(cur: np.ndarray, offset_a: np.ndarray, gain: np.ndarray, read_v: float) -> np.ndarray:
+    """Each column's conductance sum S_c (S) from one board read of every cell (rows × cols currents, A)."""
+    return np.clip(cur - offset_a[None, :], 0.0, None).sum(axis=0) / (gain * abs(read_v))
+
+
+def _separate_dac_offset(c_ref: np.ndarray, usable: np.ndarray, s_cur: np.ndarray, b_cur: np.ndarray,
+                         offset_a: np.ndarray, gain: np.ndarray, col_sums: np.ndarray,
+                         read_v: float) -> tuple[float, np.ndarray] | None:
+    """(DAC offset δ in V, its array current g·δ·S_c per column in A), or None when not significant."""
+    per_col = []
+    for c in np.unique(c_ref[usable]):
+        use = usable & (c_ref == c)
+        x, y = s_cur[use], b_cur[use] - offset_a[c]
+        if x.size < 2 or np.ptp(x) <= 0.2 * np.max(x) or col_sums[c] <= 0:
+            continue
+        slope, intercept = np.polyfit(x, y, 1)
+        if slope > 0:
+            per_col.append(-intercept / (slope * col_sums[c]))
+    if len(per_col) < 4:
+        return None
+    d = np.asarray(per_col)
+    delta = float(np.median(d))
+    se = 1.4826 * float(np.median(np.abs(d - delta))) / np.sqrt(d.size)
+    if not abs(delta) > 4 * se or not abs(delta) < 0.05 * abs(read_v):  # not found, or not an offset
+        return None
+    return delta, gain * delta * col_sums
 
 
 class CalibratedBoard:
@@ -367,11 +431,20 @@ class CalibratedBoard:
         return self._corrected_rows(lambda: self.inner.read_rows(first, count))
 
     def mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
+        """Corrected column currents (A); with a DAC offset δ the inputs are trimmed by −δ (never beyond the
+        largest commanded magnitude or |δ|) and the gain, fitted on cell reads at V_read + δ, rescaled."""
+        delta = self.calibration.dac_offset
+        v = row_voltages
+        if delta:
+            v = np.asarray(row_voltages, dtype=float)
+            m = max(float(np.max(np.abs(v), initial=0.0)), abs(delta))  # a "0 V" row is commanded to −δ
+            v = np.clip(v - delta, -m, m)
         try:
-            i = np.asarray(self.inner.mvm_forward(row_voltages), dtype=float)
+            i = np.asarray(self.inner.mvm_forward(v), dtype=float)
         except InstrumentError as exc:
             raise self._fix_exc(exc, None) from None
-        return self.calibration.correct_currents(i, self.full_scale)
+        out = self.calibration.correct_currents(i, self.full_scale)
+        return out * (1 + delta / self.calibration.read_voltage) if delta else out
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)
