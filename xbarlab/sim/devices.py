@@ -177,8 +177,10 @@ class RRAM(DeviceModel):
     Switching threshold: each cell's v_ref is offset by N(0, ``v_ref_d2d``) (the SET/RESET voltages of
     HfO₂ cells scatter by tens of mV from device to device, judgement ~0.05 V), i.e. its step is scaled
     by exp(−δ/v_scale) on top of the step's own d2d spread. **Off by default (0 V)**: at 0.05 V a 6×6
-    closed-loop solve test lost a cell to "unreachable" (error 0.16 against < 0.05) and the linear-solve
-    instrument-time estimate no longer held; not yet re-tuned.
+    closed-loop solve test loses a cell to "unreachable" (error 0.16 against < 0.05) and the linear-solve
+    instrument-time estimate no longer held; re-checked on the current controller (issue 14): still 1 of
+    72 cells unreachable, relative error 0.156. Turning it on needs the write-verify (not the physics) to
+    reach slow high-threshold cells, e.g. by escalating amplitude per cell.
 
     1T1R compliance: the cell's transistor limits the SET current to ``compliance_current``
     (300 µA, judgement: HfO₂ 1T1R arrays are SET at 50–500 µA set by the gate voltage), so a SET
@@ -188,7 +190,10 @@ class RRAM(DeviceModel):
     offset N(0, relax_sigma) (fraction of the range) that emerges after the pulse as
     ln(1 + Δt/``relax_tau``)/ln(1 + ``relax_end``/relax_tau) (capped at 1): the conductance moves
     after the verify accepted it, from seconds to hours (Esmanhotto et al., IEDM 2020, report a
-    spread of a few µS within an hour on HfO₂ 1T1R; magnitude here a judgement to set).
+    spread of a few µS within an hour on HfO₂ 1T1R; magnitude here a judgement to set). Still off: no
+    number with a source for this range and read voltage was found, and a relaxing device makes every
+    read time-dependent (no cached conductance), which the training and MVM benchmarks cannot afford
+    on this machine yet.
     """
 
     dw_min: float = 0.00135  # fraction of range per nominal pulse (mean of the SET and RESET steps)
