@@ -205,7 +205,7 @@ def calibrate_read_path(
     TIA offset, while a single-cell read does not (the other rows carry no current). Per column the
     fit of board against SMU currents then has an intercept −g·δ·S_c; δ is the median over the
     columns of −intercept/(slope·S_c), with S_c from the board read of all cells. When it is
-    significant (≥ 4 standard errors, ≥ 4 columns) the array current is taken out of the offsets,
+    significant (≥ 5 standard errors of the median, ≥ 8 columns) the array current is taken out of the offsets,
     the gains refitted and δ recorded (``dac_offset``; :class:`CalibratedBoard` trims MVM inputs by it).
     Otherwise nothing changes: a bench without a DAC offset gets the same numbers as before.
     """
@@ -354,12 +354,12 @@ def _separate_dac_offset(c_ref: np.ndarray, usable: np.ndarray, s_cur: np.ndarra
         slope, intercept = np.polyfit(x, y, 1)
         if slope > 0:
             per_col.append(-intercept / (slope * col_sums[c]))
-    if len(per_col) < 4:
+    if len(per_col) < 8:  # too few columns for a robust spread: nothing is separated
         return None
     d = np.asarray(per_col)
     delta = float(np.median(d))
-    se = 1.4826 * float(np.median(np.abs(d - delta))) / np.sqrt(d.size)
-    if not abs(delta) > 4 * se or not abs(delta) < 0.05 * abs(read_v):  # not found, or not an offset
+    se = 1.2533 * 1.4826 * float(np.median(np.abs(d - delta))) / np.sqrt(d.size)  # standard error of a median
+    if not abs(delta) > 5 * se or not abs(delta) < 0.05 * abs(read_v):  # not found, or not an offset
         return None
     return delta, gain * delta * col_sums
 
