@@ -57,7 +57,7 @@ def backprop(seed: int, hidden: int, epochs: int, limit: int) -> float:
 #: each update averaged over 4x more noisy samples; seed 0: 89.7 % against 70.5 % with batches of 8); the float
 #: reference, without noise or pulses, learns faster with more, smaller updates and a gentler nudge
 BOARD: dict[str, Any] = {}
-FLOAT = {"beta": 1e-3, "batch": 8}
+FLOAT = {"beta": 1e-3, "batch": 8, "lr_decay": 0.9}
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
@@ -70,12 +70,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="one seed, one epoch (EP needs ~100 updates before it learns: all samples; ~1-3 min)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
-    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=None, help="board EP epochs (default 6; --quick: 1)")
+    ap.add_argument("--float-epochs", type=int, default=None,
+                    help="float EP epochs, and backprop's at equal epochs (default 20; --quick: 2)")
     ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--skip", nargs="*", default=(), choices=("backprop", "float", "board"))
     args = ap.parse_args(argv)
     hidden = args.hidden or 32
     epochs = args.epochs or (1 if args.quick else 6)
+    float_epochs = args.float_epochs or (2 if args.quick else 20)
     limit = 0
     if args.quick:
         args.seeds = 1
@@ -84,15 +87,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                    if p.name not in common and p.name not in ("rule", "seed")}},
                            "board_overrides": BOARD, "float_overrides": FLOAT,
                            "array": "256x64 RRAM 1T1R, simulator defaults, 0 ohm wires"}
-    acc: dict[str, list[float]] = {"backprop": [], "float": [], "board": []}
+    acc: dict[str, list[float]] = {"backprop": [], "backprop60": [], "float": [], "board": []}
     settle_free, settle_nudged, pulses, inst = [], [], [], []
     t_wall = time.perf_counter()
     out["seeds"] = list(range(args.first_seed, args.first_seed + args.seeds))
     for seed in out["seeds"]:
         if "backprop" not in args.skip:
-            acc["backprop"].append(backprop(seed, hidden, 60, limit))
+            acc["backprop"].append(backprop(seed, hidden, float_epochs, limit))
+            acc["backprop60"].append(backprop(seed, hidden, 60, limit))
         if "float" not in args.skip:
-            r = EquilibriumTrainExperiment(None, {**common, **FLOAT, "rule": "float", "seed": seed}).run()
+            r = EquilibriumTrainExperiment(None, {**common, **FLOAT, "epochs": float_epochs, "rule": "float",
+                                                  "seed": seed}).run()
             acc["float"].append(r.test_acc)
             out.setdefault("float_eqprop_history", []).append([round(e.test_acc, 4) for e in r.history])
         if "board" not in args.skip:
@@ -106,21 +111,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             settle_nudged.append(float(np.mean([e.settle_nudged for e in r.history])))
             pulses.append(r.total_pulses)
             inst.append(r.instrument_time)
-    for key, name in (("backprop", "backprop_acc"), ("float", "float_eqprop_acc"), ("board", "board_eqprop_acc")):
+    out["float_epochs"] = float_epochs
+    for key, name in (("backprop", "backprop_acc"), ("backprop60", "backprop_60_epochs_acc"),
+                      ("float", "float_eqprop_acc"), ("board", "board_eqprop_acc")):
         if acc[key]:
             out[name] = _summary(acc[key])
     if settle_free:
         out["settling_time_s"] = {"free": float(np.mean(settle_free)), "nudged": float(np.mean(settle_nudged))}
         out["pulses"] = float(np.mean(pulses))
         out["instrument_time_s"] = float(np.mean(inst))
-    if acc["backprop"] and acc["float"]:
-        gap = 100 * (out["backprop_acc"]["mean"] - out["float_eqprop_acc"]["mean"])
-        out["float_gap_points"] = gap
-        out["float_goal_met"] = bool(gap <= 1.0)
-    if acc["backprop"] and acc["board"]:
-        gap = 100 * (out["backprop_acc"]["mean"] - out["board_eqprop_acc"]["mean"])
-        out["board_gap_points"] = gap
-        out["board_goal_met"] = bool(gap <= 3.0)
+    if acc["backprop"]:  # the goals are judged against the stronger backprop: equal epochs or 60 epochs
+        best = max(out["backprop_acc"]["mean"], out["backprop_60_epochs_acc"]["mean"])
+        for key, name, goal in (("float", "float", 1.0), ("board", "board", 3.0)):
+            if acc[key]:
+                gap = 100 * (best - out[f"{name}_eqprop_acc"]["mean"])
+                out[f"{name}_gap_points"] = gap
+                out[f"{name}_goal_met"] = bool(gap <= goal)
     out["wall_s"] = time.perf_counter() - t_wall
     return out
 

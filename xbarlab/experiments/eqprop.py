@@ -211,6 +211,8 @@ class EquilibriumTrainExperiment(Experiment):
     """Train a layered nonlinear resistive network by equilibrium propagation (board or float reference)."""
 
     kind = "equilibrium_train"
+    #: 2: differential pulse pairs from a host accumulator by default (was: per-device stochastic rounding), β 10 mS
+    revision = 2
     title = "Equilibrium propagation on the board's nonlinear resistive network, with a float reference"
     plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),
              PlotSpec("outputs", "epoch", ("free_0", "nudged_0", "free_1", "nudged_1"), "1", "V",
@@ -224,7 +226,7 @@ class EquilibriumTrainExperiment(Experiment):
         Param("lr", float, 1e-6, "S^2/V^2", "learning rate of the output tile", min=0.0),
         Param("lr_hidden", float, 4e-6, "S^2/V^2", "learning rate of the hidden tiles", min=0.0),
         Param("lr_decay", float, 0.85, min=0.01, max=1.0, help="learning-rate factor per epoch"),
-        Param("beta", float, 5e-3, "S", "nudging strength: I = beta*(target - output)", min=1e-9, max=1.0),
+        Param("beta", float, 1e-2, "S", "nudging strength: I = beta*(target - output)", min=1e-9, max=1.0),
         Param("centered", bool, True, help="two nudged phases +-beta instead of free and +beta"),
         Param("v_in", float, 0.5, "V", "input full scale: features in [0, 1] map to [-v_in, v_in]", min=1e-3),
         Param("target_on", float, 0.05, "V", "output target of the true class"),
@@ -242,7 +244,7 @@ class EquilibriumTrainExperiment(Experiment):
         Param("max_pulses", int, 8, min=1, max=1000, help="most pulses per device and update"),
         Param("settle_repeats", int, 1, min=1, max=64,
               help="board: settle every training sample this many times per phase and average (read noise / sqrt)"),
-        Param("update", str, "stochastic", choices=("stochastic", "pairs", "accumulate"),
+        Param("update", str, "accumulate", choices=("stochastic", "pairs", "accumulate"),
               help="board: pulses per device (stochastic), per differential pair (pairs), or per pair from a "
                    "host accumulator (accumulate)"),
         Param("park_amplitude", float, 1.6, "V", "RESET amplitude that parks off-tile cells", min=1e-3),
