@@ -74,8 +74,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--float-epochs", type=int, default=None,
                     help="float EP epochs, and backprop's at equal epochs (default 20; --quick: 2)")
     ap.add_argument("--hidden", type=int, default=None)
+    ap.add_argument("--board-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a parameter of the board runs (repeatable), e.g. lr_hidden=8e-6")
     ap.add_argument("--skip", nargs="*", default=(), choices=("backprop", "float", "board"))
     args = ap.parse_args(argv)
+    board = dict(BOARD)
+    types = {p.name: p.type for p in EquilibriumTrainExperiment.params_spec}
+    for item in args.board_param:
+        name, _, value = item.partition("=")
+        if name not in types or not value:
+            ap.error(f"--board-param {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(types))}")
+        board[name] = types[name](value) if types[name] is not bool else value.lower() in ("1", "true", "yes")
     hidden = args.hidden or 32
     epochs = args.epochs or (1 if args.quick else 6)
     float_epochs = args.float_epochs or (2 if args.quick else 20)
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     common = {"hidden": hidden, "epochs": epochs, "limit": limit}
     out: dict[str, Any] = {"params": {**common, **{p.name: p.default for p in EquilibriumTrainExperiment.params_spec
                                                    if p.name not in common and p.name not in ("rule", "seed")}},
-                           "board_overrides": BOARD, "float_overrides": FLOAT,
+                           "board_overrides": board, "float_overrides": FLOAT,
                            "array": "256x64 RRAM 1T1R, simulator defaults, 0 ohm wires"}
     acc: dict[str, list[float]] = {"backprop": [], "backprop60": [], "float": [], "board": []}
     settle_free, settle_nudged, pulses, inst = [], [], [], []
@@ -103,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "board" not in args.skip:
             text = sim_station_text(256, 64, seed=1000 + seed, wire_resistance=0.0, name="eqprop bench")
             with Station.from_text(text) as station:
-                r = EquilibriumTrainExperiment(station, {**common, **BOARD, "rule": "board", "seed": seed}).run()
+                r = EquilibriumTrainExperiment(station, {**common, **board, "rule": "board", "seed": seed}).run()
             acc["board"].append(r.test_acc)
             out.setdefault("board_eqprop_history", []).append([round(e.test_acc, 4) for e in r.history])
             out.setdefault("device_step", []).append(r.device_step)
