@@ -6,12 +6,15 @@ neurons with bidirectional amplifiers (gain 40, rail 0.5 V), outputs as node vol
 split and seed per run for the three trainings:
 
 * ``backprop_acc``: scikit-learn ``MLPClassifier`` with the same layer sizes, tanh hidden units,
-  plain SGD (mini-batches of 32, learning rate 0.05, no momentum), 60 epochs, inputs in [−1, 1];
+  plain SGD (mini-batches of 32, learning rate 0.05, no momentum), inputs in [−1, 1], as many epochs
+  as the float EP reference (``--float-epochs``, 20); ``backprop_60_epochs_acc`` the same with 60
+  epochs. The goals are judged against the better of the two;
 * ``float_eqprop_acc``: the float EP reference (ideal ohmic devices, the same settling equations);
 * ``board_eqprop_acc``: EP on the simulated board: a 256×64 RRAM 1T1R array with the simulator's
   default device physics (soft bounds, SET/RESET asymmetry, 30 % cycle-to-cycle and device-to-device
-  spread, 0.5 % read noise, 1 % stuck cells), the board's 16-bit node ADC and input DAC, updates as
-  pulses through the measured device step.
+  spread, 0.5 % read noise, 1 % stuck cells), the board's 18-bit node ADC and input DAC, updates as
+  pulse pairs on the differential pairs (the ±x rows of a column) through the measured device step,
+  6 epochs (``--epochs``; each board epoch costs minutes of instrument time).
 
 Wires: the board's equilibrium mode does not model wire resistance (docs/board-protocol.md §5.11);
 the array is built with 0 Ω wires so that the device-step reads (READ_ALL) agree with it.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from typing import Any
@@ -52,12 +56,22 @@ def backprop(seed: int, hidden: int, epochs: int, limit: int) -> float:
     return float(mlp.score(2 * ds.x_test - 1, ds.y_test))
 
 
-#: the board runs the experiment's defaults (beta = 5 mS: its hidden nodes then move by ~0.5 mV between the two
-#: nudged phases, above the ~0.3 mV spread of the devices' read noise; mini-batches of 32: a quarter of the pulses,
-#: each update averaged over 4x more noisy samples; seed 0: 89.7 % against 70.5 % with batches of 8); the float
-#: reference, without noise or pulses, learns faster with more, smaller updates and a gentler nudge
+#: the board runs the experiment's defaults (beta = 10 mS: its hidden nodes then move by ~1 mV between the two
+#: nudged phases, above the ~0.3 mV spread of the devices' read noise; mini-batches of 32; differential pulse pairs
+#: from a host accumulator); the float reference, without noise or pulses, learns faster with more, smaller updates
+#: and a gentler nudge (its learning rates decay by 0.9 per epoch over its 20 epochs)
 BOARD: dict[str, Any] = {}
-FLOAT = {"beta": 1e-3, "batch": 8}
+FLOAT = {"beta": 1e-3, "batch": 8, "lr_decay": 0.9}
+
+
+def _epoch_line(tag: str):
+    """A progress callback that prints each finished epoch to stderr (a long run shows where it is)."""
+
+    def show(progress: Any) -> None:
+        if "test_acc" in progress.values:
+            print(f"{tag} {progress.message} (train {progress.values['train_acc']:.2%})", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
@@ -70,35 +84,50 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="one seed, one epoch (EP needs ~100 updates before it learns: all samples; ~1-3 min)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
-    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=None, help="board EP epochs (default 6; --quick: 1)")
+    ap.add_argument("--float-epochs", type=int, default=None,
+                    help="float EP epochs, and backprop's at equal epochs (default 20; --quick: 2)")
     ap.add_argument("--hidden", type=int, default=None)
+    ap.add_argument("--board-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a parameter of the board runs (repeatable), e.g. lr_hidden=8e-6")
     ap.add_argument("--skip", nargs="*", default=(), choices=("backprop", "float", "board"))
     args = ap.parse_args(argv)
+    board = dict(BOARD)
+    types = {p.name: p.type for p in EquilibriumTrainExperiment.params_spec}
+    for item in args.board_param:
+        name, _, value = item.partition("=")
+        if name not in types or not value:
+            ap.error(f"--board-param {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(types))}")
+        board[name] = types[name](value) if types[name] is not bool else value.lower() in ("1", "true", "yes")
     hidden = args.hidden or 32
     epochs = args.epochs or (1 if args.quick else 6)
+    float_epochs = args.float_epochs or (2 if args.quick else 20)
     limit = 0
     if args.quick:
         args.seeds = 1
     common = {"hidden": hidden, "epochs": epochs, "limit": limit}
     out: dict[str, Any] = {"params": {**common, **{p.name: p.default for p in EquilibriumTrainExperiment.params_spec
                                                    if p.name not in common and p.name not in ("rule", "seed")}},
-                           "board_overrides": BOARD, "float_overrides": FLOAT,
+                           "board_overrides": board, "float_overrides": FLOAT,
                            "array": "256x64 RRAM 1T1R, simulator defaults, 0 ohm wires"}
-    acc: dict[str, list[float]] = {"backprop": [], "float": [], "board": []}
+    acc: dict[str, list[float]] = {"backprop": [], "backprop60": [], "float": [], "board": []}
     settle_free, settle_nudged, pulses, inst = [], [], [], []
     t_wall = time.perf_counter()
     out["seeds"] = list(range(args.first_seed, args.first_seed + args.seeds))
     for seed in out["seeds"]:
         if "backprop" not in args.skip:
-            acc["backprop"].append(backprop(seed, hidden, 60, limit))
+            acc["backprop"].append(backprop(seed, hidden, float_epochs, limit))
+            acc["backprop60"].append(backprop(seed, hidden, 60, limit))
         if "float" not in args.skip:
-            r = EquilibriumTrainExperiment(None, {**common, **FLOAT, "rule": "float", "seed": seed}).run()
+            r = EquilibriumTrainExperiment(None, {**common, **FLOAT, "epochs": float_epochs, "rule": "float",
+                                                  "seed": seed}, progress=_epoch_line(f"float seed {seed}:")).run()
             acc["float"].append(r.test_acc)
             out.setdefault("float_eqprop_history", []).append([round(e.test_acc, 4) for e in r.history])
         if "board" not in args.skip:
             text = sim_station_text(256, 64, seed=1000 + seed, wire_resistance=0.0, name="eqprop bench")
             with Station.from_text(text) as station:
-                r = EquilibriumTrainExperiment(station, {**common, **BOARD, "rule": "board", "seed": seed}).run()
+                r = EquilibriumTrainExperiment(station, {**common, **board, "rule": "board", "seed": seed},
+                                               progress=_epoch_line(f"board seed {seed}:")).run()
             acc["board"].append(r.test_acc)
             out.setdefault("board_eqprop_history", []).append([round(e.test_acc, 4) for e in r.history])
             out.setdefault("device_step", []).append(r.device_step)
@@ -106,21 +135,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             settle_nudged.append(float(np.mean([e.settle_nudged for e in r.history])))
             pulses.append(r.total_pulses)
             inst.append(r.instrument_time)
-    for key, name in (("backprop", "backprop_acc"), ("float", "float_eqprop_acc"), ("board", "board_eqprop_acc")):
+    out["float_epochs"] = float_epochs
+    for key, name in (("backprop", "backprop_acc"), ("backprop60", "backprop_60_epochs_acc"),
+                      ("float", "float_eqprop_acc"), ("board", "board_eqprop_acc")):
         if acc[key]:
             out[name] = _summary(acc[key])
     if settle_free:
         out["settling_time_s"] = {"free": float(np.mean(settle_free)), "nudged": float(np.mean(settle_nudged))}
         out["pulses"] = float(np.mean(pulses))
         out["instrument_time_s"] = float(np.mean(inst))
-    if acc["backprop"] and acc["float"]:
-        gap = 100 * (out["backprop_acc"]["mean"] - out["float_eqprop_acc"]["mean"])
-        out["float_gap_points"] = gap
-        out["float_goal_met"] = bool(gap <= 1.0)
-    if acc["backprop"] and acc["board"]:
-        gap = 100 * (out["backprop_acc"]["mean"] - out["board_eqprop_acc"]["mean"])
-        out["board_gap_points"] = gap
-        out["board_goal_met"] = bool(gap <= 3.0)
+    if acc["backprop"]:  # the goals are judged against the stronger backprop: equal epochs or 60 epochs
+        best = max(out["backprop_acc"]["mean"], out["backprop_60_epochs_acc"]["mean"])
+        for key, name, goal in (("float", "float", 1.0), ("board", "board", 3.0)):
+            if acc[key]:
+                gap = 100 * (best - out[f"{name}_eqprop_acc"]["mean"])
+                out[f"{name}_gap_points"] = gap
+                out[f"{name}_goal_met"] = bool(gap <= goal)
     out["wall_s"] = time.perf_counter() - t_wall
     return out
 

@@ -111,7 +111,7 @@ class _FloatNetwork:
     def __init__(self, net: EquilibriumNetwork, mask: np.ndarray, g: np.ndarray, g_min: float, g_max: float) -> None:
         self.net, self.mask, self.g, self.g_min, self.g_max = net, mask, g, g_min, g_max
 
-    def settle(self, x: np.ndarray, inject: np.ndarray | None, start: np.ndarray | None = None
+    def settle(self, x: np.ndarray, inject: np.ndarray | None, start: np.ndarray | None = None, repeats: int = 1
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         eq = self.net.solve(self.g, x, inject, v_init=start)  # the nudged phases start from the free state
         return eq.rows, eq.nodes, eq.settle_time
@@ -122,22 +122,62 @@ class _FloatNetwork:
 
 
 class _BoardNetwork:
-    """The network on the board: EQ_SETTLE for the phases, PULSE_BATCH for the updates."""
+    """The network on the board: EQ_SETTLE for the phases, PULSE_BATCH for the updates.
+
+    ``update``: ``"stochastic"``: every device's ΔG becomes pulse counts by stochastic rounding (SET up,
+    RESET down); ``"pairs"``: the rows ±x_i (and ±a_j, ±V_b) of a column form a differential pair and
+    only its difference is trained, ΔW = ½(ΔG⁺ − ΔG⁻), as pulse pairs (SET G⁺ with RESET G⁻, or the
+    reverse), stochastically rounded; ``"accumulate"``: the same pairs, but ΔW is accumulated on the
+    host per pair and a pulse pair fires only when the accumulator passes one step (Nandakumar et al.
+    2020's mixed precision), so read-noise-driven updates average out instead of walking the devices.
+    """
 
     def __init__(self, board: Any, n_rows: int, rows: np.ndarray, cols: np.ndarray, mask: np.ndarray,
-                 step: DeviceStep, pulses: PulseSpec, max_pulses: int, rng: np.random.Generator) -> None:
+                 step: DeviceStep, pulses: PulseSpec, max_pulses: int, rng: np.random.Generator,
+                 update: str = "stochastic") -> None:
         self.board, self.n_rows, self.step, self.pulses = board, n_rows, step, pulses
-        self.max_pulses, self.rng = max_pulses, rng
+        self.max_pulses, self.rng, self.mode = max_pulses, rng, update
         self.cell_r, self.cell_c = np.nonzero(mask)  # tile cells in network coordinates
         self.phys_r, self.phys_c = rows[self.cell_r], cols[self.cell_c]
+        plus = self.cell_r % 2 == 0  # tile rows come in (+, −) pairs from an even row
+        self.pair_r, self.pair_c = self.cell_r[plus], self.cell_c[plus]  # the G⁺ cell of every pair
+        self.pair_plus_r, self.pair_minus_r = rows[self.pair_r], rows[self.pair_r + 1]
+        self.pair_col = cols[self.pair_c]
+        self.chi = np.zeros(self.pair_r.size)  # S, accumulated ΔW per pair (update "accumulate")
 
-    def settle(self, x: np.ndarray, inject: np.ndarray | None, start: np.ndarray | None = None
+    def settle(self, x: np.ndarray, inject: np.ndarray | None, start: np.ndarray | None = None, repeats: int = 1
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row and node voltages (V) and settling times (s) per sample; with ``repeats`` > 1 every sample is
+        settled that many times (in one EQ_SETTLE) and its voltages averaged: the devices' read noise, drawn
+        anew at every settling, then shrinks by √repeats."""
+        if repeats > 1:
+            x = np.tile(x, (repeats, 1))
+            inject = None if inject is None else np.tile(inject, (repeats, 1))
         reply = self.board.eq_settle(x, inject)  # the circuit finds its own way from where it is
-        v = reply.voltages
-        return v[:, : self.n_rows], v[:, self.n_rows :], reply.settle_time
+        v, t = reply.voltages, reply.settle_time
+        if repeats > 1:
+            v = v.reshape(repeats, -1, v.shape[1]).mean(axis=0)
+            t = t.reshape(repeats, -1).mean(axis=0)
+        return v[:, : self.n_rows], v[:, self.n_rows :], t
 
     def update(self, delta_g: np.ndarray) -> int:
+        """Apply ΔG (S, network rows × nodes) as pulses; returns the number of pulses."""
+        if self.mode == "stochastic":
+            return self._update_devices(delta_g)
+        dw = 0.5 * (delta_g[self.pair_r, self.pair_c] - delta_g[self.pair_r + 1, self.pair_c])
+        per_pair = self.step.up + self.step.down  # S: change of G⁺ − G⁻ per pulse pair
+        if self.mode == "pairs":
+            exact = 2.0 * dw / per_pair
+            counts = np.sign(exact) * np.floor(np.abs(exact) + self.rng.random(exact.shape))
+        else:
+            self.chi += 2.0 * dw
+            counts = np.trunc(self.chi / per_pair)
+        counts = np.clip(counts, -self.max_pulses, self.max_pulses).astype(np.int64)
+        if self.mode == "accumulate":
+            self.chi -= counts * per_pair
+        return self._pulse_pairs(counts)
+
+    def _update_devices(self, delta_g: np.ndarray) -> int:
         """ΔG (S) of the tile cells as pulse counts: SET steps up, RESET steps down, stochastic rounding."""
         dg = delta_g[self.cell_r, self.cell_c]
         per_pulse = np.where(dg > 0, self.step.up, self.step.down)
@@ -153,12 +193,26 @@ class _BoardNetwork:
         self.board.pulse_arrays(r, c, a, self.pulses.width)
         return int(r.size)
 
+    def _pulse_pairs(self, counts: np.ndarray) -> int:
+        """Signed pulse-pair counts per pair: +n → n × (SET G⁺, RESET G⁻); −n → n × (RESET G⁺, SET G⁻)."""
+        reps = np.abs(counts)
+        if not reps.any():
+            return 0
+        amp = np.repeat(np.where(counts > 0, self.pulses.amplitude, -self.pulses.amplitude), reps)
+        r = np.stack([np.repeat(self.pair_plus_r, reps), np.repeat(self.pair_minus_r, reps)], axis=1).ravel()
+        c = np.repeat(np.repeat(self.pair_col, reps), 2)
+        a = np.stack([amp, -amp], axis=1).ravel()
+        self.board.pulse_arrays(r, c, a, self.pulses.width)
+        return int(r.size)
+
 
 @register
 class EquilibriumTrainExperiment(Experiment):
     """Train a layered nonlinear resistive network by equilibrium propagation (board or float reference)."""
 
     kind = "equilibrium_train"
+    #: 2: differential pulse pairs from a host accumulator by default (was: per-device stochastic rounding), β 10 mS
+    revision = 2
     title = "Equilibrium propagation on the board's nonlinear resistive network, with a float reference"
     plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),
              PlotSpec("outputs", "epoch", ("free_0", "nudged_0", "free_1", "nudged_1"), "1", "V",
@@ -172,7 +226,7 @@ class EquilibriumTrainExperiment(Experiment):
         Param("lr", float, 1e-6, "S^2/V^2", "learning rate of the output tile", min=0.0),
         Param("lr_hidden", float, 4e-6, "S^2/V^2", "learning rate of the hidden tiles", min=0.0),
         Param("lr_decay", float, 0.85, min=0.01, max=1.0, help="learning-rate factor per epoch"),
-        Param("beta", float, 5e-3, "S", "nudging strength: I = beta*(target - output)", min=1e-9, max=1.0),
+        Param("beta", float, 1e-2, "S", "nudging strength: I = beta*(target - output)", min=1e-9, max=1.0),
         Param("centered", bool, True, help="two nudged phases +-beta instead of free and +beta"),
         Param("v_in", float, 0.5, "V", "input full scale: features in [0, 1] map to [-v_in, v_in]", min=1e-3),
         Param("target_on", float, 0.05, "V", "output target of the true class"),
@@ -188,6 +242,11 @@ class EquilibriumTrainExperiment(Experiment):
         Param("pulse_amplitude", float, 1.2, "V", "update pulse amplitude", min=1e-3),
         Param("pulse_width", float, 100e-9, "s", "update pulse width", min=1e-9),
         Param("max_pulses", int, 8, min=1, max=1000, help="most pulses per device and update"),
+        Param("settle_repeats", int, 1, min=1, max=64,
+              help="board: settle every training sample this many times per phase and average (read noise / sqrt)"),
+        Param("update", str, "accumulate", choices=("stochastic", "pairs", "accumulate"),
+              help="board: pulses per device (stochastic), per differential pair (pairs), or per pair from a "
+                   "host accumulator (accumulate)"),
         Param("park_amplitude", float, 1.6, "V", "RESET amplitude that parks off-tile cells", min=1e-3),
         Param("park_pulses", int, 30, min=0, max=10000, help="RESET pulses per off-tile cell (0: leave them)"),
         Param("limit", int, 0, min=0, help="use only this many samples (0 = all)"),
@@ -298,7 +357,7 @@ class EquilibriumTrainExperiment(Experiment):
             raise ConfigError(f"the board echoed a different network: {echoed}")
         self.commit("initialised", dw_up=step.up, dw_down=step.down, off_tile_cells=int(len(off)))
         return _BoardNetwork(board, len(rows), rows, cols, mask, step, pulses, p["max_pulses"],
-                             np.random.default_rng(p["seed"] + 13))
+                             np.random.default_rng(p["seed"] + 13), p["update"])
 
     # -- run ------------------------------------------------------------------------------------------------
     def execute(self) -> EqResult:
@@ -377,14 +436,15 @@ class EquilibriumTrainExperiment(Experiment):
                 sel = order[start : start + p["batch"]]
                 x = self._encode(ds.x_train[sel])
                 t = self._targets(ds.y_train[sel], classes)
-                rows0, nodes0, st0 = model.settle(x, None)
+                rep = p["settle_repeats"]
+                rows0, nodes0, st0 = model.settle(x, None, repeats=1 if p["centered"] else rep)
                 y0 = nodes0[:, out]
                 loss_sum += float((0.5 * ((y0 - t) ** 2).sum(axis=1)).sum())
                 hits += int((y0.argmax(axis=1) == ds.y_train[sel]).sum())
                 inject = np.clip(p["beta"] * (t - y0), -max_inject, max_inject)
-                rows1, nodes1, st1 = model.settle(x, inject, nodes0)
+                rows1, nodes1, st1 = model.settle(x, inject, nodes0, repeats=rep)
                 if p["centered"]:
-                    rows0, nodes0, st2 = model.settle(x, -inject, nodes0)
+                    rows0, nodes0, st2 = model.settle(x, -inject, nodes0, repeats=rep)
                     beta_eff = 2.0 * p["beta"]
                     settle_nudged.append(np.concatenate([st1, st2]))
                 else:
