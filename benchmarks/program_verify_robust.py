@@ -113,6 +113,9 @@ def run_device(kind: str, params: dict[str, Any], size: int, seed: int) -> dict[
             "characterization_time_s": t_cal,
             "characterization_pulses": c.pulses,
             "verify_reads": rep.extra.get("verify_reads"),
+            # the read conditions prepare() chose so the SMU reference reads do not move the cells
+            "read_conditions": {k: v for k, v in (prep.read_choice.record() if prep.read_choice else {}).items()
+                                if k != "read_choice"},
             "usable_range_S": [lo, hi],
             "fitted": {k: v for k, v in c.figures().items()
                        if k in ("read_sigma_rel", "set_v_on", "set_v_scale", "set_v_scale_err", "set_width_exp",
