@@ -24,8 +24,9 @@ voltage V and SMU integration ``nplc`` the read-path calibration will use:
 Candidates go from gentle on the signal to gentle on the cells: at the station's read voltage
 the SMU's own integration, then shorter ones (``nplcs``), then the same at lower voltages
 (``voltage_fractions`` of the station's); a candidate predicted to disturb costs no measurement.
-A voltage is usable only when the board still resolves the conductance window: the absolute read-noise floor, which is current noise and
-grows as 1/V in S, stays below ``resolution`` of the window. No candidate left: ConfigError,
+A voltage is usable only when the board still resolves the conductance window: the absolute
+read-noise floor, which is current noise and grows as 1/V in S, stays below ``resolution`` of the
+window. No candidate left: ConfigError,
 one line with what was tried. The choice (and every candidate's figures) goes into the read-path
 calibration record. Units: V, s, S.
 
