@@ -125,7 +125,8 @@ def prepare(
         choice = choose_read_conditions(station, raw, characterization, cell_reader(raw, v),
                                         smu=_smu_name(station, None), read_voltage=v, full_scale=fs)
         read_cal = calibrate_read_path(station, board, full_scale=fs, cells_per_column=cells_per_column, reads=reads,
-                                       checkpoint=checkpoint, read_voltage=choice.read_voltage)
+                                       checkpoint=checkpoint, read_voltage=choice.read_voltage,
+                                       set_amplitudes=reference_amplitudes(characterization, board))
         read_cal.detail.update(choice.record())
         characterization = in_calibrated_units(characterization, read_cal, v, fs)
         v = choice.read_voltage
@@ -139,6 +140,18 @@ def prepare(
                                         width=width, clock=instrument_clock(station), checkpoint=checkpoint,
                                         **characterize_kwargs)
     return Prepared(cal_board, read_cal, characterization.bounds, fs, v, characterization, choice)
+
+
+def reference_amplitudes(char: Characterization, board: Any, steps: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+                         ) -> tuple[float, ...]:
+    """SET amplitudes (V) that the measured kinetics expect to take a cell at the bottom of its range to
+    ``steps`` of its headroom in one pulse of the reference width: graded reference cells for the read-path
+    calibration of an array the characterisation left at the bottom of its range. Within the characterised
+    SET threshold and the board's pulse limit."""
+    up = char.up
+    top = board_limit(board, "max_pulse_amplitude", 3.0)
+    amps = [char.v_ref + up.v_scale * (np.log(k) - up.s) for k in steps]
+    return tuple(float(np.clip(a, up.v_on, top)) for a in amps)
 
 
 def identity_calibration(n_cols: int, read_voltage: float) -> ReadCalibration:
