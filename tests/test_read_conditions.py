@@ -128,3 +128,21 @@ def test_readings_spread_over_decades_are_refused():
     it = iter(values[2:])
     with pytest.raises(ProtocolError, match="disagree"):
         confirmed(values[0], values[1], lambda: next(it), 1e-12, "smu1", "READ?")
+
+
+def test_reference_amplitudes_follow_the_measured_kinetics(low_threshold):
+    """Graded reference SETs: increasing with the step they aim at, each the amplitude the fitted SET law gives
+    for it, within the characterised threshold and the board's pulse limit."""
+    from xbarlab.calibration.pipeline import reference_amplitudes
+    from xbarlab.instruments.interfaces import board_limit
+
+    st, prep = low_threshold
+    top = board_limit(st.require_board(), "max_pulse_amplitude", 3.0)
+    char = prep.characterization
+    amps = reference_amplitudes(char, st.require_board(), steps=(0.05, 0.2, 0.8))
+    assert list(amps) == sorted(amps) and amps[0] < amps[-1]
+    up = char.up
+    k = np.exp(up.s + (np.array(amps) - char.v_ref) / up.v_scale)
+    inside = (np.array(amps) > up.v_on) & (np.array(amps) < top)
+    np.testing.assert_allclose(k[inside], np.array([0.05, 0.2, 0.8])[inside], rtol=1e-6)
+    assert all(up.v_on <= a <= top for a in amps)
