@@ -146,3 +146,12 @@ def test_reference_amplitudes_follow_the_measured_kinetics(low_threshold):
     inside = (np.array(amps) > up.v_on) & (np.array(amps) < top)
     np.testing.assert_allclose(k[inside], np.array([0.05, 0.2, 0.8])[inside], rtol=1e-6)
     assert all(up.v_on <= a <= top for a in amps)
+
+
+def test_a_voltage_whose_current_noise_hides_the_window_is_not_used(low_threshold):
+    """The board's current-noise floor (zero-input conversions, A) over V must stay below the resolution asked
+    of the window: asked for an impossible one, every voltage is refused for its noise floor."""
+    st, prep = low_threshold
+    with pytest.raises(ConfigError, match=r"0\.1 V / 0\.01 PLC: predicted .*noise floor .* above"):
+        choose_read_conditions(st, prep.board, prep.characterization, prep.reader(), smu="smu1", read_voltage=0.2,
+                               full_scale=prep.full_scale, resolution=1e-9)

@@ -24,9 +24,9 @@ voltage V and SMU integration ``nplc`` the read-path calibration will use:
 Candidates go from gentle on the signal to gentle on the cells: at the station's read voltage
 the SMU's own integration, then shorter ones (``nplcs``), then the same at lower voltages
 (``voltage_fractions`` of the station's); a candidate predicted to disturb costs no measurement.
-A voltage is usable only when the board still resolves the conductance window: the absolute
-read-noise floor, which is current noise and grows as 1/V in S, stays below ``resolution`` of the
-window. No candidate left: ConfigError,
+A voltage is usable only when the board still resolves the conductance window: its current-noise
+floor, measured from zero-input conversions (A) and divided by V (S), stays below ``resolution`` of
+the window (the device's own read noise is in S and does not change with V). No candidate left: ConfigError,
 one line with what was tried. The choice (and every candidate's figures) goes into the read-path
 calibration record. Units: V, s, S.
 
@@ -168,6 +168,10 @@ def choose_read_conditions(
         _pulse(board, rr[low], cc[low], np.full(low.size, amp), np.full(low.size, char.width_ref))
         g[low] = read(rr[low], cc[low])
     meter = station.smu(smu)
+    # the board's current-noise floor (A): spread of zero-input conversions, per column, median
+    zero = np.zeros(board.shape[0])
+    conv = np.array([np.asarray(board.mvm_forward(zero), dtype=float) for _ in range(16)])
+    sigma_i = float(np.median(np.std(conv, axis=0, ddof=1)))
     candidates: list[Candidate] = []
     chosen: tuple[float, float | None] | None = None
     refused: set[float] = set()
@@ -179,7 +183,7 @@ def choose_read_conditions(
         cand = Candidate(v, nplc if nplc is not None else 1.0,
                          predicted_step(char, v, (nplc if nplc is not None else 1.0) * LINE_PERIOD_S))
         candidates.append(cand)
-        floor = char.read_sigma_abs * read_voltage / v
+        floor = sigma_i / v
         if floor > resolution * window:
             cand.verdict = f"noise floor {floor:.2g} S above {resolution:.0%} of the window {window:.2g} S"
             continue
