@@ -155,3 +155,32 @@ def test_a_voltage_whose_current_noise_hides_the_window_is_not_used(low_threshol
     with pytest.raises(ConfigError, match=r"0\.1 V / 0\.01 PLC: predicted .*noise floor .* above"):
         choose_read_conditions(st, prep.board, prep.characterization, prep.reader(), smu="smu1", read_voltage=0.2,
                                full_scale=prep.full_scale, resolution=1e-9)
+
+
+def test_noisy_readings_under_line_noise_never_return_a_value_off_by_decades():
+    """1000 noisy measurements (a 20 nA quantity with 60 % log-normal read noise, as a low PCM cell) whose
+    replies, written as the 2400 writes them, carry 0.3 % flipped bits per byte and 0.3 % dropped bytes: every
+    value returned lies within the noise band (a factor 4 of the quantity; a flipped exponent digit is ≥ 10×),
+    and most measurements return a value."""
+    from xbarlab.drivers.replies import numbers, repeat
+
+    rng = np.random.default_rng(11)
+
+    def reply() -> float:
+        text = bytearray(f"{2e-8 * np.exp(0.6 * rng.standard_normal()):+.6E}".encode())
+        for pos in np.flatnonzero(rng.random(len(text)) < 0.003):
+            text[pos] ^= 1 << int(rng.integers(0, 8))
+        keep = rng.random(len(text)) >= 0.003
+        raw = bytes(b for b, k in zip(text, keep, strict=True) if k)
+        return numbers(raw.decode("latin-1"), "smu1", "READ?", count=1)[0]
+
+    got, refused = [], 0
+    for _ in range(1000):
+        try:
+            a, b = repeat(lambda: (reply(), reply()))
+            got.append(confirmed(a, b, lambda: repeat(reply), 1e-10, "smu1", "READ?"))
+        except ProtocolError:
+            refused += 1
+    got = np.array(got)
+    assert np.all((got > 2e-8 / 4) & (got < 2e-8 * 4)), got[(got <= 5e-9) | (got >= 8e-8)]
+    assert refused < 50, refused
