@@ -184,3 +184,39 @@ def test_noisy_readings_under_line_noise_never_return_a_value_off_by_decades():
     got = np.array(got)
     assert np.all((got > 2e-8 / 4) & (got < 2e-8 * 4)), got[(got <= 5e-9) | (got >= 8e-8)]
     assert refused < 50, refused
+
+
+class _StillBoard:
+    """A 1×4 board whose cells never move: only reads and waits are observed."""
+
+    shape = (1, 4)
+
+    def pulse_arrays(self, rows, cols, amps, widths):  # pragma: no cover - never needed: targets are met
+        raise AssertionError("no pulse expected")
+
+
+def test_spaced_verify_reads_wait_between_groups_and_keep_their_count():
+    """read_spacing: averaged reads come in `spread` groups with one wait of read_spacing s between groups;
+    the number of reads is unchanged; a negative spacing is one clear error."""
+    from xbarlab.calibration.writeverify import PulseModel, program_conductances
+
+    g = np.full(4, 10e-6)
+    reads, waits = [], []
+
+    def reader(rows, cols):
+        reads.append(len(rows))
+        return g[cols]
+
+    model = PulseModel(s_up=-3.0, s_down=-3.0, v_ref=1.0, v_scale=0.1, width_ref=1e-6, width_exp=0.5,
+                       read_sigma=0.0, read_sigma_abs=1e-9)
+    kw = dict(tolerance=0.5e-6, g_lo=1e-6, g_hi=20e-6, model=model, reader=reader, verify_reads=8, final_reads=8,
+              wait=waits.append)
+    program_conductances(_StillBoard(), np.array([0]), np.arange(4), g.reshape(1, 4), read_spacing=0.25, spread=4,
+                         **kw)
+    spaced_reads = len(reads)
+    assert waits and set(waits) == {0.25}
+    reads.clear(), waits.clear()
+    program_conductances(_StillBoard(), np.array([0]), np.arange(4), g.reshape(1, 4), **kw)
+    assert waits == [] and len(reads) == spaced_reads
+    with pytest.raises(ConfigError, match="read_spacing"):
+        program_conductances(_StillBoard(), np.array([0]), np.arange(4), g.reshape(1, 4), read_spacing=-1.0, **kw)
