@@ -188,30 +188,36 @@ def _noisy_consensus(seen: list[float], floor: float, name: str, what: str, more
     Line noise corrupts a reply's bytes: a flipped digit moves a reading anywhere from a trailing digit
     to whole decades (exponent), independently in each reply and rarely; a noisy quantity spreads every
     reading, continuously. So more readings are taken (``more``, up to ``NOISY_READINGS``) and judged in
-    log space when they share a sign (a noise of ±100 % is a factor, not an offset): around a robust trend
+    log space when two thirds of them have the quantity's sign and lie above the absolute ``floor`` (a
+    noise of ±100 % is a factor, not an offset; the others are then outside): around a robust trend
     (Theil–Sen line through the readings in order, so a slowly moving cell is not taken for noise) the
-    readings within ``OUTLIER_SIGMAS`` robust deviations and ``DECADES_MAX`` decades of it are the
-    quantity; at least two thirds of the readings must be, else ProtocolError. The median of those
-    inside is returned. A corruption inside the noise band cannot be told from the device's own noise;
-    it moves the median by less than the band."""
+    readings within ``OUTLIER_SIGMAS`` robust deviations and half of ``DECADES_MAX`` decades of it are the
+    quantity, provided the trend itself spans less than ``DECADES_MAX`` over the readings; at least two
+    thirds of the readings must be, else ProtocolError. The earliest reading inside is returned (a cell
+    the reads move is reported as it was before them). A corruption inside the noise band cannot be told
+    from the device's own noise; it is off by less than the band."""
     from scipy.stats import theilslopes
 
     while more is not None and len(seen) < NOISY_READINGS:
         seen.append(more())
     x = np.asarray(seen, dtype=float)
-    positive, negative = bool(np.all(x > floor)), bool(np.all(x < -floor))
-    y = np.log10(np.abs(x)) if positive or negative else x
-    t = np.arange(x.size, dtype=float)
+    need = max(3, int(np.ceil(2 * x.size / 3)))
+    sign = 1.0 if np.median(x) >= 0 else -1.0
+    valid = sign * x > floor  # readings of the quantity's sign above the floor: judged in log space
+    logs = int(valid.sum()) >= need
+    t = np.arange(x.size, dtype=float)[valid] if logs else np.arange(x.size, dtype=float)
+    y = np.log10(sign * x[valid]) if logs else x
     slope, intercept = theilslopes(y, t)[:2]
     r = y - (intercept + slope * t)
     r = r - np.median(r)
     sigma = 1.4826 * float(np.median(np.abs(r)))
-    band = OUTLIER_SIGMAS * sigma + (0.0 if positive or negative else floor)
-    inside = np.abs(r) <= band
-    if positive or negative:
-        inside &= np.abs(r) <= DECADES_MAX / 2
-    if int(inside.sum()) >= max(3, int(np.ceil(2 * x.size / 3))):
-        return float(np.median(x[inside]))
+    ok = np.abs(r) <= OUTLIER_SIGMAS * sigma + (0.0 if logs else floor)
+    if logs:  # within half a decade of the trend, and the trend itself not sweeping over decades
+        ok &= (np.abs(r) <= DECADES_MAX / 2) & (abs(slope) * (x.size - 1) <= DECADES_MAX)
+    inside = np.zeros(x.size, dtype=bool)
+    inside[np.flatnonzero(valid) if logs else np.arange(x.size)] = ok
+    if int(inside.sum()) >= need:
+        return float(x[np.argmax(inside)])
     raise ProtocolError(f"{name}: {len(seen)} readings of {what} disagree pairwise "
                         f"({', '.join(f'{v:.6g}' for v in seen)})")
 
