@@ -10,14 +10,15 @@ from the measured pulse model. These are the Python API behind the campaign step
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from xbarlab.calibration.characterize import Characterization, characterize
 from xbarlab.calibration.device import BoundsMap
-from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration, calibrate_read_path
+from xbarlab.calibration.readdisturb import ReadChoice, choose_read_conditions
+from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration, _smu_name, calibrate_read_path
 from xbarlab.calibration.writeverify import (
     ProgramReport,
     PulseModel,
@@ -57,6 +58,7 @@ class Prepared:
     full_scale: float  # A, TIA range used for single-cell reads
     read_voltage: float  # V
     characterization: Characterization | None = None
+    read_choice: ReadChoice | None = None  # how the read conditions were chosen (prepare() measured them)
 
     @property
     def model(self) -> PulseModel:
@@ -96,25 +98,83 @@ def prepare(
     (unless ``characterization`` is given, e.g. from the logbook): read noise, thresholds,
     kinetics, range and stuck map. ``width`` (s): the reference pulse width.
 
+    With neither given, the devices are characterised first through the uncorrected board, the read
+    voltage and SMU integration are chosen so that the SMU's reference reads do not move the cells
+    (:func:`~xbarlab.calibration.readdisturb.choose_read_conditions`; the choice is in the read-path
+    record's metadata and ``Prepared.read_choice``), the read path is calibrated at them, and the
+    characterisation's conductances are re-expressed through that calibration.
+
     The TIA range for single-cell reads is 1.3 × ``g_max_expected`` (S) × read voltage, so the
     ADC resolves the conductance window rather than the MVM range.
     """
     board = station.require_board()
     v = station_read_voltage(station)
     fs = min(1.3 * g_max_expected * abs(v), board_limit(board, "max_tia_range", 10e-3))
-    if read_cal is None:
+    n_rows, n_cols = board.shape
+    rows = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=int)
+    cols = np.arange(n_cols) if cols is None else np.asarray(cols, dtype=int)
+    choice = None
+    if read_cal is None and characterization is None:
+        # the device first, read through the uncorrected board (kinetics, thresholds and noise are ratios and
+        # differences; the bounds are re-expressed below), then read conditions that do not disturb it, then
+        # the SMU-referenced read-path calibration at those conditions
+        board.configure(v, fs)
+        raw = CalibratedBoard(board, identity_calibration(n_cols, v), v, fs)
+        characterization = characterize(raw, rows, cols, reader=cell_reader(raw, v), read_voltage=v, width=width,
+                                         clock=instrument_clock(station), checkpoint=checkpoint, **characterize_kwargs)
+        choice = choose_read_conditions(station, raw, characterization, cell_reader(raw, v),
+                                        smu=_smu_name(station, None), read_voltage=v, full_scale=fs)
+        read_cal = calibrate_read_path(station, board, full_scale=fs, cells_per_column=cells_per_column, reads=reads,
+                                       checkpoint=checkpoint, read_voltage=choice.read_voltage,
+                                       set_amplitudes=reference_amplitudes(characterization, board))
+        read_cal.detail.update(choice.record())
+        characterization = in_calibrated_units(characterization, read_cal, v, fs)
+        v = choice.read_voltage
+    elif read_cal is None:
         read_cal = calibrate_read_path(station, board, full_scale=fs, cells_per_column=cells_per_column, reads=reads,
                                        checkpoint=checkpoint)
     board.configure(v, fs)
     cal_board = CalibratedBoard(board, read_cal, v, fs)
-    n_rows, n_cols = board.shape
-    rows = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=int)
-    cols = np.arange(n_cols) if cols is None else np.asarray(cols, dtype=int)
     if characterization is None:
         characterization = characterize(cal_board, rows, cols, reader=cell_reader(cal_board, v), read_voltage=v,
                                         width=width, clock=instrument_clock(station), checkpoint=checkpoint,
                                         **characterize_kwargs)
-    return Prepared(cal_board, read_cal, characterization.bounds, fs, v, characterization)
+    return Prepared(cal_board, read_cal, characterization.bounds, fs, v, characterization, choice)
+
+
+def reference_amplitudes(char: Characterization, board: Any, steps: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+                         ) -> tuple[float, ...]:
+    """SET amplitudes (V) that the measured kinetics expect to take a cell at the bottom of its range to
+    ``steps`` of its headroom in one pulse of the reference width: graded reference cells for the read-path
+    calibration of an array the characterisation left at the bottom of its range. Within the characterised
+    SET threshold and the board's pulse limit."""
+    up = char.up
+    top = board_limit(board, "max_pulse_amplitude", 3.0)
+    amps = [char.v_ref + up.v_scale * (np.log(k) - up.s) for k in steps]
+    return tuple(float(np.clip(a, up.v_on, top)) for a in amps)
+
+
+def identity_calibration(n_cols: int, read_voltage: float) -> ReadCalibration:
+    """A read-path record that corrects nothing (gain 1, offset 0): the board's own reads."""
+    return ReadCalibration(np.ones(n_cols), np.zeros(n_cols), read_voltage)
+
+
+def in_calibrated_units(char: Characterization, cal: ReadCalibration, read_voltage: float,
+                        full_scale: float) -> Characterization:
+    """``char`` measured through the uncorrected board at ``read_voltage`` V and TIA range ``full_scale`` A,
+    with its conductances (bounds, absolute read noise) corrected by ``cal`` column by column."""
+    b = char.bounds
+
+    def fix(g: np.ndarray) -> np.ndarray:
+        i = cal.correct_currents(np.asarray(g, dtype=float) * read_voltage, full_scale, b.cols)
+        return i / read_voltage / cal.chord_factor
+
+    bounds = BoundsMap(b.rows, b.cols, fix(b.g_lo), fix(b.g_hi), b.stuck, b.pulses)
+    scale = float(np.median(cal.gain)) * cal.chord_factor
+    return replace(char, bounds=bounds, read_sigma_abs=char.read_sigma_abs / scale)
+
+
+
 
 
 def program_matrix(

@@ -187,6 +187,7 @@ def calibrate_read_path(
     target_noise: float = 0.002,
     max_reads: int = 512,
     separate_dac_offset: bool = True,
+    read_voltage: float | None = None,
 ) -> ReadCalibration:
     """Measure every column's read gain and offset against the SMU at TIA range ``full_scale`` (A).
 
@@ -198,7 +199,7 @@ def calibrate_read_path(
     Columns with too few conducting cells (an unprogrammed array) first get graded SET pulses
     (``set_amplitudes`` V, ``set_width`` s) on their first rows; an empty tuple disables this.
     The chord factor (cell non-linearity at the read voltage) comes from SMU I–V sweeps of
-    the three most conductive reference cells.
+    the three most conductive reference cells. ``read_voltage`` (V): default the station's.
 
     DAC offset (``separate_dac_offset``): an offset δ of the input DACs drives δ through every "0 V"
     row, so the zero-input conversions hold g·δ·S_c (S_c: the column's conductance sum) besides the
@@ -210,7 +211,7 @@ def calibrate_read_path(
     Otherwise nothing changes: a bench without a DAC offset gets the same numbers as before.
     """
     board = board if board is not None else station.require_board()
-    read_v = float(station.config.read_voltage)
+    read_v = float(station.config.read_voltage if read_voltage is None else read_voltage)
     name = _smu_name(station, smu)
     if cells_per_column < 1 or reads < 1:
         raise ConfigError("cells_per_column and reads must be >= 1")

@@ -280,6 +280,8 @@ def program_conductances(
     final_reads: int | None = None,
     verify_delay: float = 0.0,
     wait: Callable[[float], None] | None = None,
+    read_spacing: float = 0.0,
+    spread: int = 8,
 ) -> ProgramReport:
     """Program ``targets`` (S, shape len(rows) × len(cols)) into the block rows × cols.
 
@@ -298,6 +300,9 @@ def program_conductances(
     ``g_range``: the range (S) the tolerance is quoted against in the report (default: median bounds).
     ``verify_delay`` (s, 0 = off): read pulsed cells only after this much instrument time, passed by
     ``wait(seconds)`` (e.g. ``station.wait``); accepted cells are then reported by a read at acceptance.
+    ``read_spacing`` (s, 0 = off): averaged reads are taken in ``spread`` groups this far apart, so a 1/f
+    read noise's parts with correlation times below the spread's span average away (consecutive reads
+    share them); needs ``wait``.
     """
     t_wall = time.perf_counter()
     t0 = clock() if clock is not None else 0.0
@@ -318,6 +323,10 @@ def program_conductances(
         raise ConfigError(f"verify_delay must be >= 0 s, got {verify_delay}")
     if verify_delay > 0 and wait is None:
         raise ConfigError("verify_delay needs a wait(seconds) callable (e.g. station.wait)")
+    if not (np.isfinite(read_spacing) and read_spacing >= 0 and spread >= 1):
+        raise ConfigError(f"read_spacing must be >= 0 s and spread >= 1, got {read_spacing}, {spread}")
+    if read_spacing > 0 and wait is None:
+        raise ConfigError("read_spacing needs a wait(seconds) callable (e.g. station.wait)")
     limit = board_limit(board, "max_pulse_amplitude", 3.0)
     v_top = min(v_max if v_max is not None else limit, limit)
     width = float(model.width_ref if width is None else width)
@@ -336,7 +345,18 @@ def program_conductances(
     read = reader or cell_reader(board, read_voltage)
 
     def read_avg(ri: np.ndarray, ci: np.ndarray, n: int) -> np.ndarray:
-        return np.mean([read(ri, ci) for _ in range(max(n, 1))], axis=0)
+        n = max(n, 1)
+        if read_spacing <= 0 or n < 2:
+            return np.mean([read(ri, ci) for _ in range(n)], axis=0)
+        # reads spread over time: ``spread`` groups, ``read_spacing`` s apart (1/f noise decorrelates)
+        groups = np.array_split(np.arange(n), min(spread, n))
+        out = []
+        for k, grp in enumerate(groups):
+            if k:
+                assert wait is not None
+                wait(read_spacing)
+            out += [read(ri, ci) for _ in grp]
+        return np.mean(out, axis=0)
 
     rr = np.repeat(rows, len(cols))
     cc = np.tile(cols, len(rows))

@@ -167,35 +167,56 @@ def confirmed(first: float, second: float, more: Callable[[], float], floor: flo
             if len(partners) >= 2 or any(agree(x, y, 0.0) for y in partners) or (partners and _FLOOR_PAIRS.get()):
                 return x
         if len(seen) >= limit:
-            return _noisy_consensus(seen, floor, name, what)
+            return _noisy_consensus(seen, floor, name, what, more)
         seen.append(more())
 
 
-#: a reading further than this many robust standard deviations (MAD) from the median is an outlier
+#: a reading further than this many robust standard deviations (MAD) from the trend is an outlier
 OUTLIER_SIGMAS = 5.0
-#: ... and a spread beyond this fraction of the reading is not a device's read noise (judgement: PCM's
-#: 1/f read noise is a few per cent mid-range but tens of per cent near the bottom of its range, where
-#: Nandakumar 2019's Q_s reaches 0.2 per √(ln t))
-NOISE_REL_MAX = 0.4
+#: readings taken of a quantity that no two agree on: enough for a robust spread (a median and MAD of 9)
+NOISY_READINGS = 9
+#: a corrupted digit of the exponent moves a reading by whole decades: two readings more than this many
+#: decades apart are never the same noisy quantity (1/f read noise of 100 % spreads ~0.5 decade at 3σ)
+DECADES_MAX = 1.0
 
 
-def _noisy_consensus(seen: Sequence[float], floor: float, name: str, what: str) -> float:
+def _noisy_consensus(seen: list[float], floor: float, name: str, what: str, more: Callable[[], float] | None = None
+                     ) -> float:
     """No two readings agree within ``AGREE_REL``: the quantity itself is noisy or moving (PCM 1/f read
-    noise, a drifting or read-disturbed cell). Around a robust trend (Theil–Sen line through the readings
-    in order) a corrupted reply is an outlier beyond ``OUTLIER_SIGMAS`` robust deviations; with at least
-    three readings inside and a spread below ``NOISE_REL_MAX`` of the reading, the earliest reading inside
-    is returned, else ProtocolError. A corruption inside the noise band cannot be told from the device's
-    own noise."""
+    noise, a drifting or read-disturbed cell), or several replies were corrupted.
+
+    Line noise corrupts a reply's bytes: a flipped digit moves a reading anywhere from a trailing digit
+    to whole decades (exponent), independently in each reply and rarely; a noisy quantity spreads every
+    reading, continuously. So more readings are taken (``more``, up to ``NOISY_READINGS``) and judged in
+    log space when two thirds of them have the quantity's sign and lie above the absolute ``floor`` (a
+    noise of ±100 % is a factor, not an offset; the others are then outside): around a robust trend
+    (Theil–Sen line through the readings in order, so a slowly moving cell is not taken for noise) the
+    readings within ``OUTLIER_SIGMAS`` robust deviations and half of ``DECADES_MAX`` decades of it are the
+    quantity, provided the trend itself spans less than ``DECADES_MAX`` over the readings; at least two
+    thirds of the readings must be, else ProtocolError. The earliest reading inside is returned (a cell
+    the reads move is reported as it was before them). A corruption inside the noise band cannot be told
+    from the device's own noise; it is off by less than the band."""
     from scipy.stats import theilslopes
 
+    while more is not None and len(seen) < NOISY_READINGS:
+        seen.append(more())
     x = np.asarray(seen, dtype=float)
-    t = np.arange(x.size, dtype=float)
-    slope, intercept = theilslopes(x, t)[:2]
-    r = x - (intercept + slope * t)
-    sigma = 1.4826 * float(np.median(np.abs(r - np.median(r))))
-    inside = np.abs(r - np.median(r)) <= OUTLIER_SIGMAS * sigma + floor
-    med = float(np.median(x))
-    if sigma <= NOISE_REL_MAX * abs(med) + floor and int(inside.sum()) >= 3:
+    need = max(3, int(np.ceil(2 * x.size / 3)))
+    sign = 1.0 if np.median(x) >= 0 else -1.0
+    valid = sign * x > floor  # readings of the quantity's sign above the floor: judged in log space
+    logs = int(valid.sum()) >= need
+    t = np.arange(x.size, dtype=float)[valid] if logs else np.arange(x.size, dtype=float)
+    y = np.log10(sign * x[valid]) if logs else x
+    slope, intercept = theilslopes(y, t)[:2]
+    r = y - (intercept + slope * t)
+    r = r - np.median(r)
+    sigma = 1.4826 * float(np.median(np.abs(r)))
+    ok = np.abs(r) <= OUTLIER_SIGMAS * sigma + (0.0 if logs else floor)
+    if logs:  # within half a decade of the trend, and the trend itself not sweeping over decades
+        ok &= (np.abs(r) <= DECADES_MAX / 2) & (abs(slope) * (x.size - 1) <= DECADES_MAX)
+    inside = np.zeros(x.size, dtype=bool)
+    inside[np.flatnonzero(valid) if logs else np.arange(x.size)] = ok
+    if int(inside.sum()) >= need:
         return float(x[np.argmax(inside)])
     raise ProtocolError(f"{name}: {len(seen)} readings of {what} disagree pairwise "
                         f"({', '.join(f'{v:.6g}' for v in seen)})")
