@@ -203,36 +203,3 @@ def test_a_characterisation_stop_is_one_line_saying_what_to_do(tiny, monkeypatch
     assert code == 2 and "too few graded RESET steps" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1
 
-
-def test_a_small_steady_gradient_is_not_lost_to_the_capacitor_leakage(tiny):
-    """A weight whose update per transfer interval stays below the write-verify tolerance: written back to the
-    capacitor at every transfer, its content leaks (τ = 10 s against ~3 s of instrument time per interval) and
-    settles below the tolerance, so the PCM never takes it (the dead zone); moved by SET pulses at the transfer
-    (``transfer_pulses``, the default), the weight follows the gradient. Judged on the simulator's true W."""
-    per_sample, samples, every = 5e-4, 400, 10  # weight units; 0.005 per interval, the tolerance is 0.04
-
-    def moved(transfer_pulses: bool) -> float:
-        with Station.from_text(_station_text()) as st:
-            exp = TrainExperiment(st, _params(tiny, rule="pcm_3t1c", cap_transfer_every=every,
-                                              transfer_pulses=transfer_pulses, refresh_every=10**6))
-            board = st.require_board()
-            with tia_range(st, board, 1e-3):
-                net = exp._analog_net([4, 2, 3], TrainResult("pcm_3t1c", [4, 2, 3]))
-                layer = net.layers[0]
-                rows, cols, unit, f = layer.pcm.rows, layer.pcm.matrix.cols, layer.pcm.mapping.unit, layer.significance
-
-                def true_w() -> np.ndarray:
-                    g = st.sim.board.model.conductance_map()[np.ix_(rows, cols)]
-                    c = st.sim.board.cap.array.conductance_map()[np.ix_(rows, cols)]
-                    return ((g[:, 0::2] - g[:, 1::2]) + layer.polarity * (c[:, 0::2] - c[:, 1::2]) / f).T / unit
-
-                w0 = true_w()
-                x, d = np.ones(4), np.full(2, -per_sample / 0.1)  # ΔW = −lr·d·xᵀ = +per_sample on every weight
-                for _ in range(samples):
-                    st.sim.clock.advance(0.3)  # the forward and backward MVMs of a sample on the emulated link
-                    layer.update(x, d, 0.1)
-                return float(np.mean(true_w() - w0))
-
-    expected = per_sample * samples
-    assert moved(False) < 0.35 * expected  # stuck in the leaking capacitor
-    assert moved(True) > 0.6 * expected

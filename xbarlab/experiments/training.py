@@ -394,5 +394,6 @@ def cli_main(args: argparse.Namespace) -> int:
     if result.counters.get("transfers") or result.counters.get("refreshes"):
         c = result.counters
         print(f"{c['transfers']} capacitor transfers, {c['refreshes']} PCM refreshes, {c['pcm_program_pulses']} PCM "
-              f"programming pulses, {c['cap_steps']} charge steps")
+              f"programming pulses, {c.get('transfer_set_pulses', 0)} transfer SET pulses, {c['cap_steps']} charge "
+              "steps")
     return 0
