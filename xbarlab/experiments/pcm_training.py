@@ -12,12 +12,12 @@ A PCM RESET is an abrupt melt-quench to the lowest conductance, not a step, so p
   using analogue memory", Nature 558, 60 (2018): W = F·(G⁺ − G⁻) + (g⁺ − g⁻) with a PCM pair for
   the most significant part and a 3T1C capacitor pair (board protocol §9) for the least. Updates
   go to the capacitor g⁺ as charge steps (g⁻ is the pair's reference); every
-  ``transfer_every`` samples the capacitor content is read, moved into the PCM pair by the
-  calibration layer's write-verify (SET-only where the pair has headroom, else a refresh),
-  whatever the PCM could not take is written back as charge steps, and the sign convention of
-  g is inverted (polarity inversion: W = F·(G⁺ − G⁻) ± (g⁺ − g⁻)), so each capacitor's fixed
-  charge/discharge mismatch pushes W one way in one interval and the other way in the next
-  (:class:`PcmCapLayer`).
+  ``transfer_every`` samples the capacitor content is read and moved into the PCM pair — by SET
+  pulses on the device of its sign (stochastically rounded count, the default) or by the
+  calibration layer's write-verify with the rest written back as charge steps — the capacitors
+  are reset and the sign convention of g is inverted (polarity inversion: W = F·(G⁺ − G⁻) ±
+  (g⁺ − g⁻)), so each capacitor's fixed charge/discharge mismatch pushes W one way in one
+  interval and the other way in the next (:class:`PcmCapLayer`).
 
 In weight units (one :class:`~xbarlab.experiments.analog.WeightMapping` ``unit`` per weight for
 G⁺ − G⁻), the capacitor part is (g⁺ − g⁻)/(F·unit): its matrix on the board uses a mapping whose
@@ -300,7 +300,7 @@ class TransferRecord:
     write_error_rms: float = 0.0  # S, rms over the programmed pairs of what the write-verify did not realise
     pcm_high: float = 0.0  # fraction of the programmed pairs with a device above 0.9 of the window afterwards
     ref_mean: float = 0.0  # S, mean g⁻ (the reference) at the transfer: its fall is the capacitors' leakage
-    set_pulses: int = 0  # SET pulses that moved the pairs below the write-verify tolerance
+    set_pulses: int = 0  # SET pulses of the transfer (``transfer_pulses``)
 
     #: columns of the ``transfers`` stream (polarity last) and their units
     COLUMNS = ("layer", "sample", "pairs", "refreshed", "pcm_pulses", "carried_rms", "lsp_rms", "cap_railed",
@@ -393,21 +393,22 @@ class PcmCapLayer:
         RESET, nothing written back); a pair whose device would leave the window is refreshed by the
         periodic check (``refresh_every``). Otherwise a pair whose share F⁻¹·g is at least the write-verify
         tolerance is moved by the calibration layer's write-verify and what it did not realise is written
-        back onto the capacitor, as are the smaller shares. Why pulses are the default (a dead zone of the
-        written-back shares under leakage; write-verify overshoots that end in a RESET): docs/experiments.md.
+        back onto the capacitor, as are the smaller shares. Why pulses are the default (a write-verify that
+        overshoots on a PCM device can only come back by a RESET and a climb, which may fall short by more
+        than the capacitor holds): docs/experiments.md.
         """
         g = self.board.cap_read_cells(*self._cells).reshape(self.n_in, 2 * self.n_out)
         lsp = self.polarity * (g[:, 0::2] - g[:, 1::2])
         delta = lsp / self.significance  # S to add to G⁺ − G⁻ (n_in × n_out)
-        small = np.full(delta.shape, self.set_step > 0)  # the pairs moved by pulses
+        by_pulses = self.set_step > 0
         before = self.programmer.pulses
         refreshed = self.programmer.refreshes
-        left, moved = self.programmer.move(np.where(small, 0.0, delta) if self.set_step > 0 else delta)
+        left, moved = self.programmer.move(np.zeros_like(delta) if by_pulses else delta)
         pulses = self.programmer.pulses - before
         pulsed = 0
-        if self.set_step > 0 and small.any():
+        if by_pulses:
             n = np.floor(np.abs(delta) / self.set_step + self.rng.random(delta.shape)).astype(np.int64)
-            counts = np.where(small, np.sign(delta).astype(np.int64) * n, 0)
+            counts = np.sign(delta).astype(np.int64) * n
             ii, jj = np.nonzero(counts)
             pulsed = set_pulses(self.pcm, ii, jj, counts[ii, jj])
             self.set_pulses += pulsed
