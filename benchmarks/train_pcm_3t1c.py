@@ -104,7 +104,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{rule}_acc"] = [round(float(a), 4) for a in acc]
         if rule != "float":
             for key in ("pulses", "instrument_time_s", "transfers", "refreshes", "pcm_program_pulses", "cap_steps",
-                        "lsp_rms_mean", "cap_railed_mean", "write_error_rms_mean", "pcm_high_mean", "wall_s"):
+                        "lsp_rms_mean", "cap_railed_mean", "write_error_rms_mean", "pcm_high_mean", "ref_mean_mean",
+                        "wall_s"):
                 if any(key in r for r in mine):
                     out[f"{rule}_{key.removesuffix('_mean')}_mean"] = float(np.mean([r.get(key, 0) for r in mine]))
     ok = {(r["rule"], r["seed"]): r["test_acc"] for r in runs if "failed" not in r}

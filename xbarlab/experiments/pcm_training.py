@@ -590,6 +590,6 @@ def pcm_counters(net: Any) -> dict[str, Any]:
             out["cap_steps"] += layer.cap_steps
             records += layer.transfers
     if records:
-        for key in ("lsp_rms", "cap_railed", "write_error_rms", "pcm_high", "carried_rms"):
+        for key in ("lsp_rms", "cap_railed", "write_error_rms", "pcm_high", "carried_rms", "ref_mean"):
             out[f"{key}_mean"] = float(np.mean([getattr(r, key) for r in records]))
     return out
