@@ -12,12 +12,12 @@ A PCM RESET is an abrupt melt-quench to the lowest conductance, not a step, so p
   using analogue memory", Nature 558, 60 (2018): W = F·(G⁺ − G⁻) + (g⁺ − g⁻) with a PCM pair for
   the most significant part and a 3T1C capacitor pair (board protocol §9) for the least. Updates
   go to the capacitor g⁺ as charge steps (g⁻ is the pair's reference); every
-  ``transfer_every`` samples the capacitor content is read, moved into the PCM pair by the
-  calibration layer's write-verify (SET-only where the pair has headroom, else a refresh),
-  whatever the PCM could not take is written back as charge steps, and the sign convention of
-  g is inverted (polarity inversion: W = F·(G⁺ − G⁻) ± (g⁺ − g⁻)), so each capacitor's fixed
-  charge/discharge mismatch pushes W one way in one interval and the other way in the next
-  (:class:`PcmCapLayer`).
+  ``transfer_every`` samples the capacitor content is read and moved into the PCM pair — by SET
+  pulses on the device of its sign (stochastically rounded count, the default) or by the
+  calibration layer's write-verify with the rest written back as charge steps — the capacitors
+  are reset and the sign convention of g is inverted (polarity inversion: W = F·(G⁺ − G⁻) ±
+  (g⁺ − g⁻)), so each capacitor's fixed charge/discharge mismatch pushes W one way in one
+  interval and the other way in the next (:class:`PcmCapLayer`).
 
 In weight units (one :class:`~xbarlab.experiments.analog.WeightMapping` ``unit`` per weight for
 G⁺ − G⁻), the capacitor part is (g⁺ − g⁻)/(F·unit): its matrix on the board uses a mapping whose
@@ -62,6 +62,22 @@ def pcm_update_problems(rule: str, update: str, device: str | None, where: str) 
     return problems
 
 
+def characterisation_refusal(message: str, rule: str) -> str:
+    """One line for a device characterisation that stopped before a PCM training run could start.
+
+    The training rules here never RESET by small steps (updates are SET pulses or charge steps; a
+    refresh is a full RESET followed by SET pulses), so RESET kinetics the characterisation could
+    not fit are not what training needs; the write-verify behind the initial weights and the
+    transfers still needs the characterisation to finish, hence a refusal saying what to try.
+    """
+    if "graded RESET" not in message:
+        return message
+    return (f"train (rule {rule!r}): the write-verify's device characterisation stopped on this PCM array "
+            f"({message.removeprefix('characterisation: ')}); PCM training uses only SET pulses and full RESETs, "
+            "but its write-verify needs the characterisation to finish: place the network on other cells "
+            "(row0, col0), or look at this array's RESET response with a 'pulse_response' step first")
+
+
 class CapacitorView:
     """The board's 3T1C capacitor array seen as a crossbar for :class:`ArrayMatrix` (CAP_MVM_* commands)."""
 
@@ -89,20 +105,27 @@ class CapacitorView:
 
 @dataclass
 class CapStep:
-    """Measured conductance change per charge step of the 3T1C cells (S)."""
+    """Measured conductance change per charge step of the 3T1C cells (S) and their reachable range (S)."""
 
     up: float  # S per charge step (pull-up)
     down: float  # S per discharge step, as a positive number
+    reset: float = float("nan")  # S, median conductance at the reset level
+    top: float = float("nan")  # S, median conductance after charging to the rail
+    bottom: float = float("nan")  # S, median conductance after discharging to the rail
 
     @property
     def mean(self) -> float:
         return 0.5 * (self.up + self.down)
 
 
-def measure_cap_step(board: Any, rows: np.ndarray, cols: np.ndarray, steps: int = 10) -> CapStep:
-    """Δg per charge and per discharge step (S), on capacitor cells rows[k], cols[k] from their reset level.
+def measure_cap_step(board: Any, rows: np.ndarray, cols: np.ndarray, steps: int = 10,
+                     rail_steps: int | None = None) -> CapStep:
+    """Δg per charge and per discharge step (S), on capacitor cells rows[k], cols[k] from their reset level,
+    and the range the cells reach (S).
 
-    Resets the cells, applies ``steps`` charge steps, reads, ``2·steps`` discharge steps, reads, and resets.
+    Resets the cells, applies ``steps`` charge steps, reads, ``2·steps`` discharge steps, reads; then
+    ``rail_steps`` (default: the board's largest record) charge steps from the reset level, reads,
+    twice that many discharge steps, reads; and resets.
     """
     rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
     board.cap_reset(rows, cols)
@@ -111,12 +134,21 @@ def measure_cap_step(board: Any, rows: np.ndarray, cols: np.ndarray, steps: int 
     g1 = board.cap_read_cells(rows, cols)
     board.cap_update(rows, cols, np.full(rows.size, -2 * steps))
     g2 = board.cap_read_cells(rows, cols)
-    board.cap_reset(rows, cols)
     up, down = (g1 - g0) / steps, (g1 - g2) / (2 * steps)
     moving = (up > 0) & (down > 0)
     if not moving.any():
+        board.cap_reset(rows, cols)
         raise ConfigError(f"no 3T1C cell responded to {steps} charge steps: check the capacitor array")
-    return CapStep(float(np.mean(up[moving])), float(np.mean(down[moving])))
+    rail = int(rail_steps or board.cap_info().max_steps)
+    board.cap_reset(rows, cols)
+    board.cap_update(rows, cols, np.full(rows.size, rail))
+    top = board.cap_read_cells(rows, cols)
+    for _ in range(2):  # down to the other rail: twice the steps, in records the board accepts
+        board.cap_update(rows, cols, np.full(rows.size, -rail))
+    bottom = board.cap_read_cells(rows, cols)
+    board.cap_reset(rows, cols)
+    return CapStep(float(np.mean(up[moving])), float(np.mean(down[moving])), float(np.median(g0[moving])),
+                   float(np.median(top[moving])), float(np.median(bottom[moving])))
 
 
 def measure_set_step(board: Any, rows: np.ndarray, cols: np.ndarray, pulse: PulseSpec, pulses: int = 5,
@@ -131,6 +163,17 @@ def measure_set_step(board: Any, rows: np.ndarray, cols: np.ndarray, pulse: Puls
     if not (up > 0).any():
         raise ConfigError(f"no cell responded to {pulses} SET pulses of {pulse.amplitude:g} V, {pulse.width:g} s")
     return float(np.mean(up[up > 0]))
+
+
+def set_pulses(block: ArrayBlock, ii: np.ndarray, jj: np.ndarray, counts: np.ndarray) -> int:
+    """``counts[k]`` SET pulses on pair (input ii[k], output jj[k]): on G⁺ for a positive count, G⁻ for a negative
+    one (no RESET). Returns the pulses sent."""
+    reps = np.abs(counts)
+    rows = np.repeat(block.rows[ii], reps)
+    cols = np.repeat(np.where(counts > 0, block.plus[jj], block.minus[jj]), reps)
+    if rows.size:
+        block.board.pulse_arrays(rows, cols, np.full(rows.size, block.pulses.amplitude), block.pulses.width)
+    return int(rows.size)
 
 
 @dataclass
@@ -150,6 +193,7 @@ class PairProgrammer:
     tolerance: float  # S
     pulses: int = 0
     refreshes: int = 0
+    last_achieved: np.ndarray | None = None  # S, n_in × 2·n_out: the last move's devices (NaN: not moved)
 
     def move(self, delta: np.ndarray, *, refresh: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Add ``delta`` (n_in × n_out, S) to G⁺ − G⁻ of the pairs where |delta| ≥ tolerance or ``refresh``.
@@ -184,9 +228,25 @@ class PairProgrammer:
         self.pulses += int(outcome.pulses)
         self.refreshes += int(full.sum())
         achieved = np.where(mask, outcome.achieved, g)
+        self.last_achieved = np.where(both, achieved, np.nan)  # S, the moving pairs' devices as verified
         d_done = achieved[:, 0::2] - achieved[:, 1::2]
         left = np.where(active, d_new - d_done, delta)
         return left, active
+
+    def refresh_high(self, level: float) -> int:
+        """Read every pair; RESET and re-program those with a device above ``level`` of the window.
+
+        Returns the programming pulses spent."""
+        n_in, n_cols = self.block.n_in, 2 * self.block.n_out
+        g = self.read(np.ones((n_in, n_cols), dtype=bool)).reshape(n_in, n_cols)
+        m = self.mapping
+        top = m.g_min + level * (m.g_max - m.g_min)
+        high = (g[:, 0::2] > top) | (g[:, 1::2] > top)
+        if not high.any():
+            return 0
+        before = self.pulses
+        self.move(np.zeros(high.shape), refresh=high)
+        return self.pulses - before
 
 
 class SetOnlyLayer(MixedPrecisionLayer):
@@ -216,36 +276,41 @@ class SetOnlyLayer(MixedPrecisionLayer):
         return pulses
 
     def _set_pulses(self, ii: np.ndarray, jj: np.ndarray, counts: np.ndarray) -> int:
-        b = self.block
-        reps = np.abs(counts)
-        rows = np.repeat(b.rows[ii], reps)
-        cols = np.repeat(np.where(counts > 0, b.plus[jj], b.minus[jj]), reps)
-        b.board.pulse_arrays(rows, cols, np.full(rows.size, b.pulses.amplitude), b.pulses.width)
-        return int(rows.size)
+        return set_pulses(self.block, ii, jj, counts)
 
     def refresh(self) -> int:
         """RESET and re-program pairs with a device above ``refresh_level`` of the window."""
-        g = self.programmer.read(np.ones((self.n_in, 2 * self.n_out), dtype=bool)).reshape(self.n_in, -1)
-        m = self.programmer.mapping
-        level = m.g_min + self.refresh_level * (m.g_max - m.g_min)
-        high = (g[:, 0::2] > level) | (g[:, 1::2] > level)
-        if not high.any():
-            return 0
-        before = self.programmer.pulses
-        self.programmer.move(np.zeros(high.shape), refresh=high)
-        spent = self.programmer.pulses - before
+        spent = self.programmer.refresh_high(self.refresh_level)
         self.refresh_pulses += spent
         return spent
 
 
 @dataclass
 class TransferRecord:
+    """What one capacitor → PCM transfer of a layer did, with the diagnostics of the scheme (S, fractions)."""
+
     sample: int
     pairs: int  # pairs whose PCM devices were programmed
     refreshed: int  # of which refreshed (RESET + re-programmed)
     pcm_pulses: int
     carried_rms: float  # S, rms of the difference written back to the capacitors
     polarity: int  # sign convention of g after this transfer
+    lsp_rms: float = 0.0  # S, rms of polarity·(g⁺ − g⁻) read at the transfer
+    cap_railed: float = 0.0  # fraction of g⁺ cells within 5 % of their measured range from a rail
+    write_error_rms: float = 0.0  # S, rms over the programmed pairs of what the write-verify did not realise
+    pcm_high: float = 0.0  # fraction of the programmed pairs with a device above 0.9 of the window afterwards
+    ref_mean: float = 0.0  # S, mean g⁻ (the reference) at the transfer: its fall is the capacitors' leakage
+    set_pulses: int = 0  # SET pulses of the transfer (``transfer_pulses``)
+
+    #: columns of the ``transfers`` stream (polarity last) and their units
+    COLUMNS = ("layer", "sample", "pairs", "refreshed", "pcm_pulses", "carried_rms", "lsp_rms", "cap_railed",
+               "write_error_rms", "pcm_high", "ref_mean", "set_pulses", "polarity")
+    UNITS = ("1", "1", "1", "1", "1", "S", "S", "1", "S", "1", "S", "1", "1")
+
+    def row(self, layer: int) -> np.ndarray:
+        return np.array([[layer, self.sample, self.pairs, self.refreshed, self.pcm_pulses, self.carried_rms,
+                          self.lsp_rms, self.cap_railed, self.write_error_rms, self.pcm_high, self.ref_mean,
+                          self.set_pulses, self.polarity]])
 
 
 @dataclass
@@ -266,6 +331,12 @@ class PcmCapLayer:
     cap_steps: int = 0
     transfers: list[TransferRecord] = field(default_factory=list)
     on_transfer: Callable[[TransferRecord], None] | None = None
+    cap_range: CapStep | None = None  # the capacitor cells' measured range (for the rail diagnostics)
+    set_step: float = 0.0  # S per SET pulse (measured); > 0: transfers by SET pulses, else by write-verify
+    refresh_every: int = 0  # samples between checks for pairs to refresh (0: only when a transfer overflows)
+    refresh_level: float = 0.9  # refresh a pair with a device above this fraction of the window
+    set_pulses: int = 0
+    refresh_pulses: int = 0
 
     def __post_init__(self) -> None:
         if self.g_step <= 0 or self.significance <= 0 or self.transfer_every < 1:
@@ -294,6 +365,10 @@ class PcmCapLayer:
         self.samples += 1
         if self.samples % self.transfer_every == 0:
             applied += self.transfer()
+        if self.refresh_every and self.samples % self.refresh_every == 0:
+            spent = self.programmer.refresh_high(self.refresh_level)
+            self.refresh_pulses += spent
+            applied += spent
         return applied
 
     def _charge(self, n: np.ndarray) -> int:
@@ -311,12 +386,32 @@ class PcmCapLayer:
         return self.polarity * (g[:, 0::2] - g[:, 1::2])
 
     def transfer(self) -> int:
-        """Move g into the PCM pair (F·ΔG = g), reset the capacitors, invert the polarity, write back the rest."""
-        lsp = self.lsp()
+        """Move g into the PCM pair (F·ΔG = g), reset the capacitors, invert the polarity, write back the rest.
+
+        With ``set_step`` > 0 (``transfer_pulses``, the default) every pair is moved by SET pulses on the
+        device of the right sign, their number F⁻¹·|g| / set_step rounded stochastically (unbiased, no
+        RESET, nothing written back); a pair whose device would leave the window is refreshed by the
+        periodic check (``refresh_every``). Otherwise a pair whose share F⁻¹·g is at least the write-verify
+        tolerance is moved by the calibration layer's write-verify and what it did not realise is written
+        back onto the capacitor, as are the smaller shares. Why pulses are the default (a write-verify that
+        overshoots on a PCM device can only come back by a RESET and a climb, which may fall short by more
+        than the capacitor holds): docs/experiments.md.
+        """
+        g = self.board.cap_read_cells(*self._cells).reshape(self.n_in, 2 * self.n_out)
+        lsp = self.polarity * (g[:, 0::2] - g[:, 1::2])
+        delta = lsp / self.significance  # S to add to G⁺ − G⁻ (n_in × n_out)
+        by_pulses = self.set_step > 0
         before = self.programmer.pulses
         refreshed = self.programmer.refreshes
-        left, moved = self.programmer.move(lsp / self.significance)
+        left, moved = self.programmer.move(np.zeros_like(delta) if by_pulses else delta)
         pulses = self.programmer.pulses - before
+        pulsed = 0
+        if by_pulses:
+            n = np.floor(np.abs(delta) / self.set_step + self.rng.random(delta.shape)).astype(np.int64)
+            counts = np.sign(delta).astype(np.int64) * n
+            ii, jj = np.nonzero(counts)
+            pulsed = set_pulses(self.pcm, ii, jj, counts[ii, jj])
+            self.set_pulses += pulsed
         self.board.cap_reset(*self._cells)
         if self.invert:
             self.polarity = -self.polarity
@@ -324,16 +419,35 @@ class PcmCapLayer:
         n = np.rint(self.polarity * carry / self.g_step).astype(np.int64)
         self._charge(np.clip(n, -self.max_steps, self.max_steps).T)
         record = TransferRecord(self.samples, int(moved.sum()), self.programmer.refreshes - refreshed, pulses,
-                                float(np.sqrt(np.mean(carry**2))), self.polarity)
+                                float(np.sqrt(np.mean(carry**2))), self.polarity, **self._diagnostics(g, left, moved),
+                                set_pulses=pulsed)
         self.transfers.append(record)
         if self.on_transfer is not None:
             self.on_transfer(record)
-        return pulses
+        return pulses + pulsed
+
+    def _diagnostics(self, g: np.ndarray, left: np.ndarray, moved: np.ndarray) -> dict[str, float]:
+        """Capacitor content and rails, write-verify error and PCM saturation of one transfer (S, fractions)."""
+        plus, ref = g[:, 0::2], g[:, 1::2]
+        out = {"lsp_rms": float(np.sqrt(np.mean((plus - ref) ** 2))), "ref_mean": float(np.mean(ref))}
+        r = self.cap_range
+        if r is not None and np.isfinite(r.top) and np.isfinite(r.bottom) and r.top > r.bottom:
+            margin = 0.05 * (r.top - r.bottom)
+            out["cap_railed"] = float(np.mean((plus > r.top - margin) | (plus < r.bottom + margin)))
+        if moved.any():
+            out["write_error_rms"] = float(np.sqrt(np.mean(left[moved] ** 2)))
+            done = self.programmer.last_achieved
+            if done is not None:
+                m = self.pcm.mapping
+                level = m.g_min + 0.9 * (m.g_max - m.g_min)
+                high = (done[:, 0::2] > level) | (done[:, 1::2] > level)
+                out["pcm_high"] = float(np.mean(high[moved]))
+        return out
 
     def weights(self) -> np.ndarray:
         g = self.board.read_all()
         w_pcm = self.pcm.mapping.to_weights(g[self.pcm.rows][:, self.pcm.matrix.cols])
-        return w_pcm + self.polarity * self.lsp().T / (self.significance * self.pcm.mapping.unit)
+        return w_pcm + self.lsp().T / self.cap.mapping.unit  # lsp() carries the polarity already
 
 
 def cap_matrix(board: Any, region: Region, pcm_mapping: WeightMapping, significance: float, n_out: int, n_in: int,
@@ -373,8 +487,11 @@ def build_pcm_net(exp: Any, sizes: list[int], result: Any, regions: list[list[Re
         exp.report(0, 3, f"programming layer {k + 1} ({w.shape[0]}x{w.shape[1]})")
         mapping = WeightMapping(p["g_min"], p["g_max"], w_max, "differential")
         block = ArrayBlock(board, regs[0], mapping, w.shape[0], w.shape[1], pulses, enc)
-        outcome = program_weights(station, board, block.rows, block.matrix.cols, mapping, w, centered=True,
-                                  pulse=pulses, tolerance=tolerance, checkpoint=exp.checkpoint)
+        try:
+            outcome = program_weights(station, board, block.rows, block.matrix.cols, mapping, w, centered=True,
+                                      pulse=pulses, tolerance=tolerance, checkpoint=exp.checkpoint)
+        except ConfigError as exc:
+            raise ConfigError(characterisation_refusal(str(exc), p["rule"])) from None
         prog[f"layer{k}"] = outcome.summary()
         blocks.append((block, regs[0], mapping))
     result.programming = prog
@@ -393,9 +510,12 @@ def build_pcm_net(exp: Any, sizes: list[int], result: Any, regions: list[list[Re
     cap_step = None
     if three_t1c:
         cap_step = measure_cap_step(board, pick[:, 0], pick[:, 1])
-        result.device_step.update(cap_up_S=cap_step.up, cap_down_S=cap_step.down)
+        result.device_step.update(cap_up_S=cap_step.up, cap_down_S=cap_step.down, cap_top_S=cap_step.top,
+                                  cap_bottom_S=cap_step.bottom, cap_reset_S=cap_step.reset)
         exp.recorder.add_calibration("train-cap-step", "cap_step",
-                                     {"up": np.array(cap_step.up), "down": np.array(cap_step.down)},
+                                     {"up": np.array(cap_step.up), "down": np.array(cap_step.down),
+                                      "reset": np.array(cap_step.reset), "top": np.array(cap_step.top),
+                                      "bottom": np.array(cap_step.bottom)},
                                      {"cells": int(len(pick)), "steps": 10})
 
     def programmer(block: ArrayBlock, mapping: WeightMapping) -> PairProgrammer:
@@ -427,9 +547,8 @@ def build_pcm_net(exp: Any, sizes: list[int], result: Any, regions: list[list[Re
 
         return PairProgrammer(block, mapping, program=write, read=read, tolerance=tolerance)
 
-    transfers = exp.recorder.stream("transfers", columns=["layer", "sample", "pairs", "refreshed", "pcm_pulses",
-                                                          "carried_rms", "polarity"],
-                                    units=["1", "1", "1", "1", "1", "S", "1"]) if three_t1c else None
+    transfers = exp.recorder.stream("transfers", columns=list(TransferRecord.COLUMNS),
+                                    units=list(TransferRecord.UNITS)) if three_t1c else None
     layers: list[Any] = []
     for k, (block, region, mapping) in enumerate(blocks):
         pp = programmer(block, mapping)
@@ -437,12 +556,14 @@ def build_pcm_net(exp: Any, sizes: list[int], result: Any, regions: list[list[Re
             assert cap_step is not None
 
             def log(rec: TransferRecord, k: int = k) -> None:
-                transfers.append(np.array([[k, rec.sample, rec.pairs, rec.refreshed, rec.pcm_pulses,
-                                            rec.carried_rms, rec.polarity]]))
+                transfers.append(rec.row(k))
 
             cap = cap_matrix(board, region, mapping, p["significance"], block.n_out, block.n_in, enc)
             layers.append(PcmCapLayer(block, cap, pp, cap_step.mean, p["significance"], p["cap_transfer_every"],
-                                      invert=p["polarity_inversion"], seed=p["seed"] + k, on_transfer=log))
+                                      invert=p["polarity_inversion"], seed=p["seed"] + k, on_transfer=log,
+                                      cap_range=cap_step, set_step=set_step if p["transfer_pulses"] else 0.0,
+                                      refresh_every=p["refresh_every"] if p["transfer_pulses"] else 0,
+                                      refresh_level=p["refresh_level"]))
         else:
             layers.append(SetOnlyLayer(block, set_step / mapping.unit, pp, max_pulses=p["max_pulses"],
                                        refresh_every=p["refresh_every"], refresh_level=p["refresh_level"],
@@ -453,8 +574,10 @@ def build_pcm_net(exp: Any, sizes: list[int], result: Any, regions: list[list[Re
 
 
 def pcm_counters(net: Any) -> dict[str, Any]:
-    """Totals of a trained PCM network: transfers, refreshes, PCM programming pulses and charge steps."""
-    out = {"transfers": 0, "refreshes": 0, "pcm_program_pulses": 0, "cap_steps": 0}
+    """Totals of a trained PCM network: transfers, refreshes, PCM programming pulses and charge steps; for
+    PCM + 3T1C also the transfers' diagnostics averaged over the run (S, fractions)."""
+    out: dict[str, Any] = {"transfers": 0, "refreshes": 0, "pcm_program_pulses": 0, "cap_steps": 0}
+    records: list[TransferRecord] = []
     for layer in net.layers:
         programmer = getattr(layer, "programmer", None)
         if programmer is None:
@@ -462,6 +585,11 @@ def pcm_counters(net: Any) -> dict[str, Any]:
         out["refreshes"] += programmer.refreshes
         out["pcm_program_pulses"] += programmer.pulses
         if isinstance(layer, PcmCapLayer):
+            out["transfer_set_pulses"] = out.get("transfer_set_pulses", 0) + layer.set_pulses
             out["transfers"] += len(layer.transfers)
             out["cap_steps"] += layer.cap_steps
+            records += layer.transfers
+    if records:
+        for key in ("lsp_rms", "cap_railed", "write_error_rms", "pcm_high", "carried_rms", "ref_mean"):
+            out[f"{key}_mean"] = float(np.mean([getattr(r, key) for r in records]))
     return out

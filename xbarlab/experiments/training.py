@@ -121,7 +121,7 @@ class TrainExperiment(Experiment):
     """Train an MLP on the array (or in float) and log every epoch."""
 
     kind = "train"
-    revision = 2  # 2: programs with write-verify of revision 2 (1: older logs)
+    revision = 3  # 3: PCM + 3T1C measures the capacitors' range and logs transfer diagnostics; 2: write-verify rev. 2
     title = "On-array training (SGD pulses, mixed precision, Tiki-Taka, PCM + 3T1C) with a float baseline"
     plots = (PlotSpec("epochs", "epoch", ("train_acc", "test_acc"), "1", "1", "accuracy per epoch"),)
     params_spec = (
@@ -154,9 +154,13 @@ class TrainExperiment(Experiment):
               help="pcm_3t1c: F in W = F*(G+ - G-) + (g+ - g-) (Ambrogio 2018: 3)"),
         Param("cap_transfer_every", int, 20, min=1, help="pcm_3t1c: samples between capacitor -> PCM transfers"),
         Param("polarity_inversion", bool, True, help="pcm_3t1c: invert the sign convention of g at each transfer"),
-        Param("refresh_every", int, 100, min=1, help="set_only: samples between refresh checks"),
+        Param("transfer_pulses", bool, True,
+              help="pcm_3t1c: transfer by SET pulses (stochastically rounded, no RESET); false: by write-verify, "
+                   "writing back to the capacitors what it did not realise"),
+        Param("refresh_every", int, 100, min=1,
+              help="set_only, and pcm_3t1c with transfer_pulses: samples between refresh checks"),
         Param("refresh_level", float, 0.9, min=0.1, max=1.0,
-              help="set_only: refresh a pair when a device exceeds this fraction of the window"),
+              help="set_only / pcm_3t1c: refresh a pair when a device exceeds this fraction of the window"),
         *PROGRAMMING.take("tolerance", tolerance=0.02),  # of the initial weights
         *PLACEMENT(),
     )
@@ -437,5 +441,6 @@ def cli_main(args: argparse.Namespace) -> int:
     if result.counters.get("transfers") or result.counters.get("refreshes"):
         c = result.counters
         print(f"{c['transfers']} capacitor transfers, {c['refreshes']} PCM refreshes, {c['pcm_program_pulses']} PCM "
-              f"programming pulses, {c['cap_steps']} charge steps")
+              f"programming pulses, {c.get('transfer_set_pulses', 0)} transfer SET pulses, {c['cap_steps']} charge "
+              "steps")
     return 0
