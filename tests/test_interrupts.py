@@ -247,3 +247,27 @@ def test_a_ctrl_c_python_cannot_raise_is_not_printed_and_the_next_one_acts(monke
     finally:
         signal.signal(signal.SIGINT, previous)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_ctrl_c_during_a_log_read_takes_effect_after_the_read(tmp_path, monkeypatch):
+    """A read holds Ctrl-C back until the file is closed again (inside h5py a KeyboardInterrupt surfaces as a
+    SystemError from its lock or file callbacks)."""
+    from xbarlab.logbook import Logbook
+    from xbarlab.logbook import reader as reader_module
+
+    with Logbook.create(tmp_path / "r.h5") as book:
+        book.start_run("x").finish("completed")
+    reader = LogReader(tmp_path / "r.h5")
+    original = reader_module.LogReader._open_file
+
+    def open_then_ctrl_c(self):
+        opened = original(self)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the file is open
+        for _ in range(100):  # bytecode boundaries for the handler
+            pass
+        return opened
+
+    monkeypatch.setattr(reader_module.LogReader, "_open_file", open_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        reader.runs()
+    assert caught.traceback[-1].path.name == "interrupts.py"  # raised where the deferral ended, the file closed
