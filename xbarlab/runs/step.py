@@ -269,9 +269,8 @@ class Experiment(ABC):
         try:
             return self.execute()
         except BaseException:
-            safe_state = getattr(self.station, "safe_state", None)
-            if safe_state is not None:
-                safe_state()
+            if self.station is not None:  # None: a step that needs no bench (e.g. the float baseline)
+                self.station.safe_state()
             raise
 
 
