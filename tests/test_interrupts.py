@@ -223,32 +223,6 @@ def test_ctrl_c_while_a_step_commits_takes_effect_after_it_and_the_run_still_fin
     assert reader.stream(info["run_id"], "data").data.shape == (5, 1)
 
 
-def test_a_ctrl_c_python_cannot_raise_is_not_printed_and_the_next_one_acts(monkeypatch, capsys):
-    """A KeyboardInterrupt raised inside ``__del__`` or a weakref callback (h5py frees objects so) cannot
-    propagate: Python printed "Exception ignored ... Traceback" and, with later Ctrl-C absorbed, lost it."""
-    from xbarlab.interrupts import absorb_sigint, interrupt_once, unraisable_interrupt
-
-    class Freed:
-        def __del__(self):
-            os.kill(os.getpid(), signal.SIGINT)  # the Ctrl-C is handled inside __del__
-            for _ in range(100):  # bytecode boundaries for the handler
-                pass
-
-    monkeypatch.setattr(sys, "unraisablehook", unraisable_interrupt)
-    previous = signal.signal(signal.SIGINT, interrupt_once)
-    try:
-        Freed()  # freed at once
-        assert signal.getsignal(signal.SIGINT) is interrupt_once  # put back: not absorbed for good
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(100):
-                pass
-        assert signal.getsignal(signal.SIGINT) is absorb_sigint
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert "Traceback" not in capsys.readouterr().err
-
-
 def test_ctrl_c_during_a_log_read_takes_effect_after_the_read(tmp_path, monkeypatch):
     """A read holds Ctrl-C back until the file is closed again (inside h5py a KeyboardInterrupt surfaces as a
     SystemError from its lock or file callbacks)."""

@@ -28,7 +28,7 @@ from xbarlab.experiments.cli_options import add_param_options, params_from_args
 from xbarlab.instruments import station as station_module
 from xbarlab.instruments.config import load_station
 from xbarlab.instruments.station import Station, embedded_station_path
-from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message, unraisable_interrupt
+from xbarlab.interrupts import STATIONS, interrupt_once, interrupted_message
 from xbarlab.logbook import LogReader, summary
 from xbarlab.logbook.replay import replay
 from xbarlab.runs.step import declared_plot
@@ -297,7 +297,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = STATIONS.snapshot()
     if program:
         signal.signal(signal.SIGINT, interrupt_once)
-        sys.unraisablehook = unraisable_interrupt  # a Ctrl-C Python could not raise is not lost
     try:
         code = _main(argv, before, program)
     except KeyboardInterrupt:  # outside a command's own handling (parsing, logging set-up), or while reporting

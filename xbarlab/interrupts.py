@@ -11,12 +11,11 @@ only when every station it opened was closed.
 from __future__ import annotations
 
 import signal
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 
 @dataclass
@@ -71,35 +70,12 @@ def absorb_sigint(signum: int, frame: Any) -> None:
 
 absorb_sigint.deferring = True  # type: ignore[attr-defined]  # sigint_deferred need not hold anything back
 
-#: the SIGINT handler that raised the last KeyboardInterrupt (put back if Python lost that interrupt)
-_raised_by: list[Callable[[int, Any], None]] = []
-
-
-def raise_interrupt(handler: Callable[[int, Any], None]) -> NoReturn:
-    """From SIGINT ``handler``: absorb further Ctrl-C (the shutdown is never cut short) and raise
-    KeyboardInterrupt. Should Python lose it (:func:`unraisable_interrupt`), ``handler`` is put back."""
-    _raised_by[:] = [handler]
-    signal.signal(signal.SIGINT, absorb_sigint)
-    raise KeyboardInterrupt
-
 
 def interrupt_once(signum: int, frame: Any) -> None:
     """SIGINT handler of the ``xbarlab`` program: the first Ctrl-C raises KeyboardInterrupt, later ones are
     absorbed, so the shutdown it starts (outputs off, records finished, log closed) is never cut short."""
-    raise_interrupt(interrupt_once)
-
-
-def unraisable_interrupt(unraisable: Any) -> None:
-    """``sys.unraisablehook`` of the ``xbarlab`` program. A KeyboardInterrupt raised where Python cannot
-    propagate it — a weakref callback or ``__del__``, e.g. h5py freeing an object — is dropped with an
-    "Exception ignored … Traceback" print, and with later Ctrl-C absorbed the interrupt would be lost: instead
-    nothing is printed and the handler that raised it is put back, so the next Ctrl-C acts."""
-    if unraisable.exc_type is None or not issubclass(unraisable.exc_type, KeyboardInterrupt):
-        sys.__unraisablehook__(unraisable)
-        return
-    if _raised_by and signal.getsignal(signal.SIGINT) is absorb_sigint \
-            and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _raised_by[0])
+    signal.signal(signal.SIGINT, absorb_sigint)
+    raise KeyboardInterrupt
 
 
 def close_station(station: Any) -> None:

@@ -17,7 +17,7 @@ from xbarlab.campaigns.spec import Campaign, StepInstance, load_campaign, step_t
 from xbarlab.errors import ConfigError
 from xbarlab.experiments.base import AbortToken, Progress
 from xbarlab.experiments.cli_options import describe
-from xbarlab.interrupts import raise_interrupt, sigint_deferred
+from xbarlab.interrupts import absorb_sigint, sigint_deferred
 
 
 def format_plan(campaign: Campaign) -> str:
@@ -67,7 +67,8 @@ def _ctrl_c_requests_abort(token: AbortToken) -> Iterator[None]:
 
     def handler(signum: int, frame: Any) -> None:
         if token.requested:
-            raise_interrupt(handler)  # a third Ctrl-C does not cut the shutdown short
+            signal.signal(signal.SIGINT, absorb_sigint)  # a third Ctrl-C does not cut the shutdown short
+            raise KeyboardInterrupt
         token.request()
         print("\nxbarlab: stopping at the next safe point (Ctrl-C again to stop at once)", file=sys.stderr)
 
