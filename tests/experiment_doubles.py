@@ -8,9 +8,12 @@ asymmetry, read noise, and ideal periphery.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from xbarlab.instruments.interfaces import BoardInfo, CrossbarArray, Pulse
+from xbarlab.instruments.links import WallClock
 
 
 class FakeCrossbar(CrossbarArray):
@@ -140,6 +143,9 @@ class FakeStation:
 
     def sim_time(self) -> None:
         return None
+
+    def wait(self, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
+        WallClock().idle(seconds, checkpoint)
 
     def safe_state(self) -> list[str]:
         self.safe_calls += 1

@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
+from experiment_doubles import FakeCrossbar
 
 from xbarlab.calibration import PulseModel, calibrate_read_path, prepare, program_conductances, program_matrix
 from xbarlab.calibration.readpath import CalibratedBoard, ReadCalibration
 from xbarlab.calibration.writeverify import BUDGET, STUCK, UNREACHABLE, array_reader
-from xbarlab.errors import ConfigError
+from xbarlab.errors import CapabilityError, ConfigError
 from xbarlab.experiments import MemoryRecorder
+from xbarlab.instruments.interfaces import CellReads, capabilities, require
 from xbarlab.instruments.station import Station
 from xbarlab.sim.stations import sim_station_text
 
@@ -133,3 +135,27 @@ def test_patience_gives_up_a_cell_whose_target_is_beyond_its_range():
         others = np.ones((6, 6), bool)
         others[1, 2] = False
         assert np.mean(rep.within[others]) >= 0.9
+
+
+def _calibration(cols: int) -> ReadCalibration:
+    return ReadCalibration(gain=np.full(cols, 0.5), offset_frac=np.full(cols, 0.01), read_voltage=0.2,
+                           chord_factor=1.25)
+
+
+def test_calibrated_board_has_exactly_the_capabilities_of_its_board():
+    plain = FakeCrossbar(4, 4, seed=1)  # no READ_CELLS
+    cboard = CalibratedBoard(plain, _calibration(4), 0.2, 1e-4)
+    assert not isinstance(cboard, CellReads) and capabilities(cboard) == capabilities(plain)
+    with pytest.raises(CapabilityError, match="this board cannot read a list of cells"):
+        require(cboard, CellReads)  # asked up front, not found out when called
+    # a single cell is read with READ_CELL and corrected like every other read
+    assert cboard.read_cell(2, 3) == pytest.approx((plain.g[2, 3] * 0.2 - 0.01 * 1e-4) / 0.5 / 0.2 / 1.25)
+    assert cboard.read_cell(2, 3) == pytest.approx(cboard.read_all()[2, 3])
+    with _station(6) as st:
+        board = st.require_board()
+        cboard = CalibratedBoard(board, _calibration(6), 0.2, 4e-5)
+        assert isinstance(cboard, CellReads) and isinstance(cboard, CalibratedBoard)
+        assert capabilities(cboard) == capabilities(board)
+        raw = board.read_cells([1, 2], [3, 4])
+        fixed = cboard.read_cells([1, 2], [3, 4])
+        np.testing.assert_allclose(fixed, (raw * 0.2 - 0.01 * 4e-5) / 0.5 / 0.2 / 1.25, rtol=0.1)  # read noise

@@ -287,11 +287,14 @@ def test_an_http_server_on_the_port_is_refused(tmp_path, capsys):
         path = _station(tmp_path, f'[instruments.smu1]\ndriver = "keysight_b2900"\n'
                                   f'address = "TCPIP0::127.0.0.1::{port}::SOCKET"\ntimeout = 2.0\n')
         assert main(["station", "check", path, "--connect"]) == 2
-        err = capsys.readouterr().err
-        assert "B2900" in err and "answered *IDN? with" in err and "HTML" in err and "Traceback" not in err
-        assert seen == [b"*IDN?\n"]  # refused after the identity: nothing else was sent
     finally:
+        # the handler records the request after its reply went out: shutdown() waits for the request in hand
         httpd.shutdown()
+        thread.join()
+        httpd.server_close()
+    err = capsys.readouterr().err
+    assert "B2900" in err and "answered *IDN? with" in err and "HTML" in err and "Traceback" not in err
+    assert seen == [b"*IDN?\n"]  # refused after the identity: nothing else was sent
 
 
 def test_stale_error_is_cleared_on_open(served, tmp_path, capsys):

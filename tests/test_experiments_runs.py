@@ -133,6 +133,16 @@ def test_layout_planner_explains_what_does_not_fit():
         TrainExperiment(None, {"rule": "adam"})
 
 
+def test_invalid_parameters_are_one_line_for_one_problem_and_a_list_for_several():
+    with pytest.raises(ConfigError) as one:
+        TrainExperiment(None, {"rule": "adam"})
+    assert str(one.value).startswith("train: invalid parameters: ") and "\n" not in str(one.value)
+    with pytest.raises(ConfigError) as two:
+        TrainExperiment(None, {"rule": "adam", "epochs": -1})
+    head, *lines = str(two.value).split("\n")
+    assert head == "train: invalid parameters:" and len(lines) == 2 and all(x.startswith("  - ") for x in lines)
+
+
 def test_drift_inference_without_drift_keeps_float_accuracy():
     fb = FakeCrossbar(64, 64, step=0.01, g_min=0.1e-6, g_max=25e-6)
     r = DriftInferenceExperiment(FakeStation(fb), {"epochs": 3, "limit": 400, "times": [0.0]}).run()

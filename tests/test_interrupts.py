@@ -187,3 +187,61 @@ def test_nested_deferral_raises_once_after_the_outer_block():
                 os.kill(os.getpid(), signal.SIGINT)
             inner_done.append(True)  # the inner block did not raise: the outer one holds the Ctrl-C
     assert inner_done
+
+
+def test_ctrl_c_while_a_step_commits_takes_effect_after_it_and_the_run_still_finishes(tmp_path, monkeypatch):
+    """A KeyboardInterrupt half-way through a commit (a dataset grown, its rows not yet written) used to leave
+    the writer's view of its datasets behind the file: finishing the run then failed with an HDF5 error."""
+    import numpy as np
+
+    from xbarlab.logbook import Logbook
+    from xbarlab.logbook import writer as writer_module
+
+    book = Logbook.create(tmp_path / "c.h5")
+    run = book.start_run("x")
+    stream = run.stream("data", columns=["a"], units=["V"])
+    original = writer_module.Logbook.append
+    calls = []
+
+    def append_then_ctrl_c(self, *args, **kwargs):
+        n = original(self, *args, **kwargs)
+        calls.append(n)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the commit's writes
+        return n
+
+    monkeypatch.setattr(writer_module.Logbook, "append", append_then_ctrl_c)
+    stream.append(np.arange(5.0).reshape(5, 1))
+    with pytest.raises(KeyboardInterrupt):
+        run.commit_step("s1")
+    assert len(calls) > 1 and run.steps == 1  # the commit ran to its end before the KeyboardInterrupt
+    run.finish("interrupted")
+    book.close()
+    reader = LogReader(tmp_path / "c.h5")
+    (info,) = reader.runs()
+    assert info["status"] == "interrupted"
+    assert reader.stream(info["run_id"], "data").data.shape == (5, 1)
+
+
+def test_ctrl_c_during_a_log_read_takes_effect_after_the_read(tmp_path, monkeypatch):
+    """A read holds Ctrl-C back until the file is closed again (inside h5py a KeyboardInterrupt surfaces as a
+    SystemError from its lock or file callbacks)."""
+    from xbarlab.logbook import Logbook
+    from xbarlab.logbook import reader as reader_module
+
+    with Logbook.create(tmp_path / "r.h5") as book:
+        book.start_run("x").finish("completed")
+    reader = LogReader(tmp_path / "r.h5")
+    original = reader_module.LogReader._open_file
+
+    def open_then_ctrl_c(self):
+        opened = original(self)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the file is open
+        for _ in range(100):  # bytecode boundaries for the handler
+            pass
+        return opened
+
+    monkeypatch.setattr(reader_module.LogReader, "_open_file", open_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        reader.runs()
+    assert caught.traceback[-1].path.name == "interrupts.py"  # raised where the deferral ended, the file closed

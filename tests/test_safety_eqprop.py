@@ -42,6 +42,9 @@ def test_refused_operations_send_nothing(audited):
         lambda: board.eq_configure(eqp.EqConfig((2, 2, 2), ((0, 0), (6, 2)), bias_voltage=-0.51)),
         lambda: board.eq_configure(eqp.EqConfig((2, 2, 2), ((0, 0), (6, 2)), diode_bias=0.7)),
         lambda: board.eq_configure(eqp.EqConfig((2, 2, 2), ((0, 0), (6, 2)), amp_rail=float("nan"))),
+        # the rail is held to 0 < rail <= max_mvm_voltage as the board receives it (float32), by one check
+        *(lambda rail=rail: board.eq_configure(eqp.EqConfig((2, 2, 2), ((0, 0), (6, 2)), amp_rail=rail))
+          for rail in (-0.6, -0.3, 0.0, 0.5000001, float("inf"), "0.3")),
         lambda: board.eq_settle(np.array([[0.1, 0.51]])),
         lambda: board.eq_settle(np.array([[0.1, np.inf]])),
         lambda: board.eq_settle(np.array([[0.1, 0.2]]), np.array([[0.0, 1.01e-3]])),
@@ -51,6 +54,9 @@ def test_refused_operations_send_nothing(audited):
         with pytest.raises(SafetyLimitError):
             attempt()
     assert _eq_frames(wire) == before  # nothing of the refused requests reached the board
+    board.eq_configure(eqp.EqConfig((2, 2, 2), ((0, 0), (6, 2)), bias_voltage=0.2, amp_gain=4.0,
+                                    amp_rail=float(np.nextafter(np.float32(0.5), np.float32(0)))))  # just inside
+    assert _eq_frames(wire)[-1] == "EQ_CONFIGURE"
     reply = board.eq_settle(np.array([[0.5, -0.5]]), np.array([[1e-3, -1e-3]]))  # at the limits: allowed
     assert reply.voltages.shape == (1, 6 + 6 + 4)
     assert _eq_frames(wire)[-1] == "EQ_SETTLE"

@@ -31,8 +31,7 @@ from xbarlab.sim.audit import scpi_source_settings, tsp_source_settings
 SMUS = ("smu1", "smu2", "smu3", "smu4")
 
 
-@pytest.fixture(scope="module")
-def audited():
+def _audited_bench():
     # with the 3T1C capacitor array (board protocol §9), so its checked operations are driven too
     station = Station.from_text(bench_text().replace("\n# Keithley 2400", "\n[sim.cap_cells]\n\n# Keithley 2400", 1))
     wire, physics = audit.attach(station.sim, station.config.instruments.values())
@@ -40,6 +39,18 @@ def audited():
     wire.close()
     physics.close()
     station.close()
+
+
+@pytest.fixture(scope="module")
+def audited():
+    """One audited bench for every example of the property (opening one per example would cost minutes)."""
+    yield from _audited_bench()
+
+
+@pytest.fixture()
+def fresh_audited():
+    """An audited bench of its own: what the property's random examples left behind cannot matter."""
+    yield from _audited_bench()
 
 
 # -- the audit itself sees what it must (so the property below can fail) --------------------------------------
@@ -307,9 +318,9 @@ def test_nothing_beyond_a_limit_ever_arrives(audited, sequence):
         station.board.configure(0.2, 1e-3)
 
 
-def test_the_property_sees_traffic(audited):
+def test_the_property_sees_traffic(fresh_audited):
     """The audits counted messages and physics calls for every instrument (they are really attached)."""
-    station, wire, physics = audited
+    station, wire, physics = fresh_audited
     for name in SMUS:
         station.smu(name).source_voltage(0.1, 1e-4)
         station.smu(name).set_output(True)

@@ -373,7 +373,16 @@ class CalibratedBoard:
 
     Tracks the TIA full scale through :meth:`configure`; everything else passes through.
     ``read_voltage``/``full_scale``: the board's configuration when wrapped (V, A).
+
+    It has exactly the optional capabilities of the board it wraps: ``CalibratedBoard(board, …)`` is an
+    instance of a subclass with the corrected list reads (:class:`CellReads`) only when ``board`` has them,
+    so ``require(calibrated, CellReads)`` answers before anything is read, as it would for ``board``.
     """
+
+    def __new__(cls, board: CrossbarArray, *args: Any, **kwargs: Any) -> CalibratedBoard:
+        if cls is CalibratedBoard and isinstance(board, CellReads):
+            cls = _CalibratedCellReads
+        return object.__new__(cls)
 
     def __init__(self, board: CrossbarArray, calibration: ReadCalibration, read_voltage: float,
                  full_scale: float) -> None:
@@ -399,37 +408,23 @@ class CalibratedBoard:
                                                              cols)
         return exc
 
-    def read_cells_reading(self, rows: Any, cols: Any) -> Any:
-        r = require(self.inner, CellReads).read_cells_reading(rows, cols)
-        r.currents[...] = self.calibration.correct_currents(r.currents, self.full_scale, np.asarray(cols, dtype=int))
-        return r
-
-    def read_cells(self, rows: Any, cols: Any) -> np.ndarray:
-        c = np.asarray(cols, dtype=int)
-        try:
-            g = np.asarray(require(self.inner, CellReads).read_cells(rows, cols), dtype=float)
-        except InstrumentError as exc:
-            raise self._fix_exc(exc, c) from None
-        g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale, c) / self.read_voltage
-        return g / self.calibration.chord_factor
-
-    def read_cell(self, row: int, col: int) -> float:
-        return float(self.read_cells([row], [col])[0])
-
-    def _corrected_rows(self, read: Any) -> np.ndarray:
-        """Conductances (S) of whole rows from ``read()``, every column corrected."""
+    def _conductances(self, read: Any, cols: np.ndarray | None) -> np.ndarray:
+        """Corrected conductances (S) of ``read()`` (S) for columns ``cols`` (None: rows of every column)."""
         try:
             g = np.asarray(read(), dtype=float)
         except InstrumentError as exc:
-            raise self._fix_exc(exc, None) from None
-        g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale) / self.read_voltage
+            raise self._fix_exc(exc, cols) from None
+        g = self.calibration.correct_currents(g * self.read_voltage, self.full_scale, cols) / self.read_voltage
         return g / self.calibration.chord_factor
 
+    def read_cell(self, row: int, col: int) -> float:
+        return float(self._conductances(lambda: [self.inner.read_cell(row, col)], np.array([col]))[0])
+
     def read_all(self) -> np.ndarray:
-        return self._corrected_rows(self.inner.read_all)
+        return self._conductances(self.inner.read_all, None)
 
     def read_rows(self, first: int, count: int) -> np.ndarray:
-        return self._corrected_rows(lambda: self.inner.read_rows(first, count))
+        return self._conductances(lambda: self.inner.read_rows(first, count), None)
 
     def mvm_forward(self, row_voltages: np.ndarray) -> np.ndarray:
         """Corrected column currents (A); with a DAC offset δ the inputs are trimmed by −δ (never beyond the
@@ -449,3 +444,21 @@ class CalibratedBoard:
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)
+
+
+class _CalibratedCellReads(CalibratedBoard):
+    """A :class:`CalibratedBoard` over a board with :class:`CellReads`: list reads corrected too (and a single
+    cell read through READ_CELLS)."""
+
+    inner: CellReads
+
+    def read_cells_reading(self, rows: Any, cols: Any) -> Any:
+        r = self.inner.read_cells_reading(rows, cols)
+        r.currents[...] = self.calibration.correct_currents(r.currents, self.full_scale, np.asarray(cols, dtype=int))
+        return r
+
+    def read_cells(self, rows: Any, cols: Any) -> np.ndarray:
+        return self._conductances(lambda: self.inner.read_cells(rows, cols), np.asarray(cols, dtype=int))
+
+    def read_cell(self, row: int, col: int) -> float:
+        return float(self.read_cells([row], [col])[0])

@@ -22,7 +22,8 @@ Every estimate of λ for the feedback conductance g_λ comes from analog MVMs on
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,12 +222,7 @@ class OneStepExperiment(Experiment):
         result.programming.append(outcome.summary())
         self._programs += 1
         solver.bind(region, mapping, auto_zero=False)
-        v_in = min(0.2, board_limit(board, "max_mvm_voltage", 0.2))
-        g_sum = line_conductance(mapping.to_conductance(a.T))
-        with tia_range(self.station, board, 1.2 * g_sum * v_in):
-            op = ArrayMatrix(board, region, mapping, n, n, encoding=InputEncoding("amplitude", v_in))
-            autorange(board, [op], station_defaults(self.station)[0])
-            op.measure_offsets()
+        with self._measured_block(board, region, mapping, a) as op:
             lam_est = arnoldi_largest(op.matvec, n, steps=min(n, 20), seed=self.params["seed"],
                                       checkpoint=self.checkpoint)
             threshold = self._loop_threshold(solver, n, lam_est * mapping.unit, label)
@@ -365,15 +361,25 @@ class OneStepExperiment(Experiment):
                                     r: np.ndarray, damping: float) -> float:
         """λ = r·(G·r)/r·r with G·r = r − (A·r)_measured + (1 − α)/n·Σr, A·r by an analog MVM of the block."""
         n = a.shape[0]
+        with self._measured_block(board, region, mapping, a) as op:
+            ar = np.mean([np.asarray(op.rmatvec(r), dtype=float) for _ in range(2)], axis=0)
+        gr = r - ar + (1.0 - damping) / n * float(r.sum())
+        return float(r @ gr) / float(r @ r)
+
+    @contextmanager
+    def _measured_block(self, board: CrossbarArray, region: Region, mapping: WeightMapping,
+                        a: np.ndarray) -> Iterator[ArrayMatrix]:
+        """The programmed n × n block of ``a`` as an analog operator for open-loop MVMs: inputs up to 0.2 V
+        (or max_mvm_voltage), the TIA range set for the block's largest line current (restored afterwards),
+        the ADC autoranged and the column offsets measured."""
+        n = a.shape[0]
         v_in = min(0.2, board_limit(board, "max_mvm_voltage", 0.2))
         g_sum = line_conductance(mapping.to_conductance(a.T))
         with tia_range(self.station, board, 1.2 * g_sum * v_in):
             op = ArrayMatrix(board, region, mapping, n, n, encoding=InputEncoding("amplitude", v_in))
             autorange(board, [op], station_defaults(self.station)[0])
             op.measure_offsets()
-            ar = np.mean([np.asarray(op.rmatvec(r), dtype=float) for _ in range(2)], axis=0)
-        gr = r - ar + (1.0 - damping) / n * float(r.sum())
-        return float(r @ gr) / float(r @ r)
+            yield op
 
     def _check_programmed(self, board: CrossbarArray, a: np.ndarray, outcome: Any, mapping: WeightMapping) -> float:
         """Solve-mode stability of the block as programmed (read-back conductances); refuse before any solve."""

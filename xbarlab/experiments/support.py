@@ -14,6 +14,7 @@ from typing import Any
 
 from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.instruments import interfaces
+from xbarlab.instruments.config import StationConfig
 from xbarlab.instruments.interfaces import BenchStation, CrossbarArray
 from xbarlab.runs.session import LabSession, resolve_station
 from xbarlab.runs.step import did_you_mean, resolve_params
@@ -106,17 +107,16 @@ class BenchTiming:
 ESTIMATE_SHAPE = (64, 64)
 
 
-def bench_timing(station_config: Any) -> BenchTiming:
+def bench_timing(station_config: StationConfig | None) -> BenchTiming:
     """Timing of the station's board for its array (:meth:`StationConfig.array_shape`; unstated: 64×64)."""
     rows, cols = array_shape(station_config) or ESTIMATE_SHAPE
     return BenchTiming(rows, cols)
 
 
-def array_shape(station_config: Any) -> tuple[int, int] | None:
+def array_shape(station_config: StationConfig | None) -> tuple[int, int] | None:
     """(rows, cols) of the station's array as its file states it (the board's ``rows``/``cols``, or
     ``[sim.array]``); None when the file does not say (then only the board's IDENTIFY knows)."""
-    shape = getattr(station_config, "array_shape", None)
-    return shape() if callable(shape) else None
+    return station_config.array_shape() if station_config is not None else None
 
 
 def instrument_time(station: BenchStation) -> float:
@@ -170,23 +170,13 @@ def tia_range(station: BenchStation, board: CrossbarArray, full_scale: float) ->
 
 
 def wait(station: BenchStation, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
-    """Let ``seconds`` of instrument time pass with the outputs idle.
-
-    A station idles on its own clock (:meth:`Station.wait`: on a simulated bench the simulated clock
-    advances, a day passes at once); anything else sleeps in chunks of at most 1 s, calling
-    ``checkpoint`` between chunks so an abort request is honoured.
-    """
+    """Let ``seconds`` of instrument time pass with the outputs idle, on the station's own clock
+    (:meth:`Station.wait`: on a simulated bench the simulated clock advances, a day passes at once; on
+    hardware it sleeps in chunks of at most 1 s, calling ``checkpoint`` between chunks so an abort request
+    is honoured)."""
     if seconds < 0:
         raise ConfigError(f"cannot wait a negative time ({seconds} s)")
-    station_wait = getattr(station, "wait", None)
-    if callable(station_wait):  # a Station idles on its own clock (simulated or wall time)
-        station_wait(seconds, checkpoint=checkpoint)
-        return
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        if checkpoint is not None:
-            checkpoint()
-        time.sleep(min(1.0, left))
+    station.wait(seconds, checkpoint=checkpoint)
 
 
 # -- command line ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ Units throughout: volts (V), amperes (A), siemens (S), seconds (s).
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -345,6 +345,10 @@ class BenchStation(Protocol):
     def board_port(self, smu_name: str) -> int: ...
 
     def sim_time(self) -> float | None: ...
+
+    def wait(self, seconds: float, checkpoint: Callable[[], None] | None = None) -> None:
+        """Let ``seconds`` (s) of instrument time pass with the outputs idle, calling ``checkpoint`` meanwhile."""
+        ...
 
     def safe_state(self) -> list[str]: ...
 

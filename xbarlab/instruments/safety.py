@@ -566,11 +566,12 @@ def _board_eq_configure(ctx: _Context, config: Any) -> Any:
     if not isinstance(config, EqConfig):
         raise SafetyAccessError(f"{ctx.name}: eq_configure takes an EqConfig; nothing was sent")
     limit = ctx.limits.max_mvm_voltage
-    for what, value in (("amplifier rail", config.amp_rail), ("bias voltage", config.bias_voltage),
-                        ("diode bias", config.diode_bias)):
+    rail = "equilibrium amplifier rail (V)"
+    _check_finite(ctx.name, rail, config.amp_rail)  # a number before _f32 (which would parse a string)
+    _check_positive_up_to(ctx.name, rail, _f32(config.amp_rail), limit)  # 0 < rail <= limit, as the board receives it
+    for what, value in (("bias voltage", config.bias_voltage), ("diode bias", config.diode_bias)):
         _check_finite(ctx.name, f"equilibrium {what} (V)", value)
         _check_abs(ctx.name, f"equilibrium {what} (V)", _f32(value), limit)  # as the board receives it
-    _check_positive_up_to(ctx.name, "equilibrium amplifier rail (V)", _f32(config.amp_rail), limit)
     return ctx.driver.eq_configure(config)
 
 

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from xbarlab.errors import LogbookError
+from xbarlab.interrupts import sigint_deferred
 from xbarlab.logbook.format import (
     OUTSIDE_RUNS,
     RUNS,
@@ -155,17 +156,20 @@ class LogReader:
     # -- opening -------------------------------------------------------------------------------
     @contextmanager
     def _open(self) -> Iterator[h5py.File]:
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            deadline = time.monotonic() + RETRY_S
-            while not window_lock(fd, exclusive=False, wait=False):  # a writer is changing the structure
-                if time.monotonic() > deadline:
-                    raise _ReadFailed(f"{self.path}: a writer kept the file busy for {RETRY_S} s")
-                time.sleep(0.002)
-            with self._opened() as f:
-                yield f
-        finally:
-            os.close(fd)  # releases the shared window lock
+        """The log open for one read. Ctrl-C is held back meanwhile: a KeyboardInterrupt raised inside h5py
+        (its lock, its file-object callbacks) surfaces as a SystemError instead."""
+        with sigint_deferred():
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                deadline = time.monotonic() + RETRY_S
+                while not window_lock(fd, exclusive=False, wait=False):  # a writer is changing the structure
+                    if time.monotonic() > deadline:
+                        raise _ReadFailed(f"{self.path}: a writer kept the file busy for {RETRY_S} s")
+                    time.sleep(0.002)
+                with self._opened() as f:
+                    yield f
+            finally:
+                os.close(fd)  # releases the shared window lock
 
     @contextmanager
     def _opened(self) -> Iterator[h5py.File]:

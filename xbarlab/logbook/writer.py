@@ -311,6 +311,7 @@ class Logbook:
         self._unflushed.add(path)
         return n1
 
+    @_uninterrupted
     def flush(self) -> None:
         with self._lock:
             self.file.flush()
@@ -496,8 +497,13 @@ class RunWriter:
             st = self._streams[name]
             st.pending.append(st.rows_of(rows))
 
+    @_uninterrupted
     def commit_step(self, step_id: str, info: Mapping[str, Any] | None = None) -> None:
-        """Make every row appended so far durable, then record the step (each step exactly once)."""
+        """Make every row appended so far durable, then record the step (each step exactly once).
+
+        Ctrl-C is held back until it returns: a KeyboardInterrupt between growing a dataset and writing
+        into it would leave this writer's view of its datasets behind the file, so that finishing the run
+        (after the Ctrl-C) failed."""
         with self._lock, self.book._lock:
             self._check_open()
             self._write_pending()

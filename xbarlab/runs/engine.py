@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xbarlab.errors import InstrumentError, ProtocolError, TransportError, XbarlabError
-from xbarlab.instruments.interfaces import StatusReports
+from xbarlab.instruments.interfaces import BenchStation, StatusReports
 from xbarlab.logbook.recording import RunSink
 from xbarlab.logbook.writer import Logbook
 from xbarlab.protocol.board import Err
@@ -52,10 +52,10 @@ class BoardResetDuringStep(InstrumentError):
         super().__init__("board", int(Err.NOT_CONFIGURED), message)
 
 
-def board_boot_count(station: Any) -> int | None:
+def board_boot_count(station: BenchStation) -> int | None:
     """The board's power-on count (GET_STATUS), or None for a station without a board (or whose board
     reports no status)."""
-    board = getattr(station, "board", None)
+    board = station.board
     return int(board.status().boot_count) if isinstance(board, StatusReports) else None
 
 

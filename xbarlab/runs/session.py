@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from xbarlab.drivers.identity import TRAFFIC_REVISION
-from xbarlab.errors import ConfigError
+from xbarlab.errors import ConfigError, problem_listing
 from xbarlab.instruments.config import StationConfig, load_station
 from xbarlab.instruments.station import Station, embedded_station_path
 from xbarlab.interrupts import close_station, sigint_deferred
@@ -171,8 +171,7 @@ class LabSession:
         if not problems:
             problems = cls.check(values, self.config, f"{cls.kind or cls.__name__}.params")
         if problems:
-            raise ConfigError(f"{cls.kind}: invalid parameters for this station:\n"
-                              + "\n".join(f"  - {p}" for p in problems))
+            raise ConfigError(problem_listing(f"{cls.kind}: invalid parameters for this station", problems))
         with self._lock:
             self._runs += 1
             rid = run_id or f"{cls.kind}-{self._runs}@{self.session_id}"

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from xbarlab.errors import ConfigError, XbarlabError
+from xbarlab.errors import ConfigError, XbarlabError, problem_listing
 from xbarlab.runs.recorder import Recorder, as_recorder
 
 
@@ -222,7 +222,7 @@ class Experiment(ABC):
     ) -> None:
         values, problems = resolve_params(self.params_spec, dict(params or {}), where=self.kind or "params")
         if problems:
-            raise ConfigError(f"{self.kind}: invalid parameters:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ConfigError(problem_listing(f"{self.kind}: invalid parameters", problems))
         self.station = station
         self.params: dict[str, Any] = values
         self.recorder: Recorder = as_recorder(recorder)
@@ -269,9 +269,8 @@ class Experiment(ABC):
         try:
             return self.execute()
         except BaseException:
-            safe_state = getattr(self.station, "safe_state", None)
-            if safe_state is not None:
-                safe_state()
+            if self.station is not None:  # None: a step that needs no bench (e.g. the float baseline)
+                self.station.safe_state()
             raise
 
 

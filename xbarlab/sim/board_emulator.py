@@ -377,24 +377,66 @@ class BoardEmulator(StreamEmulator):
             return np.zeros(reported.shape, dtype=bool)  # nothing clipped (the usual case): two reductions
         return (np.abs(reported) >= threshold) | (np.abs(currents) >= fs)
 
+    def _read_voltage_applied(self) -> float:
+        """The configured read voltage (V) as the input DAC applies it."""
+        return float(self._dac(np.array([self.config.read_voltage]))[0])
+
+    def _convert_cells(self, cols: np.ndarray, currents: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(reported currents A, saturated mask) of single-cell reads, each converted on its own column's ADC
+        (the other columns idle); the clock advances by one conversion per cell."""
+        out = np.empty(len(cols))
+        sat = np.empty(len(cols), dtype=bool)
+        line = np.zeros(self.cols)
+        for i, (c, current) in enumerate(zip(np.asarray(cols).tolist(), list(currents), strict=True)):
+            line[c] = current
+            reported, saturated = self._adc(line, "col")
+            out[i], sat[i] = reported[c], saturated[c]
+            line[c] = 0.0
+        self.clock.advance(len(cols) * self.timing.conversions(1))
+        return out, sat
+
+    def _check_row_block(self, first: int, count: int, what: str) -> tuple[int, int]:
+        """(active rows, active cols) after checking that rows first .. first + count − 1 are active and their
+        reading fits one reply."""
+        ar, ac = self.config.active_rows, self.config.active_cols
+        if count < 1 or first + count > ar:
+            raise _Reject(Err.INDEX_RANGE, f"{what} rows {first}..{first + count - 1} outside the active "
+                          f"rows 0..{ar - 1}")
+        self._check_reply_size(count * ac, what)
+        return ar, ac
+
+    def _rows_one_at_a_time(self, column_currents: Callable[[np.ndarray], Any], first: int, count: int,
+                            v: float) -> np.ndarray:
+        """Column currents (A, count × cols) with row first + i driven at ``v`` (V), the others grounded."""
+        drive = np.zeros(self.rows)
+        currents = np.empty((count, self.cols))
+        for i, r in enumerate(range(first, first + count)):
+            drive[r] = v
+            currents[i] = column_currents(drive)
+            drive[r] = 0.0
+        return currents
+
+    def _convert_rows(self, currents: np.ndarray, ac: int) -> tuple[np.ndarray, np.ndarray]:
+        """(reported currents A, saturated mask), flattened, of the first ``ac`` columns of each row of
+        ``currents`` (count × cols); the clock advances by one conversion of ``ac`` samples per row."""
+        count = len(currents)
+        values = np.empty((count, ac))
+        sat = np.empty((count, ac), dtype=bool)
+        for i in range(count):
+            reported, saturated = self._adc(np.asarray(currents[i], dtype=float), "col")
+            values[i], sat[i] = reported[:ac], saturated[:ac]
+        self.clock.advance(count * self.timing.conversions(ac))
+        return values.ravel(), sat.ravel()
+
     def _read_cells_physics(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read cells one at a time at the read voltage (selected row driven, others grounded)."""
-        v = float(self._dac(np.array([self.config.read_voltage]))[0])
-        out = np.empty(len(rows))
-        sat = np.empty(len(rows), dtype=bool)
-        line = np.zeros(self.cols)
+        v = self._read_voltage_applied()
         batched = getattr(self.model, "cell_currents", None)
         if batched is not None:  # the cells' physics at once (same draws), the ADC conversion per read
             currents = batched(rows, cols, v).tolist()
         else:
             currents = [self.model.cell_current(r, c, v) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
-        for i, (c, current) in enumerate(zip(cols.tolist(), currents, strict=True)):
-            line[c] = current
-            reported, saturated = self._adc(line, "col")
-            out[i], sat[i] = reported[c], saturated[c]
-            line[c] = 0.0
-        self.clock.advance(len(rows) * self.timing.conversions(1))
-        return out, sat
+        return self._convert_cells(cols, currents)
 
     # -- commands ---------------------------------------------------------------------------------
     def _identify(self, payload: bytes) -> tuple[bytes, int]:
@@ -450,30 +492,14 @@ class BoardEmulator(StreamEmulator):
 
     def _read_all(self, payload: bytes) -> tuple[bytes, int]:
         first, count = bp.unpack_read_all(payload)
-        ar, ac = self.config.active_rows, self.config.active_cols
-        if count < 1 or first + count > ar:
-            raise _Reject(Err.INDEX_RANGE, f"READ_ALL rows {first}..{first + count - 1} outside the active "
-                          f"rows 0..{ar - 1}")
-        self._check_reply_size(count * ac, "READ_ALL")
-        v = float(self._dac(np.array([self.config.read_voltage]))[0])
-        values = np.empty((count, ac))
-        sat = np.empty((count, ac), dtype=bool)
-        rows = range(first, first + count)  # row by row: one row driven, columns read
-        by_row = getattr(self.model, "row_read_currents", None)
+        _, ac = self._check_row_block(first, count, "READ_ALL")
+        v = self._read_voltage_applied()
+        by_row = getattr(self.model, "row_read_currents", None)  # row by row: one row driven, columns read
         if by_row is not None:
             currents = by_row(np.arange(first, first + count), v)
         else:  # a model without the batched read
-            drive = np.zeros(self.rows)
-            currents = np.empty((count, self.cols))
-            for i, r in enumerate(rows):
-                drive[r] = v
-                currents[i] = self.model.column_currents(drive)
-                drive[r] = 0.0
-        for i in range(count):
-            reported, saturated = self._adc(np.asarray(currents[i], dtype=float), "col")
-            values[i], sat[i] = reported[:ac], saturated[:ac]
-        self.clock.advance(count * self.timing.conversions(ac))
-        return self._measurement(values.ravel(), sat.ravel())
+            currents = self._rows_one_at_a_time(self.model.column_currents, first, count, v)
+        return self._measurement(*self._convert_rows(currents, ac))
 
     def _mvm(self, payload: bytes, transpose: bool) -> tuple[bytes, int]:
         cfg = self.config

@@ -71,44 +71,20 @@ class CapCommands:
         self.board.clock.advance(len(rows) * (self.info.step_time + self.board.timing.pulse_gap))
         return b"", 0
 
-    def _read_voltage(self) -> float:
-        return float(self.board._dac(np.array([self.board.config.read_voltage]))[0])
-
     def _read_cells(self, payload: bytes) -> tuple[bytes, int]:
         rec = bp.unpack_cells(payload)
         rows, cols = rec["row"].astype(np.intp), rec["col"].astype(np.intp)
         self.board._check_cells(rows, cols, "CAP_READ_CELLS cell")
         self.board._check_reply_size(len(rows), "CAP_READ_CELLS")
-        currents = self.array.read(rows, cols, self._read_voltage())
-        out = np.empty(len(rows))
-        sat = np.empty(len(rows), dtype=bool)
-        line = np.zeros(self.board.cols)
-        for i, (c, current) in enumerate(zip(cols.tolist(), currents.tolist(), strict=True)):
-            line[c] = current
-            reported, saturated = self.board._adc(line, "col")
-            out[i], sat[i] = reported[c], saturated[c]
-            line[c] = 0.0
-        self.board.clock.advance(len(rows) * self.board.timing.conversions(1))
-        return self.board._measurement(out, sat)
+        currents = self.array.read(rows, cols, self.board._read_voltage_applied())
+        return self.board._measurement(*self.board._convert_cells(cols, currents.tolist()))
 
     def _read_all(self, payload: bytes) -> tuple[bytes, int]:
         first, count = bp.unpack_read_all(payload)
-        ar, ac = self.board.config.active_rows, self.board.config.active_cols
-        if count < 1 or first + count > ar:
-            raise bp.PayloadError(Err.INDEX_RANGE, f"CAP_READ_ALL rows {first}..{first + count - 1} outside the "
-                                  f"active rows 0..{ar - 1}")
-        self.board._check_reply_size(count * ac, "CAP_READ_ALL")
-        v = self._read_voltage()
-        values = np.empty((count, ac))
-        sat = np.empty((count, ac), dtype=bool)
-        drive = np.zeros(self.board.rows)
-        for i, r in enumerate(range(first, first + count)):  # one row driven, every column read
-            drive[r] = v
-            reported, saturated = self.board._adc(self.array.column_currents(drive), "col")
-            values[i], sat[i] = reported[:ac], saturated[:ac]
-            drive[r] = 0.0
-        self.board.clock.advance(count * self.board.timing.conversions(ac))
-        return self.board._measurement(values.ravel(), sat.ravel())
+        _, ac = self.board._check_row_block(first, count, "CAP_READ_ALL")
+        currents = self.board._rows_one_at_a_time(self.array.column_currents, first, count,
+                                                  self.board._read_voltage_applied())
+        return self.board._measurement(*self.board._convert_rows(currents, ac))
 
     def _mvm(self, payload: bytes, transpose: bool) -> tuple[bytes, int]:
         board = self.board
