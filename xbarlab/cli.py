@@ -298,14 +298,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if program:
         signal.signal(signal.SIGINT, interrupt_once)
     try:
-        code = _main(argv, before, program)
+        try:
+            code = _main(argv, before, program)
+        finally:  # inside the try: a Ctrl-C that lands after the command returned, before Ctrl-C is ignored,
+            if program:  # is reported as an interrupt (130), not left to end the process by SIGINT (-2)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
     except KeyboardInterrupt:  # outside a command's own handling (parsing, logging set-up), or while reporting
         if program:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"xbarlab: {interrupted_message(before)}", file=sys.stderr)
         code = 130
     if program:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
