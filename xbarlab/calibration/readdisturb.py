@@ -160,7 +160,7 @@ def choose_read_conditions(
     # bring the sample cells up the range (the bracket needs current to resolve a move): SETs at the
     # characterised threshold + 2 steps until each is above the middle of the window
     g = read(rr, cc)
-    amp = min(char.up.v_on + 0.1, board_limit_amp(board))
+    amp = min(char.up.v_on + 0.1, float(board_limit(board, "max_pulse_amplitude", 3.0)))
     for _ in range(20):
         low = np.flatnonzero(g < lo + 0.5 * window)
         if low.size == 0:
@@ -175,6 +175,7 @@ def choose_read_conditions(
     candidates: list[Candidate] = []
     chosen: tuple[float, float | None] | None = None
     refused: set[float] = set()
+    integration_changed = False
     plan = [(f, n) for f in voltage_fractions for n in (None, *nplcs)]
     for frac, nplc in plan:
         if nplc in refused:
@@ -190,9 +191,10 @@ def choose_read_conditions(
         if np.isfinite(cand.predicted) and cand.predicted > budget:
             cand.verdict = "predicted to disturb"
             continue
-        try:
-            if nplc is not None:
-                meter.set_nplc(nplc)
+        try:  # a candidate at the SMU's own integration (1 PLC) restores it after a faster one was tried
+            if nplc is not None or integration_changed:
+                meter.set_nplc(1.0 if nplc is None else nplc)
+                integration_changed = nplc is not None
         except InstrumentError as exc:
             cand.verdict = f"the SMU refuses it ({str(exc)[:60]})"
             refused.add(nplc)
@@ -219,6 +221,3 @@ def choose_read_conditions(
     return ReadChoice(chosen[0], chosen[1], candidates,
                       predicted_step(char, chosen[0], board_read_s))
 
-
-def board_limit_amp(board: CrossbarArray) -> float:
-    return float(board_limit(board, "max_pulse_amplitude", 3.0))
