@@ -57,7 +57,7 @@ from xbarlab.experiments.update_rules import (
     StochasticPulseLayer,
     TikiTakaLayer,
 )
-from xbarlab.experiments.zero_shift import measure_symmetry_points
+from xbarlab.experiments.zero_shift import alternating_trains, measure_symmetry_points
 from xbarlab.instruments.interfaces import CrossbarArray
 
 TRAIN_RULES = ("float", "sgd", "sgd_zero_shift", "mixed_precision", "tiki_taka", "pcm_3t1c", "eqprop")
@@ -338,11 +338,7 @@ class TrainExperiment(Experiment):
         n = self.params["zero_shift_pulses"]
         if n == 0:
             return
-        rows, cols = board.shape
-        rt = np.zeros((rows, 2 * n), dtype=np.int8)
-        ct = np.zeros((cols, 2 * n), dtype=np.int8)
-        rt[block.rows] = 1
-        ct[block.matrix.cols] = np.tile([1, -1], n)
+        rt, ct = alternating_trains(board.shape, block.rows, block.matrix.cols, n)
         board.outer_product_update(rt, ct, pulses.amplitude, pulses.width)
 
     # -- run ----------------------------------------------------------------------------------------------

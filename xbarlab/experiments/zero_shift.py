@@ -40,11 +40,16 @@ class SymmetryPoints:
     settled: bool  # the stopping rule was met before max_rounds
     history: list[float] = field(default_factory=list)  # S, median |change| per round
 
-    def grid(self, shape: tuple[int, int]) -> np.ndarray:
-        """g_sym on a (rows × cols) grid, NaN where not measured."""
-        out = np.full(shape, np.nan)
-        out[self.rows, self.cols] = self.g_sym
-        return out
+
+def alternating_trains(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
+                       pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column pulse trains of one outer-product command that gives every cell of ``rows`` × ``cols``
+    ``pairs`` alternating SET/RESET pairs (the other lines idle), for a board of ``shape`` (rows, cols)."""
+    rt = np.zeros((shape[0], 2 * pairs), dtype=np.int8)
+    ct = np.zeros((shape[1], 2 * pairs), dtype=np.int8)
+    rt[rows] = 1
+    ct[cols] = np.tile(np.array([1, -1], dtype=np.int8), pairs)
+    return rt, ct
 
 
 def measure_symmetry_points(
@@ -75,11 +80,7 @@ def measure_symmetry_points(
         raise ConfigError("symmetry-point measurement needs at least one row and one column")
     if not (amplitude > 0 and width > 0 and pairs_per_round >= 1 and max_rounds >= 1 and average_rounds >= 1):
         raise ConfigError("symmetry-point measurement: amplitude and width must be > 0, and the round counts >= 1")
-    n_rows, n_cols = board.shape
-    rt = np.zeros((n_rows, 2 * pairs_per_round), dtype=np.int8)
-    ct = np.zeros((n_cols, 2 * pairs_per_round), dtype=np.int8)
-    rt[rows] = 1
-    ct[cols] = np.tile(np.array([1, -1], dtype=np.int8), pairs_per_round)
+    rt, ct = alternating_trains(board.shape, rows, cols, pairs_per_round)
 
     def block() -> np.ndarray:
         return read_map(board, read_voltage)[np.ix_(rows, cols)]
