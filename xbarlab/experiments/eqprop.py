@@ -46,7 +46,7 @@ from xbarlab.experiments.support import (
     run_cli_experiment,
     station_defaults,
 )
-from xbarlab.experiments.update_rules import DeviceStep, PulseSpec
+from xbarlab.experiments.update_rules import DeviceStep, PulseSpec, stochastic_round
 from xbarlab.instruments.interfaces import BatchedPulses, EqpropMode, require
 from xbarlab.protocol.eqprop import EqConfig
 from xbarlab.protocol.eqprop_circuit import (
@@ -168,7 +168,7 @@ class _BoardNetwork:
         per_pair = self.step.up + self.step.down  # S: change of G⁺ − G⁻ per pulse pair
         if self.mode == "pairs":
             exact = 2.0 * dw / per_pair
-            counts = np.sign(exact) * np.floor(np.abs(exact) + self.rng.random(exact.shape))
+            counts = stochastic_round(exact, self.rng)
         else:
             self.chi += 2.0 * dw
             counts = np.trunc(self.chi / per_pair)
@@ -182,7 +182,7 @@ class _BoardNetwork:
         dg = delta_g[self.cell_r, self.cell_c]
         per_pulse = np.where(dg > 0, self.step.up, self.step.down)
         exact = np.abs(dg) / per_pulse
-        counts = np.floor(exact + self.rng.random(exact.shape)).astype(np.int64)
+        counts = stochastic_round(exact, self.rng).astype(np.int64)  # exact >= 0
         counts = np.minimum(counts, self.max_pulses)
         if not counts.any():
             return 0

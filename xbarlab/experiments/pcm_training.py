@@ -39,7 +39,7 @@ from xbarlab.experiments.analog import ArrayMatrix, InputEncoding, Region, Weigh
 from xbarlab.experiments.networks import MLP, init_weights
 from xbarlab.experiments.programming import characterized_model, program_weights, read_map, write_verify
 from xbarlab.experiments.support import station_defaults, tia_range
-from xbarlab.experiments.update_rules import ArrayBlock, MixedPrecisionLayer, PulseSpec
+from xbarlab.experiments.update_rules import ArrayBlock, MixedPrecisionLayer, PulseSpec, stochastic_round
 from xbarlab.instruments.interfaces import Pulse
 
 #: the rule of Ambrogio et al. 2018
@@ -407,8 +407,7 @@ class PcmCapLayer:
         pulses = self.programmer.pulses - before
         pulsed = 0
         if by_pulses:
-            n = np.floor(np.abs(delta) / self.set_step + self.rng.random(delta.shape)).astype(np.int64)
-            counts = np.sign(delta).astype(np.int64) * n
+            counts = stochastic_round(delta / self.set_step, self.rng).astype(np.int64)
             ii, jj = np.nonzero(counts)
             pulsed = set_pulses(self.pcm, ii, jj, counts[ii, jj])
             self.set_pulses += pulsed

@@ -166,6 +166,11 @@ def _stochastic_trains(
     return rt.astype(np.int8), ct.astype(np.int8)
 
 
+def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pulse counts for ``x`` (signed, in pulses) by stochastic rounding of |x|: E[result] = x; floats."""
+    return np.sign(x) * np.floor(np.abs(x) + rng.random(np.shape(x)))
+
+
 class StochasticPulseLayer:
     """Forward/backward MVMs on the array; stochastic outer-product pulse updates."""
 
